@@ -1,0 +1,89 @@
+/*
+ * config.h - the one configuration, filled by options.c, read by all
+ *
+ * Both personalities (smtpipe/msmtpd and mockmta) accept the union of
+ * the options; the personality only picks defaults and exit codes.
+ * Strings point into argv or into static storage and live as long as
+ * the process.
+ */
+#ifndef SMTPIPE_CONFIG_H
+#define SMTPIPE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum personality {
+	PERSONALITY_SMTPIPE, /* also when invoked as msmtpd */
+	PERSONALITY_MOCKMTA,
+};
+
+enum run_mode {
+	MODE_INETD,      /* one session on stdin/stdout */
+	MODE_FOREGROUND, /* listen, stay attached */
+	MODE_DAEMON,     /* listen, detach (mockmta -d) */
+};
+
+enum log_dest {
+	LOG_DEST_NONE,
+	LOG_DEST_SYSLOG, /* facility mail */
+	LOG_DEST_FILE,
+	LOG_DEST_STDERR,
+};
+
+/* What went wrong, turned into an exit code by config_exit_code(). */
+enum exit_kind {
+	EXIT_KIND_OK,
+	EXIT_KIND_FAILURE, /* runtime failure, or a session that ended badly */
+	EXIT_KIND_TIMEOUT, /* mockmta: timed out waiting for I/O */
+	EXIT_KIND_USAGE,   /* bad command line */
+	EXIT_KIND_STARTUP, /* cannot start: port in use, bad file, ... */
+};
+
+struct config {
+	enum personality personality;
+	const char *progname; /* for messages: "smtpipe", "msmtpd", "mockmta" */
+	enum run_mode mode;
+
+	/* listening */
+	const char *interface; /* "127.0.0.1" */
+	unsigned port;         /* 0: pick a free port, print it on stdout */
+	const char *pidfile;   /* -P, NULL for none */
+	const char *run_user;  /* --user=USER[:GROUP] after binding, or NULL */
+
+	/* logging */
+	enum log_dest log_dest;
+	const char *log_file; /* with LOG_DEST_FILE */
+	int log_level;        /* syslog priority, LOG_INFO by default */
+
+	/* delivery: exactly one of command and mailbox is set */
+	const char *command; /* "msmtp -f %F --" by default */
+	const char *mailbox; /* positional MAILBOX or --mailbox */
+	const char *spool_dir;
+
+	/* authentication */
+	const char *auth_user; /* --auth=USER[,EVAL], NULL when off */
+	const char *auth_eval; /* NULL: keyring, then prompt */
+
+	/* TLS */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
+	bool tls_required; /* --tls-required: STARTTLS before AUTH and MAIL */
+	bool tls_implicit; /* --tls-implicit: handshake first (RFC 8314) */
+
+	const char *hostname; /* in the greeting and Received:, gethostname() */
+
+	/* limits (defaults in bounds.h) */
+	unsigned max_sessions;
+	unsigned max_recipients;
+	size_t max_message_size;
+	size_t max_line_length; /* text lines in DATA, with CRLF */
+	unsigned max_errors;
+	unsigned timeout;          /* seconds of SMTP idle time */
+	unsigned delivery_timeout; /* seconds a delivery command may run */
+};
+
+/* config_exit_code - the exit code for kind under cfg's personality */
+int config_exit_code(const struct config *cfg, enum exit_kind kind);
+
+#endif

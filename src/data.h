@@ -1,0 +1,39 @@
+/*
+ * data.h - the DATA decoder: dot-unstuffing, CRLF to LF, end detection
+ *
+ * Invariant 3: only CRLF "." CRLF ends the message. A line starts only
+ * after CRLF, so "\n.\n", "\r.\r", "\n.\r\n" and the like are content
+ * and never end the message or start a second one (SMTP smuggling).
+ * CRLF becomes LF; a bare CR or bare LF is kept as it is. The decoder
+ * is pure and streaming: it works on blocks of any size, keeps its
+ * place across blocks, and never writes more than len+2 bytes of output
+ * per call. Past max_size it stops writing output but keeps reading to
+ * the end, so the session can answer 552 in step with the client.
+ */
+#ifndef SMTPIPE_DATA_H
+#define SMTPIPE_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct data_decoder {
+	int state;
+	size_t size;        /* output bytes so far (counting past max_size) */
+	size_t max_size;    /* 0: no limit */
+	size_t line_len;    /* octets in the current line */
+	size_t max_line;    /* longest allowed line without its CRLF; 0: no limit */
+	size_t longest;     /* longest line seen */
+	unsigned long bare_lf;
+	bool too_big;
+	bool line_too_long;
+	bool done;
+};
+
+void data_decoder_init(struct data_decoder *d, size_t max_size, size_t max_line);
+/* data_decode - decode in[0..len) into out (room for len+2 bytes);
+ * returns the number of input bytes consumed (less than len only when
+ * the end of data was found: d->done), *out_len the bytes written */
+size_t data_decode(struct data_decoder *d, const char *in, size_t len, char *out,
+		   size_t *out_len);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * listener.h - bind, accept, cap, fork, reap, signals, pidfile, detach
+ *
+ * One process per session. At the session cap the listener stops
+ * polling the listening socket and the kernel backlog holds further
+ * clients (s6-tcpserverd's choice), so no client is refused while a
+ * slot may free up. Signals reach the main loop through a self-pipe:
+ * SIGCHLD reaps, SIGTERM/SIGINT stop accepting and wait for running
+ * sessions, SIGHUP reloads TLS credentials.
+ */
+#ifndef SMTPIPE_LISTENER_H
+#define SMTPIPE_LISTENER_H
+
+#include <stddef.h>
+
+struct server;
+
+/* listener_open - bind and listen (or take a LISTEN_FDS socket from
+ * systemd); -1 with err filled: the caller exits with EXIT_KIND_STARTUP */
+int listener_open(const struct server *srv, char *err, size_t errlen);
+/* listener_run - serve until SIGTERM; returns the exit code */
+int listener_run(const struct server *srv);
+
+#endif

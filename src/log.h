@@ -1,0 +1,34 @@
+/*
+ * log.h - one line per event, key=value fields, to none|syslog|file|stderr
+ *
+ * Priorities are syslog's (LOG_ERR ... LOG_DEBUG); lines above the
+ * configured level are dropped. Errors (LOG_ERR and more severe) are
+ * written at every level except with --log=none. Client text must go
+ * through log_escape() before it reaches a line; AUTH arguments and
+ * secrets never do.
+ */
+#ifndef SMTPIPE_LOG_H
+#define SMTPIPE_LOG_H
+
+#include <stddef.h>
+#include <syslog.h>
+
+struct config;
+
+/* log_open - open the destination of cfg; -1 with err filled on failure */
+int log_open(const struct config *cfg, char *err, size_t errlen);
+/* log_set_session - prefix later lines with session=ID ("" for none) */
+void log_set_session(const char *id);
+/* log_msg - one line at priority prio (printf format, no newline) */
+void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* log_enabled - whether a line at prio would be written */
+int log_enabled(int prio);
+/* log_escape - copy len bytes of client text into dst as printable
+ * ASCII (\xHH for the rest, \\ and \" escaped), NUL-terminated, cut
+ * with "..." when dst is too small; returns strlen(dst) */
+size_t log_escape(char *dst, size_t cap, const char *src, size_t len);
+/* log_close - flush and close (before exit, and in children after fork
+ * when they reopen) */
+void log_close(void);
+
+#endif

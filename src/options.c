@@ -1,0 +1,2 @@
+/* options.c - stub, replaced by the real module */
+#include "options.h"

@@ -1,0 +1,2 @@
+/* reply.c - stub, replaced by the real module */
+#include "reply.h"

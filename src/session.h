@@ -1,0 +1,34 @@
+/*
+ * session.h - one SMTP connection: drives the engine over smtp_io and
+ *             carries out its events (spool, deliver, TLS, AUTH)
+ *
+ * Runs in its own process (a child of the listener, or the whole
+ * process under --inetd), so whatever a client does ends with it.
+ */
+#ifndef SMTPIPE_SESSION_H
+#define SMTPIPE_SESSION_H
+
+#include <stdbool.h>
+
+#include "config.h"
+
+struct cmd_template;
+struct tls_server;
+struct auth_secret;
+
+/* What every session shares, built once at start-up by main.c. */
+struct server {
+	const struct config *cfg;
+	const struct cmd_template *command; /* NULL with a mailbox */
+	struct tls_server *tls;             /* NULL without -c/-k */
+	const struct auth_secret *auth;     /* NULL without --auth */
+	char hostname[256];
+};
+
+/* session_run - serve one client on fd_in/fd_out (the same socket, or
+ * stdin/stdout); returns how it ended: EXIT_KIND_OK after QUIT or a
+ * clean EOF between transactions, EXIT_KIND_TIMEOUT after an idle
+ * timeout, EXIT_KIND_FAILURE otherwise */
+enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out);
+
+#endif
