@@ -56,9 +56,10 @@ enum engine_event {
 
 /* What the engine may offer, fixed for the process. */
 struct engine_features {
-	bool starttls;     /* TLS credentials are loaded */
-	bool tls_required; /* STARTTLS before AUTH and MAIL */
-	bool auth;         /* --auth given: AUTH offered and required */
+	const char *hostname; /* in the greeting, EHLO and Received: */
+	bool starttls;        /* TLS credentials are loaded */
+	bool tls_required;    /* STARTTLS before AUTH and MAIL */
+	bool auth;            /* --auth given: AUTH offered and required */
 };
 
 /* One transaction (MAIL .. end of DATA); reset by RSET, HELO/EHLO,
@@ -79,22 +80,22 @@ struct engine {
 	enum engine_state state;
 	unsigned flags;
 	unsigned errors;
-	unsigned messages;      /* accepted so far */
+	unsigned messages; /* accepted so far */
 	struct reply_buf out;
 	struct transaction tx;
-	char helo[256];         /* client's HELO/EHLO name */
-	char peer[64];          /* client address for logs and Received */
-	char id[24];            /* session id */
-	char auth_user[256];    /* decoded, for the check and the log */
-	char auth_pass[1024];   /* wiped after every check */
+	char helo[256];       /* client's HELO/EHLO name */
+	char peer[64];        /* client address for logs and Received */
+	char id[24];          /* session id */
+	char auth_user[256];  /* decoded, for the check and the log */
+	char auth_pass[1024]; /* wiped after every check */
 	size_t auth_user_len;
 	size_t auth_pass_len;
-	char auth_mech[8];      /* "PLAIN" or "LOGIN", for the log */
+	char auth_mech[8]; /* "PLAIN" or "LOGIN", for the log */
 };
 
 /* engine_init - a new session; queues the 220 greeting */
 void engine_init(struct engine *e, const struct config *cfg, const struct engine_features *feat,
-		 const char *peer, const char *id);
+                 const char *peer, const char *id);
 void engine_free(struct engine *e);
 /* engine_line_limit - the longest line the session should accept now */
 size_t engine_line_limit(const struct engine *e);
@@ -109,7 +110,7 @@ void engine_envelope(struct engine *e, struct delivery *d);
 /* engine_received - the Received: header for the current message (LF
  * line endings, folded), into buf; returns its length */
 size_t engine_received(const struct engine *e, const char *hostname, const char *tls_desc,
-		       time_t now, char *buf, size_t cap);
+                       time_t now, char *buf, size_t cap);
 /* engine_delivered - queue the reply for the delivery result, reset the
  * transaction */
 void engine_delivered(struct engine *e, const struct delivery_result *r);
