@@ -1,2 +1,289 @@
-/* session.c - stub, replaced by the real module */
+/*
+ * session.c - one SMTP connection, from greeting to close
+ *
+ * Drives the engine over smtp_io and carries out its events: message
+ * text goes through the DATA decoder into the spool, and only a whole
+ * message is delivered (invariant 2); STARTTLS discards buffered input
+ * before the handshake (invariant 7); AUTH is checked here, behind the
+ * brute-force brake. SIGTERM lets a message in flight finish, then
+ * answers 421 at the next command.
+ */
 #include "session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "data.h"
+#include "deliver.h"
+#include "deliver_mbox.h"
+#include "deliver_pipe.h"
+#include "engine.h"
+#include "log.h"
+#include "smtp_io.h"
+#include "spool.h"
+#include "tls.h"
+
+static volatile sig_atomic_t stop_requested;
+
+/* on_stop - SIGTERM/SIGINT: finish what is in flight, then 421 */
+static void on_stop(int sig)
+{
+	stop_requested = 1;
+}
+
+/* install_signals - no SA_RESTART, so a waiting poll() returns EINTR */
+static void install_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_stop};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	stop_requested = 0;
+}
+
+/* peer_name - the client's address, or "local" for a pipe under inetd */
+static void peer_name(int fd, char *buf, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	snprintf(buf, cap, "local");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
+	} else if (ss.ss_family == AF_INET6) {
+		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)cap);
+		else
+			inet_ntop(AF_INET6, a, buf, (socklen_t)cap);
+	}
+}
+
+/* session_id - 12 hex digits, unique enough to follow one session */
+static void session_id(char *buf, size_t cap)
+{
+	unsigned long long r = 0;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (unsigned long long)time(NULL) << 20 ^ (unsigned long long)getpid();
+	snprintf(buf, cap, "%012llX", r & 0xFFFFFFFFFFFFULL);
+}
+
+struct session {
+	const struct server *srv;
+	struct engine e;
+	struct smtp_io io;
+	struct spool sp;
+	char block[SMTP_IO_BUFFER + 2]; /* decoded DATA on its way to the spool */
+};
+
+/* receive_message - DATA text into the spool; EXIT_KIND_OK when the end
+ * of data was seen, else how the session must end (nothing delivered) */
+static enum exit_kind receive_message(struct session *s, struct data_decoder *d, int *spool_err)
+{
+	const struct config *cfg = s->srv->cfg;
+	char hdr[1024];
+	size_t hl = engine_received(&s->e, s->srv->hostname,
+	                            s->io.tls ? tls_conn_describe(s->io.tls) : NULL, time(NULL),
+	                            hdr, sizeof(hdr));
+	spool_reset(&s->sp);
+	spool_write(&s->sp, hdr, hl);
+	data_decoder_init(d, cfg->max_message_size,
+	                  cfg->max_line_length > 2 ? cfg->max_line_length - 2 : 0);
+	while (!d->done) {
+		const char *in;
+		size_t n, out;
+		enum smtp_io_status st = smtp_io_read_block(&s->io, &in, &n);
+		if (st == SMTP_IO_ERROR && errno == EINTR)
+			continue; /* a message in flight is finished first */
+		if (st == SMTP_IO_TIMEOUT) {
+			log_msg(LOG_NOTICE, "event=timeout phase=data size=%zu nothing-delivered",
+			        d->size);
+			engine_timeout(&s->e);
+			return EXIT_KIND_TIMEOUT;
+		}
+		if (st != SMTP_IO_OK) {
+			log_msg(LOG_NOTICE,
+			        "event=disconnect phase=data size=%zu nothing-delivered", d->size);
+			return EXIT_KIND_FAILURE;
+		}
+		size_t used = data_decode(d, in, n, s->block, &out);
+		if (!d->too_big && !s->sp.error)
+			spool_write(&s->sp, s->block, out);
+		smtp_io_consume(&s->io, used);
+	}
+	if (!s->sp.error)
+		spool_finish(&s->sp);
+	*spool_err = s->sp.error;
+	return EXIT_KIND_OK;
+}
+
+/* deliver - hand the spooled message on and log the result */
+static void deliver(struct session *s, const struct data_decoder *d)
+{
+	const struct config *cfg = s->srv->cfg;
+	struct delivery dv;
+	struct delivery_result r = {.exit_status = -1};
+	engine_envelope(&s->e, &dv);
+	if (cfg->mailbox)
+		deliver_mbox_run(cfg->mailbox, &dv, &s->sp, &r);
+	else
+		deliver_pipe_run(s->srv->command, &dv, &s->sp, cfg->delivery_timeout, &r);
+	char from[BOUND_PATH * 4 + 8];
+	log_escape(from, sizeof(from), dv.sender, strlen(dv.sender));
+	log_msg(r.code == 250 ? LOG_INFO : LOG_WARNING,
+	        "event=%s msg=%s.%u from=<%s> nrcpt=%zu size=%zu result=%d status=%d%s%s",
+	        r.code == 250  ? "delivered"
+	        : r.code < 500 ? "deferred"
+	                       : "failed",
+	        s->e.id, s->e.messages + 1, from, dv.nrcpt, d->size, r.code, r.exit_status,
+	        r.timed_out ? " timed-out" : "", d->bare_lf ? " bare-lf" : "");
+	engine_delivered(&s->e, &r);
+	spool_reset(&s->sp);
+}
+
+/* start_tls - RFC 3207 4.2: after the 220, drop buffered plaintext,
+ * handshake, and start over; -1 ends the session */
+static int start_tls(struct session *s, int fd_in, int fd_out)
+{
+	char err[256];
+	smtp_io_discard_input(&s->io);
+	int ms = s->io.timeout_ms < BOUND_HANDSHAKE_SECONDS * 1000 ? s->io.timeout_ms
+	                                                           : BOUND_HANDSHAKE_SECONDS * 1000;
+	struct tls_conn *c = tls_conn_handshake(s->srv->tls, fd_in, fd_out, ms, err, sizeof(err));
+	if (!c) {
+		log_msg(LOG_NOTICE, "event=tls-failed client=%s error=\"%s\"", s->e.peer, err);
+		return -1;
+	}
+	s->io.tls = c;
+	const char *peer = tls_conn_peer(c);
+	log_msg(LOG_INFO, "event=starttls %s%s%s", tls_conn_describe(c),
+	        peer ? " client-cert=" : "", peer ? peer : "");
+	return 0;
+}
+
+/* check_auth - behind the brake, in constant time; logs for fail2ban */
+static void check_auth(struct session *s)
+{
+	struct engine *e = &s->e;
+	auth_brake_wait();
+	bool ok = auth_check(s->srv->auth, e->auth_user, e->auth_user_len, e->auth_pass,
+	                     e->auth_pass_len);
+	if (!ok)
+		auth_brake_failed();
+	char user[1024];
+	log_escape(user, sizeof(user), e->auth_user, e->auth_user_len);
+	log_msg(ok ? LOG_INFO : LOG_WARNING, "event=%s user=\"%s\" client=%s mech=%s",
+	        ok ? "auth-ok" : "auth-failed", user, e->peer, e->auth_mech);
+	engine_auth_result(e, ok);
+}
+
+/* session_run - see session.h */
+enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
+{
+	static struct session s; /* one per process; large buffers off the stack */
+	const struct config *cfg = srv->cfg;
+	enum exit_kind result = EXIT_KIND_FAILURE;
+	char peer[64], id[24];
+
+	install_signals();
+	memset(&s, 0, sizeof(s));
+	s.srv = srv;
+	peer_name(fd_in, peer, sizeof(peer));
+	session_id(id, sizeof(id));
+	log_set_session(id);
+	log_msg(LOG_INFO, "event=connect client=%s", peer);
+	if (smtp_io_init(&s.io, fd_in, fd_out, (int)cfg->timeout * 1000) < 0) {
+		log_msg(LOG_ERR, "event=error error=\"out of memory\"");
+		return EXIT_KIND_FAILURE;
+	}
+	spool_init(&s.sp, cfg->spool_dir);
+	struct engine_features feat = {
+	    .hostname = srv->hostname,
+	    .starttls = srv->tls != NULL,
+	    .tls_required = cfg->tls_required,
+	    .auth = srv->auth != NULL,
+	};
+	engine_init(&s.e, cfg, &feat, peer, id);
+	s.io.replies = &s.e.out;
+	if (cfg->tls_implicit) { /* RFC 8314 3.3: TLS before the greeting */
+		if (start_tls(&s, fd_in, fd_out) < 0)
+			goto out;
+		engine_tls_started(&s.e);
+	}
+
+	for (;;) {
+		if (stop_requested) {
+			engine_shutdown(&s.e);
+			result = EXIT_KIND_OK;
+			break;
+		}
+		if (reply_half_full(&s.e.out) && smtp_io_flush(&s.io, &s.e.out) != SMTP_IO_OK)
+			break;
+		const char *line;
+		size_t len;
+		bool too_long;
+		enum smtp_io_status st =
+		    smtp_io_read_line(&s.io, engine_line_limit(&s.e), &line, &len, &too_long);
+		if (st == SMTP_IO_ERROR && errno == EINTR)
+			continue;
+		if (st == SMTP_IO_TIMEOUT) {
+			log_msg(LOG_NOTICE, "event=timeout client=%s", peer);
+			engine_timeout(&s.e);
+			result = EXIT_KIND_TIMEOUT;
+			break;
+		}
+		if (st != SMTP_IO_OK) {
+			bool clean = s.e.state == STATE_CONNECTED || s.e.state == STATE_READY;
+			log_msg(clean ? LOG_INFO : LOG_NOTICE, "event=disconnect client=%s%s", peer,
+			        clean ? "" : " mid-transaction");
+			result = clean && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
+			goto out;
+		}
+		enum engine_event ev = engine_line(&s.e, line, len, too_long);
+		if (ev == ENGINE_EV_DATA) {
+			struct data_decoder d;
+			int spool_err = 0;
+			result = receive_message(&s, &d, &spool_err);
+			if (result != EXIT_KIND_OK)
+				break;
+			if (engine_data_end(&s.e, &d, spool_err) == ENGINE_EV_DELIVER)
+				deliver(&s, &d);
+			ev = s.e.state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
+		} else if (ev == ENGINE_EV_STARTTLS) {
+			if (smtp_io_flush(&s.io, &s.e.out) != SMTP_IO_OK ||
+			    start_tls(&s, fd_in, fd_out) < 0)
+				goto out;
+			engine_tls_started(&s.e);
+		} else if (ev == ENGINE_EV_AUTH) {
+			check_auth(&s);
+			ev = s.e.state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
+		}
+		if (ev == ENGINE_EV_CLOSE) {
+			result =
+			    reply_last_code(&s.e.out) == 221 ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
+			break;
+		}
+	}
+	smtp_io_flush(&s.io, &s.e.out);
+out:
+	log_msg(LOG_INFO, "event=close client=%s messages=%u in=%llu out=%llu", peer, s.e.messages,
+	        s.io.bytes_in, s.io.bytes_out);
+	if (s.io.tls)
+		tls_conn_close(s.io.tls);
+	engine_free(&s.e);
+	spool_free(&s.sp);
+	smtp_io_free(&s.io);
+	return result;
+}

@@ -1,7 +1,10 @@
 /*
  * smtp_io.h - bounded line reader, block reader, reply writer, deadlines
  *
- * Reads go through one buffer; a line longer than the caller's bound is
+ * Reads go through one buffer; before a read that would wait, the reply
+ * buffer is written out, which is all RFC 2920 PIPELINING needs: replies
+ * to a pipelined group leave together, and nothing waits on a reply that
+ * was never sent. a line longer than the caller's bound is
  * consumed up to its LF and reported as too long, never stored whole.
  * Every wait is a poll() deadline of timeout_ms; TLS, once started,
  * sits under the same calls. smtp_io_discard_input drops what is
@@ -22,7 +25,7 @@ struct reply_buf;
 enum smtp_io_status {
 	SMTP_IO_OK = 1,
 	SMTP_IO_EOF = 0,
-	SMTP_IO_ERROR = -1,   /* errno set */
+	SMTP_IO_ERROR = -1, /* errno set */
 	SMTP_IO_TIMEOUT = -2,
 };
 
@@ -30,10 +33,11 @@ struct smtp_io {
 	int fd_in;
 	int fd_out;
 	int timeout_ms;
-	struct tls_conn *tls; /* NULL while plaintext */
-	char *buf;            /* SMTP_IO_BUFFER bytes */
-	size_t start;         /* first unread byte */
-	size_t end;           /* one past the last buffered byte */
+	struct tls_conn *tls;      /* NULL while plaintext */
+	struct reply_buf *replies; /* flushed before any read would block */
+	char *buf;                 /* SMTP_IO_BUFFER bytes */
+	size_t start;              /* first unread byte */
+	size_t end;                /* one past the last buffered byte */
 	unsigned long long bytes_in;
 	unsigned long long bytes_out;
 };
@@ -46,7 +50,7 @@ void smtp_io_free(struct smtp_io *io);
  * (terminator excluded) is skipped up to its LF and returned cut to max
  * with *too_long set. */
 enum smtp_io_status smtp_io_read_line(struct smtp_io *io, size_t max, const char **line,
-				      size_t *len, bool *too_long);
+                                      size_t *len, bool *too_long);
 /* smtp_io_read_block - whatever is buffered, reading more if nothing
  * is; *data stays valid until smtp_io_consume */
 enum smtp_io_status smtp_io_read_block(struct smtp_io *io, const char **data, size_t *len);
