@@ -55,15 +55,14 @@ enum smtp_verb smtp_cmd_verb(const char *line, size_t len, const char **args, si
 			return verbs[i].verb;
 	}
 	/* "MAIL FROM:" glued to something else, or a tab after the verb */
-	if (n > 4)
-		for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-			size_t vl = strlen(verbs[i].name);
-			if (strncasecmp(line, verbs[i].name, vl) == 0 &&
-			    (line[vl] == '\t' || line[vl] == ':')) {
-				*bad_separator = true;
-				return verbs[i].verb;
-			}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		size_t vl = strlen(verbs[i].name);
+		if (n > vl && strncasecmp(line, verbs[i].name, vl) == 0 &&
+		    (line[vl] == '\t' || line[vl] == ':')) {
+			*bad_separator = true;
+			return verbs[i].verb;
 		}
+	}
 	return VERB_UNKNOWN;
 }
 
