@@ -1,2 +1,320 @@
-/* listener.c - stub, replaced by the real module */
+/*
+ * listener.c - the listening daemon: bind, accept, fork, reap, signals
+ *
+ * One process per session. At the session cap the listening socket is
+ * no longer polled, so further clients wait in the kernel backlog and
+ * are served as slots free up (s6-tcpserverd's choice): none is turned
+ * away while it could still be served. Signals only write a byte to a
+ * self-pipe; the main loop acts on them. SIGTERM/SIGINT stop accepting
+ * and wait for the running sessions; SIGHUP reloads TLS credentials.
+ * systemd: a LISTEN_FDS socket is used instead of binding, and
+ * READY=1/STOPPING=1 go to NOTIFY_SOCKET.
+ */
 #include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "session.h"
+#include "tls.h"
+
+static int listen_fd = -1;
+static unsigned listen_port; /* the port really bound, for the log */
+static int sig_pipe[2] = {-1, -1};
+
+/* on_signal - hand the signal to the main loop */
+static void on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+	ssize_t w = write(sig_pipe[1], &b, 1);
+	(void)w; /* a full pipe already holds a wake-up */
+	errno = saved;
+}
+
+/* systemd_socket - the first LISTEN_FDS socket when it is ours */
+static int systemd_socket(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	if (!pid || !fds || atol(pid) != (long)getpid() || atoi(fds) < 1)
+		return -1;
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	fcntl(3, F_SETFD, FD_CLOEXEC);
+	return 3;
+}
+
+/* notify - a sd_notify() datagram, when NOTIFY_SOCKET is set */
+static void notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || !*path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract namespace */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
+	close(fd);
+}
+
+/* drop_privileges - --user=USER[:GROUP] */
+static int drop_privileges(const char *spec, char *err, size_t errlen)
+{
+	char user[256], *group = NULL;
+	snprintf(user, sizeof(user), "%s", spec);
+	if ((group = strchr(user, ':')))
+		*group++ = '\0';
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		snprintf(err, errlen, "--user: no such user '%s'", user);
+		return -1;
+	}
+	gid_t gid = pw->pw_gid;
+	if (group) {
+		struct group *gr = getgrnam(group);
+		if (!gr) {
+			snprintf(err, errlen, "--user: no such group '%s'", group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+		snprintf(err, errlen, "--user: cannot switch to %s: %s", spec, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* listener_open - see listener.h */
+int listener_open(const struct server *srv, char *err, size_t errlen)
+{
+	const struct config *cfg = srv->cfg;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	listen_fd = systemd_socket();
+	if (listen_fd < 0) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		if (inet_pton(AF_INET, cfg->interface, &s4->sin_addr) == 1) {
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons((unsigned short)cfg->port);
+			sl = sizeof(*s4);
+		} else if (inet_pton(AF_INET6, cfg->interface, &s6->sin6_addr) == 1) {
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons((unsigned short)cfg->port);
+			sl = sizeof(*s6);
+		} else {
+			snprintf(err, errlen, "--interface: '%s' is not an address",
+			         cfg->interface);
+			return -1;
+		}
+		int one = 1;
+		listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (listen_fd < 0 ||
+		    setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		    bind(listen_fd, (struct sockaddr *)&ss, sl) < 0 || listen(listen_fd, 128) < 0) {
+			snprintf(err, errlen, "cannot listen on %s port %u: %s", cfg->interface,
+			         cfg->port, strerror(errno));
+			return -1;
+		}
+	}
+	sl = sizeof(ss);
+	getsockname(listen_fd, (struct sockaddr *)&ss, &sl);
+	listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+	                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	if (cfg->port == 0) { /* tell a test suite where we are, before serving */
+		printf("%u\n", listen_port);
+		fflush(stdout);
+	}
+	if (cfg->run_user && drop_privileges(cfg->run_user, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+/* write_pidfile - once the socket accepts connections */
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -1;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f);
+}
+
+/* detach - mockmta -d: the parent returns only when the daemon is ready */
+static int detach(const struct config *cfg)
+{
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) { /* the parent waits for one byte: 0 ready, else failed */
+		close(ready[1]);
+		unsigned char b = 1;
+		ssize_t n = read(ready[0], &b, 1);
+		_exit(n == 1 && b == 0 ? 0 : config_exit_code(cfg, EXIT_KIND_STARTUP));
+	}
+	close(ready[0]);
+	setsid();
+	if (chdir("/") < 0)
+		return -1;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		if (cfg->log_dest != LOG_DEST_STDERR)
+			dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+	return ready[1];
+}
+
+/* reap - collect every finished session */
+static void reap(unsigned *active)
+{
+	int st;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (*active > 0)
+			(*active)--;
+		if (WIFSIGNALED(st))
+			log_msg(LOG_ERR, "event=session-crashed pid=%ld signal=%d", (long)pid,
+			        WTERMSIG(st));
+	}
+}
+
+/* serve_one - the child: one session, then exit */
+static void serve_one(const struct server *srv, int fd)
+{
+	close(listen_fd);
+	close(sig_pipe[0]);
+	close(sig_pipe[1]);
+	struct sigaction sa = {.sa_handler = SIG_DFL};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd)));
+}
+
+/* listener_run - see listener.h */
+int listener_run(const struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	int ready_fd = -1;
+	if (cfg->mode == MODE_DAEMON && (ready_fd = detach(cfg)) < 0) {
+		fprintf(stderr, "%s: cannot detach: %s\n", cfg->progname, strerror(errno));
+		return config_exit_code(cfg, EXIT_KIND_STARTUP);
+	}
+	if (cfg->pidfile && write_pidfile(cfg->pidfile) < 0) {
+		fprintf(stderr, "%s: cannot write %s: %s\n", cfg->progname, cfg->pidfile,
+		        strerror(errno));
+		log_msg(LOG_ERR, "event=error error=\"cannot write pidfile %s\"", cfg->pidfile);
+		return config_exit_code(cfg, EXIT_KIND_STARTUP);
+	}
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return config_exit_code(cfg, EXIT_KIND_STARTUP);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	if (ready_fd >= 0) {
+		unsigned char ok = 0;
+		ssize_t w = write(ready_fd, &ok, 1);
+		(void)w;
+		close(ready_fd);
+	}
+	notify("READY=1");
+	log_msg(LOG_INFO, "event=start interface=%s port=%u max-sessions=%u", cfg->interface,
+	        listen_port, cfg->max_sessions);
+
+	unsigned active = 0;
+	bool stopping = false, capped = false;
+	while (!stopping || active > 0) {
+		struct pollfd p[2] = {{.fd = sig_pipe[0], .events = POLLIN},
+		                      {.fd = listen_fd, .events = POLLIN}};
+		bool accepting = !stopping && active < cfg->max_sessions;
+		if (!accepting && !stopping && !capped) {
+			log_msg(LOG_WARNING, "event=session-cap active=%u", active);
+			capped = true;
+		}
+		if (accepting)
+			capped = false;
+		if (poll(p, accepting ? 2 : 1, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN) {
+			unsigned char sigs[64];
+			ssize_t n = read(sig_pipe[0], sigs, sizeof(sigs));
+			for (ssize_t i = 0; i < n; i++) {
+				if (sigs[i] == SIGCHLD) {
+					reap(&active);
+				} else if (sigs[i] == SIGHUP) {
+					char err[256];
+					if (!srv->tls)
+						log_msg(LOG_INFO, "event=sighup tls=off");
+					else if (tls_server_reload(srv->tls, err, sizeof(err)) < 0)
+						log_msg(LOG_ERR,
+						        "event=tls-reload-failed error=\"%s\"",
+						        err);
+					else
+						log_msg(LOG_INFO, "event=tls-reloaded");
+				} else if (!stopping) { /* SIGTERM, SIGINT */
+					stopping = true;
+					close(listen_fd);
+					listen_fd = -1;
+					notify("STOPPING=1");
+					log_msg(LOG_INFO, "event=stopping active=%u", active);
+				}
+			}
+			reap(&active); /* a SIGCHLD may have been merged */
+		}
+		if (accepting && !stopping && (p[1].revents & POLLIN)) {
+			int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				continue;
+			pid_t pid = fork();
+			if (pid == 0)
+				serve_one(srv, fd);
+			if (pid < 0)
+				log_msg(LOG_ERR, "event=fork-failed error=\"%s\"", strerror(errno));
+			else
+				active++;
+			close(fd);
+		}
+	}
+	if (cfg->pidfile)
+		unlink(cfg->pidfile);
+	log_msg(LOG_INFO, "event=stop");
+	return 0;
+}

@@ -1,2 +1,91 @@
-/* main.c - stub */
-int main(void) { return 0; }
+/*
+ * main.c - wiring only: options, log, delivery, TLS, AUTH, then one
+ *          session (inetd) or the listener
+ *
+ * Every start-up failure is one line on stderr and the personality's
+ * exit code (smtpipe 3, mockmta 1; usage errors 3 for both).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "config.h"
+#include "deliver_mbox.h"
+#include "deliver_pipe.h"
+#include "listener.h"
+#include "log.h"
+#include "options.h"
+#include "secret.h"
+#include "session.h"
+#include "tls.h"
+
+static struct config cfg;
+static struct server srv;
+static struct cmd_template command;
+static struct auth_secret secret;
+
+/* fail - one line, then the exit code for kind */
+static int fail(enum exit_kind kind, const char *msg)
+{
+	fprintf(stderr, "%s%s%s\n",
+	        strncmp(msg, cfg.progname, strlen(cfg.progname)) ? cfg.progname : "",
+	        strncmp(msg, cfg.progname, strlen(cfg.progname)) ? ": " : "", msg);
+	auth_secret_wipe(&secret);
+	return config_exit_code(&cfg, kind);
+}
+
+int main(int argc, char **argv)
+{
+	char err[512];
+	switch (options_parse(&cfg, argc, argv, err, sizeof(err))) {
+	case OPTIONS_EXIT:
+		return 0;
+	case OPTIONS_ERROR:
+		return fail(EXIT_KIND_USAGE, err);
+	case OPTIONS_RUN:
+		break;
+	}
+	if (log_open(&cfg, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	srv.cfg = &cfg;
+	if (cfg.hostname)
+		snprintf(srv.hostname, sizeof(srv.hostname), "%s", cfg.hostname);
+	else if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0 || !srv.hostname[0])
+		snprintf(srv.hostname, sizeof(srv.hostname), "localhost");
+	if (cfg.mailbox) {
+		if (deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+	} else {
+		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_USAGE, err);
+		srv.command = &command;
+	}
+	if (cfg.tls_cert) {
+		srv.tls = tls_server_new(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, err, sizeof(err));
+		if (!srv.tls)
+			return fail(EXIT_KIND_STARTUP, err);
+	}
+	if (cfg.auth_user) {
+		if (secret_resolve(&secret, cfg.auth_user, cfg.auth_eval, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		srv.auth = &secret;
+	}
+	if (auth_brake_init(cfg.mode == MODE_INETD) < 0)
+		return fail(EXIT_KIND_STARTUP, "cannot set up the authentication brake");
+	int rc;
+	if (cfg.mode == MODE_INETD) {
+		rc = config_exit_code(&cfg, session_run(&srv, 0, 1));
+	} else {
+		if (listener_open(&srv, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		rc = listener_run(&srv);
+	}
+	auth_secret_wipe(&secret);
+	cmd_template_free(&command);
+	if (srv.tls)
+		tls_server_free(srv.tls);
+	log_close();
+	return rc;
+}

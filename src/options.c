@@ -1,2 +1,436 @@
-/* options.c - stub, replaced by the real module */
+/*
+ * options.c - one option table for both personalities
+ *
+ * The personality (from the program name) only picks defaults and exit
+ * codes; every option works in both. Every bad value gives one line in
+ * err and OPTIONS_ERROR, which main turns into exit 3, as msmtpd and
+ * mockmta do.
+ */
 #include "options.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+
+#include "bounds.h"
+#include "config.h"
+#include "tls.h"
+
+enum {
+	OPT_INETD = 256,
+	OPT_INTERFACE,
+	OPT_LOG,
+	OPT_COMMAND,
+	OPT_AUTH,
+	OPT_HELP,
+	OPT_MAILBOX,
+	OPT_MAX_SESSIONS,
+	OPT_MAX_RECIPIENTS,
+	OPT_MAX_MESSAGE_SIZE,
+	OPT_MAX_LINE_LENGTH,
+	OPT_MAX_ERRORS,
+	OPT_DELIVERY_TIMEOUT,
+	OPT_HOSTNAME,
+	OPT_SPOOL_DIR,
+	OPT_TLS_REQUIRED,
+	OPT_TLS_IMPLICIT,
+	OPT_USER,
+};
+
+static const struct option long_options[] = {
+    {"inetd", no_argument, NULL, OPT_INETD},
+    {"interface", required_argument, NULL, OPT_INTERFACE},
+    {"port", required_argument, NULL, 'p'},
+    {"log", required_argument, NULL, OPT_LOG},
+    {"command", required_argument, NULL, OPT_COMMAND},
+    {"auth", required_argument, NULL, OPT_AUTH},
+    {"version", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"daemon", no_argument, NULL, 'd'},
+    {"foreground", no_argument, NULL, 'f'},
+    {"tls-cert", required_argument, NULL, 'c'},
+    {"tls-key", required_argument, NULL, 'k'},
+    {"tls-ca", required_argument, NULL, 'a'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"pidfile", required_argument, NULL, 'P'},
+    {"timeout", required_argument, NULL, 't'},
+    {"mailbox", required_argument, NULL, OPT_MAILBOX},
+    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+    {"max-recipients", required_argument, NULL, OPT_MAX_RECIPIENTS},
+    {"max-message-size", required_argument, NULL, OPT_MAX_MESSAGE_SIZE},
+    {"max-line-length", required_argument, NULL, OPT_MAX_LINE_LENGTH},
+    {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
+    {"delivery-timeout", required_argument, NULL, OPT_DELIVERY_TIMEOUT},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
+    {"tls-required", no_argument, NULL, OPT_TLS_REQUIRED},
+    {"tls-implicit", no_argument, NULL, OPT_TLS_IMPLICIT},
+    {"user", required_argument, NULL, OPT_USER},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
+                                          "warning", "notice", "info", "debug"};
+
+/* config_exit_code - see config.h */
+int config_exit_code(const struct config *cfg, enum exit_kind kind)
+{
+	bool mock = cfg->personality == PERSONALITY_MOCKMTA;
+	switch (kind) {
+	case EXIT_KIND_OK:
+		return 0;
+	case EXIT_KIND_TIMEOUT:
+		return mock ? 2 : 1;
+	case EXIT_KIND_USAGE:
+		return 3;
+	case EXIT_KIND_STARTUP:
+		return mock ? 1 : 3;
+	case EXIT_KIND_FAILURE:
+	default:
+		return 1;
+	}
+}
+
+/* usage - the --help text */
+static void usage(const struct config *cfg)
+{
+	printf("Usage: %s [option...] [MAILBOX]\n"
+	       "       mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] [-l LEVEL] [-P FILE] [-p PORT] "
+	       "[-t SEC] MAILBOX\n"
+	       "A small SMTP server that pipes each message to a command or appends it to an "
+	       "mbox.\n\n"
+	       "  --inetd                  one SMTP session on stdin/stdout\n"
+	       "  -d, --daemon             listen and detach\n"
+	       "  -f, --foreground         listen in the foreground (implies -d)\n"
+	       "  --interface=IP           listen on IP (IPv4 or IPv6; default 127.0.0.1)\n"
+	       "  -p, --port=N             listen on port N (default 25; 0: pick one, print it)\n"
+	       "  -P, --pidfile=FILE       write the daemon's PID to FILE\n"
+	       "  --user=USER[:GROUP]      run as USER after binding the port\n"
+	       "  --log=none|syslog|FILE   where to log (default: none; mockmta: syslog, or "
+	       "stderr with -f)\n"
+	       "  -l, --log-level=LEVEL    emerg alert crit err warning notice info debug "
+	       "(default info)\n"
+	       "  --command=CMD            pipe each message to CMD (default: msmtp -f %%F --)\n"
+	       "  --mailbox=FILE, MAILBOX  append each message to the mbox FILE instead\n"
+	       "  --auth=USER[,EVAL]       require AUTH as USER; password from EVAL's output, or "
+	       "the keyring\n"
+	       "  -c, --tls-cert=FILE      TLS certificate (enables STARTTLS)\n"
+	       "  -k, --tls-key=FILE       TLS private key\n"
+	       "  -a, --tls-ca=FILE        CA file to verify client certificates\n"
+	       "  --tls-required           require STARTTLS before AUTH and MAIL\n"
+	       "  --tls-implicit           TLS from the first byte (port 465 style)\n"
+	       "  -t, --timeout=SEC        SMTP idle timeout (default %u)\n"
+	       "  --delivery-timeout=SEC   time limit of the delivery command (default %u)\n"
+	       "  --max-sessions=N         concurrent sessions (default %u)\n"
+	       "  --max-recipients=N       recipients per message (default %u)\n"
+	       "  --max-message-size=N     message size in bytes, k/M/G suffixes (default %lu)\n"
+	       "  --max-line-length=N      text line length with CRLF (default %u)\n"
+	       "  --max-errors=N           client errors before 421 (default %u)\n"
+	       "  --hostname=NAME          name in the greeting and Received: (default: host "
+	       "name)\n"
+	       "  --spool-dir=DIR          where large messages are spooled (default $TMPDIR or "
+	       "/tmp)\n"
+	       "  -v, --version            print the version\n"
+	       "  -?, --help               print this help\n",
+	       cfg->progname, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS, BOUND_SESSIONS,
+	       BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE, BOUND_TEXT_LINE, BOUND_ERRORS);
+}
+
+/* version - --version */
+static void version(void)
+{
+	printf("smtpipe %s\nTLS (GnuTLS): %s\nkeyring (libsecret): %s\n", SMTPIPE_VERSION,
+	       tls_available() ? "yes" : "no",
+#ifdef HAVE_LIBSECRET
+	       "yes"
+#else
+	       "no"
+#endif
+	);
+}
+
+/* parse_number - a whole number in [min, max], with k/M/G when sized */
+static int parse_number(const char *s, unsigned long long min, unsigned long long max, bool sized,
+                        unsigned long long *out)
+{
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (sized && *end) {
+		unsigned long long mul = 1;
+		switch (*end) {
+		case 'k':
+		case 'K':
+			mul = 1024ULL;
+			break;
+		case 'm':
+		case 'M':
+			mul = 1024ULL * 1024;
+			break;
+		case 'g':
+		case 'G':
+			mul = 1024ULL * 1024 * 1024;
+			break;
+		default:
+			return -1;
+		}
+		if (v > max / mul)
+			return -1;
+		v *= mul;
+		end++;
+	}
+	if (*end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* defaults - both personalities' starting point */
+static void defaults(struct config *cfg, const char *argv0)
+{
+	const char *base = strrchr(argv0, '/');
+	base = base ? base + 1 : argv0;
+	memset(cfg, 0, sizeof(*cfg));
+	if (strcmp(base, "mockmta") == 0) {
+		cfg->personality = PERSONALITY_MOCKMTA;
+		cfg->progname = "mockmta";
+		cfg->mode = MODE_INETD;
+		cfg->log_dest = LOG_DEST_SYSLOG;
+	} else {
+		cfg->personality = PERSONALITY_SMTPIPE;
+		cfg->progname = strcmp(base, "msmtpd") == 0 ? "msmtpd" : "smtpipe";
+		cfg->mode = MODE_FOREGROUND;
+		cfg->log_dest = LOG_DEST_NONE;
+	}
+	cfg->interface = "127.0.0.1";
+	cfg->port = 25;
+	cfg->log_level = LOG_INFO;
+	cfg->command = "msmtp -f %F --";
+	const char *tmp = getenv("TMPDIR");
+	cfg->spool_dir = tmp && *tmp ? tmp : "/tmp";
+	cfg->max_sessions = BOUND_SESSIONS;
+	cfg->max_recipients = BOUND_RECIPIENTS;
+	cfg->max_message_size = BOUND_MESSAGE_SIZE;
+	cfg->max_line_length = BOUND_TEXT_LINE;
+	cfg->max_errors = BOUND_ERRORS;
+	cfg->timeout = BOUND_TIMEOUT_SECONDS;
+	cfg->delivery_timeout = BOUND_DELIVERY_SECONDS;
+}
+
+#define BAD(...)                                                                                   \
+	do {                                                                                       \
+		int n_ = snprintf(err, errlen, "%s: ", cfg->progname);                             \
+		snprintf(err + n_, errlen - (size_t)n_, __VA_ARGS__);                              \
+		return OPTIONS_ERROR;                                                              \
+	} while (0)
+
+/* options_parse - see options.h */
+enum options_result options_parse(struct config *cfg, int argc, char **argv, char *err,
+                                  size_t errlen)
+{
+	defaults(cfg, argc > 0 ? argv[0] : "smtpipe");
+	bool inetd = false, daemon = false, fg = false, log_given = false, cmd_given = false;
+	unsigned long long v;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":dfc:k:a:l:P:p:t:v?", long_options, NULL)) != -1) {
+		const char *name = optind > 1 ? argv[optind - 1] : "";
+		if (optarg && *optarg == '\0' && c != ':')
+			BAD("%s: empty value", name);
+		switch (c) {
+		case OPT_INETD:
+			inetd = true;
+			break;
+		case 'd':
+			daemon = true;
+			break;
+		case 'f':
+			fg = true;
+			break;
+		case OPT_INTERFACE: {
+			unsigned char buf[16];
+			if (inet_pton(AF_INET, optarg, buf) != 1 &&
+			    inet_pton(AF_INET6, optarg, buf) != 1)
+				BAD("--interface: '%s' is not an IPv4 or IPv6 address", optarg);
+			cfg->interface = optarg;
+			break;
+		}
+		case 'p':
+			if (parse_number(optarg, 0, 65535, false, &v) < 0)
+				BAD("--port: '%s' is not a port number (0-65535)", optarg);
+			cfg->port = (unsigned)v;
+			break;
+		case OPT_LOG:
+			log_given = true;
+			if (strcmp(optarg, "none") == 0) {
+				cfg->log_dest = LOG_DEST_NONE;
+			} else if (strcmp(optarg, "syslog") == 0) {
+				cfg->log_dest = LOG_DEST_SYSLOG;
+			} else if (strcmp(optarg, "stderr") == 0) {
+				cfg->log_dest = LOG_DEST_STDERR;
+			} else {
+				cfg->log_dest = LOG_DEST_FILE;
+				cfg->log_file = optarg;
+			}
+			break;
+		case 'l': {
+			int lv = -1;
+			for (int i = 0; i < 8; i++)
+				if (strcasecmp(optarg, level_names[i]) == 0)
+					lv = i;
+			if (lv < 0)
+				BAD("-l: unknown priority '%s' (emerg alert crit err warning "
+				    "notice "
+				    "info debug)",
+				    optarg);
+			cfg->log_level = lv;
+			break;
+		}
+		case OPT_COMMAND:
+			cfg->command = optarg;
+			cmd_given = true;
+			break;
+		case OPT_AUTH: {
+			char *comma = strchr(optarg, ',');
+			if (comma == optarg)
+				BAD("--auth: the user name is empty");
+			if (comma) {
+				*comma = '\0';
+				if (comma[1] == '\0')
+					BAD("--auth: the password command after ',' is empty");
+				cfg->auth_eval = comma + 1;
+			}
+			cfg->auth_user = optarg;
+			break;
+		}
+		case 'c':
+			cfg->tls_cert = optarg;
+			break;
+		case 'k':
+			cfg->tls_key = optarg;
+			break;
+		case 'a':
+			cfg->tls_ca = optarg;
+			break;
+		case 'P':
+			cfg->pidfile = optarg;
+			break;
+		case 't':
+			if (parse_number(optarg, 1, 86400, false, &v) < 0)
+				BAD("-t: '%s' is not a timeout in seconds (1-86400)", optarg);
+			cfg->timeout = (unsigned)v;
+			break;
+		case OPT_MAILBOX:
+			cfg->mailbox = optarg;
+			break;
+		case OPT_MAX_SESSIONS:
+			if (parse_number(optarg, 1, 10000, false, &v) < 0)
+				BAD("--max-sessions: '%s' is not a number (1-10000)", optarg);
+			cfg->max_sessions = (unsigned)v;
+			break;
+		case OPT_MAX_RECIPIENTS:
+			if (parse_number(optarg, 1, 100000, false, &v) < 0)
+				BAD("--max-recipients: '%s' is not a number (1-100000)", optarg);
+			cfg->max_recipients = (unsigned)v;
+			break;
+		case OPT_MAX_MESSAGE_SIZE:
+			if (parse_number(optarg, 1, 1ULL << 40, true, &v) < 0)
+				BAD("--max-message-size: '%s' is not a size (bytes, k, M, G)",
+				    optarg);
+			cfg->max_message_size = (size_t)v;
+			break;
+		case OPT_MAX_LINE_LENGTH:
+			if (parse_number(optarg, 3, 1 << 30, false, &v) < 0)
+				BAD("--max-line-length: '%s' is not a length (3 or more)", optarg);
+			cfg->max_line_length = (size_t)v;
+			break;
+		case OPT_MAX_ERRORS:
+			if (parse_number(optarg, 1, 100000, false, &v) < 0)
+				BAD("--max-errors: '%s' is not a number (1-100000)", optarg);
+			cfg->max_errors = (unsigned)v;
+			break;
+		case OPT_DELIVERY_TIMEOUT:
+			if (parse_number(optarg, 1, 86400, false, &v) < 0)
+				BAD("--delivery-timeout: '%s' is not a timeout in seconds "
+				    "(1-86400)",
+				    optarg);
+			cfg->delivery_timeout = (unsigned)v;
+			break;
+		case OPT_HOSTNAME:
+			for (const char *h = optarg; *h; h++)
+				if (*h <= ' ' || *h >= 0x7f || *h == '(' || *h == ')')
+					BAD("--hostname: '%s' is not a host name", optarg);
+			cfg->hostname = optarg;
+			break;
+		case OPT_SPOOL_DIR:
+			cfg->spool_dir = optarg;
+			break;
+		case OPT_TLS_REQUIRED:
+			cfg->tls_required = true;
+			break;
+		case OPT_TLS_IMPLICIT:
+			cfg->tls_implicit = true;
+			break;
+		case OPT_USER:
+			cfg->run_user = optarg;
+			break;
+		case 'v':
+			version();
+			return OPTIONS_EXIT;
+		case OPT_HELP:
+			usage(cfg);
+			return OPTIONS_EXIT;
+		case ':':
+			BAD("%s needs a value", argv[optind - 1]);
+		case '?':
+			if (optopt == '?') {
+				usage(cfg);
+				return OPTIONS_EXIT;
+			}
+			if (optopt)
+				BAD("unknown option -%c (try --help)", optopt);
+			BAD("unknown option %s (try --help)", argv[optind - 1]);
+		default:
+			BAD("unknown option (try --help)");
+		}
+	}
+	if (optind < argc - 1)
+		BAD("too many arguments: '%s' (at most one MAILBOX)", argv[optind + 1]);
+	if (optind == argc - 1) {
+		if (!*argv[optind])
+			BAD("MAILBOX is empty");
+		if (cfg->mailbox)
+			BAD("both --mailbox and MAILBOX given");
+		cfg->mailbox = argv[optind];
+	}
+	if (cfg->mailbox && cmd_given)
+		BAD("give either --command or a MAILBOX, not both");
+	if (cfg->personality == PERSONALITY_MOCKMTA && !cfg->mailbox)
+		BAD("MAILBOX is required (usage: mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] [-l "
+		    "LEVEL] [-P FILE] [-p PORT] [-t SEC] MAILBOX)");
+	if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL))
+		BAD("-c/--tls-cert and -k/--tls-key go together");
+	if ((cfg->tls_required || cfg->tls_implicit || cfg->tls_ca) && !cfg->tls_cert)
+		BAD("--tls-required, --tls-implicit and -a need -c CERT and -k KEY");
+	if (inetd && (daemon || fg))
+		BAD("--inetd cannot be combined with -d or -f");
+	if (inetd)
+		cfg->mode = MODE_INETD;
+	else if (fg)
+		cfg->mode = MODE_FOREGROUND;
+	else if (daemon)
+		cfg->mode = MODE_DAEMON;
+	if (cfg->personality == PERSONALITY_MOCKMTA && !log_given)
+		cfg->log_dest = cfg->mode == MODE_FOREGROUND ? LOG_DEST_STDERR : LOG_DEST_SYSLOG;
+	return OPTIONS_RUN;
+}
