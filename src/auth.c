@@ -56,7 +56,7 @@ long auth_b64_decode(const char *in, size_t len, char *out, size_t cap)
 				return -1;
 		}
 		unsigned long x = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 |
-				  (unsigned long)v[2] << 6 | (unsigned long)v[3];
+		                  (unsigned long)v[2] << 6 | (unsigned long)v[3];
 		out[o++] = (char)(x >> 16);
 		if (pad < 2)
 			out[o++] = (char)(x >> 8);
@@ -71,7 +71,7 @@ long auth_b64_decode(const char *in, size_t len, char *out, size_t cap)
 size_t auth_b64_encode(const void *in, size_t n, char *out, size_t cap)
 {
 	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char *p = in;
 	size_t o = 0;
 	if (cap < 4 * ((n + 2) / 3) + 1)
@@ -93,7 +93,7 @@ size_t auth_b64_encode(const void *in, size_t n, char *out, size_t cap)
 
 /* auth_plain_split - see auth.h */
 int auth_plain_split(const char *msg, size_t len, const char **authzid, size_t *zlen,
-		     const char **user, size_t *ulen, const char **pass, size_t *plen)
+                     const char **user, size_t *ulen, const char **pass, size_t *plen)
 {
 	const char *a = memchr(msg, '\0', len);
 	if (!a)
@@ -124,7 +124,7 @@ static unsigned ct_equal(const char *want, size_t wlen, const char *got, size_t 
 
 /* auth_check - see auth.h; both fields are always compared */
 bool auth_check(const struct auth_secret *s, const char *user, size_t ulen, const char *pass,
-		size_t plen)
+                size_t plen)
 {
 	if (!s || !s->user || !s->password)
 		return false;
@@ -164,7 +164,7 @@ static long long now_ms(void)
 int auth_brake_init(bool always_delay)
 {
 	void *p = mmap(NULL, sizeof(struct brake), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
 	brake = p;

@@ -37,7 +37,7 @@ int log_open(const struct config *cfg, char *err, size_t errlen)
 		fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (fd < 0) {
 			snprintf(err, errlen, "%s: cannot open log file %s: %s", prog,
-				 cfg->log_file, strerror(errno));
+			         cfg->log_file, strerror(errno));
 			dest = LOG_DEST_NONE;
 			return -1;
 		}
@@ -72,8 +72,8 @@ void log_msg(int prio, const char *fmt, ...)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s[%ld]: ", prog,
-				      (long)getpid());
+		n +=
+		    (size_t)snprintf(line + n, sizeof(line) - n, "%s[%ld]: ", prog, (long)getpid());
 	}
 	if (session[0])
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "session=%s ", session);
