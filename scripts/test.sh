@@ -1,0 +1,50 @@
+#!/bin/bash
+# test.sh - install, build warning-free, and run the whole test suite
+#
+# Usage: scripts/test.sh [--quick]
+# Stages: 1. dependencies (scripts/deps.sh --test); 2. a -Werror build
+# and every ctest test (unit, integration with real clients, TLS,
+# keyring, fuzz corpus); 3. (not with --quick) the same suite against
+# an ASan+UBSan build, failing on any sanitizer report, even from a
+# daemon whose own test passed; 4. (not with --quick) a minute of
+# libFuzzer on the session engine.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+quick=false
+[ "${1:-}" = --quick ] && quick=true
+jobs=${JOBS:-2}
+
+stage() { printf '\n==== %s\n' "$*"; }
+
+stage "dependencies"
+bash scripts/deps.sh --test
+
+stage "build (-Werror) and test"
+cmake -S . -B build -DSMTPIPE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs" >/dev/null
+ctest --test-dir build --output-on-failure --no-tests=error -j"$jobs"
+
+$quick && exit 0
+
+stage "ASan+UBSan build and test"
+reports=$top/build-asan/sanitizer-reports
+san="-fsanitize=address,undefined -fno-sanitize-recover=all"
+cmake -S . -B build-asan -DSMTPIPE_WERROR=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang-14 \
+    -DCMAKE_C_FLAGS="$san -fno-omit-frame-pointer -g -O1" -DCMAKE_EXE_LINKER_FLAGS="$san" >/dev/null
+cmake --build build-asan -j"$jobs" >/dev/null
+rm -rf "$reports" && mkdir -p "$reports" && chmod 1777 "$reports"
+export ASAN_OPTIONS="log_path=$reports/report:log_exe_name=1:detect_leaks=1:halt_on_error=1"
+export UBSAN_OPTIONS="log_path=$reports/report:log_exe_name=1:print_stacktrace=1:halt_on_error=1"
+# Keyring tests run GLib, whose one-time allocations LeakSanitizer reports.
+ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$jobs" -LE keyring
+unset ASAN_OPTIONS UBSAN_OPTIONS
+if [ -n "$(ls -A "$reports")" ]; then
+    for f in "$reports"/*; do echo "----- $f"; head -n 40 "$f"; done
+    echo "test.sh: sanitizer reports (above)" >&2
+    exit 1
+fi
+
+stage "fuzzing the engine for 60 s"
+bash tests/fuzz/run.sh 60 "$top/build-fuzz"
+stage "all stages passed"

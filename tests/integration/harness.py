@@ -1,0 +1,258 @@
+"""harness.py - start the real smtpipe binary and talk to it in tests.
+
+Every integration test imports this module. Servers listen on
+127.0.0.1 with --port=0 (smtpipe prints the port it bound), log to a
+file in their own temporary directory, and deliver to the recorder
+(tests/tools/recorder.py) unless told otherwise, so tests can assert
+the exact argv and stdin bytes each delivery got.
+"""
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.environ.get("SMTPIPE_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
+RECORDER = os.path.join(SOURCE, "tests", "tools", "recorder.py")
+
+
+def binary():
+    """Path of the smtpipe binary under test (ctest sets SMTPIPE)."""
+    path = os.environ.get("SMTPIPE")
+    if not path or not os.access(path, os.X_OK):
+        raise RuntimeError("SMTPIPE must name the smtpipe binary (run the tests through ctest)")
+    return path
+
+
+def mockmta_binary():
+    """The mockmta personality: the symlink beside the binary."""
+    return os.path.join(os.path.dirname(binary()), "mockmta")
+
+
+_clients = None
+
+
+def clients():
+    """Real client programs (swaks, msmtp, curl, smtp-source, msmtpd)."""
+    global _clients
+    if _clients is None:
+        out = subprocess.run([os.path.join(SOURCE, "tests", "tools", "clients.sh")],
+                             capture_output=True, text=True, check=True).stdout
+        _clients = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        for name, path in _clients.items():
+            if not path or not os.access(path, os.X_OK):
+                raise RuntimeError("client %s is missing: %r" % (name, path))
+    return _clients
+
+
+def recorder_command(outdir, *opts):
+    """A --command that records each delivery into outdir (see recorder.py)."""
+    return " ".join([shlex.quote(sys.executable), shlex.quote(RECORDER), shlex.quote(outdir)]
+                    + [shlex.quote(o) for o in opts] + ["--", "-f", "%F", "--"])
+
+
+class Delivery:
+    def __init__(self, meta, data):
+        self.argv = meta["argv"]
+        self.sender_env = meta["sender_env"]
+        self.fds = meta["fds"]
+        self.stdin = data
+
+    @property
+    def recipients(self):
+        """What followed the template's final "--"."""
+        a = self.argv
+        return a[len(a) - a[::-1].index("--"):]
+
+    @property
+    def sender(self):
+        return self.argv[self.argv.index("-f") + 1]
+
+
+class Server:
+    """A running smtpipe; use as a context manager."""
+
+    def __init__(self, *args, command=None, recorder_opts=(), mailbox=None, env=None,
+                 personality="smtpipe", expect_exit=0, port_arg=True, timeout=10):
+        self.tmp = tempfile.TemporaryDirectory(prefix="smtpipe-test-")
+        self.dir = self.tmp.name
+        self.logfile = os.path.join(self.dir, "smtpipe.log")
+        self.outdir = os.path.join(self.dir, "out")
+        self.expect_exit = expect_exit
+        exe = binary() if personality == "smtpipe" else mockmta_binary()
+        argv = [exe, "--interface=127.0.0.1"]
+        if port_arg:
+            argv.append("--port=0")
+        argv += ["--log=" + self.logfile, "--log-level=debug"]
+        if mailbox is not None:
+            self.mailbox = mailbox if os.path.isabs(mailbox) else os.path.join(self.dir, mailbox)
+            argv.append(self.mailbox)
+        else:
+            argv.append("--command=" + (command or recorder_command(self.outdir, *recorder_opts)))
+        argv[2:2] = list(args)
+        if personality == "mockmta" and "-f" not in args and "-d" not in args:
+            argv.insert(1, "-f")
+        e = dict(os.environ)
+        e.update(env or {})
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        line = self._read_port(timeout)
+        self.port = int(line)
+
+    def _read_port(self, timeout):
+        import select
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if r else b""
+        if not line.strip():
+            self.proc.kill()
+            err = self.proc.stderr.read().decode(errors="replace")
+            raise RuntimeError("smtpipe did not print its port: %s (%s)" % (err, self.argv))
+        return line.decode().strip()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop(check=exc[0] is None)
+        return False
+
+    def stop(self, check=True):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            if check:
+                raise AssertionError("smtpipe did not stop on SIGTERM")
+        self.proc.stdout.close()
+        self.stderr = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stderr.close()
+        self.tmp_keep = self.tmp
+        if check and rc != self.expect_exit:
+            raise AssertionError("smtpipe exited %s, want %s; stderr: %s"
+                                 % (rc, self.expect_exit, self.stderr))
+        return rc
+
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def deliveries(self, wait_for=None, timeout=10):
+        """What the recorder got, in order; optionally wait for a count."""
+        deadline = time.time() + timeout
+        while True:
+            out = []
+            if os.path.isdir(self.outdir):
+                for name in sorted(os.listdir(self.outdir)):
+                    if name.endswith(".json"):
+                        base = os.path.join(self.outdir, name[:-5])
+                        try:
+                            with open(base + ".json") as f:
+                                meta = json.load(f)
+                        except ValueError:
+                            continue  # still being written
+                        with open(base + ".msg", "rb") as f:
+                            out.append(Delivery(meta, f.read()))
+            if wait_for is None or len(out) >= wait_for or time.time() > deadline:
+                return out
+            time.sleep(0.05)
+
+    def smtp(self, **kw):
+        import smtplib
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=kw.pop("timeout", 20), **kw)
+
+    def raw(self, timeout=10):
+        return RawClient(self.port, timeout=timeout)
+
+
+class RawClient:
+    """Bytes out, replies in: for byte-exact and hostile cases."""
+
+    def __init__(self, port, timeout=10, host="127.0.0.1", sock=None):
+        self.sock = sock or socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; buffered: %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode(errors="replace")
+
+    def reply(self):
+        """One whole reply: (code, [text lines])."""
+        lines = []
+        while True:
+            line = self._line()
+            lines.append(line[4:])
+            if len(line) < 4 or line[3] != "-":
+                return int(line[:3]), lines
+
+    def expect(self, code, text=None):
+        got, lines = self.reply()
+        if got != code or (text and not any(text in l for l in lines)):
+            raise AssertionError("got %d %s, want %d %s" % (got, lines, code, text or ""))
+        return lines
+
+    def cmd(self, line, code, text=None):
+        self.send(line + "\r\n")
+        return self.expect(code, text)
+
+    def closed(self, timeout=5):
+        """True when the server closed the connection (EOF)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def run_inetd(args, script, personality="smtpipe", timeout=30, env=None):
+    """Run one --inetd session over a socketpair; script(client) talks.
+    Returns (exit code, stderr)."""
+    a, b = socket.socketpair()
+    exe = binary() if personality == "smtpipe" else mockmta_binary()
+    argv = [exe] + (["--inetd"] if personality == "smtpipe" else []) + list(args)
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.Popen(argv, stdin=b, stdout=b, stderr=subprocess.PIPE, env=e)
+    b.close()
+    c = RawClient(0, sock=a, timeout=timeout)
+    try:
+        script(c)
+    finally:
+        a.close()
+    rc = p.wait(timeout=timeout)
+    return rc, p.stderr.read().decode(errors="replace")
+
+
+def main():
+    unittest.main(verbosity=2)
