@@ -196,12 +196,34 @@ static int detach(const struct config *cfg)
 	return ready[1];
 }
 
+static pid_t *sessions; /* pids of running sessions, cfg->max_sessions slots */
+
+/* track - remember (or, with 0, forget) a session's pid */
+static void track(unsigned max, pid_t old, pid_t new)
+{
+	for (unsigned i = 0; i < max; i++)
+		if (sessions[i] == old) {
+			sessions[i] = new;
+			return;
+		}
+}
+
+/* stop_sessions - RFC 5321 421 from every session at its next command;
+ * a message in flight is finished first (session.c) */
+static void stop_sessions(unsigned max)
+{
+	for (unsigned i = 0; i < max; i++)
+		if (sessions[i] > 0)
+			kill(sessions[i], SIGTERM);
+}
+
 /* reap - collect every finished session */
-static void reap(unsigned *active)
+static void reap(unsigned *active, unsigned max)
 {
 	int st;
 	pid_t pid;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		track(max, pid, 0);
 		if (*active > 0)
 			(*active)--;
 		if (WIFSIGNALED(st))
@@ -220,6 +242,8 @@ static void serve_one(const struct server *srv, int fd)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd)));
 }
 
@@ -238,7 +262,8 @@ int listener_run(const struct server *srv)
 		log_msg(LOG_ERR, "event=error error=\"cannot write pidfile %s\"", cfg->pidfile);
 		return config_exit_code(cfg, EXIT_KIND_STARTUP);
 	}
-	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+	sessions = calloc(cfg->max_sessions, sizeof(*sessions));
+	if (!sessions || pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return config_exit_code(cfg, EXIT_KIND_STARTUP);
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigemptyset(&sa.sa_mask);
@@ -278,7 +303,7 @@ int listener_run(const struct server *srv)
 			ssize_t n = read(sig_pipe[0], sigs, sizeof(sigs));
 			for (ssize_t i = 0; i < n; i++) {
 				if (sigs[i] == SIGCHLD) {
-					reap(&active);
+					reap(&active, cfg->max_sessions);
 				} else if (sigs[i] == SIGHUP) {
 					char err[256];
 					if (!srv->tls)
@@ -294,10 +319,11 @@ int listener_run(const struct server *srv)
 					close(listen_fd);
 					listen_fd = -1;
 					notify("STOPPING=1");
+					stop_sessions(cfg->max_sessions);
 					log_msg(LOG_INFO, "event=stopping active=%u", active);
 				}
 			}
-			reap(&active); /* a SIGCHLD may have been merged */
+			reap(&active, cfg->max_sessions); /* a SIGCHLD may have been merged */
 		}
 		if (accepting && !stopping && (p[1].revents & POLLIN)) {
 			int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -308,13 +334,16 @@ int listener_run(const struct server *srv)
 				serve_one(srv, fd);
 			if (pid < 0)
 				log_msg(LOG_ERR, "event=fork-failed error=\"%s\"", strerror(errno));
-			else
+			else {
 				active++;
+				track(cfg->max_sessions, 0, pid);
+			}
 			close(fd);
 		}
 	}
 	if (cfg->pidfile)
 		unlink(cfg->pidfile);
+	free(sessions);
 	log_msg(LOG_INFO, "event=stop");
 	return 0;
 }

@@ -40,9 +40,15 @@ static void on_stop(int sig)
 	stop_requested = 1;
 }
 
-/* install_signals - no SA_RESTART, so a waiting poll() returns EINTR */
+static sigset_t wait_mask; /* the mask inside ppoll: SIGTERM let through */
+
+/* install_signals - SIGTERM and SIGINT stay blocked except while
+ * smtp_io waits in ppoll(), which then returns EINTR: a stop request
+ * is seen between commands, never in the middle of a message or of a
+ * delivery */
 static void install_signals(void)
 {
+	sigset_t stop;
 	struct sigaction sa = {.sa_handler = on_stop};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
@@ -50,6 +56,12 @@ static void install_signals(void)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 	stop_requested = 0;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &wait_mask);
+	sigdelset(&wait_mask, SIGTERM);
+	sigdelset(&wait_mask, SIGINT);
 }
 
 /* peer_name - the client's address, or "local" for a pipe under inetd */
@@ -105,8 +117,10 @@ static enum exit_kind receive_message(struct session *s, struct data_decoder *d,
 		const char *in;
 		size_t n, out;
 		enum smtp_io_status st = smtp_io_read_block(&s->io, &in, &n);
-		if (st == SMTP_IO_ERROR && errno == EINTR)
-			continue; /* a message in flight is finished first */
+		if (st == SMTP_IO_ERROR && errno == EINTR) {
+			s->io.waitmask = NULL; /* a message in flight is finished first */
+			continue;
+		}
 		if (st == SMTP_IO_TIMEOUT) {
 			log_msg(LOG_NOTICE, "event=timeout phase=data size=%zu nothing-delivered",
 			        d->size);
@@ -217,6 +231,7 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
 	};
 	engine_init(&s.e, cfg, &feat, peer, id);
 	s.io.replies = &s.e.out;
+	s.io.waitmask = &wait_mask;
 	if (cfg->tls_implicit) { /* RFC 8314 3.3: TLS before the greeting */
 		if (start_tls(&s, fd_in, fd_out) < 0)
 			goto out;

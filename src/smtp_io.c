@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "reply.h"
@@ -39,10 +40,11 @@ void smtp_io_free(struct smtp_io *io)
 }
 
 /* wait_fd - poll one descriptor until the deadline */
-static enum smtp_io_status wait_fd(int fd, short events, int timeout_ms)
+static enum smtp_io_status wait_fd(const struct smtp_io *io, int fd, short events, int timeout_ms)
 {
 	struct pollfd p = {.fd = fd, .events = events};
-	int n = poll(&p, 1, timeout_ms);
+	struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+	int n = ppoll(&p, 1, timeout_ms < 0 ? NULL : &ts, io->waitmask);
 	if (n < 0)
 		return SMTP_IO_ERROR;
 	if (n == 0)
@@ -75,7 +77,7 @@ static enum smtp_io_status fill(struct smtp_io *io)
 		if (n < 0 && errno == ETIMEDOUT)
 			return SMTP_IO_TIMEOUT;
 	} else {
-		enum smtp_io_status st = wait_fd(io->fd_in, POLLIN, io->timeout_ms);
+		enum smtp_io_status st = wait_fd(io, io->fd_in, POLLIN, io->timeout_ms);
 		if (st != SMTP_IO_OK)
 			return st;
 		n = read(io->fd_in, io->buf + io->end, room);
@@ -174,7 +176,7 @@ enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n
 			if (w < 0 && errno == ETIMEDOUT)
 				return SMTP_IO_TIMEOUT;
 		} else {
-			enum smtp_io_status st = wait_fd(io->fd_out, POLLOUT, io->timeout_ms);
+			enum smtp_io_status st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms);
 			if (st == SMTP_IO_ERROR && errno == EINTR)
 				continue;
 			if (st != SMTP_IO_OK)

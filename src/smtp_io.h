@@ -13,6 +13,7 @@
 #ifndef SMTPIPE_SMTP_IO_H
 #define SMTPIPE_SMTP_IO_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -35,6 +36,7 @@ struct smtp_io {
 	int timeout_ms;
 	struct tls_conn *tls;      /* NULL while plaintext */
 	struct reply_buf *replies; /* flushed before any read would block */
+	const sigset_t *waitmask;  /* signal mask while waiting (ppoll), or NULL */
 	char *buf;                 /* SMTP_IO_BUFFER bytes */
 	size_t start;              /* first unread byte */
 	size_t end;                /* one past the last buffered byte */

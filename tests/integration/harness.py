@@ -6,9 +6,11 @@ file in their own temporary directory, and deliver to the recorder
 (tests/tools/recorder.py) unless told otherwise, so tests can assert
 the exact argv and stdin bytes each delivery got.
 """
+import atexit
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -80,8 +82,8 @@ class Server:
 
     def __init__(self, *args, command=None, recorder_opts=(), mailbox=None, env=None,
                  personality="smtpipe", expect_exit=0, port_arg=True, timeout=10):
-        self.tmp = tempfile.TemporaryDirectory(prefix="smtpipe-test-")
-        self.dir = self.tmp.name
+        self.dir = tempfile.mkdtemp(prefix="smtpipe-test-")
+        atexit.register(shutil.rmtree, self.dir, True)
         self.logfile = os.path.join(self.dir, "smtpipe.log")
         self.outdir = os.path.join(self.dir, "out")
         self.expect_exit = expect_exit
@@ -135,7 +137,6 @@ class Server:
         self.proc.stdout.close()
         self.stderr = self.proc.stderr.read().decode(errors="replace")
         self.proc.stderr.close()
-        self.tmp_keep = self.tmp
         if check and rc != self.expect_exit:
             raise AssertionError("smtpipe exited %s, want %s; stderr: %s"
                                  % (rc, self.expect_exit, self.stderr))
