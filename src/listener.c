@@ -107,6 +107,24 @@ static int drop_privileges(const char *spec, char *err, size_t errlen)
 	return 0;
 }
 
+/* catch_signals - from before the port is announced: a signal sent as
+ * soon as a test reads the port must find the handlers in place */
+static int catch_signals(void)
+{
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	return 0;
+}
+
 /* listener_open - see listener.h */
 int listener_open(const struct server *srv, char *err, size_t errlen)
 {
@@ -114,6 +132,10 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	memset(&ss, 0, sizeof(ss));
+	if (catch_signals() < 0) {
+		snprintf(err, errlen, "cannot set up signals: %s", strerror(errno));
+		return -1;
+	}
 	listen_fd = systemd_socket();
 	if (listen_fd < 0) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -263,17 +285,8 @@ int listener_run(const struct server *srv)
 		return config_exit_code(cfg, EXIT_KIND_STARTUP);
 	}
 	sessions = calloc(cfg->max_sessions, sizeof(*sessions));
-	if (!sessions || pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+	if (!sessions)
 		return config_exit_code(cfg, EXIT_KIND_STARTUP);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
 	if (ready_fd >= 0) {
 		unsigned char ok = 0;
 		ssize_t w = write(ready_fd, &ok, 1);

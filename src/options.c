@@ -392,8 +392,8 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			return OPTIONS_EXIT;
 		case ':':
 			BAD("%s needs a value", argv[optind - 1]);
-		case '?':
-			if (optopt == '?') {
+		case '?': /* glibc: also for an explicit -?, with optopt 0 */
+			if (optopt == '?' || strcmp(argv[optind - 1], "-?") == 0) {
 				usage(cfg);
 				return OPTIONS_EXIT;
 			}
