@@ -1,17 +1,214 @@
-/* deliver_mbox.c - interim: mailbox delivery is being written */
+/*
+ * deliver_mbox.c - append one message to an mbox (RFC 4155, mboxrd)
+ *
+ * Locking: an fcntl() write lock on the whole file, held for the
+ * append. That is what mutt (its default), mailutils and Python's
+ * mailbox module take; no ".lock" dotlock, which needs a writable
+ * directory and is only for readers that know no fcntl. The append is
+ * atomic for readers that lock: the old size is saved, the message is
+ * written in large blocks and fsynced before 250, and on any error the
+ * file is truncated back to the saved size (a full disk gives 452
+ * 4.3.1, so the client tries again later; other errors 451).
+ */
 #include "deliver_mbox.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "bounds.h"
+#include "log.h"
+#include "spool.h"
+
+#define MBOX_BLOCK      (64 * 1024)
+#define MBOX_LOCK_TRIES 1000 /* x 10 ms */
+
+/* deliver_mbox_check - see deliver_mbox.h */
 int deliver_mbox_check(const char *path, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "mailbox delivery is not available in this build yet");
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open mailbox %s for appending: %s", path,
+		         strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+struct out {
+	int fd;
+	char buf[MBOX_BLOCK];
+	size_t len;
+};
+
+/* out_flush - write the buffer, all of it */
+static int out_flush(struct out *o)
+{
+	const char *p = o->buf;
+	while (o->len > 0) {
+		ssize_t w = write(o->fd, p, o->len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		o->len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* out_put - buffer n bytes */
+static int out_put(struct out *o, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = sizeof(o->buf) - o->len < n ? sizeof(o->buf) - o->len : n;
+		memcpy(o->buf + o->len, p, k);
+		o->len += k;
+		p += k;
+		n -= k;
+		if (o->len == sizeof(o->buf) && out_flush(o) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* is_from_line - does the line (after any '>') start with "From "? */
+static bool is_from_line(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] == '>')
+		i++;
+	return n - i >= 5 && memcmp(p + i, "From ", 5) == 0;
+}
+
+/* separator - "From SENDER DATE\n": RFC 4155's address has no blanks,
+ * so blanks in a quoted local part become '_' (the line is only a
+ * separator; the message itself keeps the real address) */
+static size_t separator(char *buf, size_t cap, const char *sender)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	char date[32];
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
+	int n = snprintf(buf, cap, "From %s %s\n", sender[0] ? sender : "MAILER-DAEMON", date);
+	size_t alen = strlen(sender[0] ? sender : "MAILER-DAEMON");
+	for (size_t i = 5; i < 5 + alen && i < cap; i++)
+		if (buf[i] == ' ' || buf[i] == '\t')
+			buf[i] = '_';
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* copy_quoted - the spool into o, ">From " quoted, ending in "\n\n" */
+static int copy_quoted(struct out *o, struct spool *sp)
+{
+	static char in[MBOX_BLOCK];
+	size_t off = 0;
+	bool line_start = true;
+	char last = '\n';
+	char carry[1024]; /* an unfinished short line at the end of a read */
+	size_t ncarry = 0;
+	for (;;) {
+		ssize_t n = spool_read_at(sp, in + ncarry, sizeof(in) - ncarry, off);
+		if (n < 0)
+			return -1;
+		memcpy(in, carry, ncarry);
+		size_t len = ncarry + (size_t)n;
+		bool eof = n == 0;
+		off += (size_t)n;
+		ncarry = 0;
+		if (len == 0)
+			break;
+		size_t i = 0;
+		while (i < len) {
+			if (line_start) {
+				/* a line cut by the read: decide when it is whole */
+				if (!eof && len - i < sizeof(carry) &&
+				    !memchr(in + i, '\n', len - i)) {
+					ncarry = len - i;
+					memcpy(carry, in + i, ncarry);
+					break;
+				}
+				if (is_from_line(in + i, len - i) && out_put(o, ">", 1) < 0)
+					return -1;
+			}
+			const char *nl = memchr(in + i, '\n', len - i);
+			size_t end = nl ? (size_t)(nl - in) + 1 : len;
+			if (out_put(o, in + i, end - i) < 0)
+				return -1;
+			last = in[end - 1];
+			line_start = nl != NULL;
+			i = end;
+		}
+		if (eof)
+			break;
+	}
+	if (last != '\n' && out_put(o, "\n", 1) < 0)
+		return -1;
+	return out_put(o, "\n", 1);
+}
+
+/* lock - an fcntl write lock, waiting up to 10 s */
+static int lock(int fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	for (int i = 0; i < MBOX_LOCK_TRIES; i++) {
+		if (fcntl(fd, F_SETLK, &fl) == 0)
+			return 0;
+		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
+			return -1;
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	errno = ETIMEDOUT;
 	return -1;
 }
 
+/* deliver_mbox_run - see deliver_mbox.h */
 void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *sp,
-		      struct delivery_result *r)
+                      struct delivery_result *r)
 {
-	r->code = 451;
-	snprintf(r->text, sizeof(r->text), "4.3.0 mailbox delivery not available");
+	static struct out o;
+	struct stat st;
+	off_t size = -1;
+	int err = 0;
+	memset(r, 0, sizeof(*r));
+	r->exit_status = -1;
+	o.len = 0;
+	o.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (o.fd < 0 || lock(o.fd) < 0 || fstat(o.fd, &st) < 0) {
+		err = errno;
+		goto done;
+	}
+	size = st.st_size;
+	char sep[BOUND_PATH + 64];
+	size_t n = separator(sep, sizeof(sep), d->sender);
+	if (out_put(&o, sep, n) < 0 || copy_quoted(&o, sp) < 0 || out_flush(&o) < 0 ||
+	    fsync(o.fd) < 0)
+		err = errno ? errno : EIO;
+	if (err && ftruncate(o.fd, size) == 0)
+		fsync(o.fd); /* no reader ever sees a torn message */
+done:
+	if (o.fd >= 0)
+		close(o.fd); /* also releases the lock */
+	if (!err) {
+		r->code = 250;
+		snprintf(r->text, sizeof(r->text), "2.0.0 Ok: appended to mailbox");
+		return;
+	}
+	log_msg(LOG_ERR, "event=mailbox-error mailbox=%s error=\"%s\" restored-size=%lld", path,
+	        strerror(err), (long long)size);
+	if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
+		r->code = 452;
+		snprintf(r->text, sizeof(r->text), "4.3.1 Insufficient system storage");
+	} else {
+		r->code = 451;
+		snprintf(r->text, sizeof(r->text), "4.3.0 Cannot append to mailbox");
+	}
 }
