@@ -73,9 +73,19 @@ static enum smtp_io_status fill(struct smtp_io *io)
 	}
 	ssize_t n;
 	if (io->tls) {
+		/* Wait here, under the session's signal mask, unless GnuTLS
+		 * already holds data; a record arriving in pieces is then
+		 * bounded by GnuTLS's own timeout. */
+		if (!buffered_tls) {
+			enum smtp_io_status st = wait_fd(io, io->fd_in, POLLIN, io->timeout_ms);
+			if (st != SMTP_IO_OK)
+				return st;
+		}
 		n = tls_conn_read(io->tls, io->buf + io->end, room, io->timeout_ms);
 		if (n < 0 && errno == ETIMEDOUT)
 			return SMTP_IO_TIMEOUT;
+		if (n < 0 && errno == EAGAIN)
+			return SMTP_IO_OK; /* a record with no data, e.g. a TLS 1.3 ticket */
 	} else {
 		enum smtp_io_status st = wait_fd(io, io->fd_in, POLLIN, io->timeout_ms);
 		if (st != SMTP_IO_OK)
