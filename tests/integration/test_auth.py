@@ -1,0 +1,202 @@
+"""AUTH PLAIN and LOGIN with passwordeval, real clients, the brake, the log."""
+import base64
+import os
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+PW = "s3cr et\"'$x"  # blanks, quotes and a dollar survive passwordeval
+EVAL = "--auth=alice,printf '%s\\n' 's3cr et\"'\"'\"'$x'"
+
+
+def b64(s):
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+class Auth(unittest.TestCase):
+    def setUp(self):
+        self.srv = harness.Server(EVAL)
+
+    def tearDown(self):
+        self.srv.stop()
+
+    def greet(self):
+        c = self.srv.raw()
+        c.expect(220)
+        lines = c.cmd("EHLO c", 250)
+        self.assertIn("AUTH PLAIN LOGIN", lines)
+        return c
+
+    def test_smtplib_plain_and_login(self):
+        for mech in ("PLAIN", "LOGIN"):
+            with self.subTest(mech=mech):
+                s = self.srv.smtp()
+                s.ehlo()
+                s.user, s.password = "alice", PW
+                code, _ = s.auth(mech, s.auth_plain if mech == "PLAIN" else s.auth_login)
+                self.assertEqual(code, 235)
+                s.sendmail("alice@a.test", ["b@b.test"], "Subject: %s\r\n\r\nauthed\r\n" % mech)
+                s.quit()
+        d = self.srv.deliveries(2)
+        self.assertEqual(len(d), 2)
+        self.assertIn(b"with ESMTPA id", d[0].stdin)
+        log = self.srv.log()
+        self.assertRegex(log, r'event=auth-ok user="alice" client=127\.0\.0\.1 mech=PLAIN')
+        self.assertRegex(log, r'event=auth-ok user="alice" client=127\.0\.0\.1 mech=LOGIN')
+
+    def test_wrong_password_logged_not_leaked(self):
+        s = self.srv.smtp()
+        with self.assertRaises(smtplib.SMTPAuthenticationError) as e:
+            s.login("alice", "guess-one")
+        self.assertEqual(e.exception.smtp_code, 535)
+        s.close()
+        log = self.srv.log()
+        self.assertRegex(log, r'event=auth-failed user="alice" client=127\.0\.0\.1 mech=')
+        self.assertNotIn("guess-one", log)
+        self.assertNotIn("s3cr", log)
+
+    def test_sequence_and_syntax_errors(self):
+        c = self.srv.raw()
+        c.expect(220)
+        c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 503)  # before EHLO
+        c.cmd("EHLO c", 250)
+        c.cmd("MAIL FROM:<a@b>", 530, "5.7.0")
+        c.cmd("AUTH CRAM-MD5", 504, "5.5.4")
+        c.cmd("AUTH PLAIN %%%%", 501, "5.5.2")
+        c.cmd("AUTH PLAIN " + b64("alice"), 501, "5.5.2")
+        c.cmd("AUTH PLAIN", 334)
+        c.cmd("*", 501, "cancelled")
+        c.cmd("AUTH LOGIN", 334, "VXNlcm5hbWU6")
+        c.cmd("*", 501)
+        c.cmd("AUTH PLAIN " + "A" * 10000, 501)  # a 10 KB response
+        c.cmd("AUTH PLAIN " + b64("bob\0alice\0" + PW), 535)  # authzid must be the user
+        c.cmd("AUTH PLAIN " + b64("alice\0alice\0" + PW), 235)
+        c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 503)  # twice
+        c.cmd("MAIL FROM:<a@b>", 250)
+        c.cmd("QUIT", 221)
+
+    def test_plain_continuation_and_login_initial_response(self):
+        c = self.greet()
+        c.cmd("AUTH PLAIN", 334)
+        c.cmd(b64("\0alice\0" + PW), 235)
+        c.cmd("QUIT", 221)
+        c = self.greet()
+        c.cmd("AUTH LOGIN " + b64("alice"), 334, "UGFzc3dvcmQ6")
+        c.cmd(b64(PW), 235)
+
+    def test_swaks_plain_and_login(self):
+        sw = harness.clients()["SWAKS"]
+        for mech in ("PLAIN", "LOGIN"):
+            with self.subTest(mech=mech):
+                r = subprocess.run([sw, "-s", "127.0.0.1", "-p", str(self.srv.port), "-f", "a@a.test",
+                                    "-t", "b@b.test", "--auth", mech, "--auth-user", "alice",
+                                    "--auth-password", PW], capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stdout[-2000:])
+        self.assertEqual(len(self.srv.deliveries(2)), 2)
+
+    def test_msmtp_client_auth(self):
+        # msmtp picks PLAIN or LOGIN over plaintext only when told to
+        for mech in ("plain", "login"):
+            with tempfile.TemporaryDirectory() as tmp:
+                conf = os.path.join(tmp, "rc")
+                with open(conf, "w") as f:
+                    f.write("account default\nhost 127.0.0.1\nport %d\nfrom m@a.test\nauth %s\n"
+                            "user alice\npassword %s\ntls off\n" % (self.srv.port, mech, PW))
+                os.chmod(conf, 0o600)
+                r = subprocess.run([harness.clients()["MSMTP"], "-C", conf, "b@b.test"],
+                                   input=b"Subject: m\n\nvia msmtp\n", capture_output=True, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+        for d in self.srv.deliveries(2):
+            self.assertTrue(d.stdin.endswith(b"via msmtp\n"))
+
+
+class Brake(unittest.TestCase):
+    def test_failure_delays_other_sessions_not_mail(self):
+        with harness.Server(EVAL) as srv:
+            # mail without AUTH is refused (530) but never delayed
+            c = srv.raw()
+            c.expect(220)
+            c.cmd("EHLO c", 250)
+            c.cmd("AUTH PLAIN " + b64("\0alice\0wrong"), 535)
+            t = time.time()
+            d = srv.raw()
+            d.expect(220)
+            d.cmd("EHLO d", 250)
+            self.assertLess(time.time() - t, 0.5)  # greeting and EHLO are not braked
+            t = time.time()
+            d.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 235)
+            self.assertGreaterEqual(time.time() - t, 0.5)  # another session's AUTH waits
+
+    def test_no_auth_server_not_delayed(self):
+        with harness.Server() as srv:
+            t = time.time()
+            s = srv.smtp()
+            s.sendmail("a@a.test", ["b@b.test"], "x\r\n")
+            s.quit()
+            self.assertLess(time.time() - t, 0.5)
+
+    def test_brake_does_not_block_other_sessions(self):
+        with harness.Server(EVAL) as srv:
+            c = srv.raw()
+            c.expect(220)
+            c.cmd("EHLO c", 250)
+            c.cmd("AUTH PLAIN " + b64("\0alice\0wrong"), 535)
+            slow = srv.raw()
+            slow.expect(220)
+            slow.cmd("EHLO s", 250)
+            slow.send("AUTH PLAIN " + b64("\0alice\0wrong") + "\r\n")  # now braked for ~1 s
+            t = time.time()
+            fast = srv.raw()
+            fast.expect(220)
+            fast.cmd("EHLO f", 250)
+            fast.cmd("NOOP", 250)
+            self.assertLess(time.time() - t, 0.5)
+            slow.expect(535)
+
+    def test_inetd_always_delays(self):
+        def talk(c):
+            c.expect(220)
+            c.cmd("EHLO c", 250)
+            t = time.time()
+            c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 235)
+            self.assertGreaterEqual(time.time() - t, 0.5)
+            c.cmd("QUIT", 221)
+        rc, err = harness.run_inetd([EVAL, "--command=true"], talk)
+        self.assertEqual(rc, 0, err)
+
+
+class PasswordEval(unittest.TestCase):
+    def run_eval(self, ev):
+        return subprocess.run([harness.binary(), "--port=0", "--auth=alice," + ev, "--command=true"],
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+    def test_failures_exit_3(self):
+        for ev, msg in (("exit 1", "failed"), ("true", "printed no password"),
+                        ("sleep 60", "timed out")):
+            with self.subTest(ev=ev):
+                r = self.run_eval(ev)
+                self.assertEqual(r.returncode, 3)
+                self.assertIn(msg, r.stderr)
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+
+    def test_password_not_in_argv_of_children(self):
+        with harness.Server(EVAL) as srv:
+            s = srv.smtp()
+            s.login("alice", PW)
+            s.sendmail("a@a.test", ["b@b.test"], "x\r\n")
+            s.quit()
+            d = srv.deliveries(1)[0]
+            self.assertFalse(any("s3cr" in a for a in d.argv))
+            with open("/proc/%d/cmdline" % srv.proc.pid, "rb") as f:
+                self.assertIn(b"s3cr", f.read())  # only the administrator's own EVAL text
+
+
+if __name__ == "__main__":
+    harness.main()
