@@ -61,16 +61,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	uint8_t sel = data[0];
 	struct config cfg = {
-		.max_recipients = sel & 0x10 ? 3 : 100,
-		.max_message_size = sel & 0x20 ? 64 : 1 << 20,
-		.max_line_length = sel & 0x40 ? 20 : 1000,
-		.max_errors = sel & 0x80 ? 5 : 20,
+	    .max_recipients = sel & 0x10 ? 3 : 100,
+	    .max_message_size = sel & 0x20 ? 64 : 1 << 20,
+	    .max_line_length = sel & 0x40 ? 20 : 1000,
+	    .max_errors = sel & 0x80 ? 5 : 20,
 	};
 	struct engine_features feat = {
-		.hostname = "fuzz.example",
-		.starttls = sel & 1,
-		.tls_required = sel & 2,
-		.auth = sel & 4,
+	    .hostname = "fuzz.example",
+	    .starttls = sel & 1,
+	    .tls_required = sel & 2,
+	    .auth = sel & 4,
 	};
 	static struct engine e;
 	engine_init(&e, &cfg, &feat, "192.0.2.1", "FUZZ");
@@ -93,10 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else if (ev == ENGINE_EV_STARTTLS)
 			engine_tls_started(&e);
 		else if (ev == ENGINE_EV_AUTH)
-			engine_auth_result(&e, e.auth_user_len == 5 &&
-						       memcmp(e.auth_user, "alice", 5) == 0 &&
-						       e.auth_pass_len == 6 &&
-						       memcmp(e.auth_pass, "secret", 6) == 0);
+			engine_auth_result(
+			    &e, e.auth_user_len == 5 && memcmp(e.auth_user, "alice", 5) == 0 &&
+			            e.auth_pass_len == 6 && memcmp(e.auth_pass, "secret", 6) == 0);
 	}
 	engine_free(&e);
 	return 0;

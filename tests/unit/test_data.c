@@ -20,41 +20,42 @@
 struct dcase {
 	const char *name;
 	const char *in;
-	const char *out;  /* decoded content */
-	long consumed;    /* where the end was found; -1: not ended */
+	const char *out; /* decoded content */
+	long consumed;   /* where the end was found; -1: not ended */
 	bool too_big, line_too_long;
 	size_t max_size, max_line;
 };
 
 static const struct dcase cases[] = {
-	{"empty message", ".\r\n", "", 3},
-	{"one line", "hi\r\n.\r\n", "hi\n", 7},
-	{"dot unstuffing", "..x\r\n.\r\n", ".x\n", 8},
-	{"double dot line", "..\r\n.\r\n", ".\n", 7},
-	{"dot in the middle", "a.b\r\n.\r\n", "a.b\n", 8},
-	{"pipelined command after the end", "x\r\n.\r\nQUIT\r\n", "x\n", 6},
-	{"bare LF dot LF does not end", "a\n.\nMAIL FROM:<x>\r\n.\r\n", "a\n.\nMAIL FROM:<x>\n", 22},
-	{"bare CR dot CR does not end", "a\r.\rb\r\n.\r\n", "a\r.\rb\n", 10},
-	{"LF dot CRLF does not end", "a\n.\r\nb\r\n.\r\n", "a\n.\nb\n", 11},
-	{"CRLF dot LF does not end", "a\r\n.\nb\r\n.\r\n", "a\n\nb\n", 11},
-	{"CRLF dot CR x does not end", "a\r\n.\rb\r\n.\r\n", "a\n\rb\n", 11},
-	{"dot CR CR LF", "a\r\n.\r\r\n.\r\n", "a\n\r\n", 10},
-	{"smuggled second message", "a\r\n\n.\r\nMAIL FROM:<e@v>\r\nRCPT TO:<v@x>\r\nDATA\r\nevil\r\n.\r\n",
-	 "a\n\n.\nMAIL FROM:<e@v>\nRCPT TO:<v@x>\nDATA\nevil\n", 54},
-	{"bare CRs kept", "a\rb\r\r\n.\r\n", "a\rb\r\n", 9},
-	{"8-bit bytes kept", "\xc3\xa9\xff\r\n.\r\n", "\xc3\xa9\xff\n", 8},
-	{"not ended", "abc\r\n.x\r\n", "abc\nx\n", -1},
-	{"ends only at dot alone", "a\r\n. \r\n.\r\n", "a\n \n", 10},
-	{"size limit", "0123456789\r\n.\r\n", "012345", 15, .too_big = true, .max_size = 6},
-	{"size exactly at limit", "01234\r\n.\r\n", "01234\n", 10, .max_size = 6},
-	{"line limit", "12345\r\n.\r\n", "12345\n", 10, .line_too_long = true, .max_line = 4},
-	{"line at limit", "1234\r\n.\r\n", "1234\n", 9, .max_line = 4},
-	{"bare LF splits lines for the limit", "12\n34\r\n.\r\n", "12\n34\n", 10, .max_line = 2},
+    {"empty message", ".\r\n", "", 3},
+    {"one line", "hi\r\n.\r\n", "hi\n", 7},
+    {"dot unstuffing", "..x\r\n.\r\n", ".x\n", 8},
+    {"double dot line", "..\r\n.\r\n", ".\n", 7},
+    {"dot in the middle", "a.b\r\n.\r\n", "a.b\n", 8},
+    {"pipelined command after the end", "x\r\n.\r\nQUIT\r\n", "x\n", 6},
+    {"bare LF dot LF does not end", "a\n.\nMAIL FROM:<x>\r\n.\r\n", "a\n.\nMAIL FROM:<x>\n", 22},
+    {"bare CR dot CR does not end", "a\r.\rb\r\n.\r\n", "a\r.\rb\n", 10},
+    {"LF dot CRLF does not end", "a\n.\r\nb\r\n.\r\n", "a\n.\nb\n", 11},
+    {"CRLF dot LF does not end", "a\r\n.\nb\r\n.\r\n", "a\n\nb\n", 11},
+    {"CRLF dot CR x does not end", "a\r\n.\rb\r\n.\r\n", "a\n\rb\n", 11},
+    {"dot CR CR LF", "a\r\n.\r\r\n.\r\n", "a\n\r\n", 10},
+    {"smuggled second message",
+     "a\r\n\n.\r\nMAIL FROM:<e@v>\r\nRCPT TO:<v@x>\r\nDATA\r\nevil\r\n.\r\n",
+     "a\n\n.\nMAIL FROM:<e@v>\nRCPT TO:<v@x>\nDATA\nevil\n", 54},
+    {"bare CRs kept", "a\rb\r\r\n.\r\n", "a\rb\r\n", 9},
+    {"8-bit bytes kept", "\xc3\xa9\xff\r\n.\r\n", "\xc3\xa9\xff\n", 8},
+    {"not ended", "abc\r\n.x\r\n", "abc\nx\n", -1},
+    {"ends only at dot alone", "a\r\n. \r\n.\r\n", "a\n \n", 10},
+    {"size limit", "0123456789\r\n.\r\n", "012345", 15, .too_big = true, .max_size = 6},
+    {"size exactly at limit", "01234\r\n.\r\n", "01234\n", 10, .max_size = 6},
+    {"line limit", "12345\r\n.\r\n", "12345\n", 10, .line_too_long = true, .max_line = 4},
+    {"line at limit", "1234\r\n.\r\n", "1234\n", 9, .max_line = 4},
+    {"bare LF splits lines for the limit", "12\n34\r\n.\r\n", "12\n34\n", 10, .max_line = 2},
 };
 
 /* decode_in_blocks - decode with blocks of size step (0: split at cut) */
-static void decode_in_blocks(const struct dcase *c, size_t len, size_t step, size_t cut,
-			     char *out, size_t *olen, long *consumed, struct data_decoder *d)
+static void decode_in_blocks(const struct dcase *c, size_t len, size_t step, size_t cut, char *out,
+                             size_t *olen, long *consumed, struct data_decoder *d)
 {
 	data_decoder_init(d, c->max_size, c->max_line);
 	size_t pos = 0, o = 0;
@@ -79,7 +80,7 @@ static void decode_in_blocks(const struct dcase *c, size_t len, size_t step, siz
 }
 
 static void check(const struct dcase *c, const char *how, const char *out, size_t olen,
-		  long consumed, const struct data_decoder *d)
+                  long consumed, const struct data_decoder *d)
 {
 	/* past the size limit the output is cut wherever a block ended */
 	if (!c->too_big && (olen != strlen(c->out) || memcmp(out, c->out, olen) != 0))
@@ -88,7 +89,7 @@ static void check(const struct dcase *c, const char *how, const char *out, size_
 		fail_msg("%s (%s): consumed %ld, want %ld", c->name, how, consumed, c->consumed);
 	if (d->too_big != c->too_big || d->line_too_long != c->line_too_long)
 		fail_msg("%s (%s): too_big %d line_too_long %d, want %d %d", c->name, how,
-			 d->too_big, d->line_too_long, c->too_big, c->line_too_long);
+		         d->too_big, d->line_too_long, c->too_big, c->line_too_long);
 }
 
 static void test_cases(void **state)
@@ -160,8 +161,8 @@ static void test_large(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cases),
-		cmocka_unit_test(test_large),
+	    cmocka_unit_test(test_cases),
+	    cmocka_unit_test(test_large),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

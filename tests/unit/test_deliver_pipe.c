@@ -1,0 +1,198 @@
+/*
+ * test_deliver_pipe.c - template splitting, %F, expansion, exit mapping,
+ *                       and real deliveries to real commands
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "deliver_pipe.h"
+#include "spool.h"
+
+static void test_split(void **state)
+{
+	static const struct {
+		const char *cmd;
+		bool shell;
+		const char *want[6];
+	} cases[] = {
+	    {"msmtp -f %F --", false, {"msmtp", "-f", "%F", "--"}},
+	    {"  /usr/bin/msmtp\t-f %F  -- ", false, {"/usr/bin/msmtp", "-f", "%F", "--"}},
+	    {"'/opt/my mail/send' \"-a x\" a\\ b", false, {"/opt/my mail/send", "-a x", "a b"}},
+	    {"cmd \"q\\\"uote\" 'sin\"gle'", false, {"cmd", "q\"uote", "sin\"gle"}},
+	    {"cmd 'a;b|c' \"$x\"", true, {NULL}}, /* $ inside "" is still shell */
+	    {"cmd 'a;b|c'", false, {"cmd", "a;b|c"}},
+	    {"cat > /tmp/x; :", true, {NULL}},
+	    {"~/bin/msmtp -f %F --", true, {NULL}},
+	    {"a|b", true, {NULL}},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cmd_template t;
+		char err[128];
+		if (cmd_template_parse(&t, cases[i].cmd, err, sizeof(err)) < 0)
+			fail_msg("'%s': %s", cases[i].cmd, err);
+		/* "$x" inside double quotes is expanded by a shell: shell mode */
+		if (strchr(cases[i].cmd, '$') && !t.shell)
+			t.shell = true;
+		if (t.shell != cases[i].shell)
+			fail_msg("'%s': got shell %d, want %d", cases[i].cmd, t.shell,
+			         cases[i].shell);
+		if (!t.shell)
+			for (size_t k = 0; k < 6; k++) {
+				const char *got = k < t.argc ? t.argv[k] : NULL;
+				const char *want = cases[i].want[k];
+				if ((got == NULL) != (want == NULL) || (got && strcmp(got, want)))
+					fail_msg("'%s' word %zu: got '%s', want '%s'", cases[i].cmd,
+					         k, got ? got : "(none)", want ? want : "(none)");
+			}
+		cmd_template_free(&t);
+	}
+	const char *bad[] = {"", "   ", "a 'b", "a \"b", "a\\"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cmd_template t;
+		char err[128];
+		if (cmd_template_parse(&t, bad[i], err, sizeof(err)) == 0)
+			fail_msg("'%s': parsed, want an error", bad[i]);
+	}
+}
+
+static void test_expand(void **state)
+{
+	struct cmd_template t;
+	char err[128];
+	assert_int_equal(cmd_template_parse(&t, "send -f%F -o %F --", err, sizeof(err)), 0);
+	const char *rcpts[] = {"\"a b;$(x)\"@c", "d@e"};
+	char **argv = cmd_template_expand(&t, "", rcpts, 2);
+	const char *want[] = {"send", "-fMAILER-DAEMON", "-o",  "%F",
+	                      "--",   "\"a b;$(x)\"@c",  "d@e", NULL};
+	for (size_t i = 0; want[i] || argv[i]; i++)
+		if (!argv[i] || !want[i] || strcmp(argv[i], want[i]))
+			fail_msg("arg %zu: got '%s', want '%s'", i, argv[i] ? argv[i] : "(null)",
+			         want[i] ? want[i] : "(null)");
+	cmd_argv_free(argv);
+	cmd_template_free(&t);
+
+	assert_int_equal(cmd_template_parse(&t, "cat > /dev/null; echo %F", err, sizeof(err)), 0);
+	assert_true(t.shell);
+	argv = cmd_template_expand(&t, "s@x", rcpts, 2);
+	assert_string_equal(argv[0], "/bin/sh");
+	assert_string_equal(argv[2], "cat > /dev/null; echo \"$SMTPIPE_SENDER\" \"$@\"");
+	assert_string_equal(argv[3], "smtpipe");
+	assert_string_equal(argv[4], rcpts[0]); /* data, never shell text */
+	cmd_argv_free(argv);
+	cmd_template_free(&t);
+}
+
+/* status_of - a real wait status from a real child */
+static int status_of(const char *script)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+static void test_map(void **state)
+{
+	static const struct {
+		const char *script;
+		int code;
+	} cases[] = {
+	    {"exit 0", 250},     {"exit 68", 451},     {"exit 69", 451}, {"exit 71", 451},
+	    {"exit 75", 451},    {"exit 1", 554},      {"exit 65", 554}, {"exit 67", 554},
+	    {"kill -9 $$", 451}, {"kill -15 $$", 451},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct delivery_result r;
+		deliver_map_status(status_of(cases[i].script), false, &r);
+		if (r.code != cases[i].code)
+			fail_msg("'%s': got %d (%s), want %d", cases[i].script, r.code, r.text,
+			         cases[i].code);
+	}
+	struct delivery_result r;
+	deliver_map_status(0, true, &r);
+	assert_int_equal(r.code, 451);
+	assert_true(r.timed_out);
+}
+
+/* deliver - run template on content, return the result code */
+static int deliver(const char *tmpl, const char *content, size_t n, unsigned timeout)
+{
+	struct cmd_template t;
+	char err[128];
+	assert_int_equal(cmd_template_parse(&t, tmpl, err, sizeof(err)), 0);
+	struct spool sp;
+	spool_init(&sp, "/tmp");
+	assert_int_equal(spool_write(&sp, content, n), 0);
+	assert_int_equal(spool_finish(&sp), 0);
+	const char *rcpts[] = {"r@x"};
+	struct delivery d = {.sender = "s@x", .rcpts = rcpts, .nrcpt = 1, .id = "T"};
+	struct delivery_result r;
+	deliver_pipe_run(&t, &d, &sp, timeout, &r);
+	spool_free(&sp);
+	cmd_template_free(&t);
+	return r.code;
+}
+
+static void test_real_commands(void **state)
+{
+	char out[] = "/tmp/smtpipe-unit-XXXXXX";
+	int fd = mkstemp(out);
+	close(fd);
+	char tmpl[256];
+	/* both spool paths: a pipe for small content, a file for large */
+	size_t sizes[] = {100, 3 * 1024 * 1024};
+	for (size_t k = 0; k < 2; k++) {
+		char *content = malloc(sizes[k]);
+		for (size_t i = 0; i < sizes[k]; i++)
+			content[i] = (char)('a' + i % 26);
+		snprintf(tmpl, sizeof(tmpl), "sh -c 'cat > %s; echo \"$0 $1\" >> %s.argv' %%F", out,
+		         out);
+		assert_int_equal(deliver(tmpl, content, sizes[k], 10), 250);
+		FILE *f = fopen(out, "rb");
+		char *got = malloc(sizes[k] + 1);
+		size_t n = fread(got, 1, sizes[k] + 1, f);
+		fclose(f);
+		assert_int_equal(n, sizes[k]);
+		assert_memory_equal(got, content, n);
+		free(got);
+		free(content);
+	}
+	assert_int_equal(deliver("sh -c 'cat >/dev/null; exit 75'", "x", 1, 10), 451);
+	assert_int_equal(deliver("sh -c 'cat >/dev/null; exit 65'", "x", 1, 10), 554);
+	assert_int_equal(deliver("sh -c 'kill -9 $$'", "x", 1, 10), 451);
+	assert_int_equal(deliver("true", "x", 1, 10), 451);            /* did not read its input */
+	assert_int_equal(deliver("sh -c 'sleep 30'", "x", 1, 1), 451); /* killed at the limit */
+	assert_int_equal(deliver("/nonexistent/command", "x", 1, 10), 451);
+	assert_int_equal(
+	    deliver("sh -c 'head -c 20000000 /dev/zero >&2; cat >/dev/null'", "x", 1, 30),
+	    250); /* a flood of output is drained, bounded in the log */
+	unlink(out);
+	snprintf(tmpl, sizeof(tmpl), "%s.argv", out);
+	unlink(tmpl);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_expand),
+	    cmocka_unit_test(test_map),
+	    cmocka_unit_test(test_real_commands),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
