@@ -252,7 +252,9 @@ def run_inetd(args, script, personality="smtpipe", timeout=30, env=None):
     finally:
         a.close()
     rc = p.wait(timeout=timeout)
-    return rc, p.stderr.read().decode(errors="replace")
+    err = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    return rc, err
 
 
 def main():
