@@ -6,8 +6,9 @@
 # and every ctest test (unit, integration with real clients, TLS,
 # keyring, fuzz corpus); 3. (not with --quick) the same suite against
 # an ASan+UBSan build, failing on any sanitizer report, even from a
-# daemon whose own test passed; 4. (not with --quick) a minute of
-# libFuzzer on the session engine.
+# daemon whose own test passed; 4. (not with --quick) unit tests and a
+# set of session tests under valgrind; 5. (not with --quick) a minute
+# of libFuzzer on the session engine.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -41,6 +42,29 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 if [ -n "$(ls -A "$reports")" ]; then
     for f in "$reports"/*; do echo "----- $f"; head -n 40 "$f"; done
     echo "test.sh: sanitizer reports (above)" >&2
+    exit 1
+fi
+
+stage "valgrind: unit tests, the fuzz corpus, and sessions under memcheck"
+vglogs=$top/build/valgrind-logs
+rm -rf "$vglogs" && mkdir -p "$vglogs" && chmod 1777 "$vglogs"
+export SMTPIPE_VALGRIND_DIR=$vglogs
+vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+    --show-leak-kinds=definite "--log-file=$vglogs/unit.%p.log")
+for t in build/tests/test_*; do
+    "${vg[@]}" "$t" >"$vglogs/$(basename "$t").out" 2>&1 \
+        || { cat "$vglogs/$(basename "$t").out"; echo "test.sh: $t failed under valgrind" >&2; exit 1; }
+done
+"${vg[@]}" build/tests/fuzz_replay tests/fuzz/corpus >/dev/null
+ctest --test-dir build --output-on-failure --no-tests=error -j"$jobs" \
+    -R 'test_smtp_basic|test_data|test_mockmta|test_inetd|test_tls_starttls'
+unset SMTPIPE_VALGRIND_DIR
+# Every process logged to its own file; valgrind's error lines start
+# with ==PID== (its "--PID--" lines are warnings, e.g. about pidfd_open,
+# which valgrind 3.19 does not know: smtpipe then polls waitpid).
+if grep -l '^==[0-9]*==' "$vglogs"/*.log >/dev/null 2>&1; then
+    grep -h -A20 '^==[0-9]*==' "$vglogs"/*.log | head -n 80
+    echo "test.sh: valgrind found errors (above)" >&2
     exit 1
 fi
 

@@ -24,7 +24,7 @@ SOURCE = os.environ.get("SMTPIPE_SOURCE_DIR", os.path.dirname(os.path.dirname(HE
 RECORDER = os.path.join(SOURCE, "tests", "tools", "recorder.py")
 
 
-def binary():
+def real_binary():
     """Path of the smtpipe binary under test (ctest sets SMTPIPE)."""
     path = os.environ.get("SMTPIPE")
     if not path or not os.access(path, os.X_OK):
@@ -32,9 +32,40 @@ def binary():
     return path
 
 
+_wrappers = {}
+
+
+def _valgrind_wrapper(target):
+    """With SMTPIPE_VALGRIND_DIR set, run the binary under valgrind: a
+    wrapper named like the personality, logs in that directory (the
+    forked sessions stay under valgrind; commands they start do not)."""
+    logdir = os.environ["SMTPIPE_VALGRIND_DIR"]
+    if target not in _wrappers:
+        d = tempfile.mkdtemp(prefix="smtpipe-vg-")
+        atexit.register(shutil.rmtree, d, True)
+        path = os.path.join(d, os.path.basename(target))
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full "
+                    "--errors-for-leak-kinds=definite --show-leak-kinds=definite "
+                    "--log-file=%s/vg.%%p.log %s \"$@\"\n" % (shlex.quote(logdir), shlex.quote(target)))
+        os.chmod(path, 0o755)
+        _wrappers[target] = path
+    return _wrappers[target]
+
+
+def binary():
+    """The smtpipe personality to run (maybe wrapped in valgrind)."""
+    if os.environ.get("SMTPIPE_VALGRIND_DIR"):
+        return _valgrind_wrapper(real_binary())
+    return real_binary()
+
+
 def mockmta_binary():
     """The mockmta personality: the symlink beside the binary."""
-    return os.path.join(os.path.dirname(binary()), "mockmta")
+    path = os.path.join(os.path.dirname(real_binary()), "mockmta")
+    if os.environ.get("SMTPIPE_VALGRIND_DIR"):
+        return _valgrind_wrapper(path)
+    return path
 
 
 _clients = None

@@ -179,6 +179,10 @@ class DeliveryCodes(unittest.TestCase):
             self.assertIn('event=command-output text="HELLO-FROM-COMMAND"', srv.log())
 
     def test_missing_command(self):
+        if os.environ.get("SMTPIPE_VALGRIND_DIR"):
+            # under valgrind posix_spawn cannot report a failed exec (the
+            # child exits 127); this test runs in the native and ASan passes
+            self.skipTest("not meaningful under valgrind")
         with harness.Server(command="/nonexistent/cmd -f %F --") as srv:
             c = self.send(srv)
             c.expect(451, "Cannot run")

@@ -117,6 +117,10 @@ class Basic(unittest.TestCase):
         self.assertRegex(log, r"event=delivered msg=\w+\.1 from=<a@b\.test> nrcpt=2 size=\d+ result=250 status=0")
 
     def test_delivery_command_sees_only_std_fds(self):
+        if os.environ.get("SMTPIPE_VALGRIND_DIR"):
+            # valgrind's own descriptors leak into children it does not trace;
+            # this test runs (and must pass) in the native and ASan passes
+            self.skipTest("not meaningful under valgrind")
         s = self.srv.smtp()
         s.sendmail("a@b.test", ["c@d.test"], "x\r\n")
         s.quit()

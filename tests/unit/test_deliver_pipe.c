@@ -176,7 +176,9 @@ static void test_real_commands(void **state)
 	assert_int_equal(deliver("sh -c 'kill -9 $$'", "x", 1, 10), 451);
 	assert_int_equal(deliver("true", "x", 1, 10), 451);            /* did not read its input */
 	assert_int_equal(deliver("sh -c 'sleep 30'", "x", 1, 1), 451); /* killed at the limit */
-	assert_int_equal(deliver("/nonexistent/command", "x", 1, 10), 451);
+	/* valgrind runs posix_spawn so that a failed exec is an exit 127 */
+	if (!getenv("SMTPIPE_VALGRIND_DIR"))
+		assert_int_equal(deliver("/nonexistent/command", "x", 1, 10), 451);
 	assert_int_equal(
 	    deliver("sh -c 'head -c 20000000 /dev/zero >&2; cat >/dev/null'", "x", 1, 30),
 	    250); /* a flood of output is drained, bounded in the log */
