@@ -1,0 +1,47 @@
+/*
+ * bigclient.c - send one message of MB megabytes as fast as possible and
+ * print MB/s from DATA to the final 250. Usage: bigclient PORT MB
+ */
+#include "smtpc.h"
+
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	int fd = smtpc_connect(atoi(argv[1]));
+	long mb = atol(argv[2]);
+	smtpc_reply(fd);
+	smtpc_send(fd, "EHLO bench\r\n");
+	smtpc_reply(fd);
+	smtpc_send(fd, "MAIL FROM:<a@bench>\r\nRCPT TO:<b@bench>\r\nDATA\r\n");
+	if (smtpc_reply(fd) != 250 || smtpc_reply(fd) != 250 || smtpc_reply(fd) != 354)
+		return 1;
+	/* 1 MiB of 78-octet lines, none starting with a dot */
+	static char block[1 << 20];
+	size_t i = 0;
+	while (i + 80 <= sizeof(block)) {
+		memset(block + i, 'a' + (int)(i / 80 % 26), 78);
+		memcpy(block + i + 78, "\r\n", 2);
+		i += 80;
+	}
+	double t0 = smtpc_now();
+	for (long k = 0; k < mb; k++) {
+		size_t off = 0;
+		while (off < i) {
+			ssize_t w = write(fd, block + off, i - off);
+			if (w <= 0)
+				return 1;
+			off += (size_t)w;
+		}
+	}
+	smtpc_send(fd, ".\r\n");
+	int code = smtpc_reply(fd);
+	double t = smtpc_now() - t0;
+	smtpc_send(fd, "QUIT\r\n");
+	if (code != 250) {
+		fprintf(stderr, "reply %d\n", code);
+		return 1;
+	}
+	printf("%.1f\n", (double)mb * (double)i / 1048576.0 / t);
+	return 0;
+}

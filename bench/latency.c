@@ -1,0 +1,40 @@
+/*
+ * latency.c - time from the final "." to the 250, one client, N messages
+ * of 1 KB in one session. Usage: latency PORT N; prints "p50_ms p99_ms"
+ */
+#include "smtpc.h"
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	int fd = smtpc_connect(atoi(argv[1])), n = atoi(argv[2]);
+	double *t = calloc((size_t)n, sizeof(*t));
+	char body[1100];
+	memset(body, 'x', 1022);
+	memcpy(body + 1022, "\r\n", 3);
+	smtpc_reply(fd);
+	smtpc_send(fd, "EHLO bench\r\n");
+	smtpc_reply(fd);
+	for (int i = 0; i < n; i++) {
+		smtpc_send(fd, "MAIL FROM:<a@bench>\r\nRCPT TO:<b@bench>\r\nDATA\r\n");
+		if (smtpc_reply(fd) != 250 || smtpc_reply(fd) != 250 || smtpc_reply(fd) != 354)
+			return 1;
+		smtpc_send(fd, body);
+		double t0 = smtpc_now();
+		smtpc_send(fd, ".\r\n");
+		if (smtpc_reply(fd) != 250)
+			return 1;
+		t[i] = (smtpc_now() - t0) * 1000;
+	}
+	smtpc_send(fd, "QUIT\r\n");
+	qsort(t, (size_t)n, sizeof(*t), cmp);
+	printf("%.3f %.3f\n", t[n / 2], t[(n * 99) / 100]);
+	return 0;
+}

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""run.py - smtpipe and msmtpd side by side, interleaved, as ratios.
+
+Usage: bench/run.sh [--quick]   (run.sh builds everything, then runs this)
+Every case runs smtpipe and msmtpd alternately (A B A B ...) for ROUNDS
+rounds and reports medians; the limits (what the unavoidable work costs)
+and references (Postfix's smtp-sink) are measured in the same rounds.
+Servers run as "nobody" when started as root. Never part of the tests.
+"""
+import os
+import platform
+import pwd
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+QUICK = "--quick" in sys.argv
+ROUNDS = 1 if QUICK else 3
+B = os.environ["BENCH_BIN"]          # the benchmark's compiled tools
+SMTPIPE = os.environ["BENCH_SMTPIPE"]
+C = dict(l.split("=", 1) for l in os.environ["BENCH_CLIENTS"].splitlines() if "=" in l)
+SINK = os.path.join(B, "sink")
+NOBODY = pwd.getpwnam("nobody")
+TMP = tempfile.mkdtemp(prefix="smtpipe-bench-")
+os.chmod(TMP, 0o777)
+
+
+def as_nobody():
+    if os.getuid() == 0:
+        os.setgroups([])
+        os.setgid(NOBODY.pw_gid)
+        os.setuid(NOBODY.pw_uid)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("port %d never opened" % port)
+
+
+class Daemon:
+    def __init__(self, kind, mailbox=None, extra=()):
+        self.kind = kind
+        if kind == "smtpipe":
+            argv = [SMTPIPE, "--interface=127.0.0.1", "--port=0", "--max-message-size=200M",
+                    "--max-sessions=64"] + list(extra)
+            argv += [mailbox] if mailbox else ["--command=%s -f %%F --" % SINK]
+            self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, preexec_fn=as_nobody)
+            self.port = int(self.p.stdout.readline())
+        elif kind == "msmtpd":
+            self.port = free_port()
+            self.p = subprocess.Popen([C["MSMTPD"], "--interface=127.0.0.1", "--port=%d" % self.port,
+                                       "--command=%s -f %%F --" % SINK], preexec_fn=as_nobody)
+            wait_port(self.port)
+        else:  # smtp-sink: the reference that stores nothing
+            self.port = free_port()
+            self.p = subprocess.Popen([C["SMTP_SINK"], "-u", "nobody", "127.0.0.1:%d" % self.port, "256"])
+            wait_port(self.port)
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait()
+
+
+def timed(argv):
+    t = time.monotonic()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - t
+
+
+def source_rate(port, msgs, sessions, per_session=False):
+    argv = [C["SMTP_SOURCE"], "-s", str(sessions), "-m", str(msgs), "-l", "1024", "-f", "a@bench",
+            "-t", "b@bench"] + (["-d"] if per_session else []) + ["127.0.0.1:%d" % port]
+    return msgs / timed(argv)
+
+
+def tool(name, *args):
+    out = subprocess.run([os.path.join(B, name)] + [str(a) for a in args], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return [float(x) for x in out]
+
+
+def pss_anon_kb(pid):
+    total = 0
+    pids = [pid] + [int(p) for p in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
+    for q in pids:
+        with open("/proc/%d/smaps_rollup" % q) as f:
+            for line in f:
+                if line.startswith("Pss_Anon:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def memory(kind):
+    d = Daemon(kind)
+    time.sleep(0.2)
+    idle = pss_anon_kb(d.p.pid)
+    with open("/proc/%d/status" % d.p.pid) as f:
+        rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")][0]
+    conns = []
+    for _ in range(16):
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.recv(1024)
+        s.sendall(b"EHLO bench\r\n")
+        s.recv(4096)
+        conns.append(s)
+    time.sleep(0.3)
+    busy = pss_anon_kb(d.p.pid)
+    for s in conns:
+        s.close()
+    d.stop()
+    return rss, idle, (busy - idle) / 16
+
+
+def main():
+    n1 = 200 if QUICK else 1000
+    big = 20 if QUICK else 100
+    lat = 100 if QUICK else 500
+    r = {k: [] for k in ("s1", "s4", "sd", "m1", "m4", "md", "lim1", "lim2", "big_s", "big_m", "big_lim",
+                         "sess_s", "sess_m", "sess_ref", "mbox_s", "mbox_ref", "append", "lat_s", "lat_m")}
+    for rnd in range(ROUNDS):
+        for kind, a, b, c in (("smtpipe", "s1", "s4", "sd"), ("msmtpd", "m1", "m4", "md")):
+            d = Daemon(kind)
+            r[a].append(source_rate(d.port, n1, 1))
+            r[b].append(source_rate(d.port, n1, 4))
+            r[c].append(source_rate(d.port, n1, 4, per_session=True))
+            d.stop()
+        r["lim1"].append(tool("spawn_limit", SINK, n1, 1)[0])
+        r["lim2"].append(tool("spawn_limit", SINK, n1, 2)[0])
+        for kind, key in (("smtpipe", "big_s"), ("msmtpd", "big_m")):
+            d = Daemon(kind)
+            r[key].append(tool("bigclient", d.port, big)[0])
+            d.stop()
+        sp = subprocess.Popen([os.path.join(B, "spool_limit"), SINK], stdout=subprocess.PIPE)
+        r["big_lim"].append(tool("bigclient", int(sp.stdout.readline()), big)[0])
+        sp.kill()
+        sp.wait()
+        for kind, key in (("smtpipe", "sess_s"), ("msmtpd", "sess_m"), ("sink", "sess_ref")):
+            d = Daemon(kind)
+            r[key].append(tool("sessions", d.port, 4, 2 if QUICK else 5)[0])
+            d.stop()
+        box = os.path.join(TMP, "bench.mbox")
+        d = Daemon("smtpipe", mailbox=box)
+        r["mbox_s"].append(source_rate(d.port, n1, 4))
+        d.stop()
+        os.unlink(box)
+        d = Daemon("sink")
+        r["mbox_ref"].append(source_rate(d.port, n1, 4))
+        d.stop()
+        r["append"].append(tool("append_limit", os.path.join(TMP, "append.mbox"), n1)[0])
+        os.unlink(os.path.join(TMP, "append.mbox"))
+        for kind, key in (("smtpipe", "lat_s"), ("msmtpd", "lat_m")):
+            d = Daemon(kind)
+            r[key].append(tool("latency", d.port, lat))
+            d.stop()
+    med = {k: statistics.median(v) for k, v in r.items() if v and not isinstance(v[0], list)}
+    lat_s = [statistics.median(x[i] for x in r["lat_s"]) for i in (0, 1)]
+    lat_m = [statistics.median(x[i] for x in r["lat_m"]) for i in (0, 1)]
+    mem_s, mem_m = memory("smtpipe"), memory("msmtpd")
+
+    def pct(a, b):
+        return "%.0f%%" % (100.0 * a / b)
+
+    rows = [
+        ("1. 1 KB, 1 session/msg, 1 client (msg/s)", med["s1"], med["m1"], med["lim1"],
+         pct(med["s1"], med["lim1"]), pct(med["m1"], med["lim1"]), ">= 85%"),
+        ("1. 1 KB, 1 session/msg, 4 clients (msg/s)", med["s4"], med["m4"], med["lim2"],
+         pct(med["s4"], med["lim2"]), pct(med["m4"], med["lim2"]), ">= 75%"),
+        ("1. 1 KB, many msgs/session, 4 clients (msg/s)", med["sd"], med["md"], med["lim2"],
+         pct(med["sd"], med["lim2"]), pct(med["md"], med["lim2"]), ""),
+        ("3. %d MB message (MB/s)" % big, med["big_s"], med["big_m"], med["big_lim"],
+         pct(med["big_s"], med["big_lim"]), pct(med["big_m"], med["big_lim"]), ">= 85%"),
+        ("4. EHLO+QUIT sessions/s, 4 clients", med["sess_s"], med["sess_m"], med["sess_ref"],
+         pct(med["sess_s"], med["sess_ref"]), pct(med["sess_m"], med["sess_ref"]), ">= 40%"),
+        ("6. mbox, 1 KB, 4 clients (msg/s)", med["mbox_s"], None, med["append"],
+         pct(med["mbox_s"], med["append"]), "-", ">= 50%"),
+        ("6. same against smtp-sink (msg/s)", med["mbox_s"], None, med["mbox_ref"],
+         pct(med["mbox_s"], med["mbox_ref"]), "-", ""),
+        ("7. latency '.' to 250, p50 (ms)", lat_s[0], lat_m[0], None, "", "", "<= msmtpd"),
+        ("7. latency '.' to 250, p99 (ms)", lat_s[1], lat_m[1], None, "", "", "< 2 ms"),
+        ("5. idle daemon RSS (kB)", mem_s[0], mem_m[0], None, "", "", ""),
+        ("5. idle daemon anon PSS (kB)", mem_s[1], mem_m[1], None, "", "", ""),
+        ("5. anon PSS per extra session (kB, 16 open)", mem_s[2], mem_m[2], None, "", "", "<= msmtpd"),
+    ]
+
+    def f(x):
+        return "-" if x is None else ("%.1f" % x if x < 100 else "%.0f" % x)
+
+    out = ["Run: `bash bench/run.sh%s` on %s, %d cores, %s; %d round(s), medians."
+           % (" --quick" if QUICK else "", time.strftime("%Y-%m-%d"), os.cpu_count(),
+              platform.platform(), ROUNDS), "",
+           "| case | smtpipe | msmtpd | limit / reference | smtpipe ratio | msmtpd ratio | target |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in rows:
+        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (row[0], f(row[1]), f(row[2]), f(row[3]),
+                                                             row[4], row[5], row[6]))
+    out += ["", "Limits: case 1 = posix_spawn of the sink with the message on stdin (bench/spawn_limit.c, "
+            "serial for 1 client, 2 workers for 4); case 3 = the same client against a minimal server that "
+            "spools the decoded bytes and hands the file to the sink (bench/spool_limit.c); case 4 and 6 = "
+            "Postfix's smtp-sink; case 6 = open, lock, append 1 KB, fsync (bench/append_limit.c)."]
+    text = "\n".join(out)
+    print(text)
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.md"), "w") as fh:
+        fh.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
