@@ -14,5 +14,8 @@ for t in sink spawn_limit bigclient sessions latency append_limit spool_limit; d
     cc -O2 -Wall -Wextra -D_GNU_SOURCE -o "$out/bench/$t" "$top/bench/$t.c"
 done
 chmod 755 "$out" "$out/bench"
-BENCH_BIN=$out/bench BENCH_SMTPIPE=$out/smtpipe BENCH_CLIENTS=$("$top/tests/tools/clients.sh") \
+# the servers run as nobody: their tools must not sit in /root
+"$top/tests/tools/clients.sh" "$out/clients" >/dev/null
+chmod -R a+rX "$out/clients"
+BENCH_BIN=$out/bench BENCH_SMTPIPE=$out/smtpipe BENCH_CLIENTS=$("$top/tests/tools/clients.sh" "$out/clients") \
     exec python3 "$top/bench/run.py" "$@"

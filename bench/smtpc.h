@@ -22,28 +22,31 @@ static int smtpc_connect(int port)
 	return fd;
 }
 
-/* smtpc_reply - read one whole reply, return its code */
+/* smtpc_reply - read one whole reply (replies to a pipelined group may
+ * arrive together: what follows stays buffered), return its code */
 static int smtpc_reply(int fd)
 {
-	static char buf[8192];
-	size_t n = 0;
+	static char buf[65536];
+	static size_t n;
 	for (;;) {
-		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		char *p = buf;
+		char *nl;
+		while ((nl = memchr(p, '\n', n - (size_t)(p - buf)))) {
+			if (nl - p >= 4 && p[3] == ' ') {
+				int code = atoi(p);
+				size_t used = (size_t)(nl + 1 - buf);
+				memmove(buf, nl + 1, n - used);
+				n -= used;
+				return code;
+			}
+			p = nl + 1;
+		}
+		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
 		if (r <= 0) {
 			fprintf(stderr, "connection closed\n");
 			exit(1);
 		}
 		n += (size_t)r;
-		buf[n] = 0;
-		/* the last line is "DDD " ... CRLF */
-		char *end = n >= 2 && buf[n - 2] == '\r' && buf[n - 1] == '\n' ? buf + n - 2 : NULL;
-		if (!end)
-			continue;
-		char *line = end;
-		while (line > buf && line[-1] != '\n')
-			line--;
-		if (end - line >= 4 && line[3] == ' ')
-			return atoi(line);
 	}
 }
 
@@ -57,6 +60,12 @@ static void smtpc_send(int fd, const char *s)
 		s += w;
 		n -= (size_t)w;
 	}
+}
+
+static int smtpc_cmd(int fd, const char *s)
+{
+	smtpc_send(fd, s);
+	return smtpc_reply(fd);
 }
 
 static double smtpc_now(void)

@@ -26,7 +26,7 @@ size_t auth_b64_encode(const void *in, size_t n, char *out, size_t cap);
  * (RFC 4616 2); pointers go into msg; -1 when malformed (not exactly two
  * NULs, empty authcid or passwd) */
 int auth_plain_split(const char *msg, size_t len, const char **authzid, size_t *zlen,
-		     const char **user, size_t *ulen, const char **pass, size_t *plen);
+                     const char **user, size_t *ulen, const char **pass, size_t *plen);
 
 /* The one configured account. */
 struct auth_secret {
@@ -39,7 +39,7 @@ struct auth_secret {
 /* auth_check - constant time (in the lengths of the configured values)
  * comparison of both user and password; true on a match */
 bool auth_check(const struct auth_secret *s, const char *user, size_t ulen, const char *pass,
-		size_t plen);
+                size_t plen);
 /* auth_secret_wipe - overwrite and free the password and user */
 void auth_secret_wipe(struct auth_secret *s);
 

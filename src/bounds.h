@@ -24,7 +24,7 @@
 #define BOUND_PATH 256
 /* RFC 5321 4.5.3.1.1 and 4.5.3.1.2. */
 #define BOUND_LOCAL_PART 64
-#define BOUND_DOMAIN 255
+#define BOUND_DOMAIN     255
 /* RFC 5321 4.5.3.2.7: wait at least 5 minutes for the next command. */
 #define BOUND_TIMEOUT_SECONDS 300
 /* How long a delivery command may run before it is killed (451). */
@@ -34,7 +34,7 @@
 /* How long the TLS handshake may take. */
 #define BOUND_HANDSHAKE_SECONDS 30
 /* Brute-force brake (msmtpd): delay and how long it lasts after a failure. */
-#define BOUND_AUTH_DELAY_MS 1000
+#define BOUND_AUTH_DELAY_MS      1000
 #define BOUND_AUTH_BRAKE_SECONDS 60
 /* How long a passwordeval command may run at start-up. */
 #define BOUND_PASSWORDEVAL_SECONDS 10

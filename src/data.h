@@ -18,11 +18,11 @@
 
 struct data_decoder {
 	int state;
-	size_t size;        /* output bytes so far (counting past max_size) */
-	size_t max_size;    /* 0: no limit */
-	size_t line_len;    /* octets in the current line */
-	size_t max_line;    /* longest allowed line without its CRLF; 0: no limit */
-	size_t longest;     /* longest line seen */
+	size_t size;     /* output bytes so far (counting past max_size) */
+	size_t max_size; /* 0: no limit */
+	size_t line_len; /* octets in the current line */
+	size_t max_line; /* longest allowed line without its CRLF; 0: no limit */
+	size_t longest;  /* longest line seen */
 	unsigned long bare_lf;
 	bool too_big;
 	bool line_too_long;
@@ -33,7 +33,6 @@ void data_decoder_init(struct data_decoder *d, size_t max_size, size_t max_line)
 /* data_decode - decode in[0..len) into out (room for len+2 bytes);
  * returns the number of input bytes consumed (less than len only when
  * the end of data was found: d->done), *out_len the bytes written */
-size_t data_decode(struct data_decoder *d, const char *in, size_t len, char *out,
-		   size_t *out_len);
+size_t data_decode(struct data_decoder *d, const char *in, size_t len, char *out, size_t *out_len);
 
 #endif

@@ -14,18 +14,18 @@
 #include <stddef.h>
 
 struct delivery {
-	const char *sender;        /* "" for the null sender <> */
-	const char *const *rcpts;  /* nrcpt addresses, without <> */
+	const char *sender;       /* "" for the null sender <> */
+	const char *const *rcpts; /* nrcpt addresses, without <> */
 	size_t nrcpt;
-	const char *id;            /* message id for the log */
+	const char *id; /* message id for the log */
 };
 
 struct delivery_result {
-	int code;         /* 250, 451, 452, 554 ... */
-	char text[160];   /* enhanced code and text: "2.0.0 Ok: delivered as ID" */
-	int exit_status;  /* exit status of the command, -1 if none */
-	int signal;       /* signal that killed it, 0 if none */
-	bool timed_out;   /* killed over the delivery time limit */
+	int code;        /* 250, 451, 452, 554 ... */
+	char text[160];  /* enhanced code and text: "2.0.0 Ok: delivered as ID" */
+	int exit_status; /* exit status of the command, -1 if none */
+	int signal;      /* signal that killed it, 0 if none */
+	bool timed_out;  /* killed over the delivery time limit */
 };
 
 #endif

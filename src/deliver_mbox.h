@@ -22,6 +22,6 @@ struct spool;
 int deliver_mbox_check(const char *path, char *err, size_t errlen);
 /* deliver_mbox_run - append the message, fill r */
 void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *sp,
-		      struct delivery_result *r);
+                      struct delivery_result *r);
 
 #endif

@@ -25,9 +25,9 @@
 struct spool;
 
 struct cmd_template {
-	char **argv;   /* NULL-terminated words of the template */
+	char **argv; /* NULL-terminated words of the template */
 	size_t argc;
-	bool shell;    /* run through /bin/sh -c (template uses shell syntax) */
+	bool shell; /* run through /bin/sh -c (template uses shell syntax) */
 };
 
 /* cmd_template_parse - split cmd once; -1 with err filled when it is
@@ -37,12 +37,12 @@ void cmd_template_free(struct cmd_template *t);
 /* cmd_template_expand - argv for one message (malloc'd, NULL-terminated,
  * free with cmd_argv_free); sender "" becomes MAILER-DAEMON */
 char **cmd_template_expand(const struct cmd_template *t, const char *sender,
-			   const char *const *rcpts, size_t nrcpt);
+                           const char *const *rcpts, size_t nrcpt);
 void cmd_argv_free(char **argv);
 /* deliver_map_status - fill r->code/text from a waitpid() status */
 void deliver_map_status(int wstatus, bool timed_out, struct delivery_result *r);
 /* deliver_pipe_run - spawn, feed, wait at most timeout seconds, map */
-void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d,
-		      struct spool *sp, unsigned timeout, struct delivery_result *r);
+void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d, struct spool *sp,
+                      unsigned timeout, struct delivery_result *r);
 
 #endif

@@ -167,12 +167,12 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	getsockname(listen_fd, (struct sockaddr *)&ss, &sl);
 	listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 	                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	if (cfg->run_user && drop_privileges(cfg->run_user, err, errlen) < 0)
+		return -1;
 	if (cfg->port == 0) { /* tell a test suite where we are, before serving */
 		printf("%u\n", listen_port);
 		fflush(stdout);
 	}
-	if (cfg->run_user && drop_privileges(cfg->run_user, err, errlen) < 0)
-		return -1;
 	return 0;
 }
 

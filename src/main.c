@@ -54,14 +54,16 @@ int main(int argc, char **argv)
 		snprintf(srv.hostname, sizeof(srv.hostname), "%s", cfg.hostname);
 	else if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0 || !srv.hostname[0])
 		snprintf(srv.hostname, sizeof(srv.hostname), "localhost");
-	if (cfg.mailbox) {
-		if (deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-	} else {
+	if (!cfg.mailbox) {
 		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_USAGE, err);
 		srv.command = &command;
 	}
+	/* the mailbox is checked as the user who will append to it: after
+	 * listener_open has applied --user */
+	if (cfg.mailbox && cfg.mode == MODE_INETD &&
+	    deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
 	if (cfg.tls_cert) {
 		srv.tls = tls_server_new(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, err, sizeof(err));
 		if (!srv.tls)
@@ -80,6 +82,17 @@ int main(int argc, char **argv)
 	} else {
 		if (listener_open(&srv, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_STARTUP, err);
+		if (cfg.mailbox && deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		/* msmtpd runs as whoever starts it, and so do we (a drop-in must not
+		 * refuse a working setup); but a delivery command running as root
+		 * is worth one line, and --user is the fix. */
+		if (getuid() == 0 && !cfg.run_user && !cfg.mailbox)
+			fprintf(
+			    stderr,
+			    "%s: warning: running as root: the delivery command will run as root; "
+			    "use --user=USER (after binding port 25) or a service manager's user\n",
+			    cfg.progname);
 		rc = listener_run(&srv);
 	}
 	auth_secret_wipe(&secret);

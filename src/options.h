@@ -23,6 +23,6 @@ enum options_result {
 
 /* options_parse - fill cfg from argv (defaults first, then options) */
 enum options_result options_parse(struct config *cfg, int argc, char **argv, char *err,
-				  size_t errlen);
+                                  size_t errlen);
 
 #endif

@@ -22,7 +22,7 @@ struct reply_buf {
 /* reply_add - append one reply line "CODE[-| ]text\r\n"; last says
  * whether it ends a multiline reply; fmt is printf-like */
 void reply_add(struct reply_buf *rb, int code, bool last, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* reply_last_code - the code of the last reply added, 0 when empty */
 int reply_last_code(const struct reply_buf *rb);
 /* reply_half_full - whether the session should flush now */

@@ -18,6 +18,6 @@ struct auth_secret;
 /* secret_resolve - fill s (user and password) or return -1 with err
  * holding one line that names what failed */
 int secret_resolve(struct auth_secret *s, const char *user, const char *eval, char *err,
-		   size_t errlen);
+                   size_t errlen);
 
 #endif

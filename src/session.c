@@ -97,8 +97,12 @@ struct session {
 	struct engine e;
 	struct smtp_io io;
 	struct spool sp;
-	char block[SMTP_IO_BUFFER + 2]; /* decoded DATA on its way to the spool */
 };
+
+/* Decoded DATA on its way to the spool. Outside struct session so that
+ * a session that never sends DATA never touches (and never dirties
+ * after fork) these 16 pages. */
+static char block[SMTP_IO_BUFFER + 2];
 
 /* receive_message - DATA text into the spool; EXIT_KIND_OK when the end
  * of data was seen, else how the session must end (nothing delivered) */
@@ -132,9 +136,9 @@ static enum exit_kind receive_message(struct session *s, struct data_decoder *d,
 			        "event=disconnect phase=data size=%zu nothing-delivered", d->size);
 			return EXIT_KIND_FAILURE;
 		}
-		size_t used = data_decode(d, in, n, s->block, &out);
+		size_t used = data_decode(d, in, n, block, &out);
 		if (!d->too_big && !s->sp.error)
-			spool_write(&s->sp, s->block, out);
+			spool_write(&s->sp, block, out);
 		smtp_io_consume(&s->io, used);
 	}
 	if (!s->sp.error)

@@ -37,7 +37,7 @@ enum smtp_verb {
  * past the verb and one space (or at the end); *bad_separator is set
  * when the verb is followed by something other than a space */
 enum smtp_verb smtp_cmd_verb(const char *line, size_t len, const char **args, size_t *args_len,
-			     bool *bad_separator);
+                             bool *bad_separator);
 const char *smtp_cmd_verb_name(enum smtp_verb v);
 
 enum path_error {
@@ -60,7 +60,7 @@ struct mail_params {
  * address without <> and source route into addr (BOUND_PATH+1 bytes);
  * *rest points at the parameters */
 enum path_error smtp_cmd_path(const char *args, size_t len, const char *prefix, char *addr,
-			      const char **rest, size_t *rest_len, bool allow_8bit);
+                              const char **rest, size_t *rest_len, bool allow_8bit);
 
 enum param_error {
 	PARAM_OK,

@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 struct spool {
-	char *mem;       /* in-memory content while small */
+	char *mem; /* in-memory content while small */
 	size_t mem_len;
 	size_t mem_cap;
 	int fd;          /* spill file (unlinked), -1 while in memory */

@@ -23,7 +23,7 @@ bool tls_available(void);
 /* tls_server_new - load cert, key and optional CA (client certificates);
  * NULL with err filled on failure */
 struct tls_server *tls_server_new(const char *cert, const char *key, const char *ca, char *err,
-				  size_t errlen);
+                                  size_t errlen);
 /* tls_server_reload - read the files again; on failure keep the old
  * credentials and return -1 with err filled */
 int tls_server_reload(struct tls_server *srv, char *err, size_t errlen);
@@ -31,8 +31,8 @@ void tls_server_free(struct tls_server *srv);
 
 /* tls_conn_handshake - run the server handshake on fd_in/fd_out within
  * timeout_ms; NULL with err filled on failure or timeout */
-struct tls_conn *tls_conn_handshake(struct tls_server *srv, int fd_in, int fd_out,
-				    int timeout_ms, char *err, size_t errlen);
+struct tls_conn *tls_conn_handshake(struct tls_server *srv, int fd_in, int fd_out, int timeout_ms,
+                                    char *err, size_t errlen);
 /* tls_conn_read - read up to n bytes waiting at most timeout_ms;
  * returns >0 bytes, 0 at a clean or unclean EOF, -1 with errno
  * (ETIMEDOUT on timeout, EIO on a TLS error) */
