@@ -3,11 +3,12 @@
  *
  * Resolved once at start-up, before the listener opens. passwordeval
  * runs through /bin/sh -c as in msmtp (it is the administrator's
- * command, never a client's), bounded in time. The keyring lookup uses
- * msmtp's own schema and attributes, so a password stored for msmtpd
- * works unchanged, and runs asynchronously under a timeout: a Secret
- * Service that is present but stuck would otherwise block for 50 s.
- * Passwords are wiped from every temporary buffer.
+ * command, never a client's), bounded in time. The keyring lookup runs
+ * in the helper smtpipe-keyring (keyring_helper.c), so that the daemon
+ * never maps GLib: it uses msmtp's own schema and attributes, so a
+ * password stored for msmtpd works unchanged. The password comes back
+ * through a pipe, never through argv. Passwords are wiped from every
+ * temporary buffer.
  */
 #include "secret.h"
 
@@ -27,13 +28,7 @@
 #include "auth.h"
 #include "bounds.h"
 
-#ifdef HAVE_LIBSECRET
-#include <libsecret/secret.h>
-#endif
-
 extern char **environ;
-
-#define KEYRING_TIMEOUT_MS 5000
 
 /* store - keep user and password in s (the password is copied, the
  * caller wipes its own buffer) */
@@ -62,15 +57,18 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* password_eval - the first line of EVAL's output */
-static int password_eval(struct auth_secret *s, const char *user, const char *eval, char *err,
-                         size_t errlen)
+/* run_output - run argv with stdout to a pipe for at most
+ * BOUND_PASSWORDEVAL_SECONDS; its output (up to cap-1 bytes, or the
+ * first line when first_line) into buf; returns the byte count and the
+ * wait status in *status, or -1 (spawn failure: errno; timeout:
+ * *timed_out) */
+static long run_output(char *const argv[], char *buf, size_t cap, bool first_line, int *status,
+                       bool *timed_out)
 {
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "passwordeval: %s", strerror(errno));
+	*timed_out = false;
+	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
-	}
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
@@ -78,43 +76,57 @@ static int password_eval(struct auth_secret *s, const char *user, const char *ev
 	posix_spawnattr_init(&at);
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-	char *argv[] = {"/bin/sh", "-c", (char *)eval, NULL};
 	pid_t pid;
-	int e = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, environ);
+	int e = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	close(p[1]);
 	if (e != 0) {
 		close(p[0]);
-		snprintf(err, errlen, "passwordeval '%s' cannot run: %s", eval, strerror(e));
+		errno = e;
 		return -1;
 	}
-	char buf[4096];
 	size_t n = 0;
-	bool timed_out = false;
 	long long deadline = now_ms() + BOUND_PASSWORDEVAL_SECONDS * 1000LL;
 	for (;;) {
 		long long left = deadline - now_ms();
 		struct pollfd pf = {.fd = p[0], .events = POLLIN};
 		if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
-			timed_out = true;
+			*timed_out = true;
 			break;
 		}
-		ssize_t r = read(p[0], buf + n, sizeof(buf) - 1 - n);
+		ssize_t r = read(p[0], buf + n, cap - 1 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
 		n += (size_t)r;
-		if (n == sizeof(buf) - 1 || memchr(buf, '\n', n))
-			break; /* the first line is all we need */
+		if (n == cap - 1 || (first_line && memchr(buf, '\n', n)))
+			break;
 	}
 	close(p[0]);
-	if (timed_out)
+	if (*timed_out)
 		kill(-pid, SIGKILL);
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 		;
+	buf[n] = '\0';
+	return *timed_out ? -1 : (long)n;
+}
+
+/* password_eval - the first line of EVAL's output */
+static int password_eval(struct auth_secret *s, const char *user, const char *eval, char *err,
+                         size_t errlen)
+{
+	char *argv[] = {"/bin/sh", "-c", (char *)eval, NULL};
+	char buf[4096];
+	int status = 0;
+	bool timed_out;
+	long got = run_output(argv, buf, sizeof(buf), true, &status, &timed_out);
+	if (got < 0 && !timed_out) {
+		snprintf(err, errlen, "passwordeval '%s' cannot run: %s", eval, strerror(errno));
+		return -1;
+	}
+	size_t n = got < 0 ? 0 : (size_t)got;
 	size_t len = 0;
 	while (len < n && buf[len] != '\n')
 		len++;
@@ -146,12 +158,12 @@ static int prompt(struct auth_secret *s, const char *user, char *err, size_t err
 	}
 	struct termios old, quiet;
 	bool tty = tcgetattr(fd, &old) == 0;
-	dprintf(fd, "Password for %s: ", user);
-	if (tty) {
+	if (tty) { /* echo off before the prompt: an answer typed at once is not shown */
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(fd, TCSAFLUSH, &quiet);
 	}
+	dprintf(fd, "Password for %s: ", user);
 	char buf[1024];
 	size_t n = 0;
 	char c;
@@ -169,73 +181,50 @@ static int prompt(struct auth_secret *s, const char *user, char *err, size_t err
 }
 
 #ifdef HAVE_LIBSECRET
-/* msmtp's schema, exactly: secret-tool store --label=msmtpd host
- * localhost service smtp user USER finds it */
-static const SecretSchema msmtp_schema = {
-    .name = "de.marlam.msmtp.password",
-    .flags = SECRET_SCHEMA_DONT_MATCH_NAME,
-    .attributes = {{.name = "host", .type = SECRET_SCHEMA_ATTRIBUTE_STRING},
-                   {.name = "service", .type = SECRET_SCHEMA_ATTRIBUTE_STRING},
-                   {.name = "user", .type = SECRET_SCHEMA_ATTRIBUTE_STRING},
-                   {.name = NULL, .type = 0}},
-};
-
-struct lookup {
-	GMainLoop *loop;
-	GCancellable *cancel;
-	gchar *password;
-	GError *error;
-	bool done, timed_out;
-};
-
-/* lookup_done - the async lookup finished (or was cancelled) */
-static void lookup_done(GObject *src, GAsyncResult *res, gpointer data)
+/* keyring_helper - where smtpipe-keyring is: beside this binary (a
+ * build tree), else the installed libexec directory */
+static void keyring_helper(char *path, size_t cap)
 {
-	struct lookup *l = data;
-	l->password = secret_password_lookup_finish(res, &l->error);
-	l->done = true;
-	g_main_loop_quit(l->loop);
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(path, cap, "%s/smtpipe-keyring", self);
+			if (access(path, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(path, cap, "%s", SMTPIPE_KEYRING_HELPER);
 }
 
-/* lookup_timeout - give up on a Secret Service that does not answer */
-static gboolean lookup_timeout(gpointer data)
+/* keyring - the password from the helper; -1 with why filled */
+static int keyring(struct auth_secret *s, const char *user, char *why, size_t whylen, char *err,
+                   size_t errlen)
 {
-	struct lookup *l = data;
-	l->timed_out = true;
-	g_cancellable_cancel(l->cancel);
-	return G_SOURCE_REMOVE;
-}
-
-/* keyring_lookup - one schema; the password (secret_password_free) or
- * NULL with why filled */
-static gchar *keyring_lookup(bool compat, const char *user, char *why, size_t whylen)
-{
-	struct lookup l = {.loop = g_main_loop_new(NULL, FALSE), .cancel = g_cancellable_new()};
-	guint t = g_timeout_add(KEYRING_TIMEOUT_MS, lookup_timeout, &l);
-	if (compat)
-		secret_password_lookup(SECRET_SCHEMA_COMPAT_NETWORK, l.cancel, lookup_done, &l,
-		                       "user", user, "server", "localhost", "protocol", "smtp",
-		                       NULL);
+	char helper[4200];
+	keyring_helper(helper, sizeof(helper));
+	char *argv[] = {helper, (char *)user, NULL};
+	char buf[4096];
+	int status = 0;
+	bool timed_out;
+	long n = run_output(argv, buf, sizeof(buf), false, &status, &timed_out);
+	int rc = -1;
+	if (n < 0)
+		snprintf(why, whylen, "%.200s %s", helper,
+		         timed_out ? "did not answer" : strerror(errno));
+	else if (strncmp(buf, "OK\n", 3) == 0 && n > 4 && buf[n - 1] == '\n')
+		rc = store(s, user, buf + 3, (size_t)n - 4, err, errlen);
+	else if (strncmp(buf, "ERR ", 4) == 0)
+		snprintf(why, whylen, "%.*s", (int)strcspn(buf + 4, "\n"), buf + 4);
 	else
-		secret_password_lookup(&msmtp_schema, l.cancel, lookup_done, &l, "host",
-		                       "localhost", "service", "smtp", "user", user, NULL);
-	while (!l.done)
-		g_main_loop_run(l.loop);
-	if (!l.timed_out)
-		g_source_remove(t);
-	if (l.timed_out)
-		snprintf(why, whylen, "the Secret Service did not answer within %d s",
-		         KEYRING_TIMEOUT_MS / 1000);
-	else if (l.error)
-		snprintf(why, whylen, "%s", l.error->message);
-	else if (!l.password)
-		snprintf(why, whylen, "not found, or the keyring is locked");
-	if (l.error)
-		g_error_free(l.error);
-	g_object_unref(l.cancel);
-	g_main_loop_unref(l.loop);
-	return l.password;
+		snprintf(why, whylen, "%.200s failed (status %d)", helper, status);
+	explicit_bzero(buf, sizeof(buf));
+	return rc;
 }
+
 #endif
 
 /* secret_resolve - see secret.h */
@@ -246,21 +235,17 @@ int secret_resolve(struct auth_secret *s, const char *user, const char *eval, ch
 	if (eval)
 		return password_eval(s, user, eval, err, errlen);
 #ifdef HAVE_LIBSECRET
-	char why[256];
-	gchar *pw = keyring_lookup(false, user, why, sizeof(why));
-	if (!pw && !strstr(why, "did not answer"))
-		pw = keyring_lookup(true, user, why, sizeof(why));
-	if (pw) {
-		int rc = store(s, user, pw, strlen(pw), err, errlen);
-		secret_password_free(pw);
-		return rc;
-	}
+	char why[512];
+	if (keyring(s, user, why, sizeof(why), err, errlen) == 0)
+		return 0;
+	if (s->password) /* store() failed */
+		return -1;
 	if (isatty(STDIN_FILENO))
 		return prompt(s, user, err, errlen);
 	snprintf(err, errlen,
 	         "--auth=%s: no password in the keyring (schema de.marlam.msmtp.password, "
-	         "host=localhost "
-	         "service=smtp user=%s): %s; store one with secret-tool, or use --auth=%s,EVAL",
+	         "host=localhost service=smtp user=%s): %s; store one with secret-tool, or use "
+	         "--auth=%s,EVAL",
 	         user, user, why, user);
 	return -1;
 #else
