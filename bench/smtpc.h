@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int smtpc_connect(int port)
+static inline int smtpc_connect(int port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -24,7 +24,7 @@ static int smtpc_connect(int port)
 
 /* smtpc_reply - read one whole reply (replies to a pipelined group may
  * arrive together: what follows stays buffered), return its code */
-static int smtpc_reply(int fd)
+static inline int smtpc_reply(int fd)
 {
 	static char buf[65536];
 	static size_t n;
@@ -50,7 +50,7 @@ static int smtpc_reply(int fd)
 	}
 }
 
-static void smtpc_send(int fd, const char *s)
+static inline void smtpc_send(int fd, const char *s)
 {
 	size_t n = strlen(s);
 	while (n > 0) {
@@ -62,13 +62,13 @@ static void smtpc_send(int fd, const char *s)
 	}
 }
 
-static int smtpc_cmd(int fd, const char *s)
+static inline int smtpc_cmd(int fd, const char *s)
 {
 	smtpc_send(fd, s);
 	return smtpc_reply(fd);
 }
 
-static double smtpc_now(void)
+static inline double smtpc_now(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);

@@ -182,7 +182,8 @@ static int prompt(struct auth_secret *s, const char *user, char *err, size_t err
 
 #ifdef HAVE_LIBSECRET
 /* keyring_helper - where smtpipe-keyring is: beside this binary (a
- * build tree), else the installed libexec directory */
+ * build tree), in ../libexec/smtpipe relative to it (any install
+ * prefix), else where the build said it would be installed */
 static void keyring_helper(char *path, size_t cap)
 {
 	char self[4096];
@@ -193,6 +194,9 @@ static void keyring_helper(char *path, size_t cap)
 		if (slash) {
 			*slash = '\0';
 			snprintf(path, cap, "%s/smtpipe-keyring", self);
+			if (access(path, X_OK) == 0)
+				return;
+			snprintf(path, cap, "%s/../libexec/smtpipe/smtpipe-keyring", self);
 			if (access(path, X_OK) == 0)
 				return;
 		}

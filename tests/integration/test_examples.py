@@ -154,6 +154,16 @@ class Install(unittest.TestCase):
             r = subprocess.run([os.path.join(dest, "usr/bin/mockmta"), "-v"], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0)
             self.assertFalse(os.path.exists(os.path.join(dest, "usr/bin/msmtpd")))
+            helper = os.path.join(dest, "usr/libexec/smtpipe/smtpipe-keyring")
+            self.assertTrue(os.access(helper, os.X_OK))
+            # the installed daemon finds its installed helper, whatever the prefix
+            env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus")
+            r = subprocess.run([os.path.join(dest, "usr/bin/smtpipe"), "--port=0", "--auth=bob",
+                                "--command=true"], capture_output=True, text=True, env=env,
+                               stdin=subprocess.DEVNULL, timeout=30)
+            self.assertEqual(r.returncode, 3)
+            self.assertIn("no password in the keyring", r.stderr)
+            self.assertNotIn("smtpipe-keyring", r.stderr)  # found and run, not missing
 
     def test_source_tarball_builds_alone(self):
         build = os.environ["SMTPIPE_BUILD_DIR"]
