@@ -249,6 +249,22 @@ class RawClient:
         self.send(line + "\r\n")
         return self.expect(code, text)
 
+    def greet(self, name="c.test"):
+        """Read the greeting and say EHLO; returns self."""
+        self.expect(220)
+        self.cmd("EHLO " + name, 250)
+        return self
+
+    def message(self, body, want=250, sender="a@b", rcpts=("c@d",)):
+        """MAIL, RCPT..., DATA, the text (ending in CRLF.CRLF), and the
+        reply to it, which must be want."""
+        self.cmd("MAIL FROM:<%s>" % sender, 250)
+        for r in rcpts:
+            self.cmd("RCPT TO:<%s>" % r, 250)
+        self.cmd("DATA", 354)
+        self.send(body)
+        return self.expect(want)
+
     def closed(self, timeout=5):
         """True when the server closed the connection (EOF)."""
         self.sock.settimeout(timeout)

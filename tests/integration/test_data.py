@@ -8,11 +8,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-def start(c):
-    c.expect(220)
-    c.cmd("EHLO c.test", 250)
-
-
 class Data(unittest.TestCase):
     def setUp(self):
         self.srv = harness.Server("--max-message-size=1M")
@@ -21,8 +16,7 @@ class Data(unittest.TestCase):
         self.srv.stop()
 
     def test_pipelined_group(self):
-        c = self.srv.raw()
-        start(c)
+        c = self.srv.raw().greet()
         c.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\n")
         c.expect(250, "2.1.0")
         c.expect(250, "2.1.5")
@@ -53,21 +47,13 @@ class Data(unittest.TestCase):
         c.expect(221)
         self.assertEqual(len(self.srv.deliveries(1)), 1)
 
-    def message(self, c, body, want):
-        c.cmd("MAIL FROM:<a@b>", 250)
-        c.cmd("RCPT TO:<c@d>", 250)
-        c.cmd("DATA", 354)
-        c.send(body)
-        return c.expect(want)
-
     def test_smuggling_sequences(self):
         tail = "MAIL FROM:<evil@x>\r\nRCPT TO:<victim@y>\r\nDATA\r\nSmuggled\r\n"
         for seq in ("\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r\n.\r", "\r.\r\n", "\n.\r"):
             with self.subTest(seq=repr(seq)):
-                c = self.srv.raw()
-                start(c)
+                c = self.srv.raw().greet()
                 before = len(self.srv.deliveries())
-                self.message(c, "Subject: s\r\n\r\nhello" + seq + tail + ".\r\n", 250)
+                c.message("Subject: s\r\n\r\nhello" + seq + tail + ".\r\n", 250)
                 c.cmd("QUIT", 221)
                 d = self.srv.deliveries(before + 1)
                 time.sleep(0.2)
@@ -79,15 +65,13 @@ class Data(unittest.TestCase):
         with harness.Server() as srv:
             line = bytes(range(32, 127)) * 10  # 950 octets
             body = b"Subject: big\r\n\r\n" + (line + b"\r\n") * (20 * 1024 * 1024 // 952)
-            c = srv.raw(timeout=60)
-            start(c)
-            self.message(c, body + b".\r\n", 250)
+            c = srv.raw(timeout=60).greet()
+            c.message(body + b".\r\n", 250)
             d = srv.deliveries(1)[0]
             self.assertEqual(d.stdin[d.stdin.index(b"Subject: big"):], body.replace(b"\r\n", b"\n"))
 
     def test_eight_bit_intact(self):
-        c = self.srv.raw()
-        start(c)
+        c = self.srv.raw().greet()
         body = "Subject: é\r\n\r\nÄÖÜ 日本語 \x7f\r\n".encode() + bytes(range(128, 256)) + b"\r\n"
         c.cmd("MAIL FROM:<a@b> BODY=8BITMIME", 250)
         c.cmd("RCPT TO:<c@d>", 250)
@@ -97,29 +81,26 @@ class Data(unittest.TestCase):
         self.assertTrue(self.srv.deliveries(1)[0].stdin.endswith(body.replace(b"\r\n", b"\n")))
 
     def test_line_limit(self):
-        c = self.srv.raw()
-        start(c)
-        self.message(c, "x" * 998 + "\r\n.\r\n", 250)  # 1000 octets with CRLF
-        self.message(c, "x" * 999 + "\r\n.\r\n", 500)
+        c = self.srv.raw().greet()
+        c.message("x" * 998 + "\r\n.\r\n", 250)  # 1000 octets with CRLF
+        c.message("x" * 999 + "\r\n.\r\n", 500)
         c.cmd("NOOP", 250)
         self.assertEqual(len(self.srv.deliveries(1)), 1)
         self.assertIn("reason=line-too-long", self.srv.log())
 
     def test_size_limit(self):
-        c = self.srv.raw()
-        start(c)
+        c = self.srv.raw().greet()
         c.cmd("MAIL FROM:<a@b> SIZE=1048577", 552, "5.3.4")
         c.cmd("MAIL FROM:<a@b> SIZE=1048576", 250)
         c.cmd("RSET", 250)
-        self.message(c, ("y" * 500 + "\r\n") * 2200 + ".\r\n", 552)
+        c.message(("y" * 500 + "\r\n") * 2200 + ".\r\n", 552)
         c.cmd("NOOP", 250)
         time.sleep(0.2)
         self.assertEqual(self.srv.deliveries(), [])
         self.assertIn("reason=too-big", self.srv.log())
 
     def test_disconnect_mid_data_delivers_nothing(self):
-        c = self.srv.raw()
-        start(c)
+        c = self.srv.raw().greet()
         c.cmd("MAIL FROM:<a@b>", 250)
         c.cmd("RCPT TO:<c@d>", 250)
         c.cmd("DATA", 354)
@@ -132,8 +113,7 @@ class Data(unittest.TestCase):
 
 class DeliveryCodes(unittest.TestCase):
     def send(self, srv):
-        c = srv.raw()
-        start(c)
+        c = srv.raw().greet()
         c.cmd("MAIL FROM:<a@b>", 250)
         c.cmd("RCPT TO:<c@d>", 250)
         c.cmd("DATA", 354)

@@ -20,10 +20,7 @@ SHELLY = ["$(touch %s)" % CANARY, "`touch %s`" % CANARY, "; touch %s" % CANARY,
 
 
 def greeted(srv, timeout=10):
-    c = srv.raw(timeout=timeout)
-    c.expect(220)
-    c.cmd("EHLO hostile.test", 250)
-    return c
+    return srv.raw(timeout=timeout).greet("hostile.test")
 
 
 class Hostile(unittest.TestCase):
@@ -196,11 +193,7 @@ class Hostile(unittest.TestCase):
         c.send("EHLO x\nReceived: forged\r\n")  # two lines: an EHLO and garbage
         c.expect(250)
         c.expect(500)
-        c.cmd("MAIL FROM:<a@b>", 250)
-        c.cmd("RCPT TO:<c@d>", 250)
-        c.cmd("DATA", 354)
-        c.send("Subject: x\r\n\r\nx\r\n.\r\n")
-        c.expect(250)
+        c.message("Subject: x\r\n\r\nx\r\n.\r\n")
         d = self.srv.deliveries(before + 1)[-1]
         self.assertEqual(d.stdin.count(b"Received:"), 1)
         self.assertTrue(d.stdin.startswith(b"Received: from x ([127.0.0.1])\n"))
@@ -242,11 +235,7 @@ class Hostile(unittest.TestCase):
     def test_31_smuggling_via_bare_lf_dot(self):
         before = len(self.srv.deliveries())
         c = greeted(self.srv)
-        c.cmd("MAIL FROM:<a@b>", 250)
-        c.cmd("RCPT TO:<c@d>", 250)
-        c.cmd("DATA", 354)
-        c.send("x\n.\nMAIL FROM:<e@v>\nRCPT TO:<v@x>\nDATA\nevil\n.\n\r\n.\r\n")
-        c.expect(250)
+        c.message("x\n.\nMAIL FROM:<e@v>\nRCPT TO:<v@x>\nDATA\nevil\n.\n\r\n.\r\n")
         time.sleep(0.2)
         self.assertEqual(len(self.srv.deliveries()), before + 1)
 

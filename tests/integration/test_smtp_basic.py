@@ -83,14 +83,8 @@ class Basic(unittest.TestCase):
         self.assertEqual(d.argv[-6:], ["-f", "sender@a.test", "--", "one@b.test", "two@c.test", "three@d.test"])
 
     def test_null_sender_is_mailer_daemon(self):
-        c = self.srv.raw()
-        c.expect(220)
-        c.cmd("EHLO c", 250)
-        c.cmd("MAIL FROM:<>", 250)
-        c.cmd("RCPT TO:<postmaster>", 250)
-        c.cmd("DATA", 354)
-        c.send(".\r\n")
-        c.expect(250)
+        c = self.srv.raw().greet()
+        c.message(".\r\n", sender="", rcpts=("postmaster",))
         d = self.srv.deliveries(1)[0]
         self.assertEqual(d.sender, "MAILER-DAEMON")
         self.assertEqual(d.recipients, ["postmaster"])
