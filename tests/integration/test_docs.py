@@ -17,6 +17,37 @@ def options_in(text):
     return longs, shorts
 
 
+def roff_text(lines):
+    """Roff source lines as plain words: macros, fonts and escapes dropped."""
+    text = " ".join(re.sub(r"^\.[A-Z]{1,2}\b ?", "", l) for l in lines if l != ".PP")
+    for a, b in (("\\-", "-"), ("\\fI", ""), ("\\fR", ""), ("\\fB", ""), ("\\fP", ""),
+                 ('"', ""), ("\\(dq", '"'), ("\\(aq", "'")):
+        text = text.replace(a, b)
+    return re.sub(r"\s+", " ", text)
+
+
+def man_entries(path):
+    """OPTIONS of a page: {option name: text of its entry}."""
+    with open(path) as f:
+        section = f.read().split(".SH OPTIONS", 1)[1].split("\n.SH ", 1)[0]
+    out = {}
+    for item in section.split(".TP\n")[1:]:
+        lines = item.splitlines()
+        longs, shorts = options_in(roff_text(lines[:1]).replace(",", " "))
+        body = roff_text(lines[1:])
+        for name in longs | shorts:
+            out[name] = body
+    return out
+
+
+def human(n):
+    """67108864 -> 64M: the manual may write a size either way."""
+    for suffix, size in (("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10)):
+        if n % size == 0:
+            return "%d%s" % (n // size, suffix)
+    return str(n)
+
+
 def man_options(path):
     with open(path) as f:
         src = f.read()
@@ -46,6 +77,36 @@ class Docs(unittest.TestCase):
         self.assertEqual(h_long, m_long)
         self.assertEqual(h_short, m_short)
         self.assertGreater(len(h_long), 25)
+
+    def test_defaults_agree(self):
+        # every default --help states is the one the manual states
+        help_text = subprocess.run([harness.binary(), "--help"], capture_output=True, text=True).stdout
+        entries = man_entries(os.path.join(DOC, "smtpipe.8"))
+        checked = 0
+        for line in help_text.splitlines():
+            m = re.search(r"\(default:? ([^;)]*)", line)
+            if not line.startswith("  ") or not m:
+                continue
+            default = m.group(1).strip()
+            longs, shorts = options_in(line.split("  ")[1])
+            for name in longs | shorts:
+                self.assertIn(name, entries)
+                want = {default}
+                if default.isdigit():
+                    want.add(human(int(default)))
+                self.assertTrue(any(w in entries[name] for w in want),
+                                "--%s: --help says default %s; the manual says: %s"
+                                % (name, default, entries[name]))
+                checked += 1
+        self.assertGreater(checked, 15)
+
+    def test_mandoc_lint(self):
+        # mandoc is stricter than groff about structure (warnings and up;
+        # its style notes on line length are not failures)
+        r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning"]
+                           + [os.path.join(DOC, p) for p in ("smtpipe.8", "mockmta.8")],
+                           capture_output=True, text=True)
+        self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
 
     def test_mockmta_page_has_mockmta_options(self):
         m_long, m_short = man_options(os.path.join(DOC, "mockmta.8"))
