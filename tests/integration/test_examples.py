@@ -6,7 +6,8 @@
   Accept=no pair under systemd-socket-activate (LISTEN_FDS), the Accept=yes
   pair under systemd-socket-activate --accept --inetd. No systemd runs as
   PID 1 here, so the sandboxing keys are checked by reading them.
-- smtpipe.init: really starts smtpipe with start-stop-daemon as nobody,
+- smtpipe.init: really starts smtpipe with start-stop-daemon as nobody (by
+  --chuid, or started as root with --user=nobody),
   delivers a message, reloads and stops it.
 - xinetd.smtpipe: really run by xinetd on a free port.
 - pies.conf: GNU pies is not packaged in Debian 12; its component's command
@@ -262,6 +263,12 @@ class Others(unittest.TestCase):
         os.chmod(self.tmp, 0o777)  # the services run as nobody
 
     def test_start_stop_daemon_script(self):
+        self.start_stop_daemon("nobody", "")  # start-stop-daemon --chuid, as msmtpd's manual
+
+    def test_start_stop_daemon_script_user(self):
+        self.start_stop_daemon("", "--user=nobody")  # started as root, smtpipe drops it
+
+    def start_stop_daemon(self, user, args):
         port = free_port()
         # a delivery command nobody can run, which records its argv and input
         record = os.path.join(self.tmp, "record")
@@ -269,8 +276,9 @@ class Others(unittest.TestCase):
             f.write('#!/bin/sh\nprintf "%%s\\n" "$@" > %s/argv\ncat > %s/msg\n' % (self.tmp, self.tmp))
         os.chmod(record, 0o755)
         pidfile = os.path.join(self.tmp, "pid")
-        env = dict(os.environ, SMTPIPE=harness.binary(), PIDFILE=pidfile, SMTPIPE_USER="nobody",
-                   SMTPIPE_COMMAND=record + " -f %F --", SMTPIPE_ARGS="--port=%d --log=none" % port)
+        env = dict(os.environ, SMTPIPE=harness.binary(), PIDFILE=pidfile, SMTPIPE_USER=user,
+                   SMTPIPE_COMMAND=record + " -f %F --",
+                   SMTPIPE_ARGS="--port=%d --log=none %s" % (port, args))
         init = os.path.join(EX, "smtpipe.init")
 
         def run(action):
@@ -284,7 +292,7 @@ class Others(unittest.TestCase):
                 pid = int(f.read())
             with open("/proc/%d/status" % pid) as f:
                 uid = [line.split()[1] for line in f if line.startswith("Uid:")][0]
-            self.assertEqual(int(uid), 65534)  # --chuid nobody took effect
+            self.assertEqual(int(uid), 65534)  # --chuid nobody or --user=nobody took effect
             run("reload")
             send_one(connect(port), "reloaded")
             self.assertTrue(os.path.exists("/proc/%d" % pid))  # HUP reloads, does not stop
