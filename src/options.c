@@ -111,7 +111,7 @@ static void usage(const struct config *cfg)
 	       "  -p, --port=N             listen on port N (default 25; 0: pick one, print it)\n"
 	       "  -P, --pidfile=FILE       write the daemon's PID to FILE\n"
 	       "  --user=USER[:GROUP]      run as USER after binding the port\n"
-	       "  --log=none|syslog|FILE   where to log (default: none; mockmta: syslog, or "
+	       "  --log=none|syslog|stderr|FILE  where to log (default: none; mockmta: syslog, or "
 	       "stderr with -f)\n"
 	       "  -l, --log-level=LEVEL    emerg alert crit err warning notice info debug "
 	       "(default info)\n"
