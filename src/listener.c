@@ -79,8 +79,8 @@ static void notify(const char *msg)
 	close(fd);
 }
 
-/* drop_privileges - --user=USER[:GROUP] */
-static int drop_privileges(const char *spec, char *err, size_t errlen)
+/* listener_drop_privileges - see listener.h */
+int listener_drop_privileges(const char *spec, char *err, size_t errlen)
 {
 	char user[256], *group = NULL;
 	snprintf(user, sizeof(user), "%s", spec);
@@ -167,7 +167,7 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	getsockname(listen_fd, (struct sockaddr *)&ss, &sl);
 	listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 	                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	if (cfg->run_user && drop_privileges(cfg->run_user, err, errlen) < 0)
+	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0)
 		return -1;
 	if (cfg->port == 0) { /* tell a test suite where we are, before serving */
 		printf("%u\n", listen_port);
@@ -186,7 +186,10 @@ static int write_pidfile(const char *path)
 	return fclose(f);
 }
 
-/* detach - mockmta -d: the parent returns only when the daemon is ready */
+/* detach - mockmta -d: the parent returns only when the daemon is ready.
+ * The child's stderr is /dev/null by then, so it sends either one NUL
+ * byte (ready) or its error line through the pipe, and the parent, still
+ * attached to the caller's terminal, prints that line. */
 static int detach(const struct config *cfg)
 {
 	int ready[2];
@@ -196,11 +199,21 @@ static int detach(const struct config *cfg)
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
-	if (pid > 0) { /* the parent waits for one byte: 0 ready, else failed */
+	if (pid > 0) {
 		close(ready[1]);
-		unsigned char b = 1;
-		ssize_t n = read(ready[0], &b, 1);
-		_exit(n == 1 && b == 0 ? 0 : config_exit_code(cfg, EXIT_KIND_STARTUP));
+		char msg[512];
+		size_t got = 0;
+		ssize_t n;
+		while (got < sizeof(msg) - 1 &&
+		       ((n = read(ready[0], msg + got, sizeof(msg) - 1 - got)) > 0 ||
+		        (n < 0 && errno == EINTR)))
+			got += n > 0 ? (size_t)n : 0;
+		if (got > 0 && msg[0] == '\0')
+			_exit(0);
+		msg[got] = '\0';
+		fprintf(stderr, "%s: %s\n", cfg->progname,
+		        got ? msg : "the daemon exited before it was ready");
+		_exit(config_exit_code(cfg, EXIT_KIND_STARTUP));
 	}
 	close(ready[0]);
 	setsid();
@@ -269,24 +282,37 @@ static void serve_one(const struct server *srv, int fd)
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd)));
 }
 
+/* startup_failed - one line to whoever waits: the detached parent or stderr */
+static int startup_failed(const struct config *cfg, int ready_fd, const char *what)
+{
+	char line[512];
+	snprintf(line, sizeof(line), "%s: %s", what, strerror(errno));
+	log_msg(LOG_ERR, "event=error error=\"%s\"", line);
+	if (ready_fd >= 0) {
+		ssize_t w = write(ready_fd, line, strlen(line));
+		(void)w; /* the parent then reports a daemon that died unready */
+		close(ready_fd);
+	} else {
+		fprintf(stderr, "%s: %s\n", cfg->progname, line);
+	}
+	return config_exit_code(cfg, EXIT_KIND_STARTUP);
+}
+
 /* listener_run - see listener.h */
 int listener_run(const struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
 	int ready_fd = -1;
-	if (cfg->mode == MODE_DAEMON && (ready_fd = detach(cfg)) < 0) {
-		fprintf(stderr, "%s: cannot detach: %s\n", cfg->progname, strerror(errno));
-		return config_exit_code(cfg, EXIT_KIND_STARTUP);
-	}
+	if (cfg->mode == MODE_DAEMON && (ready_fd = detach(cfg)) < 0)
+		return startup_failed(cfg, -1, "cannot detach");
 	if (cfg->pidfile && write_pidfile(cfg->pidfile) < 0) {
-		fprintf(stderr, "%s: cannot write %s: %s\n", cfg->progname, cfg->pidfile,
-		        strerror(errno));
-		log_msg(LOG_ERR, "event=error error=\"cannot write pidfile %s\"", cfg->pidfile);
-		return config_exit_code(cfg, EXIT_KIND_STARTUP);
+		char what[300];
+		snprintf(what, sizeof(what), "cannot write %s", cfg->pidfile);
+		return startup_failed(cfg, ready_fd, what);
 	}
 	sessions = calloc(cfg->max_sessions, sizeof(*sessions));
 	if (!sessions)
-		return config_exit_code(cfg, EXIT_KIND_STARTUP);
+		return startup_failed(cfg, ready_fd, "cannot track sessions");
 	if (ready_fd >= 0) {
 		unsigned char ok = 0;
 		ssize_t w = write(ready_fd, &ok, 1);

@@ -20,5 +20,8 @@ struct server;
 int listener_open(const struct server *srv, char *err, size_t errlen);
 /* listener_run - serve until SIGTERM; returns the exit code */
 int listener_run(const struct server *srv);
+/* listener_drop_privileges - become USER[:GROUP] (listener_open does it
+ * after binding; main calls it for --inetd); -1 with err filled */
+int listener_drop_privileges(const char *spec, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
  * Every start-up failure is one line on stderr and the personality's
  * exit code (smtpipe 3, mockmta 1; usage errors 3 for both).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,47 @@ static int fail(enum exit_kind kind, const char *msg)
 	return config_exit_code(&cfg, kind);
 }
 
+/* absolute - path made absolute against the start-up directory: a
+ * daemon works from "/" (listener.c), and would otherwise append to
+ * "/MAILBOX", write "/PIDFILE" or reload "/cert.pem" on SIGHUP. The
+ * copy lives as long as the process, as config.h promises. */
+static const char *absolute(const char *path)
+{
+	static char cwd[PATH_MAX];
+	if (!path || path[0] == '/' || (!cwd[0] && !getcwd(cwd, sizeof(cwd))))
+		return path;
+	char *abs;
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		return path;
+	return abs;
+}
+
+/* absolute_paths - every path option, for MODE_DAEMON */
+static void absolute_paths(void)
+{
+	cfg.mailbox = absolute(cfg.mailbox);
+	cfg.pidfile = absolute(cfg.pidfile);
+	cfg.spool_dir = absolute(cfg.spool_dir);
+	cfg.log_file = absolute(cfg.log_file);
+	cfg.tls_cert = absolute(cfg.tls_cert);
+	cfg.tls_key = absolute(cfg.tls_key);
+	cfg.tls_ca = absolute(cfg.tls_ca);
+}
+
+/* absolute_program - "./deliver.sh" of --command, for MODE_DAEMON; a
+ * bare name is left to PATH, a shell template to the shell */
+static void absolute_program(void)
+{
+	char *prog = command.argv && command.argc ? command.argv[0] : NULL;
+	if (command.shell || !prog || prog[0] == '/' || !strchr(prog, '/'))
+		return;
+	const char *abs = absolute(prog);
+	if (abs != prog) {
+		command.argv[0] = (char *)abs;
+		free(prog);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
@@ -47,6 +89,8 @@ int main(int argc, char **argv)
 	case OPTIONS_RUN:
 		break;
 	}
+	if (cfg.mode == MODE_DAEMON)
+		absolute_paths();
 	if (log_open(&cfg, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	srv.cfg = &cfg;
@@ -57,13 +101,10 @@ int main(int argc, char **argv)
 	if (!cfg.mailbox) {
 		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_USAGE, err);
+		if (cfg.mode == MODE_DAEMON)
+			absolute_program();
 		srv.command = &command;
 	}
-	/* the mailbox is checked as the user who will append to it: after
-	 * listener_open has applied --user */
-	if (cfg.mailbox && cfg.mode == MODE_INETD &&
-	    deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
-		return fail(EXIT_KIND_STARTUP, err);
 	if (cfg.tls_cert) {
 		srv.tls = tls_server_new(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, err, sizeof(err));
 		if (!srv.tls)
@@ -76,6 +117,15 @@ int main(int argc, char **argv)
 	}
 	if (auth_brake_init(cfg.mode == MODE_INETD) < 0)
 		return fail(EXIT_KIND_STARTUP, "cannot set up the authentication brake");
+	/* --user once the key, certificate and secret are read (as the
+	 * listener does after binding); the mailbox is checked as the user
+	 * who will append to it */
+	if (cfg.mode == MODE_INETD && cfg.run_user &&
+	    listener_drop_privileges(cfg.run_user, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (cfg.mailbox && cfg.mode == MODE_INETD &&
+	    deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
 	int rc;
 	if (cfg.mode == MODE_INETD) {
 		rc = config_exit_code(&cfg, session_run(&srv, 0, 1));

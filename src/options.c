@@ -240,11 +240,16 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 	defaults(cfg, argc > 0 ? argv[0] : "smtpipe");
 	bool inetd = false, daemon = false, fg = false, log_given = false, cmd_given = false;
 	unsigned long long v;
-	int c;
+	int c, li = -1;
 	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":dfc:k:a:l:P:p:t:v?", long_options, NULL)) != -1) {
-		const char *name = optind > 1 ? argv[optind - 1] : "";
+	optind = 0; /* 0, not 1: glibc then also forgets a half-read "-dfx" of an earlier call */
+	while ((c = getopt_long(argc, argv, ":dfc:k:a:l:P:p:t:v?", long_options, &li)) != -1) {
+		char name[40];
+		if (li >= 0)
+			snprintf(name, sizeof(name), "--%s", long_options[li].name);
+		else
+			snprintf(name, sizeof(name), "-%c", c);
+		li = -1;
 		if (optarg && *optarg == '\0' && c != ':')
 			BAD("%s: empty value", name);
 		switch (c) {
@@ -267,7 +272,9 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 		}
 		case 'p':
 			if (parse_number(optarg, 0, 65535, false, &v) < 0)
-				BAD("--port: '%s' is not a port number (0-65535)", optarg);
+				BAD("--port: '%s' is not a port number (1-65535, or 0 for any free "
+				    "port)",
+				    optarg);
 			cfg->port = (unsigned)v;
 			break;
 		case OPT_LOG:
