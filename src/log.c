@@ -93,11 +93,12 @@ void log_msg(int prio, const char *fmt, ...)
 	(void)w; /* nowhere to report a failed log write */
 }
 
-/* log_escape - see log.h */
+/* log_escape - see log.h; text that fits is never cut, text that does
+ * not ends in "..." at an escape boundary (no half "\x4") */
 size_t log_escape(char *dst, size_t cap, const char *src, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
+	size_t o = 0, cut = 0; /* cut: the last end that leaves room for "..." */
 	if (cap == 0)
 		return 0;
 	for (size_t i = 0; i < len; i++) {
@@ -115,15 +116,17 @@ size_t log_escape(char *dst, size_t cap, const char *src, size_t len)
 		} else {
 			tmp[k++] = (char)c;
 		}
-		if (o + k + 4 > cap) { /* room for "..." and NUL */
+		if (o + k + 1 > cap) { /* does not fit with its NUL */
 			if (cap >= 4) {
-				memcpy(dst + o, "...", 3);
-				o += 3;
+				memcpy(dst + cut, "...", 3);
+				o = cut + 3;
 			}
 			break;
 		}
 		memcpy(dst + o, tmp, k);
 		o += k;
+		if (o + 4 <= cap)
+			cut = o;
 	}
 	dst[o] = '\0';
 	return o;
