@@ -84,8 +84,22 @@ def clients():
     return _clients
 
 
-def recorder_command(outdir, *opts):
-    """A --command that records each delivery into outdir (see recorder.py)."""
+def recorder_command(outdir, *opts, exit_code=None, sleep=None, kill_with=None, noread=False,
+                     stdout=None):
+    """A --command that records each delivery into outdir (see recorder.py):
+    it reads all of stdin, then exits exit_code, sleeps, or kills itself
+    with kill_with (a signal number). Raw recorder options may be given as opts too."""
+    opts = list(opts)
+    if exit_code is not None:
+        opts += ["--exit", str(exit_code)]
+    if sleep is not None:
+        opts += ["--sleep", str(sleep)]
+    if kill_with is not None:
+        opts += ["--signal", str(int(kill_with))]
+    if noread:
+        opts.append("--noread")
+    if stdout is not None:
+        opts += ["--stdout", stdout]
     return " ".join([shlex.quote(sys.executable), shlex.quote(RECORDER), shlex.quote(outdir)]
                     + [shlex.quote(o) for o in opts] + ["--", "-f", "%F", "--"])
 
@@ -96,6 +110,11 @@ class Delivery:
         self.sender_env = meta["sender_env"]
         self.fds = meta["fds"]
         self.stdin = data
+
+    @property
+    def env(self):
+        """The environment the command saw (the subset the recorder keeps)."""
+        return {"SMTPIPE_SENDER": self.sender_env}
 
     @property
     def recipients(self):
@@ -112,17 +131,19 @@ class Server:
     """A running smtpipe; use as a context manager."""
 
     def __init__(self, *args, command=None, recorder_opts=(), mailbox=None, env=None,
-                 personality="smtpipe", expect_exit=0, port_arg=True, timeout=10):
+                 personality="smtpipe", expect_exit=0, port_arg=True, timeout=10,
+                 log_level="debug"):
         self.dir = tempfile.mkdtemp(prefix="smtpipe-test-")
         atexit.register(shutil.rmtree, self.dir, True)
         self.logfile = os.path.join(self.dir, "smtpipe.log")
         self.outdir = os.path.join(self.dir, "out")
         self.expect_exit = expect_exit
+        self._raws = []
         exe = binary() if personality == "smtpipe" else mockmta_binary()
         argv = [exe, "--interface=127.0.0.1"]
         if port_arg:
             argv.append("--port=0")
-        argv += ["--log=" + self.logfile, "--log-level=debug"]
+        argv += ["--log=" + self.logfile, "--log-level=" + log_level]
         if mailbox is not None:
             self.mailbox = mailbox if os.path.isabs(mailbox) else os.path.join(self.dir, mailbox)
             argv.append(self.mailbox)
@@ -156,6 +177,8 @@ class Server:
         return False
 
     def stop(self, check=True):
+        for c in self._raws:
+            c.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -205,7 +228,9 @@ class Server:
         return smtplib.SMTP("127.0.0.1", self.port, timeout=kw.pop("timeout", 20), **kw)
 
     def raw(self, timeout=10):
-        return RawClient(self.port, timeout=timeout)
+        c = RawClient(self.port, timeout=timeout)
+        self._raws.append(c)  # closed by stop()
+        return c
 
 
 class RawClient:
@@ -238,6 +263,8 @@ class RawClient:
             lines.append(line[4:])
             if len(line) < 4 or line[3] != "-":
                 return int(line[:3]), lines
+
+    read_reply = reply
 
     def expect(self, code, text=None):
         got, lines = self.reply()
