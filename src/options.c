@@ -226,6 +226,16 @@ static void defaults(struct config *cfg, const char *argv0)
 	cfg->delivery_timeout = BOUND_DELIVERY_SECONDS;
 }
 
+/* long_matches - how many long options begin with the len bytes of name */
+static int long_matches(const char *name, size_t len)
+{
+	int n = 0;
+	for (const struct option *o = long_options; o->name; o++)
+		if (strncmp(o->name, name, len) == 0)
+			n++;
+	return n;
+}
+
 #define BAD(...)                                                                                   \
 	do {                                                                                       \
 		int n_ = snprintf(err, errlen, "%s: ", cfg->progname);                             \
@@ -397,16 +407,28 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 		case OPT_HELP:
 			usage(cfg);
 			return OPTIONS_EXIT;
-		case ':':
-			BAD("%s needs a value", argv[optind - 1]);
-		case '?': /* glibc: also for an explicit -?, with optopt 0 */
-			if (optopt == '?' || strcmp(argv[optind - 1], "-?") == 0) {
+		case ':': {
+			const char *arg = argv[optind - 1];
+			if (strncmp(arg, "--", 2) == 0)
+				BAD("%s needs a value", arg);
+			BAD("-%c needs a value", optopt);
+		}
+		case '?': { /* glibc: also for an explicit -?, with optopt 0 */
+			const char *arg = argv[optind - 1];
+			if (optopt == '?' || strcmp(arg, "-?") == 0) {
 				usage(cfg);
 				return OPTIONS_EXIT;
 			}
-			if (optopt)
+			if (strncmp(arg, "--", 2) != 0)
 				BAD("unknown option -%c (try --help)", optopt);
-			BAD("unknown option %s (try --help)", argv[optind - 1]);
+			/* glibc sets optopt for a known long option given a value */
+			int len = (int)strcspn(arg, "=");
+			if (optopt)
+				BAD("%.*s takes no value", len, arg);
+			if (long_matches(arg + 2, (size_t)len - 2) > 1)
+				BAD("ambiguous option %.*s (try --help)", len, arg);
+			BAD("unknown option %.*s (try --help)", len, arg);
+		}
 		default:
 			BAD("unknown option (try --help)");
 		}
