@@ -6,8 +6,14 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bash "$top/scripts/deps.sh" --build
-cmake -S "$top" -B "$top/build" -DSMTPIPE_BUILD_TESTS=OFF >/dev/null
-cmake --build "$top/build" -j2 >/dev/null
+log=$(mktemp)
+# quiet when it works; the compiler's words when it does not
+if ! { cmake -S "$top" -B "$top/build" -DSMTPIPE_BUILD_TESTS=OFF && cmake --build "$top/build" -j2; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "demo.sh: the build failed (above)" >&2
+    exit 1
+fi
+rm -f "$log"
 mbox=$PWD/smtpipe-demo.mbox
 cat <<TXT
 smtpipe listens on 127.0.0.1:2525; every message is appended to $mbox.
