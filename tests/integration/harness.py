@@ -132,7 +132,7 @@ class Server:
 
     def __init__(self, *args, command=None, recorder_opts=(), mailbox=None, env=None,
                  personality="smtpipe", expect_exit=0, port_arg=True, timeout=10,
-                 log_level="debug"):
+                 log_level=None):
         self.dir = tempfile.mkdtemp(prefix="smtpipe-test-")
         atexit.register(shutil.rmtree, self.dir, True)
         self.logfile = os.path.join(self.dir, "smtpipe.log")
@@ -143,7 +143,7 @@ class Server:
         argv = [exe, "--interface=127.0.0.1"]
         if port_arg:
             argv.append("--port=0")
-        argv += ["--log=" + self.logfile, "--log-level=" + log_level]
+        argv += ["--log=" + self.logfile, "--log-level=" + (log_level or "debug")]
         if mailbox is not None:
             self.mailbox = mailbox if os.path.isabs(mailbox) else os.path.join(self.dir, mailbox)
             argv.append(self.mailbox)
