@@ -169,11 +169,18 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0)
 		return -1;
-	if (cfg->port == 0) { /* tell a test suite where we are, before serving */
+	return 0;
+}
+
+/* announce_port - with --port=0, tell a test suite where we are: once
+ * the pidfile exists and just before serving, so that a test which has
+ * read the port can rely on both */
+static void announce_port(const struct config *cfg)
+{
+	if (cfg->port == 0) {
 		printf("%u\n", listen_port);
 		fflush(stdout);
 	}
-	return 0;
 }
 
 /* write_pidfile - once the socket accepts connections */
@@ -208,8 +215,10 @@ static int detach(const struct config *cfg)
 		       ((n = read(ready[0], msg + got, sizeof(msg) - 1 - got)) > 0 ||
 		        (n < 0 && errno == EINTR)))
 			got += n > 0 ? (size_t)n : 0;
-		if (got > 0 && msg[0] == '\0')
+		if (got > 0 && msg[0] == '\0') {
+			announce_port(cfg); /* the daemon's own stdout is /dev/null */
 			_exit(0);
+		}
 		msg[got] = '\0';
 		fprintf(stderr, "%s: %s\n", cfg->progname,
 		        got ? msg : "the daemon exited before it was ready");
@@ -313,6 +322,8 @@ int listener_run(const struct server *srv)
 	sessions = calloc(cfg->max_sessions, sizeof(*sessions));
 	if (!sessions)
 		return startup_failed(cfg, ready_fd, "cannot track sessions");
+	if (ready_fd < 0)
+		announce_port(cfg);
 	if (ready_fd >= 0) {
 		unsigned char ok = 0;
 		ssize_t w = write(ready_fd, &ok, 1);

@@ -208,6 +208,147 @@ class Listener(unittest.TestCase):
                     p.kill()
                 ls.close()
 
+    def test_sigterm_foreground_pidfile_and_open_session(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pidfile = os.path.join(tmp, "fg.pid")
+            srv = harness.Server("-P", pidfile)
+            try:
+                with open(pidfile) as f:
+                    self.assertEqual(int(f.read()), srv.proc.pid)
+                c = srv.raw()
+                c.greet()
+                c.cmd("MAIL FROM:<a@b>", 250)
+                c.cmd("RCPT TO:<c@d>", 250)
+                c.cmd("DATA", 354)
+                c.send("Subject: late\r\n\r\n")
+                srv.proc.send_signal(signal.SIGTERM)
+                # no new sessions: the listening socket is closed at once
+                deadline = time.time() + 10
+                refused = False
+                while not refused and time.time() < deadline:
+                    try:
+                        socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+                        time.sleep(0.05)
+                    except OSError:
+                        refused = True
+                self.assertTrue(refused, "still accepting after SIGTERM")
+                self.assertTrue(os.path.exists(pidfile))  # still serving the open session
+                # the message in flight still ends with a true 250, then 421
+                c.send("after SIGTERM\r\n.\r\n")
+                c.expect(250)
+                self.assertTrue(srv.deliveries(1)[0].stdin.endswith(b"after SIGTERM\n"))
+                c.expect(421)  # at once: the session was told to stop
+                self.assertEqual(srv.proc.wait(timeout=10), 0)
+                self.assertFalse(os.path.exists(pidfile))
+            finally:
+                srv.stop(check=False)
+
+    def test_daemon_relative_paths(self):
+        # a detached daemon works from "/": relative MAILBOX and -P FILE
+        # still mean the directory it was started in
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run([harness.mockmta_binary(), "-d", "-p", "0", "-P", "m.pid",
+                                "box.mbox"], cwd=tmp, capture_output=True, text=True,
+                               timeout=10)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stderr, "")
+            port = int(r.stdout)  # one line: the port, nothing else
+            with open(os.path.join(tmp, "m.pid")) as f:
+                pid = int(f.read())
+            try:
+                self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/")
+                c = harness.RawClient(port)
+                c.greet()
+                c.message("Subject: rel\r\n\r\nrelative\r\n.\r\n")
+                c.cmd("QUIT", 221)
+                c.sock.close()
+                with open(os.path.join(tmp, "box.mbox"), "rb") as f:
+                    self.assertIn(b"\nrelative\n", f.read())
+            finally:
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.time() + 10
+            while os.path.exists(os.path.join(tmp, "m.pid")) and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "m.pid")))
+
+    def test_daemon_startup_error_reaches_the_caller(self):
+        # the detached child's stderr is /dev/null: its error must still
+        # be printed, once, by the parent
+        for exe, code in ((harness.binary(), 3), (harness.mockmta_binary(), 1)):
+            with self.subTest(exe=exe), tempfile.TemporaryDirectory() as tmp:
+                args = [exe, "-d", "--port=0", "-P", "/nonexistent/dir/x.pid"]
+                args += ["--command=true"] if exe == harness.binary() else [tmp + "/box"]
+                r = subprocess.run(args, capture_output=True, text=True, timeout=10)
+                self.assertEqual(r.returncode, code, r.stderr)
+                lines = [l for l in r.stderr.splitlines() if "warning: running as root" not in l]
+                self.assertEqual(len(lines), 1, r.stderr)
+                self.assertRegex(lines[0], r"^(smtpipe|mockmta): cannot write "
+                                 r"/nonexistent/dir/x.pid: No such file or directory$")
+
+    def test_notify_abstract_socket(self):
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        name = "smtpipe-test-%d" % os.getpid()
+        ns.bind("\0" + name)
+        ns.settimeout(10)
+        srv = harness.Server(env={"NOTIFY_SOCKET": "@" + name})
+        try:
+            self.assertEqual(ns.recv(100), b"READY=1")
+            c = srv.raw()
+            c.expect(220)
+            c.cmd("QUIT", 221)
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(ns.recv(100), b"STOPPING=1")
+            self.assertEqual(srv.proc.wait(timeout=10), 0)
+        finally:
+            srv.stop(check=False)
+            ns.close()
+
+    def test_listen_fds_for_another_process_is_ignored(self):
+        # LISTEN_PID names another process: fd 3 is not ours, bind as told
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        fd = ls.fileno()
+        shim = ("import os,sys; os.dup2(int(sys.argv[1]), 3); "
+                "os.environ.update(LISTEN_PID='1', LISTEN_FDS='1'); "
+                "os.execv(sys.argv[2], sys.argv[2:])")
+        with tempfile.TemporaryDirectory() as tmp:
+            p = subprocess.Popen([sys.executable, "-c", shim, str(fd), harness.binary(),
+                                  "--port=0", "--command=" + harness.recorder_command(tmp)],
+                                 pass_fds=(fd,), stdout=subprocess.PIPE)
+            try:
+                port = int(p.stdout.readline())
+                self.assertNotEqual(port, ls.getsockname()[1])
+                c = harness.RawClient(port)
+                c.expect(220)
+                c.cmd("QUIT", 221)
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=10), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                p.stdout.close()
+                ls.close()
+
+    def test_user_drop_under_inetd(self):
+        if os.getuid() != 0:
+            self.fail("this test needs root to drop to nobody")
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chmod(tmp, 0o1777)
+            box = os.path.join(tmp, "box")
+            r = subprocess.run([harness.binary(), "--inetd", "--user=nobody", box],
+                               input=b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+                               b"DATA\r\nSubject: u\r\n\r\nas nobody\r\n.\r\nQUIT\r\n",
+                               capture_output=True, timeout=10)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"250 2.0.0", r.stdout)
+            self.assertEqual(os.stat(box).st_uid, 65534)  # appended by nobody
+            r = subprocess.run([harness.binary(), "--inetd", "--user=no-such-user-x", box],
+                               input="QUIT\r\n", capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 3)
+            self.assertEqual(r.stdout, "")
+            self.assertEqual(r.stderr, "smtpipe: --user: no such user 'no-such-user-x'\n")
+
 
 if __name__ == "__main__":
     harness.main()
