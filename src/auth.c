@@ -9,6 +9,7 @@
  */
 #include "auth.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,6 +56,10 @@ long auth_b64_decode(const char *in, size_t len, char *out, size_t cap)
 			if (v[k] < 0)
 				return -1;
 		}
+		/* strict: the bits a pad leaves over must be zero (RFC 4648
+		 * 3.5), so every message has exactly one encoding */
+		if ((pad == 2 && (v[1] & 0xf)) || (pad == 1 && (v[2] & 0x3)))
+			return -1;
 		unsigned long x = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 |
 		                  (unsigned long)v[2] << 6 | (unsigned long)v[3];
 		out[o++] = (char)(x >> 16);
@@ -110,16 +115,25 @@ int auth_plain_split(const char *msg, size_t len, const char **authzid, size_t *
 	return (*ulen == 0 || *plen == 0) ? -1 : 0;
 }
 
-/* ct_equal - compare in time that depends only on the configured
- * length: every configured byte is read once whatever the input */
+/* ct_equal - 0 when got equals want, else nonzero, in time that
+ * depends only on the configured length wlen: every configured byte
+ * is compared once whatever the input's length, the input's bytes are
+ * masked to 0 past its end (its index clamped, so nothing is read out
+ * of bounds), and the length difference is folded in at the end */
 static unsigned ct_equal(const char *want, size_t wlen, const char *got, size_t glen)
 {
-	unsigned diff = (unsigned)(wlen ^ glen);
+	static const unsigned char none;
+	const unsigned char *g = glen ? (const unsigned char *)got : &none;
+	size_t last = glen ? glen - 1 : 0;
+	unsigned acc = 0;
 	for (size_t i = 0; i < wlen; i++) {
-		unsigned char g = i < glen ? (unsigned char)got[i] : 0;
-		diff |= (unsigned)((unsigned char)want[i] ^ g);
+		size_t in = (size_t)0 - (size_t)(i < glen); /* all ones inside got */
+		size_t j = (i & in) | (last & ~in);
+		acc |= (unsigned)((unsigned char)want[i] ^ (g[j] & (unsigned char)in));
 	}
-	return diff;
+	size_t dlen = wlen ^ glen; /* nonzero -> top bit of (d | -d) set */
+	acc |= (unsigned)((dlen | ((size_t)0 - dlen)) >> (sizeof(size_t) * 8 - 1));
+	return acc;
 }
 
 /* auth_check - see auth.h; both fields are always compared */
@@ -181,7 +195,7 @@ void auth_brake_wait(void)
 	    (last == 0 || now_ms() - last > (long long)BOUND_AUTH_BRAKE_SECONDS * 1000))
 		return;
 	struct timespec d = {BOUND_AUTH_DELAY_MS / 1000, (BOUND_AUTH_DELAY_MS % 1000) * 1000000L};
-	while (nanosleep(&d, &d) != 0)
+	while (nanosleep(&d, &d) != 0 && errno == EINTR)
 		; /* a signal does not cut the brake short */
 }
 

@@ -16,8 +16,9 @@
 #include <stddef.h>
 
 /* auth_b64_decode - strict RFC 4648 base64 (padding required, no
- * blanks); writes at most cap bytes and a NUL after them; returns the
- * decoded length or -1 when invalid or too long */
+ * blanks, the bits left over by a pad zero); needs cap > len/4*3 (room
+ * for the longest decoding and a NUL after it); returns the decoded
+ * length or -1 when invalid or too long */
 long auth_b64_decode(const char *in, size_t len, char *out, size_t cap);
 /* auth_b64_encode - encode n bytes into out (cap >= 4*((n+2)/3)+1) */
 size_t auth_b64_encode(const void *in, size_t n, char *out, size_t cap);

@@ -1,5 +1,10 @@
 /*
- * test_auth.c - base64, PLAIN messages and the credential check
+ * test_auth.c - base64, PLAIN messages, the credential check and the brake
+ *
+ * Table-driven: every failure says what came back and what was wanted.
+ * The brake tests run in child processes, each with its own brake, and
+ * measure delays loosely (the delay is 1 s: >= 0.5 s is "delayed",
+ * < 0.5 s is "not delayed"), as issue 3 asks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,49 +12,148 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
+#include "bounds.h"
 
-static void test_b64(void **state)
+/* Strings with NULs inside need their length: S("a\0b") */
+#define S(lit) lit, sizeof(lit) - 1
+
+/* test_b64_decode - valid input, bad characters, bad padding */
+static void test_b64_decode(void **state)
 {
 	static const struct {
 		const char *in;
-		long n;
+		long n; /* -1: refused */
 		const char *out;
 	} cases[] = {
 	    {"", 0, ""},
 	    {"YQ==", 1, "a"},
 	    {"YWI=", 2, "ab"},
 	    {"YWJj", 3, "abc"},
+	    {"YWJjZA==", 4, "abcd"},
 	    {"AGFsaWNlAHB3", 9, "\0alice\0pw"},
+	    {"+/+/", 3, "\xfb\xff\xbf"},
+	    {"AAAA", 3, "\0\0\0"},
+	    /* not a multiple of four, or padding missing */
 	    {"YQ=", -1, NULL},
 	    {"YQ", -1, NULL},
+	    {"Y", -1, NULL},
+	    {"YWJjZ", -1, NULL},
+	    /* padding in the wrong place, too much of it, data after it */
 	    {"Y===", -1, NULL},
+	    {"====", -1, NULL},
 	    {"=YWJ", -1, NULL},
 	    {"YW=j", -1, NULL},
+	    {"YQ=a", -1, NULL},
+	    {"YQ==YQ==", -1, NULL},
+	    {"YQ==YWJj", -1, NULL},
+	    /* pad bits not zero: a second spelling of "a" and of "ab" */
+	    {"YR==", -1, NULL},
+	    {"YWJ=", -1, NULL},
+	    /* characters outside the alphabet */
 	    {"YWJj YWJj", -1, NULL},
 	    {"YW!j", -1, NULL},
-	    {"YQ==YQ==", -1, NULL},
+	    {"YW-j", -1, NULL}, /* base64url */
+	    {"YW_j", -1, NULL},
+	    {"YWJj\r\n", -1, NULL},
+	    {"YW\x80j", -1, NULL},
+	    {"YW.j", -1, NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char out[64];
 		long n = auth_b64_decode(cases[i].in, strlen(cases[i].in), out, sizeof(out));
 		if (n != cases[i].n)
-			fail_msg("'%s': got %ld, want %ld", cases[i].in, n, cases[i].n);
-		if (n > 0 && memcmp(out, cases[i].out, (size_t)n))
-			fail_msg("'%s': wrong bytes", cases[i].in);
+			fail_msg("decode '%s': got %ld, want %ld", cases[i].in, n, cases[i].n);
+		if (n >= 0 && (memcmp(out, cases[i].out, (size_t)n) || out[n] != '\0'))
+			fail_msg("decode '%s': wrong bytes", cases[i].in);
 	}
-	char big[100], out[8];
-	memset(big, 'A', sizeof(big));
-	assert_int_equal(auth_b64_decode(big, sizeof(big), out, sizeof(out)), -1);
-	char enc[16];
-	assert_int_equal(auth_b64_encode("ab", 2, enc, sizeof(enc)), 4);
-	assert_string_equal(enc, "YWI=");
+	/* a NUL inside the input is not base64 either */
+	long n = auth_b64_decode(S("YW\0j"), (char[8]){0}, 8);
+	if (n != -1)
+		fail_msg("decode with a NUL: got %ld, want -1", n);
 }
 
+/* test_b64_too_long - the output buffer bounds the input */
+static void test_b64_too_long(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t cap;
+		long n;
+	} cases[] = {
+	    {"YWJj", 4, 3},      /* three bytes and the NUL fit */
+	    {"YWJj", 3, -1},     /* no room for the NUL */
+	    {"YWJjZA==", 7, 4},  /* room for six and the NUL: enough */
+	    {"YWJjZA==", 6, -1}, /* the longest decoding would not fit */
+	    {"", 1, 0},          {"", 0, -1},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[16];
+		long n = auth_b64_decode(cases[i].in, strlen(cases[i].in), out, cases[i].cap);
+		if (n != cases[i].n)
+			fail_msg("decode '%s' into %zu: got %ld, want %ld", cases[i].in,
+			         cases[i].cap, n, cases[i].n);
+	}
+	/* an AUTH line of the largest size RFC 4954 allows, into a small buffer */
+	char *big = malloc(BOUND_AUTH_LINE);
+	assert_non_null(big);
+	memset(big, 'A', BOUND_AUTH_LINE);
+	char out[512];
+	long n = auth_b64_decode(big, BOUND_AUTH_LINE, out, sizeof(out));
+	free(big);
+	if (n != -1)
+		fail_msg("decode %d bytes into %zu: got %ld, want -1", BOUND_AUTH_LINE, sizeof(out),
+		         n);
+}
+
+/* test_b64_encode - known answers, the buffer bound, and a round trip */
+static void test_b64_encode(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t n;
+		const char *out;
+	} cases[] = {
+	    {S(""), ""},
+	    {S("a"), "YQ=="},
+	    {S("ab"), "YWI="},
+	    {S("abc"), "YWJj"},
+	    {S("\0alice\0pw"), "AGFsaWNlAHB3"},
+	    {S("Username:"), "VXNlcm5hbWU6"},
+	    {S("Password:"), "UGFzc3dvcmQ6"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char enc[64];
+		size_t n = auth_b64_encode(cases[i].in, cases[i].n, enc, sizeof(enc));
+		if (n != strlen(cases[i].out) || strcmp(enc, cases[i].out))
+			fail_msg("encode case %zu: got '%s' (%zu), want '%s'", i, enc, n,
+			         cases[i].out);
+	}
+	char small[4];
+	size_t n = auth_b64_encode("a", 1, small, sizeof(small));
+	if (n != 0)
+		fail_msg("encode into 4 bytes: got %zu, want 0 (no room for the NUL)", n);
+	/* every byte value and every length mod 3 survive a round trip */
+	unsigned char raw[256];
+	for (size_t i = 0; i < sizeof(raw); i++)
+		raw[i] = (unsigned char)(255 - i);
+	for (size_t len = 0; len <= sizeof(raw); len++) {
+		char enc[400], dec[400];
+		size_t e = auth_b64_encode(raw, len, enc, sizeof(enc));
+		long d = auth_b64_decode(enc, e, dec, sizeof(dec));
+		if (d != (long)len || memcmp(dec, raw, len))
+			fail_msg("round trip of %zu bytes: got %ld bytes back", len, d);
+	}
+}
+
+/* test_plain_split - RFC 4616 messages: authzid\0authcid\0passwd */
 static void test_plain_split(void **state)
 {
 	static const struct {
@@ -58,27 +162,47 @@ static void test_plain_split(void **state)
 		int rc;
 		const char *zid, *user, *pass;
 	} cases[] = {
-	    {"\0alice\0pw", 9, 0, "", "alice", "pw"},
-	    {"alice\0alice\0pw", 14, 0, "alice", "alice", "pw"},
-	    {"alice\0pw", 8, -1, NULL, NULL, NULL},
-	    {"\0\0pw", 4, -1, NULL, NULL, NULL},
-	    {"\0alice\0", 7, -1, NULL, NULL, NULL},
-	    {"\0a\0b\0c", 6, -1, NULL, NULL, NULL},
-	    {"", 0, -1, NULL, NULL, NULL},
+	    /* authzid empty, equal to the user, or another (the engine decides) */
+	    {S("\0alice\0pw"), 0, "", "alice", "pw"},
+	    {S("alice\0alice\0pw"), 0, "alice", "alice", "pw"},
+	    {S("bob\0alice\0pw"), 0, "bob", "alice", "pw"},
+	    {S("\0alice\0p w \"x\""), 0, "", "alice", "p w \"x\""},
+	    /* missing NULs */
+	    {S("alicepw"), -1, NULL, NULL, NULL},
+	    {S("alice\0pw"), -1, NULL, NULL, NULL},
+	    {S("\0alicepw"), -1, NULL, NULL, NULL},
+	    /* extra NULs */
+	    {S("\0a\0b\0c"), -1, NULL, NULL, NULL},
+	    {S("\0alice\0pw\0"), -1, NULL, NULL, NULL},
+	    {S("\0\0alice\0pw"), -1, NULL, NULL, NULL},
+	    {S("\0\0\0"), -1, NULL, NULL, NULL},
+	    /* empty parts */
+	    {S("\0\0pw"), -1, NULL, NULL, NULL},
+	    {S("\0alice\0"), -1, NULL, NULL, NULL},
+	    {S("\0\0"), -1, NULL, NULL, NULL},
+	    {S(""), -1, NULL, NULL, NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *z, *u, *p;
 		size_t zl, ul, pl;
 		int rc = auth_plain_split(cases[i].msg, cases[i].len, &z, &zl, &u, &ul, &p, &pl);
 		if (rc != cases[i].rc)
-			fail_msg("case %zu: got %d, want %d", i, rc, cases[i].rc);
-		if (rc == 0 && (zl != strlen(cases[i].zid) || ul != strlen(cases[i].user) ||
-		                pl != strlen(cases[i].pass) || memcmp(u, cases[i].user, ul) ||
-		                memcmp(p, cases[i].pass, pl)))
-			fail_msg("case %zu: wrong parts", i);
+			fail_msg("split case %zu: got %d, want %d", i, rc, cases[i].rc);
+		if (rc != 0)
+			continue;
+		if (zl != strlen(cases[i].zid) || memcmp(z, cases[i].zid, zl))
+			fail_msg("split case %zu: got authzid '%.*s', want '%s'", i, (int)zl, z,
+			         cases[i].zid);
+		if (ul != strlen(cases[i].user) || memcmp(u, cases[i].user, ul))
+			fail_msg("split case %zu: got user '%.*s', want '%s'", i, (int)ul, u,
+			         cases[i].user);
+		if (pl != strlen(cases[i].pass) || memcmp(p, cases[i].pass, pl))
+			fail_msg("split case %zu: got password '%.*s', want '%s'", i, (int)pl, p,
+			         cases[i].pass);
 	}
 }
 
+/* test_check - both fields must match exactly, whatever the lengths */
 static void test_check(void **state)
 {
 	struct auth_secret s = {.user = strdup("alice"),
@@ -86,48 +210,156 @@ static void test_check(void **state)
 	                        .user_len = 5,
 	                        .password_len = 6};
 	static const struct {
-		const char *u, *p;
+		const char *u;
+		size_t ulen;
+		const char *p;
+		size_t plen;
 		bool ok;
 	} cases[] = {
-	    {"alice", "s3cret", true},
-	    {"alice", "s3cre", false},
-	    {"alice", "s3cret!", false},
-	    {"alicf", "s3cret", false},
-	    {"", "", false},
-	    {"alice", "", false},
-	    {"ALICE", "s3cret", false},
-	    {"alice", "S3cret", false},
+	    {S("alice"), S("s3cret"), true},
+	    /* wrong user, wrong password */
+	    {S("alicf"), S("s3cret"), false},
+	    {S("ALICE"), S("s3cret"), false},
+	    {S("bob"), S("s3cret"), false},
+	    {S("alice"), S("S3cret"), false},
+	    {S("alice"), S("s3creT"), false},
+	    /* a prefix, or longer */
+	    {S("alic"), S("s3cret"), false},
+	    {S("alice"), S("s3cre"), false},
+	    {S("alice"), S("s"), false},
+	    {S("alicee"), S("s3cret"), false},
+	    {S("alice"), S("s3cret!"), false},
+	    {S("alice"), S("s3crets3cret"), false},
+	    /* a NUL after the right bytes is still longer */
+	    {S("alice"), S("s3cret\0"), false},
+	    {S("alice\0"), S("s3cret"), false},
+	    /* empty */
+	    {S(""), S(""), false},
+	    {S("alice"), S(""), false},
+	    {S(""), S("s3cret"), false},
+	    /* the fields swapped */
+	    {S("s3cret"), S("alice"), false},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (auth_check(&s, cases[i].u, strlen(cases[i].u), cases[i].p,
-		               strlen(cases[i].p)) != cases[i].ok)
-			fail_msg("%s/%s: got %d", cases[i].u, cases[i].p, !cases[i].ok);
-	assert_false(auth_check(NULL, "alice", 5, "s3cret", 6));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool got = auth_check(&s, cases[i].u, cases[i].ulen, cases[i].p, cases[i].plen);
+		if (got != cases[i].ok)
+			fail_msg("check '%.*s'/'%.*s': got %d, want %d", (int)cases[i].ulen,
+			         cases[i].u, (int)cases[i].plen, cases[i].p, got, cases[i].ok);
+	}
+	if (auth_check(NULL, "alice", 5, "s3cret", 6))
+		fail_msg("check with no account: got true, want false");
 	auth_secret_wipe(&s);
-	assert_null(s.password);
+	if (s.password || s.user || s.password_len || s.user_len)
+		fail_msg("wipe: got fields left set, want all cleared");
+	if (auth_check(&s, "alice", 5, "s3cret", 6))
+		fail_msg("check after wipe: got true, want false");
 }
 
-static void test_brake(void **state)
+/* seconds - the time one auth_brake_wait() takes */
+static double seconds(void)
 {
-	assert_int_equal(auth_brake_init(false), 0);
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	auth_brake_wait(); /* no failure yet: no delay */
-	auth_brake_failed();
-	auth_brake_wait(); /* a recent failure: the delay */
+	auth_brake_wait();
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-	if (s < 0.9 || s > 1.9)
-		fail_msg("got %.2f s, want one delay of about 1 s", s);
+	return (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+}
+
+/* in_child - run fn in a child process (a fresh brake for each test);
+ * the child exits 0 or prints why it failed */
+static void in_child(const char *what, int (*fn)(void))
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn());
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("%s: the child failed (wait status %d)", what, st);
+}
+
+/* brake_local - without auth_brake_init the brake still works, for
+ * this process alone */
+static int brake_local(void)
+{
+	double t = seconds();
+	if (t >= 0.5) {
+		printf("no failure yet: got %.2f s, want no delay\n", t);
+		return 1;
+	}
+	auth_brake_failed();
+	t = seconds();
+	if (t < 0.5) {
+		printf("after a failure: got %.2f s, want a delay of about 1 s\n", t);
+		return 1;
+	}
+	return 0;
+}
+
+/* brake_shared - a failure in one session process delays an attempt
+ * in another: the state is in the shared mapping */
+static int brake_shared(void)
+{
+	if (auth_brake_init(false) < 0)
+		return 1;
+	double t = seconds();
+	if (t >= 0.5) {
+		printf("no failure yet: got %.2f s, want no delay\n", t);
+		return 1;
+	}
+	pid_t pid = fork(); /* another session that fails */
+	if (pid == 0) {
+		auth_brake_failed();
+		_exit(0);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return 1;
+	t = seconds();
+	if (t < 0.5) {
+		printf("after another session's failure: got %.2f s, want a delay\n", t);
+		return 1;
+	}
+	return 0;
+}
+
+/* brake_always - inetd mode: every attempt is delayed, failure or not */
+static int brake_always(void)
+{
+	if (auth_brake_init(true) < 0)
+		return 1;
+	double t = seconds();
+	if (t < 0.5) {
+		printf("always_delay: got %.2f s, want a delay\n", t);
+		return 1;
+	}
+	return 0;
+}
+
+static void test_brake_local(void **state)
+{
+	in_child("process-local brake", brake_local);
+}
+
+static void test_brake_shared(void **state)
+{
+	in_child("shared brake", brake_shared);
+}
+
+static void test_brake_always(void **state)
+{
+	in_child("brake with always_delay", brake_always);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_b64),
-	    cmocka_unit_test(test_plain_split),
-	    cmocka_unit_test(test_check),
-	    cmocka_unit_test(test_brake),
+	    cmocka_unit_test(test_b64_decode),   cmocka_unit_test(test_b64_too_long),
+	    cmocka_unit_test(test_b64_encode),   cmocka_unit_test(test_plain_split),
+	    cmocka_unit_test(test_check),        cmocka_unit_test(test_brake_local),
+	    cmocka_unit_test(test_brake_shared), cmocka_unit_test(test_brake_always),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
