@@ -1,6 +1,7 @@
 """The SMTP command set over a real socket, and what the command gets."""
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +31,67 @@ class Basic(unittest.TestCase):
         c.cmd("STARTTLS", 503)
         c.cmd("QUIT", 221, "2.0.0")
         self.assertTrue(c.closed())
+
+    def test_every_command_in_every_state(self):
+        # want[state] = reply to the command; after it (QUIT aside) the
+        # session must go on: msmtpd ended it instead, which broke clients
+        states = ("greeted", "ehlo", "mail", "rcpt", "after-message")
+        table = [
+            ("MAIL FROM:<a@b>", (503, 250, 503, 503, 250), "5.5.1|2.1.0"),
+            ("RCPT TO:<c@d>", (503, 503, 250, 250, 503), "5.5.1|2.1.5"),
+            ("DATA", (503, 503, 554, 354, 503), ""),
+            ("RSET", (250,) * 5, "2.0.0"),
+            ("NOOP", (250,) * 5, "2.0.0"),
+            ("NOOP with an argument", (250,) * 5, "2.0.0"),
+            ("HELP", (214,) * 5, "2.0.0"),
+            ("HELP MAIL", (214,) * 5, "2.0.0"),
+            ("VRFY postmaster", (252,) * 5, "2.5.0"),
+            ("EXPN staff", (502,) * 5, "5.5.1"),
+            ("STARTTLS", (503, 502, 502, 502, 502), "5.5.1"),
+            ("AUTH PLAIN", (503,) * 5, "5.5.1"),
+            ("BDAT 10 LAST", (502,) * 5, "5.5.1"),
+            ("TURN", (502,) * 5, "5.5.1"),
+            ("BOGUS", (500,) * 5, "5.5.2"),
+            ("RSET now", (501,) * 5, "5.5.4"),
+            ("HELO", (501,) * 5, "5.5.4"),
+            ("EHLO", (501,) * 5, "5.5.4"),
+            ("HELO other.test", (250,) * 5, ""),
+            ("EHLO other.test", (250,) * 5, ""),
+            ("QUIT", (221,) * 5, "2.0.0"),
+        ]
+        for i, state in enumerate(states):
+            for cmd, want, enhanced in table:
+                with self.subTest(state=state, cmd=cmd):
+                    c = self.srv.raw()
+                    c.expect(220)
+                    if state != "greeted":
+                        c.cmd("EHLO c.test", 250)
+                    if state in ("mail", "rcpt"):
+                        c.cmd("MAIL FROM:<a@b>", 250)
+                    if state == "rcpt":
+                        c.cmd("RCPT TO:<c@d>", 250)
+                    if state == "after-message":
+                        c.message("x\r\n.\r\n")
+                    c.send(cmd + "\r\n")
+                    code, lines = c.reply()
+                    self.assertEqual(code, want[i], "%s in %s: got %d %s" % (cmd, state, code, lines))
+                    if enhanced and code != 354:
+                        self.assertRegex(lines[-1], "^(%s) " % enhanced.replace(".", r"\."))
+                    if code == 221:
+                        self.assertTrue(c.closed())
+                        continue
+                    if code == 354:
+                        c.send(".\r\n")
+                        c.expect(250)
+                    c.cmd("NOOP", 250)
+                    if cmd in ("EHLO other.test", "HELO other.test", "RSET") and state in ("mail", "rcpt"):
+                        # EHLO, HELO and RSET reset the transaction
+                        c.cmd("RCPT TO:<c@d>", 503, "5.5.1")
+                    c.cmd("QUIT", 221)
+        # one message per "after-message" case, and the DATA of the "rcpt" state
+        want = len(table) + 1
+        time.sleep(0.2)
+        self.assertEqual(len(self.srv.deliveries(want)), want)
 
     def test_ehlo_extensions(self):
         c = self.srv.raw()
