@@ -273,6 +273,9 @@ static void reap(unsigned *active, unsigned max)
 		if (WIFSIGNALED(st))
 			log_msg(LOG_ERR, "event=session-crashed pid=%ld signal=%d", (long)pid,
 			        WTERMSIG(st));
+		else
+			log_msg(LOG_DEBUG, "event=session-exit pid=%ld status=%d active=%u",
+			        (long)pid, WEXITSTATUS(st), *active);
 	}
 }
 
@@ -377,16 +380,27 @@ int listener_run(const struct server *srv)
 		}
 		if (accepting && !stopping && (p[1].revents & POLLIN)) {
 			int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd < 0)
+			if (fd < 0) {
+				/* out of descriptors or memory: the client stays in the
+				 * backlog, and polling again at once would spin */
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+				    errno == ENOMEM) {
+					log_msg(LOG_ERR, "event=accept-failed error=\"%s\"",
+					        strerror(errno));
+					poll(NULL, 0, 100);
+				}
 				continue;
+			}
 			pid_t pid = fork();
 			if (pid == 0)
 				serve_one(srv, fd);
-			if (pid < 0)
+			if (pid < 0) {
 				log_msg(LOG_ERR, "event=fork-failed error=\"%s\"", strerror(errno));
-			else {
+			} else {
 				active++;
 				track(cfg->max_sessions, 0, pid);
+				log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u",
+				        (long)pid, active);
 			}
 			close(fd);
 		}

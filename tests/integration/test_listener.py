@@ -113,6 +113,14 @@ class Listener(unittest.TestCase):
             c = srv.raw()
             c.expect(220)
             c.cmd("QUIT", 221)
+            # the listener's own lines: the reload, and each child at debug
+            deadline = time.time() + 10
+            while "event=session-exit" not in srv.log() and time.time() < deadline:
+                time.sleep(0.05)
+            log = srv.log()
+            self.assertIn("event=sighup tls=off", log)
+            self.assertRegex(log, r"event=session-start pid=\d+ active=1\n")
+            self.assertRegex(log, r"event=session-exit pid=\d+ status=0 active=0\n")
 
     def test_connection_flood_no_zombies_no_fd_leak(self):
         with harness.Server() as srv:
