@@ -5,11 +5,15 @@
 # Unpacks Debian's postfix (smtp-source, smtp-sink) and msmtp-mta
 # (msmtpd, the reference server) with apt-get download + dpkg -x into
 # CACHE_DIR (default ~/.cache/smtpipe-clients): installing them would
-# take over /usr/sbin/sendmail. Prints SWAKS= MSMTP= CURL= SMTP_SOURCE=
-# SMTP_SINK= MSMTPD= lines.
+# take over /usr/sbin/sendmail. Installs swaks, msmtp and curl with
+# apt-get when missing (as root). Prints SWAKS= MSMTP= CURL= SMTP_SOURCE=
+# SMTP_SINK= MSMTPD= lines. Tests run it in parallel: one at a time
+# holds the cache (and apt's lock).
 set -euo pipefail
 cache=${1:-${SMTPIPE_CLIENTS:-$HOME/.cache/smtpipe-clients}}
 mkdir -p "$cache/bin"
+exec 9>"$cache/.lock"
+flock 9
 unpack() { # package, file that shows it is there
     [ -e "$cache/root/$2" ] && return 0
     local tmp
@@ -22,12 +26,15 @@ unpack() { # package, file that shows it is there
     dpkg -x "$tmp"/*.deb "$cache/root"
     rm -rf "$tmp"
 }
-# shared libraries the unpacked programs need
+# the clients Debian installs cleanly, and the shared libraries the
+# unpacked programs need
 need=()
-for p in libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3 libsecret-1-0 libgsasl18 libgnutls30; do
+for p in swaks libnet-ssleay-perl libdigest-hmac-perl msmtp curl \
+    libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3 libsecret-1-0 libgsasl18 libgnutls30; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "clients.sh: missing ${need[*]}; install them as root" >&2; exit 1; }
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
         || { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
              --no-install-recommends "${need[@]}" >/dev/null; }
