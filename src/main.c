@@ -78,6 +78,7 @@ static void absolute_program(void)
 	}
 }
 
+/* main - parse, set up each module in turn, then serve */
 int main(int argc, char **argv)
 {
 	char err[512];
