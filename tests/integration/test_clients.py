@@ -74,15 +74,32 @@ class Clients(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         d = self.srv.deliveries(30)
         self.assertEqual(len(d), 30)
+        self.assert_intact(d, 2048)
         for x in d:
-            self.assertEqual(x.recipients, ["dst@b.test"])
-            self.assertGreaterEqual(len(x.stdin), 2048)
+            self.assertEqual((x.sender, x.recipients), ("src@a.test", ["dst@b.test"]))
+
+    def assert_intact(self, d, length):
+        """smtp-source sends one body (numbered lines of X) under headers
+        with a Message-Id of its own per message: every body identical and
+        whole, every Message-Id once."""
+        bodies = {x.stdin.split(b"\n\n", 1)[1] for x in d}
+        self.assertEqual(len(bodies), 1, "bodies differ")
+        body = bodies.pop()
+        # -l counts the body as sent, with CRLF; smtp-source ends it with one more CRLF
+        self.assertEqual(len(body.replace(b"\n", b"\r\n")), length + 2)
+        self.assertNotIn(b"\r", body)
+        self.assertRegex(body.decode(), r"^1X+\n2X+\n3X+\n")
+        ids = [x.stdin.split(b"Message-Id: ", 1)[1].split(b"\n", 1)[0] for x in d]
+        self.assertEqual(len(set(ids)), len(d), "a message was delivered twice")
 
     def test_smtp_source_many_per_session(self):
         r = subprocess.run([self.c["SMTP_SOURCE"], "-d", "-m", "20", "-s", "2", "-l", "1024",
                             "127.0.0.1:%d" % self.srv.port], capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(len(self.srv.deliveries(20)), 20)
+        d = self.srv.deliveries(20)
+        self.assertEqual(len(d), 20)
+        self.assert_intact(d, 1024)
+        self.assertEqual(self.srv.log().count("event=connect"), 2)  # -d: many messages per session
 
 
 if __name__ == "__main__":
