@@ -48,7 +48,10 @@ static void on_signal(int sig)
 	errno = saved;
 }
 
-/* systemd_socket - the first LISTEN_FDS socket when it is ours */
+/* systemd_socket - the first LISTEN_FDS socket when it is ours: 3; -1
+ * when there is none; -2 when fd 3 is not a listening stream socket
+ * (Accept=yes hands over a connection: that is --inetd's job, and
+ * polling it would spin) */
 static int systemd_socket(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
@@ -57,6 +60,11 @@ static int systemd_socket(void)
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
+	int listening = 0, type = 0;
+	socklen_t l1 = sizeof(listening), l2 = sizeof(type);
+	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l1) < 0 ||
+	    getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &l2) < 0 || !listening || type != SOCK_STREAM)
+		return -2;
 	fcntl(3, F_SETFD, FD_CLOEXEC);
 	return 3;
 }
@@ -137,6 +145,12 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	listen_fd = systemd_socket();
+	if (listen_fd == -2) {
+		snprintf(err, errlen,
+		         "LISTEN_FDS: fd 3 is not a listening stream socket (Accept=yes needs "
+		         "--inetd)");
+		return -1;
+	}
 	if (listen_fd < 0) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;

@@ -338,6 +338,22 @@ class Listener(unittest.TestCase):
                 p.stdout.close()
                 ls.close()
 
+    def test_listen_fds_not_a_listening_socket(self):
+        # Accept=yes hands over a connected socket: refuse it, one line, exit 3
+        a, b = socket.socketpair()
+        shim = ("import os,sys; os.dup2(int(sys.argv[1]), 3); "
+                "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+                "os.execv(sys.argv[2], sys.argv[2:])")
+        r = subprocess.run([sys.executable, "-c", shim, str(a.fileno()), harness.binary(),
+                            "--port=0", "--command=true"], pass_fds=(a.fileno(),),
+                           capture_output=True, text=True, timeout=10)
+        a.close()
+        b.close()
+        self.assertEqual(r.returncode, 3)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(r.stderr, "smtpipe: LISTEN_FDS: fd 3 is not a listening stream socket "
+                                   "(Accept=yes needs --inetd)\n")
+
     def test_user_drop_under_inetd(self):
         if os.getuid() != 0:
             self.fail("this test needs root to drop to nobody")
