@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* main - N locked, fsynced appends, the rate on stdout */
 int main(int argc, char **argv)
 {
 	if (argc != 3)

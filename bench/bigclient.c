@@ -1,9 +1,11 @@
 /*
  * bigclient.c - send one message of MB megabytes as fast as possible and
- * print MB/s from DATA to the final 250. Usage: bigclient PORT MB
+ * print MB/s (octets on the wire) from DATA to the final 250.
+ * Usage: bigclient PORT MB
  */
 #include "smtpc.h"
 
+/* main - one session, one message of MB MiB, the rate on stdout */
 int main(int argc, char **argv)
 {
 	if (argc != 3)
@@ -17,11 +19,14 @@ int main(int argc, char **argv)
 	if (smtpc_cmd(fd, "MAIL FROM:<a@bench>\r\n") != 250 ||
 	    smtpc_cmd(fd, "RCPT TO:<b@bench>\r\n") != 250 || smtpc_cmd(fd, "DATA\r\n") != 354)
 		return 1;
-	/* 1 MiB of 78-octet lines, none starting with a dot */
+	/* 1 MiB of 80-octet lines (CRLF included); every 16th line of the
+	 * content starts with a dot, so it goes out stuffed as ".." */
 	static char block[1 << 20];
 	size_t i = 0;
 	while (i + 80 <= sizeof(block)) {
 		memset(block + i, 'a' + (int)(i / 80 % 26), 78);
+		if (i / 80 % 16 == 0)
+			memcpy(block + i, "..", 2);
 		memcpy(block + i + 78, "\r\n", 2);
 		i += 80;
 	}

@@ -4,12 +4,14 @@
  */
 #include "smtpc.h"
 
+/* cmp - qsort order of doubles */
 static int cmp(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
 }
 
+/* main - N timed messages in one session, p50 and p99 on stdout */
 int main(int argc, char **argv)
 {
 	if (argc != 3)

@@ -6,6 +6,7 @@
 
 #include "smtpc.h"
 
+/* main - fork the workers, sum their session counts, print the rate */
 int main(int argc, char **argv)
 {
 	if (argc != 4)

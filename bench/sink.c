@@ -1,6 +1,7 @@
 /* sink.c - the benchmark's delivery command: read stdin to EOF, exit 0 */
 #include <unistd.h>
 
+/* main - drain stdin, succeed */
 int main(void)
 {
 	static char buf[1 << 16];

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* smtpc_connect - a loopback connection with Nagle off */
 static inline int smtpc_connect(int port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
@@ -50,6 +51,7 @@ static inline int smtpc_reply(int fd)
 	}
 }
 
+/* smtpc_send - all of a string */
 static inline void smtpc_send(int fd, const char *s)
 {
 	size_t n = strlen(s);
@@ -62,12 +64,14 @@ static inline void smtpc_send(int fd, const char *s)
 	}
 }
 
+/* smtpc_cmd - one command, its reply code */
 static inline int smtpc_cmd(int fd, const char *s)
 {
 	smtpc_send(fd, s);
 	return smtpc_reply(fd);
 }
 
+/* smtpc_now - monotonic seconds */
 static inline double smtpc_now(void)
 {
 	struct timespec t;

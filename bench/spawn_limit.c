@@ -13,6 +13,7 @@
 
 extern char **environ;
 
+/* run - N spawns of the sink, one after another */
 static void run(const char *sink, int n)
 {
 	char msg[1024];
@@ -35,6 +36,7 @@ static void run(const char *sink, int n)
 	}
 }
 
+/* main - WORKERS processes share COUNT spawns, the rate on stdout */
 int main(int argc, char **argv)
 {
 	if (argc != 4)

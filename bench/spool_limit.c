@@ -1,8 +1,9 @@
 /*
  * spool_limit.c - the limit for big messages: a minimal SMTP server that
- * reads DATA in 64 KiB blocks, turns CRLF into LF with memchr, writes the
- * result to an unlinked spool file, and hands that file to the sink on
- * stdin. No limits, no checks: only the unavoidable work.
+ * reads DATA in 64 KiB blocks, turns CRLF into LF and unstuffs dots with
+ * memchr, writes the result to an unlinked spool file, and hands that
+ * file to the sink on stdin. No limits, no checks: only the unavoidable
+ * work.
  * Usage: spool_limit SINK; prints the port, serves until killed.
  */
 #include <arpa/inet.h>
@@ -18,6 +19,7 @@
 
 extern char **environ;
 
+/* say - one reply */
 static void say(int fd, const char *s)
 {
 	if (write(fd, s, strlen(s)) < 0)
@@ -54,37 +56,45 @@ static void serve(int c, const char *sink)
 		int fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
 		int done = 0;
 		while (!done) {
-			if (have == 0) {
-				ssize_t r = read(c, in, sizeof(in));
-				if (r <= 0)
-					return;
-				have = (size_t)r;
-			}
-			/* copy, dropping CR before LF; stop at CRLF.CRLF */
+			/* whole lines only: CRLF becomes LF, a leading dot is
+			 * dropped (unstuffing), "." alone ends the data */
 			size_t o = 0, i = 0;
-			while (i < have) {
-				char *p = memchr(in + i, '\n', have - i);
-				size_t end = p ? (size_t)(p - in) + 1 : have;
-				size_t n = end - i;
-				memcpy(out + o, in + i, n);
-				if (p && n >= 2 && out[o + n - 2] == '\r') {
-					out[o + n - 2] = '\n';
-					n--;
-				}
-				/* end of data: the line is "." (our clients never
-				 * split a line so that a piece looks like one) */
-				if (p && n == 2 && out[o] == '.') {
-					i = end;
+			char *p;
+			while ((p = memchr(in + i, '\n', have - i))) {
+				const char *l = in + i;
+				size_t n = (size_t)(p - in) + 1 - i;
+				i += n;
+				if (n == 3 && l[0] == '.' && l[1] == '\r') {
 					done = 1;
 					break;
 				}
-				o += n;
-				i = end;
+				if (l[0] == '.') {
+					l++;
+					n--;
+				}
+				if (n >= 2 && l[n - 2] == '\r') {
+					memcpy(out + o, l, n - 2);
+					out[o + n - 2] = '\n';
+					o += n - 1;
+				} else {
+					memcpy(out + o, l, n);
+					o += n;
+				}
 			}
-			if (write(fd, out, o) < 0)
+			if (o > 0 && write(fd, out, o) != (ssize_t)o)
 				exit(1);
 			memmove(in, in + i, have - i);
 			have -= i;
+			if (done)
+				break;
+			if (have == sizeof(in)) {
+				fprintf(stderr, "spool_limit: line over 64 KiB\n");
+				exit(1);
+			}
+			ssize_t r = read(c, in + have, sizeof(in) - have);
+			if (r <= 0)
+				return;
+			have += (size_t)r;
 		}
 		lseek(fd, 0, SEEK_SET);
 		posix_spawn_file_actions_t fa;
@@ -100,6 +110,7 @@ static void serve(int c, const char *sink)
 	}
 }
 
+/* main - listen on a free loopback port, print it, serve forever */
 int main(int argc, char **argv)
 {
 	if (argc != 2)
