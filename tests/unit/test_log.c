@@ -135,7 +135,7 @@ static void test_escape(void **state)
 			         cases[i].want);
 		if (got != strlen(dst))
 			fail_msg("case %zu: got return %zu, want strlen %zu", i, got, strlen(dst));
-		if (dst[cases[i].cap] != 'Z' && cases[i].cap < sizeof(dst))
+		if (cases[i].cap < sizeof(dst) && dst[cases[i].cap] != 'Z')
 			fail_msg("case %zu: wrote past cap %zu", i, cases[i].cap);
 	}
 	char dst[4] = "ZZZ";
