@@ -9,6 +9,13 @@
  * password stored for msmtpd works unchanged. The password comes back
  * through a pipe, never through argv. Passwords are wiped from every
  * temporary buffer.
+ *
+ * Results: 0 with the account filled in. Errors: -1 and one line in
+ * err: "passwordeval 'CMD' failed: exit N" (or killed by signal N),
+ * "printed nothing", "printed an empty first line", "timed out after
+ * 10 s"; "--auth=USER: no password in the keyring for user=USER
+ * host=localhost service=smtp (why)"; or, built without libsecret,
+ * "--auth=USER needs keyring support, which this build lacks".
  */
 #include "secret.h"
 
@@ -17,9 +24,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -57,22 +66,63 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* run_output - run argv with stdout to a pipe for at most
- * BOUND_PASSWORDEVAL_SECONDS; its output (up to cap-1 bytes, or the
- * first line when first_line) into buf; returns the byte count and the
- * wait status in *status, or -1 (spawn failure: errno; timeout:
- * *timed_out) */
-static long run_output(char *const argv[], char *buf, size_t cap, bool first_line, int *status,
-                       bool *timed_out)
+/* What one run of a command gave back. */
+struct run {
+	char *buf;      /* the first cap-1 bytes of its stdout, NUL-terminated */
+	size_t cap, n;  /* buf's size, bytes kept */
+	bool overflow;  /* it printed more than cap-1 bytes (the rest is dropped) */
+	bool timed_out; /* killed at BOUND_PASSWORDEVAL_SECONDS */
+	int status;     /* wait status when it ended by itself */
+};
+
+/* drain - read what the pipe holds now into r (beyond cap: read and
+ * wiped); true at end of file or on an error */
+static bool drain(int fd, struct run *r)
+{
+	char scratch[512];
+	bool end = false;
+	for (;;) {
+		char *to = r->n < r->cap - 1 ? r->buf + r->n : scratch;
+		size_t room = r->n < r->cap - 1 ? r->cap - 1 - r->n : sizeof(scratch);
+		ssize_t got = read(fd, to, room);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			end = got == 0 || errno != EAGAIN;
+			break;
+		}
+		if (to == scratch)
+			r->overflow = true;
+		else
+			r->n += (size_t)got;
+	}
+	explicit_bzero(scratch, sizeof(scratch));
+	r->buf[r->n] = '\0';
+	return end;
+}
+
+/* run_output - run argv (its own process group, stdin from /dev/null
+ * unless keep_stdin, stdout to a pipe) for at most
+ * BOUND_PASSWORDEVAL_SECONDS, collecting its output into r. The run
+ * ends when the command itself exits, as with msmtp's popen: a child it
+ * left in the background holding the pipe does not hold us up. At the
+ * deadline the whole process group is killed. -1 (errno set) only when
+ * it cannot be started */
+static int run_output(char *const argv[], bool keep_stdin, struct run *r)
 {
 	int p[2];
-	*timed_out = false;
+	r->n = 0;
+	r->buf[0] = '\0';
+	r->overflow = r->timed_out = false;
+	r->status = 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+	if (!keep_stdin) /* under --inetd stdin is the client's socket */
+		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawnattr_init(&at);
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
@@ -86,81 +136,126 @@ static long run_output(char *const argv[], char *buf, size_t cap, bool first_lin
 		errno = e;
 		return -1;
 	}
-	size_t n = 0;
+	fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+	/* a pidfd wakes poll() when the command exits; without one (an old
+	 * kernel) waitpid is polled every 20 ms */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	long long deadline = now_ms() + BOUND_PASSWORDEVAL_SECONDS * 1000LL;
-	for (;;) {
+	bool eof = false, exited = false;
+	while (!exited) {
 		long long left = deadline - now_ms();
-		struct pollfd pf = {.fd = p[0], .events = POLLIN};
-		if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
-			*timed_out = true;
+		if (left <= 0) {
+			r->timed_out = true;
 			break;
 		}
-		ssize_t r = read(p[0], buf + n, cap - 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (n == cap - 1 || (first_line && memchr(buf, '\n', n)))
-			break;
+		struct pollfd pf[2] = {{.fd = eof ? -1 : p[0], .events = POLLIN},
+		                       {.fd = pidfd, .events = POLLIN}};
+		poll(pf, 2, pidfd < 0 && left > 20 ? 20 : (int)left);
+		if (!eof)
+			eof = drain(p[0], r);
+		exited = waitpid(pid, &r->status, WNOHANG) == pid;
 	}
-	close(p[0]);
-	if (*timed_out)
+	if (exited && !eof) /* what it wrote before it exited */
+		drain(p[0], r);
+	if (r->timed_out) {
 		kill(-pid, SIGKILL);
-	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-		;
-	buf[n] = '\0';
-	return *timed_out ? -1 : (long)n;
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	close(p[0]);
+	return 0;
 }
 
-/* password_eval - the first line of EVAL's output */
+/* printable - cmd made fit for one line of an error message */
+static const char *printable(char *out, size_t cap, const char *cmd)
+{
+	size_t i = 0;
+	for (; cmd[i] && i + 1 < cap; i++)
+		out[i] = (unsigned char)cmd[i] < 0x20 || cmd[i] == 0x7f ? '?' : cmd[i];
+	out[i] = '\0';
+	if (cmd[i] && cap > 4)
+		memcpy(out + cap - 4, "...", 4);
+	return out;
+}
+
+/* password_eval - the first line of EVAL's output, without its line
+ * ending; a failure, no output, an empty or overlong first line, or a
+ * timeout is an error naming the command */
 static int password_eval(struct auth_secret *s, const char *user, const char *eval, char *err,
                          size_t errlen)
 {
 	char *argv[] = {"/bin/sh", "-c", (char *)eval, NULL};
-	char buf[4096];
-	int status = 0;
-	bool timed_out;
-	long got = run_output(argv, buf, sizeof(buf), true, &status, &timed_out);
-	if (got < 0 && !timed_out) {
-		snprintf(err, errlen, "passwordeval '%s' cannot run: %s", eval, strerror(errno));
+	char buf[4096], cmd[200];
+	struct run r = {.buf = buf, .cap = sizeof(buf)};
+	printable(cmd, sizeof(cmd), eval);
+	if (run_output(argv, isatty(STDIN_FILENO), &r) < 0) {
+		snprintf(err, errlen, "passwordeval '%s' cannot run /bin/sh: %s", cmd,
+		         strerror(errno));
 		return -1;
 	}
-	size_t n = got < 0 ? 0 : (size_t)got;
-	size_t len = 0;
-	while (len < n && buf[len] != '\n')
-		len++;
+	char *nl = memchr(buf, '\n', r.n);
+	size_t len = nl ? (size_t)(nl - buf) : r.n;
 	if (len > 0 && buf[len - 1] == '\r')
 		len--;
 	int rc = -1;
-	if (timed_out)
-		snprintf(err, errlen, "passwordeval '%s' timed out after %d s", eval,
+	if (r.timed_out)
+		snprintf(err, errlen, "passwordeval '%s' timed out after %d s", cmd,
 		         BOUND_PASSWORDEVAL_SECONDS);
-	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		snprintf(err, errlen, "passwordeval '%s' failed (exit status %d)", eval,
-		         WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	else if (WIFSIGNALED(r.status))
+		snprintf(err, errlen, "passwordeval '%s' failed: killed by signal %d", cmd,
+		         WTERMSIG(r.status));
+	else if (WEXITSTATUS(r.status) != 0)
+		snprintf(err, errlen, "passwordeval '%s' failed: exit %d", cmd,
+		         WEXITSTATUS(r.status));
+	else if (r.n == 0)
+		snprintf(err, errlen, "passwordeval '%s' printed nothing", cmd);
+	else if (!nl && r.overflow)
+		snprintf(err, errlen,
+		         "passwordeval '%s' printed a first line longer than %zu bytes", cmd,
+		         sizeof(buf) - 1);
 	else if (len == 0)
-		snprintf(err, errlen, "passwordeval '%s' printed no password", eval);
+		snprintf(err, errlen, "passwordeval '%s' printed an empty first line", cmd);
 	else
 		rc = store(s, user, buf, len, err, errlen);
 	explicit_bzero(buf, sizeof(buf));
 	return rc;
 }
 
+/* The terminal's settings while the prompt has echo off, so that an
+ * interrupt (^C at the prompt) gives the terminal its echo back. */
+static volatile sig_atomic_t tty_fd = -1;
+static struct termios tty_saved;
+
+/* prompt_interrupted - restore the echo, then die of the signal */
+static void prompt_interrupted(int sig)
+{
+	if (tty_fd >= 0)
+		tcsetattr(tty_fd, TCSAFLUSH, &tty_saved); /* async-signal-safe */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 /* prompt - read the password from the terminal without echo */
 static int prompt(struct auth_secret *s, const char *user, char *err, size_t errlen)
 {
-	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open the terminal to ask for the password: %s",
 		         strerror(errno));
 		return -1;
 	}
-	struct termios old, quiet;
-	bool tty = tcgetattr(fd, &old) == 0;
+	struct sigaction sa = {.sa_handler = prompt_interrupted}, old_int, old_term, old_quit;
+	sigemptyset(&sa.sa_mask);
+	bool tty = tcgetattr(fd, &tty_saved) == 0;
 	if (tty) { /* echo off before the prompt: an answer typed at once is not shown */
-		quiet = old;
+		struct termios quiet = tty_saved;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		sigaction(SIGINT, &sa, &old_int);
+		sigaction(SIGTERM, &sa, &old_term);
+		sigaction(SIGQUIT, &sa, &old_quit);
+		tty_fd = fd;
 		tcsetattr(fd, TCSAFLUSH, &quiet);
 	}
 	dprintf(fd, "Password for %s: ", user);
@@ -169,14 +264,24 @@ static int prompt(struct auth_secret *s, const char *user, char *err, size_t err
 	char c;
 	while (n < sizeof(buf) - 1 && read(fd, &c, 1) == 1 && c != '\n')
 		buf[n++] = c;
-	if (tty)
-		tcsetattr(fd, TCSAFLUSH, &old);
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (tty) {
+		tcsetattr(fd, TCSAFLUSH, &tty_saved);
+		tty_fd = -1;
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+		sigaction(SIGQUIT, &old_quit, NULL);
+	}
 	dprintf(fd, "\n");
 	close(fd);
-	int rc = n > 0 ? store(s, user, buf, n, err, errlen) : -1;
-	if (n == 0)
-		snprintf(err, errlen, "no password given for %s", user);
+	int rc = -1;
+	if (n > 0)
+		rc = store(s, user, buf, n, err, errlen);
+	else
+		snprintf(err, errlen, "--auth=%s: no password given at the prompt", user);
 	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(&c, sizeof(c));
 	return rc;
 }
 
@@ -204,7 +309,9 @@ static void keyring_helper(char *path, size_t cap)
 	snprintf(path, cap, "%s", SMTPIPE_KEYRING_HELPER);
 }
 
-/* keyring - the password from the helper; -1 with why filled */
+/* keyring - the password from the helper: 0; -1 with why filled when
+ * the keyring has none for us or cannot be asked; -2 (err filled)
+ * when it cannot be kept */
 static int keyring(struct auth_secret *s, const char *user, char *why, size_t whylen, char *err,
                    size_t errlen)
 {
@@ -212,19 +319,29 @@ static int keyring(struct auth_secret *s, const char *user, char *why, size_t wh
 	keyring_helper(helper, sizeof(helper));
 	char *argv[] = {helper, (char *)user, NULL};
 	char buf[4096];
-	int status = 0;
-	bool timed_out;
-	long n = run_output(argv, buf, sizeof(buf), false, &status, &timed_out);
+	struct run r = {.buf = buf, .cap = sizeof(buf)};
 	int rc = -1;
-	if (n < 0)
-		snprintf(why, whylen, "%.200s %s", helper,
-		         timed_out ? "did not answer" : strerror(errno));
-	else if (strncmp(buf, "OK\n", 3) == 0 && n > 4 && buf[n - 1] == '\n')
-		rc = store(s, user, buf + 3, (size_t)n - 4, err, errlen);
-	else if (strncmp(buf, "ERR ", 4) == 0)
-		snprintf(why, whylen, "%.*s", (int)strcspn(buf + 4, "\n"), buf + 4);
-	else
-		snprintf(why, whylen, "%.200s failed (status %d)", helper, status);
+	if (run_output(argv, false, &r) < 0) {
+		snprintf(why, whylen, "cannot run %.200s: %s", helper, strerror(errno));
+	} else if (r.timed_out) {
+		snprintf(why, whylen, "%.200s did not answer within %d s", helper,
+		         BOUND_PASSWORDEVAL_SECONDS);
+	} else if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 && !r.overflow &&
+	           strncmp(buf, "OK\n", 3) == 0 && r.n > 4 && buf[r.n - 1] == '\n') {
+		rc = store(s, user, buf + 3, r.n - 4, err, errlen) == 0 ? 0 : -2;
+	} else if (strncmp(buf, "ERR ", 4) == 0) {
+		/* the helper says "not found..." when the service answered, and
+		 * passes on D-Bus's words when there was no service to ask */
+		const char *m = buf + 4;
+		int mlen = (int)strcspn(m, "\n");
+		if (strncmp(m, "not found", 9) == 0 || strstr(m, "did not answer"))
+			snprintf(why, whylen, "%.*s", mlen, m);
+		else
+			snprintf(why, whylen, "org.freedesktop.secrets not available: %.*s", mlen,
+			         m);
+	} else {
+		snprintf(why, whylen, "%.200s failed with wait status %d", helper, r.status);
+	}
 	explicit_bzero(buf, sizeof(buf));
 	return rc;
 }
@@ -240,17 +357,17 @@ int secret_resolve(struct auth_secret *s, const char *user, const char *eval, ch
 		return password_eval(s, user, eval, err, errlen);
 #ifdef HAVE_LIBSECRET
 	char why[512];
-	if (keyring(s, user, why, sizeof(why), err, errlen) == 0)
-		return 0;
-	if (s->password) /* store() failed */
-		return -1;
+	int rc = keyring(s, user, why, sizeof(why), err, errlen);
+	if (rc != -1)
+		return rc < 0 ? -1 : 0;
+	/* msmtpd: "from the key ring or, if that fails, from a prompt" */
 	if (isatty(STDIN_FILENO))
 		return prompt(s, user, err, errlen);
 	snprintf(err, errlen,
-	         "--auth=%s: no password in the keyring (schema de.marlam.msmtp.password, "
-	         "host=localhost service=smtp user=%s): %s; store one with secret-tool, or use "
-	         "--auth=%s,EVAL",
-	         user, user, why, user);
+	         "--auth=%s: no password in the keyring for user=%s host=localhost service=smtp "
+	         "(%s); store one with 'secret-tool store --label=msmtpd host localhost service "
+	         "smtp user %s', or use --auth=%s,EVAL",
+	         user, user, why, user, user);
 	return -1;
 #else
 	if (isatty(STDIN_FILENO))

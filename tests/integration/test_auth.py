@@ -178,8 +178,9 @@ class PasswordEval(unittest.TestCase):
                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
 
     def test_failures_exit_3(self):
-        for ev, msg in (("exit 1", "failed"), ("true", "printed no password"),
-                        ("sleep 60", "timed out")):
+        for ev, msg in (("exit 1", "passwordeval 'exit 1' failed: exit 1"),
+                        ("true", "passwordeval 'true' printed nothing"),
+                        ("sleep 60", "passwordeval 'sleep 60' timed out after 10 s")):
             with self.subTest(ev=ev):
                 r = self.run_eval(ev)
                 self.assertEqual(r.returncode, 3)
