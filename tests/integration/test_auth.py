@@ -50,6 +50,10 @@ class Auth(unittest.TestCase):
         log = self.srv.log()
         self.assertRegex(log, r'event=auth-ok user="alice" client=127\.0\.0\.1 mech=PLAIN')
         self.assertRegex(log, r'event=auth-ok user="alice" client=127\.0\.0\.1 mech=LOGIN')
+        # neither the password nor the base64 that carried it is logged
+        self.assertNotIn("s3cr", log)
+        self.assertNotIn(b64("\0alice\0" + PW), log)
+        self.assertNotIn(b64(PW), log)
 
     def test_wrong_password_logged_not_leaked(self):
         s = self.srv.smtp()
@@ -81,6 +85,25 @@ class Auth(unittest.TestCase):
         c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 503)  # twice
         c.cmd("MAIL FROM:<a@b>", 250)
         c.cmd("QUIT", 221)
+
+    def test_more_sequence_cases(self):
+        c = self.greet()
+        c.cmd("AUTH", 501)  # no mechanism
+        c.cmd("AUTH PLAIN =", 501, "5.5.2")  # an empty initial response is no PLAIN message
+        c.cmd("AUTH LOGIN", 334, "VXNlcm5hbWU6")
+        c.cmd("%%%%", 501, "5.5.2")  # bad base64 as the user name
+        c.cmd("AUTH LOGIN", 334, "VXNlcm5hbWU6")
+        c.cmd(b64("bob"), 334, "UGFzc3dvcmQ6")
+        c.cmd(b64(PW), 535, "5.7.8")  # right password, wrong user
+        c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW + "x"), 535)  # longer password
+        c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW[:-1]), 535)  # a prefix of it
+        c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 235)
+        c.cmd("MAIL FROM:<a@b>", 250)
+        c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 503)  # in a transaction, and again
+        c.cmd("QUIT", 221)
+        log = self.srv.log()
+        self.assertEqual(len([ln for ln in log.splitlines() if "event=auth-failed" in ln]), 3, log)
+        self.assertRegex(log, r'event=auth-failed user="bob" client=127\.0\.0\.1 mech=LOGIN')
 
     def test_plain_continuation_and_login_initial_response(self):
         c = self.greet()
@@ -115,6 +138,17 @@ class Auth(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
         for d in self.srv.deliveries(2):
             self.assertTrue(d.stdin.endswith(b"via msmtp\n"))
+
+
+class NoAuth(unittest.TestCase):
+    def test_auth_off_is_not_offered_nor_accepted(self):
+        with harness.Server() as srv:
+            c = srv.raw()
+            c.expect(220)
+            lines = c.cmd("EHLO c", 250)
+            self.assertNotIn("AUTH", " ".join(lines))
+            c.cmd("AUTH PLAIN " + b64("\0alice\0pw"), 503)
+            c.cmd("MAIL FROM:<a@b>", 250)  # no AUTH needed
 
 
 class Brake(unittest.TestCase):
@@ -186,6 +220,20 @@ class PasswordEval(unittest.TestCase):
                 self.assertEqual(r.returncode, 3)
                 self.assertIn(msg, r.stderr)
                 self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+
+    def test_inetd_eval_does_not_read_the_client(self):
+        # under --inetd stdin is the client's socket: a command that reads
+        # stdin must not take what the client sent while it ran
+        def talk(c):
+            c.send("NOOP\r\n")  # sent at once: it waits in the socket while EVAL runs
+            c.expect(220)
+            c.expect(250)
+            c.cmd("EHLO c", 250)
+            c.cmd("AUTH PLAIN " + b64("\0alice\0s3cret"), 235)
+            c.cmd("QUIT", 221)
+        rc, err = harness.run_inetd(["--auth=alice,read x; echo s3cret", "--command=true"], talk,
+                                    timeout=15)
+        self.assertEqual(rc, 0, err)
 
     def test_password_not_in_argv_of_children(self):
         with harness.Server(EVAL) as srv:
