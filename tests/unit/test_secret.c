@@ -236,11 +236,21 @@ static void test_passwordeval(void **state)
 	struct child kids[N];
 	for (size_t i = 0; i < N; i++)
 		kids[i] = start("alice", cases[i].eval, cases[i].input);
+	static struct outcome outs[N];
+	for (size_t i = 0; i < N; i++)
+		finish(kids[i], cases[i].eval, &outs[i]);
+	/* the files go before any check can fail */
+	FILE *f = fopen(pidfile, "r");
+	long pgid = 0;
+	bool have_pgid = f && fscanf(f, "%ld", &pgid) == 1 && pgid > 1;
+	if (f)
+		fclose(f);
+	unlink(pidfile);
+	rmdir(dir);
 	for (size_t i = 0; i < N; i++) {
-		struct outcome o;
+		const struct outcome o = outs[i];
 		char what[300];
 		snprintf(what, sizeof(what), "passwordeval \"%s\"", cases[i].eval);
-		finish(kids[i], what, &o);
 		if (cases[i].rc == 0) {
 			if (o.rc != 0)
 				fail_msg("%s: got rc %d (%s), want 0", what, o.rc, o.err);
@@ -260,13 +270,8 @@ static void test_passwordeval(void **state)
 			         BOUND_PASSWORDEVAL_SECONDS);
 	}
 	/* the command's whole process group was killed at the deadline */
-	FILE *f = fopen(pidfile, "r");
-	long pgid = 0;
-	if (!f || fscanf(f, "%ld", &pgid) != 1 || pgid <= 1)
+	if (!have_pgid)
 		fail_msg("the stuck command did not write its pid to %s", pidfile);
-	fclose(f);
-	unlink(pidfile);
-	rmdir(dir);
 	/* SIGKILL takes effect at once, but a killed process may linger a
 	 * moment as a zombie that nobody has reaped yet: it is dead */
 	int alive = 0;
@@ -437,12 +442,21 @@ static void test_prompt(void **state)
 		fail_msg("prompt: got ECHO still off afterwards, want it restored");
 }
 
+/* teardown - a check that failed midway leaves no link behind */
+static int teardown(void **state)
+{
+#ifdef HAVE_LIBSECRET
+	unlink_helper();
+#endif
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_passwordeval),
-	    cmocka_unit_test(test_keyring_unavailable),
-	    cmocka_unit_test(test_prompt),
+	    cmocka_unit_test_teardown(test_keyring_unavailable, teardown),
+	    cmocka_unit_test_teardown(test_prompt, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
