@@ -31,6 +31,17 @@ static const SecretSchema msmtp_schema = {
                    {.name = NULL, .type = 0}},
 };
 
+/* The old network schema as msmtp looks it up: by attributes only, so
+ * items stored by secret-tool (which records no schema name) match. */
+static const SecretSchema compat_schema = {
+    .name = "org.gnome.keyring.NetworkPassword",
+    .flags = SECRET_SCHEMA_DONT_MATCH_NAME,
+    .attributes = {{.name = "user", .type = SECRET_SCHEMA_ATTRIBUTE_STRING},
+                   {.name = "server", .type = SECRET_SCHEMA_ATTRIBUTE_STRING},
+                   {.name = "protocol", .type = SECRET_SCHEMA_ATTRIBUTE_STRING},
+                   {.name = NULL, .type = 0}},
+};
+
 struct lookup {
 	GMainLoop *loop;
 	GCancellable *cancel;
@@ -63,9 +74,8 @@ static gchar *keyring_lookup(bool compat, const char *user, char *why, size_t wh
 	struct lookup l = {.loop = g_main_loop_new(NULL, FALSE), .cancel = g_cancellable_new()};
 	guint t = g_timeout_add(KEYRING_TIMEOUT_MS, lookup_timeout, &l);
 	if (compat)
-		secret_password_lookup(SECRET_SCHEMA_COMPAT_NETWORK, l.cancel, lookup_done, &l,
-		                       "user", user, "server", "localhost", "protocol", "smtp",
-		                       NULL);
+		secret_password_lookup(&compat_schema, l.cancel, lookup_done, &l, "user", user,
+		                       "server", "localhost", "protocol", "smtp", NULL);
 	else
 		secret_password_lookup(&msmtp_schema, l.cancel, lookup_done, &l, "host",
 		                       "localhost", "service", "smtp", "user", user, NULL);
