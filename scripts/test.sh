@@ -63,8 +63,14 @@ unset SMTPIPE_VALGRIND_DIR
 # Every process logged to its own file; valgrind's error lines start
 # with ==PID== (its "--PID--" lines are warnings, e.g. about pidfd_open,
 # which valgrind 3.19 does not know: smtpipe then polls waitpid).
-if grep -l '^==[0-9]*==' "$vglogs"/*.log >/dev/null 2>&1; then
-    grep -h -A20 '^==[0-9]*==' "$vglogs"/*.log | head -n 80
+# valgrind's notes about syscalls and ioctls it has no wrapper for (a pty's
+# TIOCGPTPEER in the prompt test) are not errors in our code.
+vg_errors() {
+    cat "$vglogs"/*.log 2>/dev/null | grep '^==[0-9]*==' \
+        | grep -v -E 'Warning: noted but unhandled ioctl|could cause spurious value errors|README_MISSING_SYSCALL_OR_IOCTL'
+}
+if [ -n "$(vg_errors)" ]; then
+    vg_errors | head -n 80
     echo "test.sh: valgrind found errors (above)" >&2
     exit 1
 fi
