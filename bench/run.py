@@ -7,6 +7,7 @@ rounds and reports medians; the limits (what the unavoidable work costs)
 and references (Postfix's smtp-sink) are measured in the same rounds.
 Servers run as "nobody" when started as root. Never part of the tests.
 """
+import math
 import os
 import platform
 import pwd
@@ -79,7 +80,7 @@ class Daemon:
 
 def timed(argv):
     t = time.monotonic()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=LIMIT_S)
     return time.monotonic() - t
 
 
@@ -90,9 +91,24 @@ def source_rate(port, msgs, sessions, per_session=False):
 
 
 def tool(name, *args):
-    out = subprocess.run([os.path.join(B, name)] + [str(a) for a in args], check=True,
+    out = subprocess.run([os.path.join(B, name)] + [str(a) for a in args], check=True, timeout=LIMIT_S,
                          capture_output=True, text=True).stdout.split()
     return [float(x) for x in out]
+
+
+LIMIT_S = 120  # no sample takes a tenth of this unless the server stalled
+STALLS = []
+
+
+def sample(what, fn, failed):
+    """fn(), or the value `failed` (0 msg/s, infinite latency) and a note when the server
+    stalled or broke the session: a stall is a result, and must not hang the run"""
+    try:
+        return fn()
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        STALLS.append("%s: %s" % (what, type(e).__name__))
+        print("bench: %s failed (%s); counted as %r" % (what, e, failed), file=sys.stderr)
+        return failed
 
 
 def pss_anon_kb(pid):
@@ -136,15 +152,15 @@ def main():
     for rnd in range(ROUNDS):
         for kind, a, b, c in (("smtpipe", "s1", "s4", "sd"), ("msmtpd", "m1", "m4", "md")):
             d = Daemon(kind)
-            r[a].append(source_rate(d.port, n1, 1))
-            r[b].append(source_rate(d.port, n1, 4))
-            r[c].append(source_rate(d.port, n1, 4, per_session=True))
+            r[a].append(sample(kind + " case 1, 1 client", lambda: source_rate(d.port, n1, 1), 0.0))
+            r[b].append(sample(kind + " case 1, 4 clients", lambda: source_rate(d.port, n1, 4), 0.0))
+            r[c].append(sample(kind + " case 1, -d", lambda: source_rate(d.port, n1, 4, True), 0.0))
             d.stop()
         r["lim1"].append(tool("spawn_limit", SINK, n1, 1)[0])
         r["lim2"].append(tool("spawn_limit", SINK, n1, 2)[0])
         for kind, key in (("smtpipe", "big_s"), ("msmtpd", "big_m")):
             d = Daemon(kind)
-            r[key].append(tool("bigclient", d.port, big)[0])
+            r[key].append(sample(kind + " case 3", lambda: tool("bigclient", d.port, big)[0], 0.0))
             d.stop()
         sp = subprocess.Popen([os.path.join(B, "spool_limit"), SINK], stdout=subprocess.PIPE)
         r["big_lim"].append(tool("bigclient", int(sp.stdout.readline()), big)[0])
@@ -152,21 +168,22 @@ def main():
         sp.wait()
         for kind, key in (("smtpipe", "sess_s"), ("msmtpd", "sess_m"), ("sink", "sess_ref")):
             d = Daemon(kind)
-            r[key].append(tool("sessions", d.port, 4, 2 if QUICK else 5)[0])
+            r[key].append(sample(kind + " case 4", lambda: tool("sessions", d.port, 4, 2 if QUICK else 5)[0],
+                                 0.0))
             d.stop()
         box = os.path.join(TMP, "bench.mbox")
         d = Daemon("smtpipe", mailbox=box)
-        r["mbox_s"].append(source_rate(d.port, n1, 4))
+        r["mbox_s"].append(sample("smtpipe case 6", lambda: source_rate(d.port, n1, 4), 0.0))
         d.stop()
         os.unlink(box)
         d = Daemon("sink")
-        r["mbox_ref"].append(source_rate(d.port, n1, 4))
+        r["mbox_ref"].append(sample("smtp-sink case 6", lambda: source_rate(d.port, n1, 4), 0.0))
         d.stop()
         r["append"].append(tool("append_limit", os.path.join(TMP, "append.mbox"), n1)[0])
         os.unlink(os.path.join(TMP, "append.mbox"))
         for kind, key in (("smtpipe", "lat_s"), ("msmtpd", "lat_m")):
             d = Daemon(kind)
-            r[key].append(tool("latency", d.port, lat))
+            r[key].append(sample(kind + " case 7", lambda: tool("latency", d.port, lat), [math.inf] * 2))
             d.stop()
     med = {k: statistics.median(v) for k, v in r.items() if v and not isinstance(v[0], list)}
     lat_s = [statistics.median(x[i] for x in r["lat_s"]) for i in (0, 1)]
@@ -174,7 +191,7 @@ def main():
     mem_s, mem_m = memory("smtpipe"), memory("msmtpd")
 
     def pct(a, b):
-        return "%.0f%%" % (100.0 * a / b)
+        return "%.0f%%" % (100.0 * a / b) if b else "-"
 
     def met(ok):
         return "yes" if ok else "**no**"
@@ -207,7 +224,7 @@ def main():
     ]
 
     def f(x):
-        return "-" if x is None else ("%.1f" % x if x < 100 else "%.0f" % x)
+        return "-" if x is None else ("%.1f" % x if x < 100 else "%.0f" % x if x < math.inf else "stalled")
 
     out = ["Run: `bash bench/run.sh%s` on %s, %d cores (nproc), %s; %d round(s), medians."
            % (" --quick" if QUICK else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), len(os.sched_getaffinity(0)),
@@ -223,6 +240,8 @@ def main():
             "Postfix's smtp-sink; case 6 = open, lock, append 1 KB, fsync (bench/append_limit.c). "
             "The clients (smtp-source, bench/*.c) share the same cores as the servers; the limits do not "
             "run a client."]
+    if STALLS:
+        out += ["", "Failed samples (counted as 0 msg/s or infinite latency): " + "; ".join(STALLS) + "."]
     text = "\n".join(out)
     print(text)
     # a smoke run must not replace the table of record

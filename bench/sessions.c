@@ -34,12 +34,15 @@ int main(int argc, char **argv)
 				_exit(1);
 			_exit(0);
 		}
+	close(p[1]);
 	long total = 0, n;
-	for (int i = 0; i < w; i++)
-		if (read(p[0], &n, sizeof(n)) == sizeof(n))
-			total += n;
-	while (wait(NULL) > 0)
-		;
+	while (read(p[0], &n, sizeof(n)) == sizeof(n))
+		total += n;
+	int st, bad = 0;
+	while (wait(&st) > 0)
+		bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	if (bad) /* a worker lost its session: the rate would be a guess */
+		return 1;
 	printf("%.1f\n", (double)total / (smtpc_now() - t0));
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,10 @@ static inline int smtpc_connect(int port)
 		exit(1);
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* a stalled server fails the sample instead of hanging the run */
+	struct timeval tv = {.tv_sec = 30};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return fd;
 }
 
@@ -44,7 +49,7 @@ static inline int smtpc_reply(int fd)
 		}
 		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
 		if (r <= 0) {
-			fprintf(stderr, "connection closed\n");
+			fprintf(stderr, r < 0 ? "no reply in 30 s\n" : "connection closed\n");
 			exit(1);
 		}
 		n += (size_t)r;
