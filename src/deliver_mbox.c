@@ -24,8 +24,7 @@
 #include "log.h"
 #include "spool.h"
 
-#define MBOX_BLOCK      (64 * 1024)
-#define MBOX_LOCK_TRIES 1000 /* x 10 ms */
+#define MBOX_BLOCK (64 * 1024)
 
 /* deliver_mbox_check - see deliver_mbox.h */
 int deliver_mbox_check(const char *path, char *err, size_t errlen)
@@ -154,17 +153,23 @@ static int copy_quoted(struct out *o, struct spool *sp)
 	return out_put(o, "\n", 1);
 }
 
-/* lock - an fcntl write lock, waiting up to 10 s */
+/* lock - an fcntl write lock, waiting up to about 10 s; the lock is held
+ * for well under a millisecond, so retries start at 50 us and back off
+ * to 10 ms (a fixed 10 ms sleep made 4 busy sessions a third as fast) */
 static int lock(int fd)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-	for (int i = 0; i < MBOX_LOCK_TRIES; i++) {
+	long wait_ns = 50000, waited_ns = 0;
+	while (waited_ns < 10000000000L) {
 		if (fcntl(fd, F_SETLK, &fl) == 0)
 			return 0;
 		if (errno != EACCES && errno != EAGAIN && errno != EINTR)
 			return -1;
-		struct timespec ts = {0, 10 * 1000000L};
+		struct timespec ts = {0, wait_ns};
 		nanosleep(&ts, NULL);
+		waited_ns += wait_ns;
+		if (wait_ns < 10000000L)
+			wait_ns *= 2;
 	}
 	errno = ETIMEDOUT;
 	return -1;
