@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,6 +176,28 @@ void smtp_io_discard_input(struct smtp_io *io)
 	io->start = io->end = 0;
 }
 
+/* write_plain - as much as the descriptor takes now, waiting only when
+ * it takes nothing: a socket with room gets one send() and no poll; the
+ * pipes of --inetd (ENOTSOCK) wait for POLLOUT before each write */
+static ssize_t write_plain(struct smtp_io *io, const char *p, size_t n, enum smtp_io_status *st)
+{
+	*st = SMTP_IO_OK;
+	if (!io->not_socket) {
+		ssize_t w = send(io->fd_out, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTSOCK))
+			return w;
+		if (errno != ENOTSOCK) {
+			*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms);
+			if (*st == SMTP_IO_OK)
+				errno = EAGAIN; /* room now: the caller sends again */
+			return -1;
+		}
+		io->not_socket = true;
+	}
+	*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms);
+	return *st == SMTP_IO_OK ? write(io->fd_out, p, n) : -1;
+}
+
 /* smtp_io_write - all of it, within the deadline */
 enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n)
 {
@@ -186,15 +209,15 @@ enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n
 			if (w < 0 && errno == ETIMEDOUT)
 				return SMTP_IO_TIMEOUT;
 		} else {
-			enum smtp_io_status st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms);
+			enum smtp_io_status st;
+			w = write_plain(io, p, n, &st);
 			if (st == SMTP_IO_ERROR && errno == EINTR)
 				continue;
 			if (st != SMTP_IO_OK)
 				return st;
-			w = write(io->fd_out, p, n);
 		}
 		if (w < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 				continue;
 			return SMTP_IO_ERROR;
 		}

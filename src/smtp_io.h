@@ -34,6 +34,7 @@ struct smtp_io {
 	int fd_in;
 	int fd_out;
 	int timeout_ms;
+	bool not_socket;           /* fd_out is a pipe or file: write(), not send() */
 	struct tls_conn *tls;      /* NULL while plaintext */
 	struct reply_buf *replies; /* flushed before any read would block */
 	const sigset_t *waitmask;  /* signal mask while waiting (ppoll), or NULL */
