@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -92,6 +93,9 @@ int main(int argc, char **argv)
 	}
 	if (cfg.mode == MODE_DAEMON)
 		absolute_paths();
+	/* the time zone once, here: every forked session inherits it
+	 * instead of reading /etc/localtime for its first date */
+	tzset();
 	if (log_open(&cfg, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	srv.cfg = &cfg;
