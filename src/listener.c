@@ -293,8 +293,10 @@ static void reap(unsigned *active, unsigned max)
 	}
 }
 
-/* serve_one - the child: one session, then exit */
-static void serve_one(const struct server *srv, int fd)
+/* serve_one - the child: one session, then exit; open is the daemon's
+ * signal mask, restored once the daemon's handlers are gone (a SIGTERM
+ * sent meanwhile stays pending for the session's own handler) */
+static void serve_one(const struct server *srv, int fd, const sigset_t *open)
 {
 	close(listen_fd);
 	close(sig_pipe[0]);
@@ -303,8 +305,10 @@ static void serve_one(const struct server *srv, int fd)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	sigset_t serve = *open;
+	sigaddset(&serve, SIGTERM);
+	sigaddset(&serve, SIGINT);
+	sigprocmask(SIG_SETMASK, &serve, NULL);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd)));
 }
 
@@ -368,9 +372,10 @@ int listener_run(const struct server *srv)
 		if (p[0].revents & POLLIN) {
 			unsigned char sigs[64];
 			ssize_t n = read(sig_pipe[0], sigs, sizeof(sigs));
+			bool child = false;
 			for (ssize_t i = 0; i < n; i++) {
 				if (sigs[i] == SIGCHLD) {
-					reap(&active, cfg->max_sessions);
+					child = true;
 				} else if (sigs[i] == SIGHUP) {
 					char err[256];
 					if (!srv->tls)
@@ -390,7 +395,8 @@ int listener_run(const struct server *srv)
 					log_msg(LOG_INFO, "event=stopping active=%u", active);
 				}
 			}
-			reap(&active, cfg->max_sessions); /* a SIGCHLD may have been merged */
+			if (child) /* one pass collects every finished session */
+				reap(&active, cfg->max_sessions);
 		}
 		if (accepting && !stopping && (p[1].revents & POLLIN)) {
 			int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -405,9 +411,20 @@ int listener_run(const struct server *srv)
 				}
 				continue;
 			}
+			/* a signal during fork() makes the kernel throw the copy
+			 * away and start over; blocked, it reaches the self-pipe
+			 * afterwards */
+			sigset_t caught, open;
+			sigemptyset(&caught);
+			sigaddset(&caught, SIGCHLD);
+			sigaddset(&caught, SIGTERM);
+			sigaddset(&caught, SIGINT);
+			sigaddset(&caught, SIGHUP);
+			sigprocmask(SIG_BLOCK, &caught, &open);
 			pid_t pid = fork();
 			if (pid == 0)
-				serve_one(srv, fd);
+				serve_one(srv, fd, &open);
+			sigprocmask(SIG_SETMASK, &open, NULL);
 			if (pid < 0) {
 				log_msg(LOG_ERR, "event=fork-failed error=\"%s\"", strerror(errno));
 			} else {
