@@ -38,6 +38,8 @@
 #define BOUND_AUTH_BRAKE_SECONDS 60
 /* How long a passwordeval command may run at start-up. */
 #define BOUND_PASSWORDEVAL_SECONDS 10
+/* How long an mbox delivery waits for another writer's lock (451 after). */
+#define BOUND_MBOX_LOCK_SECONDS 10
 /* Bytes of a delivery command's stdout+stderr copied to the log. */
 #define BOUND_COMMAND_OUTPUT 4096
 /* Session reply buffer: flushed when it passes half of this. */

@@ -1,4 +1,5 @@
 """The mockmta personality and mailbox delivery, read back by real readers."""
+import fcntl
 import mailbox
 import os
 import re
@@ -136,6 +137,54 @@ class Mailbox(unittest.TestCase):
         finally:
             subprocess.run(["umount", mnt])
             os.rmdir(mnt)
+
+    def test_locked_mailbox_waits_for_the_other_writer(self):
+        with harness.Server(personality="mockmta", mailbox="box.mbox") as srv:
+            send(srv.port, b"Subject: first\r\n\r\none")
+            with open(srv.mailbox, "ab") as other:  # another writer, as mutt or procmail lock
+                fcntl.lockf(other, fcntl.LOCK_EX)
+                c = harness.RawClient(srv.port)
+                c.expect(220)
+                c.cmd("EHLO c", 250)
+                c.cmd("MAIL FROM:<a@b>", 250)
+                c.cmd("RCPT TO:<c@d>", 250)
+                c.cmd("DATA", 354)
+                c.send(b"Subject: second\r\n\r\ntwo\r\n.\r\n")
+                c.sock.settimeout(0.5)
+                with self.assertRaises(socket.timeout):  # no reply while the lock is held
+                    c.sock.recv(100)
+                c.sock.settimeout(30)
+                other.write(b"From other@x Thu Jan  1 00:00:00 1970\nSubject: other\n\nthree\n\n")
+                other.flush()
+                fcntl.lockf(other, fcntl.LOCK_UN)
+            c.expect(250)  # appended once the lock was free, after the other writer
+            c.cmd("QUIT", 221)
+            payloads, froms = bodies(srv.mailbox)
+            self.assertEqual(payloads, ["one\n", "three\n", "two\n"])
+
+    def test_mailbox_locked_too_long_is_451_and_untouched(self):
+        with harness.Server(personality="mockmta", mailbox="box.mbox") as srv:
+            send(srv.port, b"Subject: first\r\n\r\none")
+            with open(srv.mailbox, "rb") as f:
+                before = f.read()
+            with open(srv.mailbox, "ab") as other:
+                fcntl.lockf(other, fcntl.LOCK_EX)
+                c = harness.RawClient(srv.port)
+                c.expect(220)
+                c.cmd("EHLO c", 250)
+                c.cmd("MAIL FROM:<a@b>", 250)
+                c.cmd("RCPT TO:<c@d>", 250)
+                c.cmd("DATA", 354)
+                t = time.monotonic()
+                c.send(b"Subject: second\r\n\r\ntwo\r\n.\r\n")
+                c.expect(451, "4.3.0")
+                self.assertGreaterEqual(time.monotonic() - t, 9.5)  # the bound: 10 s
+                c.cmd("NOOP", 250)  # the session goes on
+                c.cmd("QUIT", 221)
+            with open(srv.mailbox, "rb") as f:
+                self.assertEqual(f.read(), before)
+            self.assertIn('event=mailbox-error mailbox=%s error="locked by another writer for 10 s"'
+                          % srv.mailbox, srv.log())
 
     def test_recipient_limit(self):
         with harness.Server("--max-recipients=3", personality="mockmta", mailbox="b.mbox") as srv:
