@@ -6,15 +6,19 @@
  * mailbox module take; no ".lock" dotlock, which needs a writable
  * directory and is only for readers that know no fcntl. The append is
  * atomic for readers that lock: the old size is saved, the message is
- * written in large blocks and fsynced before 250, and on any error the
- * file is truncated back to the saved size (a full disk gives 452
- * 4.3.1, so the client tries again later; other errors 451).
+ * written in large blocks, and on a write error the file is truncated
+ * back to the saved size (a full disk gives 452 4.3.1, so the client
+ * tries again later; other errors 451). The lock is released before the
+ * fsync that precedes the 250, so that concurrent deliveries' fsyncs
+ * overlap; if that fsync fails, the message is taken back out unless
+ * another writer has appended after it.
  */
 #include "deliver_mbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,6 +49,7 @@ struct out {
 	int fd;
 	char buf[MBOX_BLOCK];
 	size_t len;
+	off_t written; /* bytes appended by this delivery */
 };
 
 /* out_flush - write the buffer, all of it */
@@ -60,6 +65,7 @@ static int out_flush(struct out *o)
 		}
 		p += w;
 		o->len -= (size_t)w;
+		o->written += w;
 	}
 	return 0;
 }
@@ -191,6 +197,18 @@ static int lock(int fd)
 	return rc;
 }
 
+/* withdraw - the fsync failed after the lock was released: take the
+ * message back out while it is still the last one; once another writer
+ * has appended it stays, and the 4xx can only lead to a second copy */
+static bool withdraw(int fd, off_t size, off_t end)
+{
+	struct stat st;
+	if (lock(fd) < 0 || fstat(fd, &st) < 0 || st.st_size != end || ftruncate(fd, size) < 0)
+		return false;
+	fsync(fd);
+	return true;
+}
+
 /* deliver_mbox_run - see deliver_mbox.h */
 void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *sp,
                       struct delivery_result *r)
@@ -202,6 +220,7 @@ void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *
 	memset(r, 0, sizeof(*r));
 	r->exit_status = -1;
 	o.len = 0;
+	o.written = 0;
 	o.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (o.fd < 0 || lock(o.fd) < 0 || fstat(o.fd, &st) < 0) {
 		err = errno;
@@ -210,11 +229,22 @@ void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *
 	size = st.st_size;
 	char sep[BOUND_PATH + 64];
 	size_t n = separator(sep, sizeof(sep), d->sender);
-	if (out_put(&o, sep, n) < 0 || copy_quoted(&o, sp) < 0 || out_flush(&o) < 0 ||
-	    fsync(o.fd) < 0)
+	if (out_put(&o, sep, n) < 0 || copy_quoted(&o, sp) < 0 || out_flush(&o) < 0) {
 		err = errno ? errno : EIO;
-	if (err && ftruncate(o.fd, size) == 0)
-		fsync(o.fd); /* no reader ever sees a torn message */
+		if (ftruncate(o.fd, size) == 0)
+			fsync(o.fd); /* no reader ever sees a torn message */
+		goto done;
+	}
+	/* whole now for every reader that locks: let the next writer in
+	 * while this one waits for the disk, so that concurrent sessions'
+	 * fsyncs overlap (one journal commit can serve several) */
+	struct flock unlock = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+	fcntl(o.fd, F_SETLK, &unlock);
+	if (fsync(o.fd) < 0) {
+		err = errno;
+		if (!withdraw(o.fd, size, size + o.written))
+			size = -1; /* kept: logged as restored-size=-1 */
+	}
 done:
 	if (o.fd >= 0)
 		close(o.fd); /* also releases the lock */
