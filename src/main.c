@@ -6,6 +6,7 @@
  * exit code (smtpipe 3, mockmta 1; usage errors 3 for both).
  */
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,12 @@ static void absolute_program(void)
 int main(int argc, char **argv)
 {
 	char err[512];
+	/* A session's buffers (SMTP input, spool) come from the heap the
+	 * daemon leaves it: with room at its top, and never trimmed, no
+	 * forked session has to grow or shrink it with brk(). Untouched,
+	 * the room costs no memory. */
+	mallopt(M_TOP_PAD, 512 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 	switch (options_parse(&cfg, argc, argv, err, sizeof(err))) {
 	case OPTIONS_EXIT:
 		return 0;
