@@ -148,7 +148,7 @@ def main():
     big = 20 if QUICK else 100
     lat = 100 if QUICK else 500
     r = {k: [] for k in ("s1", "s4", "sd", "m1", "m4", "md", "lim1", "lim2", "big_s", "big_m", "big_lim",
-                         "sess_s", "sess_m", "sess_ref", "mbox_s", "mbox_ref", "append", "lat_s", "lat_m")}
+                         "sess_s", "sess_m", "sess_ref", "mbox_s", "mbox_sd", "mbox_ref", "append", "lat_s", "lat_m")}
     for rnd in range(ROUNDS):
         for kind, a, b, c in (("smtpipe", "s1", "s4", "sd"), ("msmtpd", "m1", "m4", "md")):
             d = Daemon(kind)
@@ -174,6 +174,7 @@ def main():
         box = os.path.join(TMP, "bench.mbox")
         d = Daemon("smtpipe", mailbox=box)
         r["mbox_s"].append(sample("smtpipe case 6", lambda: source_rate(d.port, n1, 4), 0.0))
+        r["mbox_sd"].append(sample("smtpipe case 6, -d", lambda: source_rate(d.port, n1, 4, True), 0.0))
         d.stop()
         os.unlink(box)
         d = Daemon("sink")
@@ -209,10 +210,13 @@ def main():
         ("4. EHLO+QUIT sessions/s, 4 clients", med["sess_s"], med["sess_m"], med["sess_ref"],
          pct(med["sess_s"], med["sess_ref"]), pct(med["sess_m"], med["sess_ref"]), ">= 40%",
          met(med["sess_s"] >= 0.40 * med["sess_ref"])),
-        ("6. mbox, 1 KB, 4 clients (msg/s)", med["mbox_s"], None, med["append"],
+        ("6. mbox, 1 KB, 1 session/msg, 4 clients (msg/s)", med["mbox_s"], None, med["append"],
          pct(med["mbox_s"], med["append"]), "-", ">= 50%",
          met(med["mbox_s"] >= 0.50 * med["append"])),
-        ("6. same against smtp-sink (msg/s)", med["mbox_s"], None, med["mbox_ref"],
+        ("6. mbox, 1 KB, 4 sessions, many msgs each (msg/s)", med["mbox_sd"], None, med["append"],
+         pct(med["mbox_sd"], med["append"]), "-", ">= 50%",
+         met(med["mbox_sd"] >= 0.50 * med["append"])),
+        ("6. 1 session/msg against smtp-sink (msg/s)", med["mbox_s"], None, med["mbox_ref"],
          pct(med["mbox_s"], med["mbox_ref"]), "-", "", ""),
         ("7. latency '.' to 250, p50 (ms)", lat_s[0], lat_m[0], None, "", "", "<= msmtpd",
          met(lat_s[0] <= lat_m[0])),
