@@ -9,6 +9,8 @@
  */
 #include "smtp_cmd.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -75,7 +77,56 @@ const char *smtp_cmd_verb_name(enum smtp_verb v)
 	return "UNKNOWN";
 }
 
-/* check_address - the final address: lengths, bytes, leading '-' */
+/* domain_ok - RFC 5321 4.1.2 Domain: dot-separated labels of letters,
+ * digits and inner hyphens (and '_', which real hosts carry; 8-bit
+ * bytes are U-labels, allowed under SMTPUTF8 by the caller's check) */
+static bool domain_ok(const char *d, size_t n)
+{
+	size_t label = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || d[i] == '.') {
+			if (label == 0 || label > 63 || d[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		unsigned char c = (unsigned char)d[i];
+		if (!(isalnum(c) || c == '_' || c >= 0x80 || (c == '-' && label > 0)))
+			return false;
+		label++;
+	}
+	return true;
+}
+
+/* literal_ok - RFC 5321 4.1.3 address literal, without its brackets:
+ * an IPv4 address, "IPv6:" and an IPv6 address, or a tagged general
+ * literal */
+static bool literal_ok(const char *l, size_t n)
+{
+	char buf[64];
+	unsigned char bin[16];
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, l, n);
+	buf[n] = '\0';
+	if (isdigit((unsigned char)buf[0]))
+		return inet_pton(AF_INET, buf, bin) == 1;
+	if (strncasecmp(buf, "IPv6:", 5) == 0)
+		return inet_pton(AF_INET6, buf + 5, bin) == 1;
+	const char *colon = memchr(buf, ':', n);
+	if (!colon || colon == buf || colon[1] == '\0' || colon[-1] == '-')
+		return false;
+	for (const char *p = buf; p < colon; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return false;
+	for (const char *p = colon + 1; *p; p++) /* dcontent: 33-90, 94-126 */
+		if (*p < 33 || *p > 126 || (*p >= 91 && *p <= 93))
+			return false;
+	return true;
+}
+
+/* check_address - the final address: lengths, bytes, leading '-', one
+ * '@' outside quotes, and a well-formed domain or address literal */
 static enum path_error check_address(const char *a, size_t n, bool allow_8bit)
 {
 	if (n > BOUND_PATH - 2)
@@ -83,21 +134,25 @@ static enum path_error check_address(const char *a, size_t n, bool allow_8bit)
 	if (n > 0 && a[0] == '-')
 		return PATH_REFUSED;
 	bool quoted = false, eightbit = false;
-	size_t at = n; /* the last '@' outside quotes */
+	size_t at = n; /* the '@' outside quotes */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)a[i];
 		if (c < 0x20 || c == 0x7f)
 			return PATH_REFUSED;
 		if (c >= 0x80)
 			eightbit = true;
-		if (c == '"' && (i == 0 || a[i - 1] != '\\'))
+		if (c == '"' && (i == 0 || a[i - 1] != '\\')) {
 			quoted = !quoted;
-		else if (c == '@' && !quoted)
-			at = i;
-		else if (!quoted && (c == ' ' || c == '<' || c == '>' || c == '(' || c == ')' ||
-		                     c == ',' || c == ';' || c == ':' || c == '\\'))
+		} else if (c == '@' && !quoted) {
+			if (at < n && a[at + 1] != '[') /* a second '@', not in a literal */
+				return PATH_SYNTAX;
+			if (at == n)
+				at = i;
+		} else if (!quoted && (c == ' ' || c == '<' || c == '>' || c == '(' || c == ')' ||
+		                       c == ',' || c == ';' || c == ':' || c == '\\')) {
 			if (!(c == ':' && at < i && a[at + 1] == '[')) /* IPv6 literal */
 				return PATH_SYNTAX;
+		}
 	}
 	if (quoted)
 		return PATH_SYNTAX;
@@ -108,9 +163,8 @@ static enum path_error check_address(const char *a, size_t n, bool allow_8bit)
 			return PATH_TOO_LONG;
 		const char *dom = a + at + 1;
 		size_t dl = n - at - 1;
-		if (dom[0] == '[' ? dom[dl - 1] != ']' : memchr(dom, '[', dl) != NULL)
-			return PATH_SYNTAX;
-		if (dom[0] == '.' || dom[dl - 1] == '.' || dom[0] == '-')
+		if (dom[0] == '[' ? dl < 3 || dom[dl - 1] != ']' || !literal_ok(dom + 1, dl - 2)
+		                  : !domain_ok(dom, dl))
 			return PATH_SYNTAX;
 	} else if (n > BOUND_LOCAL_PART) {
 		return PATH_TOO_LONG;

@@ -169,7 +169,8 @@ class Direct(unittest.TestCase):
         for bad in ("<a@b.test", "a@b.test>", "<<a@b.test>", "<a@b.test>>", '<"a@b.test>',
                     '<"a"b"@b.test>', "<a b@c.test>", "<a@b c.test>", "<@b.test>", "<a@>",
                     "<a@.b>", "<a@b.>", "<a@[127.0.0.1>", "<a(comment)@b.test>", "<a@b.test>x",
-                    "<>"):
+                    "<>", "<a@@b.test>", "<a@b@c.test>", "<a@b..test>", "<a@-b.test>",
+                    "<a@b$(id).test>", "<a@[300.1.1.1]>", "<a@[IPv6:1::2::3]>", "<a@[]>"):
             c.send("RCPT TO:%s\r\n" % bad)
             code, lines = c.reply()
             self.assertEqual(code, 501, "%r: got %d %s" % (bad, code, lines))

@@ -81,7 +81,27 @@ static void test_paths(void **state)
 	    {"FROM:<a@.b>", false, PATH_SYNTAX, NULL, NULL},
 	    {"FROM:", false, PATH_SYNTAX, NULL, NULL},
 	    {"TO:<a@b>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@@b>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@b@c>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<\"a@b\"@c>", false, PATH_OK, "\"a@b\"@c", ""},
+	    {"FROM:<a@b..c>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@-b.c>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@b-.c>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@b-c.d_e.f9>", false, PATH_OK, "a@b-c.d_e.f9", ""},
+	    {"FROM:<a@b!c>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@[300.1.1.1]>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@[1.2.3]>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@[]>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@[IPv6:1::2::3]>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@[ipv6:2001:db8::1]>", false, PATH_OK, "a@[ipv6:2001:db8::1]", ""},
+	    {"FROM:<a@[x-tag:some-thing]>", false, PATH_OK, "a@[x-tag:some-thing]", ""},
+	    {"FROM:<a@[tag:a[b]>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@[nocolon]>", false, PATH_SYNTAX, NULL, NULL},
+	    {"FROM:<a@bb"
+	     "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.c>",
+	     false, PATH_SYNTAX, NULL, NULL}, /* a 70-octet label */
 	    {"FROM:<\xc3\xa9@b>", false, PATH_8BIT, NULL, NULL},
+	    {"FROM:<a@\xc3\xa9t\xc3\xa9.fr>", true, PATH_OK, "a@\xc3\xa9t\xc3\xa9.fr", ""},
 	    {"FROM:<\xc3\xa9@b>", true, PATH_OK, "\xc3\xa9@b", ""},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
