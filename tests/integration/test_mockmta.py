@@ -31,6 +31,7 @@ def send(port, body, sender="a@b.test", rcpts=("c@d.test",)):
     c.send(stuffed + b"\r\n.\r\n")
     lines = c.expect(250)
     c.cmd("QUIT", 221)
+    c.close()
     return lines
 
 
