@@ -282,14 +282,18 @@ class RawClient:
         self.cmd("EHLO " + name, 250)
         return self
 
-    def message(self, body, want=250, sender="a@b", rcpts=("c@d",)):
-        """MAIL, RCPT..., DATA, the text (ending in CRLF.CRLF), and the
-        reply to it, which must be want."""
+    def data(self, sender="a@b", rcpts=("c@d",)):
+        """MAIL, RCPT..., and DATA up to its 354; returns self."""
         self.cmd("MAIL FROM:<%s>" % sender, 250)
         for r in rcpts:
             self.cmd("RCPT TO:<%s>" % r, 250)
         self.cmd("DATA", 354)
-        self.send(body)
+        return self
+
+    def message(self, body, want=250, sender="a@b", rcpts=("c@d",)):
+        """MAIL, RCPT..., DATA, the text (ending in CRLF.CRLF), and the
+        reply to it, which must be want."""
+        self.data(sender, rcpts).send(body)
         return self.expect(want)
 
     def closed(self, timeout=5):

@@ -121,12 +121,7 @@ class Mailbox(unittest.TestCase):
                 send(srv.port, b"Subject: fits\r\n\r\n" + (b"y" * 99 + b"\r\n") * 10)
                 with open(path, "rb") as f:
                     before = f.read()
-                c = harness.RawClient(srv.port)
-                c.expect(220)
-                c.cmd("EHLO c", 250)
-                c.cmd("MAIL FROM:<a@b>", 250)
-                c.cmd("RCPT TO:<c@d>", 250)
-                c.cmd("DATA", 354)
+                c = harness.RawClient(srv.port).greet().data()
                 c.send((b"z" * 900 + b"\r\n") * 400 + b".\r\n")  # 360 KB > the disk
                 c.expect(452, "4.3.1")
                 c.cmd("QUIT", 221)
@@ -144,12 +139,7 @@ class Mailbox(unittest.TestCase):
             send(srv.port, b"Subject: first\r\n\r\none")
             with open(srv.mailbox, "ab") as other:  # another writer, as mutt or procmail lock
                 fcntl.lockf(other, fcntl.LOCK_EX)
-                c = harness.RawClient(srv.port)
-                c.expect(220)
-                c.cmd("EHLO c", 250)
-                c.cmd("MAIL FROM:<a@b>", 250)
-                c.cmd("RCPT TO:<c@d>", 250)
-                c.cmd("DATA", 354)
+                c = harness.RawClient(srv.port).greet().data()
                 c.send(b"Subject: second\r\n\r\ntwo\r\n.\r\n")
                 c.sock.settimeout(0.5)
                 with self.assertRaises(socket.timeout):  # no reply while the lock is held
@@ -170,12 +160,7 @@ class Mailbox(unittest.TestCase):
                 before = f.read()
             with open(srv.mailbox, "ab") as other:
                 fcntl.lockf(other, fcntl.LOCK_EX)
-                c = harness.RawClient(srv.port)
-                c.expect(220)
-                c.cmd("EHLO c", 250)
-                c.cmd("MAIL FROM:<a@b>", 250)
-                c.cmd("RCPT TO:<c@d>", 250)
-                c.cmd("DATA", 354)
+                c = harness.RawClient(srv.port).greet().data()
                 t = time.monotonic()
                 c.send(b"Subject: second\r\n\r\ntwo\r\n.\r\n")
                 c.sock.settimeout(60)  # the bound is 10 s; sanitizers and valgrind add to it
