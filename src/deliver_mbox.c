@@ -183,7 +183,10 @@ static int lock(int fd)
 		return -1;
 	struct sigaction sa = {.sa_handler = on_lock_alarm}, old_sa;
 	sigemptyset(&sa.sa_mask);
-	struct itimerval arm = {.it_value = {BOUND_MBOX_LOCK_SECONDS, 0}}, disarm = {0};
+	/* it repeats each second: an alarm that fired just before fcntl()
+	 * began to wait is followed by one that interrupts it */
+	struct itimerval arm = {.it_interval = {1, 0}, .it_value = {BOUND_MBOX_LOCK_SECONDS, 0}},
+	                 disarm = {0};
 	lock_expired = 0;
 	sigaction(SIGALRM, &sa, &old_sa);
 	setitimer(ITIMER_REAL, &arm, NULL);
