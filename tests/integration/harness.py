@@ -132,7 +132,7 @@ class Server:
 
     def __init__(self, *args, command=None, recorder_opts=(), mailbox=None, env=None,
                  personality="smtpipe", expect_exit=0, port_arg=True, timeout=10,
-                 log_level=None):
+                 log_level=None, prefix=()):
         self.dir = tempfile.mkdtemp(prefix="smtpipe-test-")
         atexit.register(shutil.rmtree, self.dir, True)
         self.logfile = os.path.join(self.dir, "smtpipe.log")
@@ -152,6 +152,7 @@ class Server:
         argv[2:2] = list(args)
         if personality == "mockmta" and "-f" not in args and "-d" not in args:
             argv.insert(1, "-f")
+        argv[0:0] = list(prefix)  # a wrapper that runs the binary, e.g. failsync
         e = dict(os.environ)
         e.update(env or {})
         self.argv = argv

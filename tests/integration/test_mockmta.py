@@ -3,6 +3,7 @@ import fcntl
 import mailbox
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -172,6 +173,25 @@ class Mailbox(unittest.TestCase):
                 self.assertEqual(f.read(), before)
             self.assertIn('event=mailbox-error mailbox=%s error="locked by another writer for 10 s"'
                           % srv.mailbox, srv.log())
+
+    def test_failed_fsync_takes_the_message_back_out(self):
+        # the mailbox is written while every fsync fails (failsync: a seccomp
+        # filter on the real binary), as on a disk that lost the write
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "box.mbox")
+        with open(path, "wb") as f:
+            f.write(b"From x@y Thu Jan  1 00:00:00 1970\nSubject: before\n\nkept\n\n")
+        with harness.Server(personality="mockmta", mailbox=path,
+                            prefix=[os.environ["SMTPIPE_FAILSYNC"]]) as srv:
+            c = harness.RawClient(srv.port).greet()
+            c.message(b"Subject: lost\r\n\r\nnot durable\r\n.\r\n", want=451)
+            c.cmd("QUIT", 221)
+            c.close()
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), b"From x@y Thu Jan  1 00:00:00 1970\nSubject: before\n\nkept\n\n")
+            self.assertRegex(srv.log(), r'event=mailbox-error mailbox=\S+ error="Input/output error" '
+                                        r"restored-size=57\n")
 
     def test_recipient_limit(self):
         with harness.Server("--max-recipients=3", personality="mockmta", mailbox="b.mbox") as srv:
