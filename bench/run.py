@@ -19,7 +19,7 @@ import tempfile
 import time
 
 QUICK = "--quick" in sys.argv
-ROUNDS = 1 if QUICK else 3
+ROUNDS = 1 if QUICK else 5
 B = os.environ["BENCH_BIN"]          # the benchmark's compiled tools
 SMTPIPE = os.environ["BENCH_SMTPIPE"]
 C = dict(l.split("=", 1) for l in os.environ["BENCH_CLIENTS"].splitlines() if "=" in l)
