@@ -84,6 +84,25 @@ def clients():
     return _clients
 
 
+def concurrently(n, fn):
+    """fn(0) .. fn(n-1), each in its own thread, all at once; returns
+    [(i, exception)] for each call that raised"""
+    import threading
+    errors = []
+
+    def run(i):
+        try:
+            fn(i)
+        except Exception as e:  # noqa: BLE001 - returned to the test
+            errors.append((i, e))
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return errors
+
+
 def recorder_command(outdir, *opts, exit_code=None, sleep=None, kill_with=None, noread=False,
                      stdout=None):
     """A --command that records each delivery into outdir (see recorder.py):

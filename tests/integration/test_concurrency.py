@@ -50,22 +50,15 @@ class Concurrency(unittest.TestCase):
             errors = []
 
             def client(i):
-                try:
-                    start.wait()
-                    s = srv.smtp(timeout=120)
-                    for k in range(5):
-                        refused = s.sendmail("c%d@a.test" % i, ["r%d.%d@b.test" % (i, k), "all@b.test"],
-                                             body_for(i, k))
-                        if refused:
-                            errors.append((i, k, refused))
-                    s.quit()
-                except Exception as e:  # noqa: BLE001 - reported below
-                    errors.append((i, e))
-            ts = [threading.Thread(target=client, args=(i,)) for i in range(20)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
+                start.wait()
+                s = srv.smtp(timeout=120)
+                for k in range(5):
+                    refused = s.sendmail("c%d@a.test" % i, ["r%d.%d@b.test" % (i, k), "all@b.test"],
+                                         body_for(i, k))
+                    if refused:
+                        errors.append((i, k, refused))
+                s.quit()
+            errors += harness.concurrently(20, client)
             self.assertEqual(errors, [])
             d = srv.deliveries(100)
             time.sleep(0.3)

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -81,23 +80,13 @@ class Mailbox(unittest.TestCase):
 
     def test_concurrent_appends(self):
         with harness.Server(personality="mockmta", mailbox="box.mbox") as srv:
-            errors = []
-
             def client(i):
-                try:
-                    s = srv.smtp(timeout=60)
-                    for k in range(25):
-                        s.sendmail("c%d@a.test" % i, ["r@b.test"],
-                                   "Subject: %d.%d\r\n\r\n%s\r\nFrom inside %d.%d\r\n" % (i, k, "x" * (k * 7), i, k))
-                    s.quit()
-                except Exception as e:  # noqa: BLE001
-                    errors.append(e)
-            ts = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
-            self.assertEqual(errors, [])
+                s = srv.smtp(timeout=60)
+                for k in range(25):
+                    s.sendmail("c%d@a.test" % i, ["r@b.test"],
+                               "Subject: %d.%d\r\n\r\n%s\r\nFrom inside %d.%d\r\n" % (i, k, "x" * (k * 7), i, k))
+                s.quit()
+            self.assertEqual(harness.concurrently(8, client), [])
             box = mailbox.mbox(srv.mailbox, create=False)
             msgs = list(box)
             box.close()
