@@ -4,9 +4,10 @@
  * One process per session. At the session cap the listening socket is
  * no longer polled, so further clients wait in the kernel backlog and
  * are served as slots free up (s6-tcpserverd's choice): none is turned
- * away while it could still be served. Signals only write a byte to a
- * self-pipe; the main loop acts on them. SIGTERM/SIGINT stop accepting
- * and wait for the running sessions; SIGHUP reloads TLS credentials.
+ * away while it could still be served. The daemon's signals stay
+ * blocked; the main loop reads them from a signalfd. SIGTERM/SIGINT
+ * stop accepting and wait for the running sessions; SIGHUP reloads TLS
+ * credentials.
  * systemd: a LISTEN_FDS socket is used instead of binding, and
  * READY=1/STOPPING=1 go to NOTIFY_SOCKET.
  */
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,17 +38,8 @@
 
 static int listen_fd = -1;
 static unsigned listen_port; /* the port really bound, for the log */
-static int sig_pipe[2] = {-1, -1};
-
-/* on_signal - hand the signal to the main loop */
-static void on_signal(int sig)
-{
-	int saved = errno;
-	unsigned char b = (unsigned char)sig;
-	ssize_t w = write(sig_pipe[1], &b, 1);
-	(void)w; /* a full pipe already holds a wake-up */
-	errno = saved;
-}
+static int sig_fd = -1;      /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
+static sigset_t open_mask;   /* the signal mask before they were blocked */
 
 /* systemd_socket - the first LISTEN_FDS socket when it is ours: 3; -1
  * when there is none; -2 when fd 3 is not a listening stream socket
@@ -116,21 +109,28 @@ int listener_drop_privileges(const char *spec, char *err, size_t errlen)
 }
 
 /* catch_signals - from before the port is announced: a signal sent as
- * soon as a test reads the port must find the handlers in place */
+ * soon as a test reads the port must be waiting for the main loop. The
+ * daemon's signals stay blocked and are read from a signalfd: no
+ * handler runs, and none can interrupt a fork(). Their dispositions
+ * are reset, since an ignored SIGCHLD inherited across exec would make
+ * the kernel reap the sessions itself. */
 static int catch_signals(void)
 {
-	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -1;
-	struct sigaction sa = {.sa_handler = on_signal};
+	static const int caught[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+	struct sigaction sa = {.sa_handler = SIG_DFL};
+	sigset_t set;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++) {
+		sigaction(caught[i], &sa, NULL);
+		sigaddset(&set, caught[i]);
+	}
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	return 0;
+	if (sigprocmask(SIG_BLOCK, &set, &open_mask) < 0)
+		return -1;
+	sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return sig_fd < 0 ? -1 : 0;
 }
 
 /* listener_open - see listener.h */
@@ -293,19 +293,14 @@ static void reap(unsigned *active, unsigned max)
 	}
 }
 
-/* serve_one - the child: one session, then exit; open is the daemon's
- * signal mask, restored once the daemon's handlers are gone (a SIGTERM
- * sent meanwhile stays pending for the session's own handler) */
-static void serve_one(const struct server *srv, int fd, const sigset_t *open)
+/* serve_one - the child: one session, then exit. The signal mask from
+ * before the daemon's is restored, but for SIGTERM and SIGINT: one sent
+ * meanwhile stays pending for the session's own handler. */
+static void serve_one(const struct server *srv, int fd)
 {
 	close(listen_fd);
-	close(sig_pipe[0]);
-	close(sig_pipe[1]);
-	struct sigaction sa = {.sa_handler = SIG_DFL};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigset_t serve = *open;
+	close(sig_fd);
+	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
@@ -358,7 +353,7 @@ int listener_run(const struct server *srv)
 	unsigned active = 0;
 	bool stopping = false, capped = false;
 	while (!stopping || active > 0) {
-		struct pollfd p[2] = {{.fd = sig_pipe[0], .events = POLLIN},
+		struct pollfd p[2] = {{.fd = sig_fd, .events = POLLIN},
 		                      {.fd = listen_fd, .events = POLLIN}};
 		bool accepting = !stopping && active < cfg->max_sessions;
 		if (!accepting && !stopping && !capped) {
@@ -370,13 +365,13 @@ int listener_run(const struct server *srv)
 		if (poll(p, accepting ? 2 : 1, -1) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
-			unsigned char sigs[64];
-			ssize_t n = read(sig_pipe[0], sigs, sizeof(sigs));
+			struct signalfd_siginfo sigs[16];
+			ssize_t n = read(sig_fd, sigs, sizeof(sigs));
 			bool child = false;
-			for (ssize_t i = 0; i < n; i++) {
-				if (sigs[i] == SIGCHLD) {
+			for (ssize_t i = 0; i < n / (ssize_t)sizeof(sigs[0]); i++) {
+				if (sigs[i].ssi_signo == SIGCHLD) {
 					child = true;
-				} else if (sigs[i] == SIGHUP) {
+				} else if (sigs[i].ssi_signo == SIGHUP) {
 					char err[256];
 					if (!srv->tls)
 						log_msg(LOG_INFO, "event=sighup tls=off");
@@ -411,20 +406,9 @@ int listener_run(const struct server *srv)
 				}
 				continue;
 			}
-			/* a signal during fork() makes the kernel throw the copy
-			 * away and start over; blocked, it reaches the self-pipe
-			 * afterwards */
-			sigset_t caught, open;
-			sigemptyset(&caught);
-			sigaddset(&caught, SIGCHLD);
-			sigaddset(&caught, SIGTERM);
-			sigaddset(&caught, SIGINT);
-			sigaddset(&caught, SIGHUP);
-			sigprocmask(SIG_BLOCK, &caught, &open);
 			pid_t pid = fork();
 			if (pid == 0)
-				serve_one(srv, fd, &open);
-			sigprocmask(SIG_SETMASK, &open, NULL);
+				serve_one(srv, fd);
 			if (pid < 0) {
 				log_msg(LOG_ERR, "event=fork-failed error=\"%s\"", strerror(errno));
 			} else {

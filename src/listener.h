@@ -4,7 +4,7 @@
  * One process per session. At the session cap the listener stops
  * polling the listening socket and the kernel backlog holds further
  * clients (s6-tcpserverd's choice), so no client is refused while a
- * slot may free up. Signals reach the main loop through a self-pipe:
+ * slot may free up. Signals reach the main loop through a signalfd:
  * SIGCHLD reaps, SIGTERM/SIGINT stop accepting and wait for running
  * sessions, SIGHUP reloads TLS credentials.
  */

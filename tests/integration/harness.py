@@ -151,7 +151,7 @@ class Server:
 
     def __init__(self, *args, command=None, recorder_opts=(), mailbox=None, env=None,
                  personality="smtpipe", expect_exit=0, port_arg=True, timeout=10,
-                 log_level=None, prefix=()):
+                 log_level=None, prefix=(), preexec_fn=None):
         self.dir = tempfile.mkdtemp(prefix="smtpipe-test-")
         atexit.register(shutil.rmtree, self.dir, True)
         self.logfile = os.path.join(self.dir, "smtpipe.log")
@@ -175,7 +175,8 @@ class Server:
         e = dict(os.environ)
         e.update(env or {})
         self.argv = argv
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e,
+                                     preexec_fn=preexec_fn)
         line = self._read_port(timeout)
         self.port = int(line)
 

@@ -95,6 +95,22 @@ class Listener(unittest.TestCase):
         self.assertEqual(srv.proc.wait(timeout=10), 0)
         srv.stop()
 
+    def test_inherited_ignored_sigchld_still_reaps_and_frees_slots(self):
+        # a parent that ignores SIGCHLD passes that on across exec; the kernel
+        # would then reap the sessions itself and the cap would never free up
+        def ignore_sigchld():
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        with harness.Server("--max-sessions=1", preexec_fn=ignore_sigchld) as srv:
+            for _ in range(3):
+                c = srv.raw()
+                c.expect(220)
+                c.cmd("QUIT", 221)
+                c.close()
+            deadline = time.time() + 10
+            while srv.log().count("event=session-exit") < 3 and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(srv.log().count("active=0\n"), 3, srv.log())
+
     def test_sighup_does_not_kill(self):
         with harness.Server() as srv:
             srv.proc.send_signal(signal.SIGHUP)
