@@ -3,6 +3,7 @@ import fcntl
 import mailbox
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -181,6 +182,35 @@ class Mailbox(unittest.TestCase):
                 self.assertEqual(f.read(), b"From x@y Thu Jan  1 00:00:00 1970\nSubject: before\n\nkept\n\n")
             self.assertRegex(srv.log(), r'event=mailbox-error mailbox=\S+ error="Input/output error" '
                                         r"restored-size=57\n")
+
+    def test_failed_fsync_keeps_a_message_another_writer_appended_after(self):
+        # the first fsync waits while another writer appends under the lock;
+        # taking ours back out would now cut theirs, so ours stays (a possible
+        # second copy after the 451, never a lost message) and theirs is whole
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "box.mbox")
+        first = b"From x@y Thu Jan  1 00:00:00 1970\nSubject: before\n\nkept\n\n"
+        other = b"From other@x Thu Jan  1 00:00:00 1970\nSubject: other\n\nafter ours\n\n"
+        with open(path, "wb") as f:
+            f.write(first)
+        hook = ("python3 -c 'import fcntl, sys; f = open(sys.argv[1], \"ab\"); "
+                "fcntl.lockf(f, fcntl.LOCK_EX); f.write(sys.argv[2].encode()); f.close()' %s %s"
+                % (shlex.quote(path), shlex.quote(other.decode())))
+        with harness.Server(personality="mockmta", mailbox=path,
+                            prefix=[os.environ["SMTPIPE_FAILSYNC"], "--first", hook]) as srv:
+            c = harness.RawClient(srv.port).greet()
+            c.message(b"Subject: ours\r\n\r\nnot durable\r\n.\r\n", want=451)
+            c.cmd("QUIT", 221)
+            c.close()
+            with open(path, "rb") as f:
+                raw = f.read()
+            self.assertTrue(raw.startswith(first), raw)
+            self.assertTrue(raw.endswith(other), raw)  # theirs, whole and last
+            ours = raw[len(first):-len(other)]
+            self.assertRegex(ours, rb"^From a@b .*\n(.+\n)*Subject: ours\n\nnot durable\n\n$")
+            self.assertRegex(srv.log(), r'event=mailbox-error mailbox=\S+ error="Input/output error" '
+                                        r"restored-size=-1\n")
 
     def test_recipient_limit(self):
         with harness.Server("--max-recipients=3", personality="mockmta", mailbox="b.mbox") as srv:
