@@ -144,10 +144,10 @@ static enum path_error check_address(const char *a, size_t n, bool allow_8bit)
 		if (c == '"' && (i == 0 || a[i - 1] != '\\')) {
 			quoted = !quoted;
 		} else if (c == '@' && !quoted) {
-			if (at < n && a[at + 1] != '[') /* a second '@', not in a literal */
-				return PATH_SYNTAX;
 			if (at == n)
 				at = i;
+			else if (a[at + 1] != '[') /* a second '@', not in a literal */
+				return PATH_SYNTAX;
 		} else if (!quoted && (c == ' ' || c == '<' || c == '>' || c == '(' || c == ')' ||
 		                       c == ',' || c == ';' || c == ':' || c == '\\')) {
 			if (!(c == ':' && at < i && a[at + 1] == '[')) /* IPv6 literal */

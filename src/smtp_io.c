@@ -184,14 +184,14 @@ static ssize_t write_plain(struct smtp_io *io, const char *p, size_t n, enum smt
 	*st = SMTP_IO_OK;
 	if (!io->not_socket) {
 		ssize_t w = send(io->fd_out, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (w >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTSOCK))
-			return w;
-		if (errno != ENOTSOCK) {
-			*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms);
-			if (*st == SMTP_IO_OK)
-				errno = EAGAIN; /* room now: the caller sends again */
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* full: wait for room, then the caller sends again */
+			if ((*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms)) == SMTP_IO_OK)
+				errno = EAGAIN;
 			return -1;
 		}
+		if (w >= 0 || errno != ENOTSOCK)
+			return w;
 		io->not_socket = true;
 	}
 	*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms);
