@@ -19,6 +19,9 @@ import harness  # noqa: E402
 TRICKY = (b"Subject: tricky\r\n\r\nFrom the start of a line\r\n>From quoted once\r\n"
           b">>From quoted twice\r\n.dot line\r\n..two dots\r\nFrom\r\nFromage\r\nlast line")
 
+# a mailbox's first message, for the tests that start with one
+FIRST = b"From x@y Thu Jan  1 00:00:00 1970\nSubject: before\n\nkept\n\n"
+
 
 def send(port, body, sender="a@b.test", rcpts=("c@d.test",)):
     c = harness.RawClient(port)
@@ -164,14 +167,19 @@ class Mailbox(unittest.TestCase):
             self.assertIn('event=mailbox-error mailbox=%s error="locked by another writer for 10 s"'
                           % srv.mailbox, srv.log())
 
-    def test_failed_fsync_takes_the_message_back_out(self):
-        # the mailbox is written while every fsync fails (failsync: a seccomp
-        # filter on the real binary), as on a disk that lost the write
+    def mailbox_holding(self, text):
+        """a mailbox in a temporary directory, holding text"""
         d = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, "box.mbox")
         with open(path, "wb") as f:
-            f.write(b"From x@y Thu Jan  1 00:00:00 1970\nSubject: before\n\nkept\n\n")
+            f.write(text)
+        return path
+
+    def test_failed_fsync_takes_the_message_back_out(self):
+        # the mailbox is written while every fsync fails (failsync: a seccomp
+        # filter on the real binary), as on a disk that lost the write
+        path = self.mailbox_holding(FIRST)
         with harness.Server(personality="mockmta", mailbox=path,
                             prefix=[os.environ["SMTPIPE_FAILSYNC"]]) as srv:
             c = harness.RawClient(srv.port).greet()
@@ -179,7 +187,7 @@ class Mailbox(unittest.TestCase):
             c.cmd("QUIT", 221)
             c.close()
             with open(path, "rb") as f:
-                self.assertEqual(f.read(), b"From x@y Thu Jan  1 00:00:00 1970\nSubject: before\n\nkept\n\n")
+                self.assertEqual(f.read(), FIRST)
             self.assertRegex(srv.log(), r'event=mailbox-error mailbox=\S+ error="Input/output error" '
                                         r"restored-size=57\n")
 
@@ -187,13 +195,8 @@ class Mailbox(unittest.TestCase):
         # the first fsync waits while another writer appends under the lock;
         # taking ours back out would now cut theirs, so ours stays (a possible
         # second copy after the 451, never a lost message) and theirs is whole
-        d = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, d, True)
-        path = os.path.join(d, "box.mbox")
-        first = b"From x@y Thu Jan  1 00:00:00 1970\nSubject: before\n\nkept\n\n"
+        path = self.mailbox_holding(FIRST)
         other = b"From other@x Thu Jan  1 00:00:00 1970\nSubject: other\n\nafter ours\n\n"
-        with open(path, "wb") as f:
-            f.write(first)
         hook = ("python3 -c 'import fcntl, sys; f = open(sys.argv[1], \"ab\"); "
                 "fcntl.lockf(f, fcntl.LOCK_EX); f.write(sys.argv[2].encode()); f.close()' %s %s"
                 % (shlex.quote(path), shlex.quote(other.decode())))
@@ -205,9 +208,9 @@ class Mailbox(unittest.TestCase):
             c.close()
             with open(path, "rb") as f:
                 raw = f.read()
-            self.assertTrue(raw.startswith(first), raw)
+            self.assertTrue(raw.startswith(FIRST), raw)
             self.assertTrue(raw.endswith(other), raw)  # theirs, whole and last
-            ours = raw[len(first):-len(other)]
+            ours = raw[len(FIRST):-len(other)]
             self.assertRegex(ours, rb"^From a@b .*\n(.+\n)*Subject: ours\n\nnot durable\n\n$")
             self.assertRegex(srv.log(), r'event=mailbox-error mailbox=\S+ error="Input/output error" '
                                         r"restored-size=-1\n")

@@ -60,8 +60,9 @@ class Syslog(unittest.TestCase):
         self.fail("no syslog line with %r; got %r" % (until, got))
 
     def test_log_syslog_sends_mail_facility_lines(self):
+        command = harness.recorder_command(os.path.join(self.tmp, "out"))
         p = self.run_with_private_dev([harness.binary(), "--interface=127.0.0.1", "--port=0", "--log=syslog",
-                                       "--command=" + harness.recorder_command(os.path.join(self.tmp, "out"))], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                       "--command=" + command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             port = int(p.stdout.readline())
             c = harness.RawClient(port).greet()
