@@ -69,6 +69,29 @@ class Docs(unittest.TestCase):
                                capture_output=True, text=True)
             self.assertEqual((r.returncode, r.stderr), (0, ""), page)
 
+    def test_no_words_run_together(self):
+        """An alternating-font macro (.IR, .BR, ...) joins its arguments
+        with no space: prose written on such a line renders as
+        "/dev/null);otherwisefromthekeyring". Two arguments that both look
+        like words, side by side, are that mistake."""
+        alternating = re.compile(r"^\.(IR|RI|BR|RB|BI|IB) (.*)$")
+        for page in ("smtpipe.8", "mockmta.8"):
+            with open(os.path.join(DOC, page)) as f:
+                lines = f.read().splitlines()
+            for n, line in enumerate(lines, 1):
+                m = alternating.match(line)
+                if not m:
+                    continue
+                args = re.findall(r'"[^"]*"|\S+', m.group(2))
+                for prev, arg in zip(args, args[1:]):
+                    self.assertFalse(re.search(r"[\w;,.)]$", prev.strip('"')) and
+                                     re.match(r"\w", arg.strip('"')),
+                                     "%s:%d: %r and %r render as one word" % (page, n, prev, arg))
+        # and what groff renders has no such run either
+        r = subprocess.run(["groff", "-t", "-man", "-Tutf8", "-P-cbou", os.path.join(DOC, "smtpipe.8")],
+                           capture_output=True, text=True)
+        self.assertNotRegex(r.stdout, r"\w[);,]\w{3,}")
+
     def test_help_and_manual_agree(self):
         help_text = subprocess.run([harness.binary(), "--help"], capture_output=True, text=True).stdout
         usage = [l for l in help_text.splitlines() if l.startswith("  ")]
