@@ -92,6 +92,19 @@ class Docs(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertNotRegex(r.stdout, r"\w[);,]\w{3,}")
 
+    def test_readme_mockmta_example(self):
+        """The README's mockmta example runs as written, with mockmta on
+        PATH, and prints the body as it was sent (mboxrd quoting undone)."""
+        with open(os.path.join(harness.SOURCE, "README.md")) as f:
+            readme = f.read()
+        part = readme.split("## Using it as mockmta in a test suite", 1)[1]
+        code = re.search(r"```python\n(.*?)```", part, re.S).group(1)
+        bindir = os.path.dirname(harness.mockmta_binary())
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"])
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, "hi 'From here on\\n'\n"), r.stderr)
+
     def test_help_and_manual_agree(self):
         help_text = subprocess.run([harness.binary(), "--help"], capture_output=True, text=True).stdout
         usage = [l for l in help_text.splitlines() if l.startswith("  ")]
