@@ -136,7 +136,7 @@ static void usage(const struct config *cfg)
 	       "  --spool-dir=DIR          where large messages are spooled (default $TMPDIR or "
 	       "/tmp)\n"
 	       "  -v, --version            print the version\n"
-	       "  -?, --help               print this help\n",
+	       "  -?, -h, --help           print this help\n",
 	       cfg->progname, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS, BOUND_SESSIONS,
 	       BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE, BOUND_TEXT_LINE, BOUND_ERRORS);
 }
@@ -253,7 +253,7 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 	int c, li = -1;
 	opterr = 0;
 	optind = 0; /* 0, not 1: glibc then also forgets a half-read "-dfx" of an earlier call */
-	while ((c = getopt_long(argc, argv, ":dfc:k:a:l:P:p:t:v?", long_options, &li)) != -1) {
+	while ((c = getopt_long(argc, argv, ":dfc:k:a:l:P:p:t:vh?", long_options, &li)) != -1) {
 		char name[40];
 		if (li >= 0)
 			snprintf(name, sizeof(name), "--%s", long_options[li].name);
@@ -404,6 +404,7 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 		case 'v':
 			version();
 			return OPTIONS_EXIT;
+		case 'h': /* what every user tries first */
 		case OPT_HELP:
 			usage(cfg);
 			return OPTIONS_EXIT;

@@ -146,7 +146,7 @@ class Docs(unittest.TestCase):
 
     def test_mockmta_page_has_mockmta_options(self):
         m_long, m_short = man_options(os.path.join(DOC, "mockmta.8"))
-        self.assertEqual(m_short, set("acdfklPptv?"))
+        self.assertEqual(m_short, set("acdfhklPptv?"))
 
 
 if __name__ == "__main__":

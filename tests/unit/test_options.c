@@ -593,7 +593,7 @@ static void test_help(void **state)
 	    "-p, --port",
 	    "-t, --timeout",
 	    "-v, --version",
-	    "-?, --help",
+	    "-?, -h, --help",
 	    "--mailbox=FILE",
 	    "MAILBOX",
 	    "--max-sessions=N",
@@ -615,8 +615,9 @@ static void test_help(void **state)
 	    "(default 300)",
 	    "$TMPDIR or /tmp",
 	};
-	static const char *const flags[][2] = {
-	    {"smtpipe", "--help"}, {"mockmta", "-?"}, {"msmtpd", "--help"}, {"mockmta", "--help"}};
+	static const char *const flags[][2] = {{"smtpipe", "--help"}, {"smtpipe", "-h"},
+	                                       {"mockmta", "-h"},     {"mockmta", "-?"},
+	                                       {"msmtpd", "--help"},  {"mockmta", "--help"}};
 	static char out[16384];
 	for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
 		const char *words[] = {flags[f][0], flags[f][1], NULL};
