@@ -33,9 +33,13 @@
 #define BOUND_ERRORS 20
 /* How long the TLS handshake may take. */
 #define BOUND_HANDSHAKE_SECONDS 30
-/* Brute-force brake (msmtpd): delay and how long it lasts after a failure. */
-#define BOUND_AUTH_DELAY_MS      1000
-#define BOUND_AUTH_BRAKE_SECONDS 60
+/* Brute-force brake: credential checks at least this far apart across
+ * the whole daemon (under --inetd, across processes through
+ * --auth-state): at most one guess a second. */
+#define BOUND_AUTH_DELAY_MS 1000
+/* A slot further ahead than this in a state file is taken for stale
+ * (a clock from before a reboot) and the schedule starts again. */
+#define BOUND_AUTH_STATE_AHEAD_SECONDS 86400
 /* How long a passwordeval command may run at start-up. */
 #define BOUND_PASSWORDEVAL_SECONDS 10
 /* How long an mbox delivery waits for another writer's lock (451 after). */

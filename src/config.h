@@ -61,8 +61,9 @@ struct config {
 	const char *spool_dir;
 
 	/* authentication */
-	const char *auth_user; /* --auth=USER[,EVAL], NULL when off */
-	const char *auth_eval; /* NULL: keyring, then prompt */
+	const char *auth_user;  /* --auth=USER[,EVAL], NULL when off */
+	const char *auth_eval;  /* NULL: keyring, then prompt */
+	const char *auth_state; /* --auth-state: the brake's file under --inetd */
 
 	/* TLS */
 	const char *tls_cert;

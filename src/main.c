@@ -127,8 +127,13 @@ int main(int argc, char **argv)
 			return fail(EXIT_KIND_STARTUP, err);
 		srv.auth = &secret;
 	}
-	if (auth_brake_init(cfg.mode == MODE_INETD) < 0)
-		return fail(EXIT_KIND_STARTUP, "cannot set up the authentication brake");
+	/* the brake's state file is opened here, before --user, and kept */
+	int brake = auth_brake_init(cfg.mode == MODE_INETD && cfg.auth_user ? cfg.auth_state : NULL,
+	                            err, sizeof(err));
+	if (brake < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (brake > 0)
+		log_msg(LOG_NOTICE, "event=auth-brake-local reason=\"%s\"", err);
 	/* --user once the key, certificate and secret are read (as the
 	 * listener does after binding); the mailbox is checked as the user
 	 * who will append to it */

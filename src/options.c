@@ -21,6 +21,11 @@
 #include "config.h"
 #include "tls.h"
 
+/* The brake's state file under --inetd: systemd's RuntimeDirectory=smtpipe
+ * or a directory the administrator makes; without it the brake falls back
+ * to one delay per attempt in each process (auth.h). */
+#define AUTH_STATE_FILE "/run/smtpipe/auth-state"
+
 enum {
 	OPT_INETD = 256,
 	OPT_INTERFACE,
@@ -40,6 +45,7 @@ enum {
 	OPT_TLS_REQUIRED,
 	OPT_TLS_IMPLICIT,
 	OPT_USER,
+	OPT_AUTH_STATE,
 };
 
 static const struct option long_options[] = {
@@ -71,6 +77,7 @@ static const struct option long_options[] = {
     {"tls-required", no_argument, NULL, OPT_TLS_REQUIRED},
     {"tls-implicit", no_argument, NULL, OPT_TLS_IMPLICIT},
     {"user", required_argument, NULL, OPT_USER},
+    {"auth-state", required_argument, NULL, OPT_AUTH_STATE},
     {NULL, 0, NULL, 0},
 };
 
@@ -119,6 +126,8 @@ static void usage(const struct config *cfg)
 	       "  --mailbox=FILE, MAILBOX  append each message to the mbox FILE instead\n"
 	       "  --auth=USER[,EVAL]       require AUTH as USER; password from EVAL's output, or "
 	       "the keyring\n"
+	       "  --auth-state=FILE        --inetd: the AUTH brake's state, shared by the "
+	       "sessions (default %s)\n"
 	       "  -c, --tls-cert=FILE      TLS certificate (enables STARTTLS)\n"
 	       "  -k, --tls-key=FILE       TLS private key\n"
 	       "  -a, --tls-ca=FILE        CA file to verify client certificates\n"
@@ -137,8 +146,9 @@ static void usage(const struct config *cfg)
 	       "/tmp)\n"
 	       "  -v, --version            print the version\n"
 	       "  -?, --help               print this help\n",
-	       cfg->progname, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS, BOUND_SESSIONS,
-	       BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE, BOUND_TEXT_LINE, BOUND_ERRORS);
+	       cfg->progname, AUTH_STATE_FILE, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS,
+	       BOUND_SESSIONS, BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE,
+	       BOUND_TEXT_LINE, BOUND_ERRORS);
 }
 
 /* version - --version */
@@ -218,6 +228,7 @@ static void defaults(struct config *cfg, const char *argv0)
 	const char *tmp = getenv("TMPDIR");
 	cfg->spool_dir = tmp && *tmp ? tmp : "/tmp";
 	cfg->max_sessions = BOUND_SESSIONS;
+	cfg->auth_state = AUTH_STATE_FILE;
 	cfg->max_recipients = BOUND_RECIPIENTS;
 	cfg->max_message_size = BOUND_MESSAGE_SIZE;
 	cfg->max_line_length = BOUND_TEXT_LINE;
@@ -354,6 +365,11 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			if (parse_number(optarg, 1, 10000, false, &v) < 0)
 				BAD("--max-sessions: '%s' is not a number (1-10000)", optarg);
 			cfg->max_sessions = (unsigned)v;
+			break;
+		case OPT_AUTH_STATE:
+			if (optarg[0] != '/')
+				BAD("--auth-state: '%s' is not an absolute path", optarg);
+			cfg->auth_state = optarg;
 			break;
 		case OPT_MAX_RECIPIENTS:
 			if (parse_number(optarg, 1, 100000, false, &v) < 0)
