@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -40,6 +42,7 @@ static int listen_fd = -1;
 static unsigned listen_port; /* the port really bound, for the log */
 static int sig_fd = -1;      /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
 static sigset_t open_mask;   /* the signal mask before they were blocked */
+static int pid_fd = -1;      /* -P: opened before --user, written after detach */
 
 /* systemd_socket - the first LISTEN_FDS socket when it is ours: 3; -1
  * when there is none; -2 when fd 3 is not a listening stream socket
@@ -80,6 +83,26 @@ static void notify(const char *msg)
 	close(fd);
 }
 
+/* listener_harden - see listener.h. PR_SET_DUMPABLE 0 also makes
+ * /proc/PID of the daemon and its sessions root's: the same user can
+ * no longer read their environ, fds or memory, nor ptrace them. A
+ * command keeps RLIMIT_CORE 0 (inherited) but is dumpable again after
+ * its exec(). */
+void listener_harden(void)
+{
+	struct rlimit none = {0, 0};
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* listener_session_signals - see listener.h */
+void listener_session_signals(void)
+{
+	struct sigaction sa = {.sa_handler = SIG_IGN};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 /* listener_drop_privileges - see listener.h */
 int listener_drop_privileges(const char *spec, char *err, size_t errlen)
 {
@@ -105,6 +128,7 @@ int listener_drop_privileges(const char *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "--user: cannot switch to %s: %s", spec, strerror(errno));
 		return -1;
 	}
+	listener_harden(); /* a new uid takes fs.suid_dumpable, maybe 1 */
 	return 0;
 }
 
@@ -181,6 +205,19 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	getsockname(listen_fd, (struct sockaddr *)&ss, &sl);
 	listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 	                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	/* -P with --user: the file is made here, as root, before the drop
+	 * (in /run only root may create it); the pid goes in after detach.
+	 * No symlink is followed, no FIFO waited on. */
+	if (cfg->pidfile) {
+		pid_fd = open(cfg->pidfile,
+		              O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+		struct stat st;
+		if (pid_fd < 0 || fstat(pid_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "cannot write %s: %s", cfg->pidfile,
+			         pid_fd < 0 ? strerror(errno) : "not a regular file");
+			return -1;
+		}
+	}
 	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0)
 		return -1;
 	return 0;
@@ -197,14 +234,34 @@ static void announce_port(const struct config *cfg)
 	}
 }
 
-/* write_pidfile - once the socket accepts connections */
-static int write_pidfile(const char *path)
+/* write_pidfile - once the socket accepts connections, into the file
+ * listener_open made */
+static int write_pidfile(void)
 {
-	FILE *f = fopen(path, "we");
-	if (!f)
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (ftruncate(pid_fd, 0) < 0 || pwrite(pid_fd, line, (size_t)n, 0) != n)
 		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
+	return 0;
+}
+
+/* remove_pidfile - at exit. After --user the daemon may not unlink a
+ * file in a directory only root may write (/run): it then empties the
+ * file, which start-stop-daemon and systemd read as "no process", and
+ * says so once. */
+static void remove_pidfile(const char *path)
+{
+	if (unlink(path) < 0 && errno != ENOENT) {
+		int e = errno;
+		if (ftruncate(pid_fd, 0) == 0)
+			log_msg(LOG_INFO, "event=pidfile-emptied file=%s reason=\"%s\"", path,
+			        strerror(e));
+		else
+			log_msg(LOG_ERR, "event=pidfile-left file=%s error=\"%s\"", path,
+			        strerror(errno));
+	}
+	close(pid_fd);
+	pid_fd = -1;
 }
 
 /* detach - mockmta -d: the parent returns only when the daemon is ready.
@@ -300,6 +357,9 @@ static void serve_one(const struct server *srv, int fd)
 {
 	close(listen_fd);
 	close(sig_fd);
+	if (pid_fd >= 0)
+		close(pid_fd);
+	listener_session_signals();
 	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
@@ -323,6 +383,23 @@ static int startup_failed(const struct config *cfg, int ready_fd, const char *wh
 	return config_exit_code(cfg, EXIT_KIND_STARTUP);
 }
 
+/* sighup - reopen the log file (logrotate renamed it), then reload the
+ * TLS credentials; a reload that fails keeps the old ones (tls.c) */
+static void sighup(const struct server *srv)
+{
+	char err[512];
+	if (log_reopen(err, sizeof(err)) < 0)
+		log_msg(LOG_ERR, "event=log-reopen-failed error=\"%s\"", err);
+	else if (srv->cfg->log_dest == LOG_DEST_FILE)
+		log_msg(LOG_INFO, "event=log-reopened file=%s", srv->cfg->log_file);
+	if (!srv->tls)
+		log_msg(LOG_INFO, "event=sighup tls=off");
+	else if (tls_server_reload(srv->tls, err, sizeof(err)) < 0)
+		log_msg(LOG_ERR, "event=tls-reload-failed error=\"%s\"", err);
+	else
+		log_msg(LOG_INFO, "event=tls-reloaded");
+}
+
 /* listener_run - see listener.h */
 int listener_run(const struct server *srv)
 {
@@ -330,7 +407,7 @@ int listener_run(const struct server *srv)
 	int ready_fd = -1;
 	if (cfg->mode == MODE_DAEMON && (ready_fd = detach(cfg)) < 0)
 		return startup_failed(cfg, -1, "cannot detach");
-	if (cfg->pidfile && write_pidfile(cfg->pidfile) < 0) {
+	if (pid_fd >= 0 && write_pidfile() < 0) {
 		char what[300];
 		snprintf(what, sizeof(what), "cannot write %s", cfg->pidfile);
 		return startup_failed(cfg, ready_fd, what);
@@ -372,15 +449,7 @@ int listener_run(const struct server *srv)
 				if (sigs[i].ssi_signo == SIGCHLD) {
 					child = true;
 				} else if (sigs[i].ssi_signo == SIGHUP) {
-					char err[256];
-					if (!srv->tls)
-						log_msg(LOG_INFO, "event=sighup tls=off");
-					else if (tls_server_reload(srv->tls, err, sizeof(err)) < 0)
-						log_msg(LOG_ERR,
-						        "event=tls-reload-failed error=\"%s\"",
-						        err);
-					else
-						log_msg(LOG_INFO, "event=tls-reloaded");
+					sighup(srv);
 				} else if (!stopping) { /* SIGTERM, SIGINT */
 					stopping = true;
 					close(listen_fd);
@@ -420,8 +489,8 @@ int listener_run(const struct server *srv)
 			close(fd);
 		}
 	}
-	if (cfg->pidfile)
-		unlink(cfg->pidfile);
+	if (pid_fd >= 0)
+		remove_pidfile(cfg->pidfile);
 	free(sessions);
 	log_msg(LOG_INFO, "event=stop");
 	return 0;

@@ -86,6 +86,89 @@ def fail_auth(s):
     raise AssertionError("a wrong password was accepted")
 
 
+class Stdio(unittest.TestCase):
+    def test_inetd_with_stdout_closed_keeps_replies_out_of_the_log(self):
+        # 12.12: with fd 1 closed the log file became fd 1 and received
+        # every reply; now 0-2 are opened on /dev/null first
+        d = tempfile.mkdtemp(prefix="smtpipe-stdio-")
+        self.addCleanup(shutil.rmtree, d, True)
+        log = os.path.join(d, "log")
+        a, b = socket.socketpair()
+        p = subprocess.Popen([harness.binary(), "--inetd", "--log=" + log, "--log-level=debug",
+                              "--command=true"], stdin=b, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: os.close(1))
+        b.close()
+        a.sendall(b"EHLO words-of-the-client\r\nQUIT\r\n")
+        a.shutdown(socket.SHUT_WR)
+        self.assertEqual(p.wait(timeout=HANG), 0)
+        p.stderr.close()
+        a.close()
+        text = read(log)
+        self.assertIn("event=connect", text)
+        self.assertNotRegex(text, r"(?m)^(220|250|221)[ -]", text)
+        self.assertNotIn("Hello", text)
+
+
+class Pidfile(unittest.TestCase):
+    def test_pidfile_with_user(self):
+        # 12.11: -P with --user: written as root before the drop, then
+        # emptied at exit (nobody may not unlink in a root-only directory)
+        d = tempfile.mkdtemp(prefix="smtpipe-pid-")
+        self.addCleanup(shutil.rmtree, d, True)
+        pidfile = os.path.join(d, "smtpipe.pid")
+        srv = harness.Server("-P", pidfile, "--user=nobody")
+        try:
+            self.assertEqual(read(pidfile), "%d\n" % srv.proc.pid)
+            self.assertEqual(os.stat(pidfile).st_uid, 0)
+        finally:
+            srv.stop()
+        self.assertFalse(os.path.exists(pidfile) and os.path.getsize(pidfile) > 0,
+                         "a stale pid file: %r" % read(pidfile))
+        self.assertIn("event=pidfile-emptied", srv.log())
+
+    def test_pidfile_removed_when_allowed(self):
+        d = tempfile.mkdtemp(prefix="smtpipe-pid-")
+        self.addCleanup(shutil.rmtree, d, True)
+        pidfile = os.path.join(d, "smtpipe.pid")
+        with harness.Server("-P", pidfile):
+            self.assertTrue(read(pidfile).strip().isdigit())
+        self.assertFalse(os.path.exists(pidfile))
+
+
+class Sighup(unittest.TestCase):
+    def test_sighup_mid_delivery_is_ignored_by_the_session(self):
+        # 12.7: `pkill -HUP smtpipe` reaches the daemon and every session;
+        # a session mid-delivery must still answer, and deliver once
+        with harness.Server(recorder_opts=["--sleep", "3"]) as srv:
+            c = srv.raw(timeout=HANG)
+            c.greet()
+            c.data().send("Subject: hup\r\n\r\nbody\r\n.\r\n")
+            srv.deliveries(wait_for=1, timeout=HANG)  # the command is running
+            sessions = children(srv.proc.pid)
+            self.assertTrue(sessions)
+            for pid in [srv.proc.pid] + sessions:
+                os.kill(pid, signal.SIGHUP)
+            c.expect(250)
+            c.cmd("QUIT", 221)
+            self.assertEqual(len(srv.deliveries()), 1)
+            self.assertNotIn("event=session-crashed", srv.log())
+
+    def test_sighup_reopens_the_log_file(self):
+        # logrotate: rename, then HUP; the daemon and later sessions
+        # write to a new file of the old name
+        with harness.Server() as srv:
+            rotated = srv.logfile + ".1"
+            os.rename(srv.logfile, rotated)
+            srv.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "event=log-reopened" in read(srv.logfile), "the reopened log")
+            c = srv.raw()
+            c.greet()
+            c.cmd("QUIT", 221)
+            wait_for(lambda: "event=close" in read(srv.logfile), "a session's line in the new log")
+            self.assertNotIn("event=connect", read(rotated))
+            self.assertIn("event=sighup", read(srv.logfile))
+
+
 PKI = {}
 
 
@@ -113,6 +196,57 @@ def nobody_copy():
     shutil.copy(harness.real_binary(), exe)
     os.chmod(exe, 0o755)
     return d, exe
+
+
+class Hardening(unittest.TestCase):
+    def test_not_dumpable_and_no_core_files(self):
+        # 12.14: started as an ordinary user (no setuid to clear the flag),
+        # daemon and sessions are not dumpable and have RLIMIT_CORE 0
+        d, exe = nobody_copy()
+        self.addCleanup(shutil.rmtree, d, True)
+        nobody = pwd.getpwnam("nobody")
+        log = os.path.join(d, "log")
+
+        def core_unlimited():
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        p = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=%d" % nobody.pw_gid,
+                              "--clear-groups", exe, "--interface=127.0.0.1", "--port=0",
+                              "--log=" + log, "--log-level=debug", "--command=true"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=d,
+                             preexec_fn=core_unlimited)
+        try:
+            port = int(p.stdout.readline())
+            c = harness.RawClient(port, timeout=HANG)
+            c.expect(220)
+            session = wait_for(lambda: children(p.pid), "the session process")[0]
+            for pid in (p.pid, session):
+                st = os.stat("/proc/%d/environ" % pid)
+                self.assertEqual(st.st_uid, 0, "pid %d is dumpable: /proc owned by %d"
+                                 % (pid, st.st_uid))
+                limits = read("/proc/%d/limits" % pid)
+                self.assertRegex(limits, r"Max core file size\s+0\s+0\s", limits)
+            c.cmd("QUIT", 221)
+            c.close()
+        finally:
+            p.terminate()
+            p.wait(timeout=HANG)
+            p.stdout.close()
+            p.stderr.close()
+
+    def test_reload_of_a_root_only_key_after_user_keeps_the_old_certificate(self):
+        k = pki()
+        with harness.Server("-c", k["SERVER"], "-k", k["SERVER_KEY"], "--user=nobody") as srv:
+            srv.proc.send_signal(signal.SIGHUP)
+            line = wait_for(lambda: re.search(r".*event=tls-reload-failed.*", srv.log()),
+                            "the reload's line").group(0)
+            self.assertIn("Permission denied", line)
+            self.assertIn("keeping the certificate loaded before", line)
+            self.assertEqual(srv.log().count("event=tls-reload-failed"), 1)
+            ctx = ssl.create_default_context(cafile=k["CA"])
+            with srv.smtp() as s:
+                s.starttls(context=ctx)
+                s.ehlo()
+                self.assertEqual(s.noop()[0], 250)
 
 
 def set_soft_limit(which, n):
