@@ -10,6 +10,18 @@
 
 /* Concurrent sessions; more connections wait in the kernel backlog. */
 #define BOUND_SESSIONS 16
+/* Concurrent sessions per client address (an IPv6 client: its /64), as
+ * Postfix's smtpd_client_connection_count_limit; more get 421 4.7.0.
+ * Loopback clients are exempt unless --client-limit-loopback. */
+#define BOUND_SESSIONS_PER_CLIENT 4
+/* accept() out of descriptors (EMFILE): retry after this long. */
+#define BOUND_ACCEPT_RETRY_MS 100
+/* fork() failed: stop accepting for this long, doubled on each failure
+ * up to the maximum; a failing condition is summed up in the log this
+ * often. */
+#define BOUND_FORK_BACKOFF_MS         100
+#define BOUND_FORK_BACKOFF_MAX_MS     5000
+#define BOUND_FAILURE_SUMMARY_SECONDS 60
 /* Recipients per message (mockmta had a fixed 32; RFC 5321 4.5.3.1.8 says >= 100). */
 #define BOUND_RECIPIENTS 100
 /* Message size in octets, advertised in EHLO SIZE (RFC 1870). */

@@ -6,8 +6,13 @@
  * are served as slots free up (s6-tcpserverd's choice): none is turned
  * away while it could still be served. The daemon's signals stay
  * blocked; the main loop reads them from a signalfd. SIGTERM/SIGINT
- * stop accepting and wait for the running sessions; SIGHUP reloads TLS
- * credentials.
+ * stop accepting and wait for the running sessions; SIGHUP reopens the
+ * log file and reloads TLS credentials, and sessions ignore it. Per
+ * client address (an IPv6 client's /64) at most --max-sessions-per-client
+ * sessions run; one more gets 421 4.7.0 at once. A fork() that fails
+ * answers 421 4.3.2 and rests the listening socket, doubling the rest
+ * up to BOUND_FORK_BACKOFF_MAX_MS; accept() out of descriptors rests it
+ * BOUND_ACCEPT_RETRY_MS. Repeating failures log one line, then summaries.
  * systemd: a LISTEN_FDS socket is used instead of binding, and
  * READY=1/STOPPING=1 go to NOTIFY_SOCKET.
  */
@@ -31,8 +36,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "bounds.h"
 #include "config.h"
 #include "log.h"
 #include "session.h"
@@ -311,16 +318,118 @@ static int detach(const struct config *cfg)
 	return ready[1];
 }
 
-static pid_t *sessions; /* pids of running sessions, cfg->max_sessions slots */
+/* A running session: its pid and whom it serves. The key of a client
+ * is its IPv4 address (as ::ffff:a.b.c.d) or its IPv6 /64: one host
+ * commonly holds a whole /64, so counting single IPv6 addresses would
+ * give it 2^64 allowances. */
+struct slot {
+	pid_t pid; /* 0: free */
+	unsigned char key[16];
+};
+static struct slot *sessions; /* cfg->max_sessions slots */
 
-/* track - remember (or, with 0, forget) a session's pid */
-static void track(unsigned max, pid_t old, pid_t new)
+/* track - remember (or, with pid 0, forget) a session */
+static void track(unsigned max, pid_t old, pid_t new, const unsigned char *key)
 {
 	for (unsigned i = 0; i < max; i++)
-		if (sessions[i] == old) {
-			sessions[i] = new;
+		if (sessions[i].pid == old) {
+			sessions[i].pid = new;
+			if (key)
+				memcpy(sessions[i].key, key, sizeof(sessions[i].key));
 			return;
 		}
+}
+
+/* client_key - key (above), printable address and whether it is a
+ * loopback client, from an accepted peer's address */
+static void client_key(const struct sockaddr_storage *ss, unsigned char key[16], char *addr,
+                       size_t cap, bool *loopback)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	memset(key, 0, 16);
+	snprintf(addr, cap, "unknown");
+	*loopback = false;
+	if (ss->ss_family == AF_INET) {
+		const struct in_addr *a = &((const struct sockaddr_in *)ss)->sin_addr;
+		memcpy(key, mapped, 12);
+		memcpy(key + 12, a, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			memcpy(key, a->s6_addr, 16);
+		} else {
+			*loopback = IN6_IS_ADDR_LOOPBACK(a);
+			memcpy(key, a->s6_addr, 8); /* the /64 */
+			inet_ntop(AF_INET6, a, addr, (socklen_t)cap);
+			return;
+		}
+	} else {
+		return;
+	}
+	*loopback = key[12] == 127;
+	inet_ntop(AF_INET, key + 12, addr, (socklen_t)cap);
+}
+
+/* sessions_of - how many running sessions serve key */
+static unsigned sessions_of(unsigned max, const unsigned char key[16])
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < max; i++)
+		if (sessions[i].pid > 0 && memcmp(sessions[i].key, key, 16) == 0)
+			n++;
+	return n;
+}
+
+/* refuse - a one-line reply to a client we will not serve, written
+ * without waiting (the listener never blocks on a client), then close */
+static void refuse(int fd, const char *reply)
+{
+	ssize_t w = send(fd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)w; /* a client that cannot take one line loses it */
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+/* A condition that repeats while it lasts (accept out of descriptors,
+ * fork out of processes): one line when it starts, a summary every
+ * BOUND_FAILURE_SUMMARY_SECONDS while it goes on, one when it ends. */
+struct failing {
+	const char *event; /* "accept", "fork" */
+	unsigned long count, logged;
+	long long since_ms;
+};
+
+/* mono_ms - CLOCK_MONOTONIC in milliseconds */
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* failed - count one failure of f (errno e) and log as above */
+static void failed(struct failing *f, int e, long long now)
+{
+	if (f->count++ == 0) {
+		f->since_ms = now;
+		f->logged = 1;
+		log_msg(LOG_ERR, "event=%s-failed error=\"%s\"", f->event, strerror(e));
+	} else if (now - f->since_ms >=
+	           (long long)BOUND_FAILURE_SUMMARY_SECONDS * 1000 * (long long)f->logged) {
+		f->logged++;
+		log_msg(LOG_ERR, "event=%s-failing failures=%lu seconds=%lld error=\"%s\"",
+		        f->event, f->count, (now - f->since_ms) / 1000, strerror(e));
+	}
+}
+
+/* recovered - f works again: the summary line */
+static void recovered(struct failing *f, long long now)
+{
+	if (f->count == 0)
+		return;
+	log_msg(LOG_NOTICE, "event=%s-recovered failures=%lu seconds=%lld", f->event, f->count,
+	        (now - f->since_ms) / 1000);
+	f->count = 0;
 }
 
 /* stop_sessions - RFC 5321 421 from every session at its next command;
@@ -328,8 +437,8 @@ static void track(unsigned max, pid_t old, pid_t new)
 static void stop_sessions(unsigned max)
 {
 	for (unsigned i = 0; i < max; i++)
-		if (sessions[i] > 0)
-			kill(sessions[i], SIGTERM);
+		if (sessions[i].pid > 0)
+			kill(sessions[i].pid, SIGTERM);
 }
 
 /* reap - collect every finished session */
@@ -338,7 +447,7 @@ static void reap(unsigned *active, unsigned max)
 	int st;
 	pid_t pid;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		track(max, pid, 0);
+		track(max, pid, 0, NULL);
 		if (*active > 0)
 			(*active)--;
 		if (WIFSIGNALED(st))
@@ -429,17 +538,24 @@ int listener_run(const struct server *srv)
 
 	unsigned active = 0;
 	bool stopping = false, capped = false;
+	struct failing accept_fail = {.event = "accept"}, fork_fail = {.event = "fork"};
+	long long resume_ms = 0; /* back-off: the listening socket rests until then */
+	unsigned backoff_ms = BOUND_FORK_BACKOFF_MS;
 	while (!stopping || active > 0) {
 		struct pollfd p[2] = {{.fd = sig_fd, .events = POLLIN},
 		                      {.fd = listen_fd, .events = POLLIN}};
-		bool accepting = !stopping && active < cfg->max_sessions;
-		if (!accepting && !stopping && !capped) {
+		bool full = active >= cfg->max_sessions;
+		long long now = mono_ms();
+		bool resting = now < resume_ms;
+		bool accepting = !stopping && !full && !resting;
+		if (full && !stopping && !capped) {
 			log_msg(LOG_WARNING, "event=session-cap active=%u", active);
 			capped = true;
 		}
-		if (accepting)
+		if (!full)
 			capped = false;
-		if (poll(p, accepting ? 2 : 1, -1) < 0 && errno != EINTR)
+		int wait = !stopping && !full && resting ? (int)(resume_ms - now) : -1;
+		if (poll(p, accepting ? 2 : 1, wait) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo sigs[16];
@@ -463,29 +579,58 @@ int listener_run(const struct server *srv)
 				reap(&active, cfg->max_sessions);
 		}
 		if (accepting && !stopping && (p[1].revents & POLLIN)) {
-			int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+			memset(&ss, 0, sizeof(ss));
+			int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+			now = mono_ms();
 			if (fd < 0) {
 				/* out of descriptors or memory: the client stays in the
-				 * backlog, and polling again at once would spin */
+				 * backlog; rest a while, since polling again at once
+				 * would spin, and log one line, not one per retry */
 				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 				    errno == ENOMEM) {
-					log_msg(LOG_ERR, "event=accept-failed error=\"%s\"",
-					        strerror(errno));
-					poll(NULL, 0, 100);
+					failed(&accept_fail, errno, now);
+					resume_ms = now + BOUND_ACCEPT_RETRY_MS;
 				}
+				continue;
+			}
+			recovered(&accept_fail, now);
+			unsigned char key[16];
+			char addr[INET6_ADDRSTRLEN];
+			bool loopback;
+			client_key(&ss, key, addr, sizeof(addr), &loopback);
+			unsigned mine = sessions_of(cfg->max_sessions, key);
+			if (cfg->max_sessions_per_client && mine >= cfg->max_sessions_per_client &&
+			    (!loopback || cfg->client_limit_loopback)) {
+				log_msg(LOG_WARNING, "event=client-cap client=%s sessions=%u", addr,
+				        mine);
+				refuse(fd,
+				       "421 4.7.0 Too many sessions from your address, try again "
+				       "later\r\n");
 				continue;
 			}
 			pid_t pid = fork();
 			if (pid == 0)
 				serve_one(srv, fd);
 			if (pid < 0) {
-				log_msg(LOG_ERR, "event=fork-failed error=\"%s\"", strerror(errno));
-			} else {
-				active++;
-				track(cfg->max_sessions, 0, pid);
-				log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u",
-				        (long)pid, active);
+				/* out of processes (RLIMIT_NPROC) or memory: tell this
+				 * client, and rest before taking the next one */
+				failed(&fork_fail, errno, now);
+				refuse(fd,
+				       "421 4.3.2 Cannot start a session now, try again later\r\n");
+				resume_ms = now + backoff_ms;
+				backoff_ms = backoff_ms * 2 > BOUND_FORK_BACKOFF_MAX_MS
+				                 ? BOUND_FORK_BACKOFF_MAX_MS
+				                 : backoff_ms * 2;
+				continue;
 			}
+			recovered(&fork_fail, now);
+			backoff_ms = BOUND_FORK_BACKOFF_MS;
+			active++;
+			track(cfg->max_sessions, 0, pid, key);
+			log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u", (long)pid,
+			        active);
 			close(fd);
 		}
 	}

@@ -45,6 +45,8 @@ enum {
 	OPT_TLS_REQUIRED,
 	OPT_TLS_IMPLICIT,
 	OPT_USER,
+	OPT_MAX_SESSIONS_PER_CLIENT,
+	OPT_CLIENT_LIMIT_LOOPBACK,
 	OPT_AUTH_STATE,
 };
 
@@ -77,6 +79,8 @@ static const struct option long_options[] = {
     {"tls-required", no_argument, NULL, OPT_TLS_REQUIRED},
     {"tls-implicit", no_argument, NULL, OPT_TLS_IMPLICIT},
     {"user", required_argument, NULL, OPT_USER},
+    {"max-sessions-per-client", required_argument, NULL, OPT_MAX_SESSIONS_PER_CLIENT},
+    {"client-limit-loopback", no_argument, NULL, OPT_CLIENT_LIMIT_LOOPBACK},
     {"auth-state", required_argument, NULL, OPT_AUTH_STATE},
     {NULL, 0, NULL, 0},
 };
@@ -136,6 +140,10 @@ static void usage(const struct config *cfg)
 	       "  -t, --timeout=SEC        SMTP idle timeout (default %u)\n"
 	       "  --delivery-timeout=SEC   time limit of the delivery command (default %u)\n"
 	       "  --max-sessions=N         concurrent sessions (default %u)\n"
+	       "  --max-sessions-per-client=N  sessions per client address, an IPv6 client's "
+	       "/64 (default %u; 0: no limit)\n"
+	       "  --client-limit-loopback  apply --max-sessions-per-client to loopback "
+	       "clients too\n"
 	       "  --max-recipients=N       recipients per message (default %u)\n"
 	       "  --max-message-size=N     message size in bytes, k/M/G suffixes (default %lu)\n"
 	       "  --max-line-length=N      text line length with CRLF (default %u)\n"
@@ -147,7 +155,7 @@ static void usage(const struct config *cfg)
 	       "  -v, --version            print the version\n"
 	       "  -?, --help               print this help\n",
 	       cfg->progname, AUTH_STATE_FILE, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS,
-	       BOUND_SESSIONS, BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE,
+	       BOUND_SESSIONS, BOUND_SESSIONS_PER_CLIENT, BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE,
 	       BOUND_TEXT_LINE, BOUND_ERRORS);
 }
 
@@ -228,6 +236,7 @@ static void defaults(struct config *cfg, const char *argv0)
 	const char *tmp = getenv("TMPDIR");
 	cfg->spool_dir = tmp && *tmp ? tmp : "/tmp";
 	cfg->max_sessions = BOUND_SESSIONS;
+	cfg->max_sessions_per_client = BOUND_SESSIONS_PER_CLIENT;
 	cfg->auth_state = AUTH_STATE_FILE;
 	cfg->max_recipients = BOUND_RECIPIENTS;
 	cfg->max_message_size = BOUND_MESSAGE_SIZE;
@@ -365,6 +374,15 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			if (parse_number(optarg, 1, 10000, false, &v) < 0)
 				BAD("--max-sessions: '%s' is not a number (1-10000)", optarg);
 			cfg->max_sessions = (unsigned)v;
+			break;
+		case OPT_MAX_SESSIONS_PER_CLIENT:
+			if (parse_number(optarg, 0, 10000, false, &v) < 0)
+				BAD("--max-sessions-per-client: '%s' is not a number (0-10000)",
+				    optarg);
+			cfg->max_sessions_per_client = (unsigned)v;
+			break;
+		case OPT_CLIENT_LIMIT_LOOPBACK:
+			cfg->client_limit_loopback = true;
 			break;
 		case OPT_AUTH_STATE:
 			if (optarg[0] != '/')

@@ -265,6 +265,83 @@ def raise_soft_limit_as(user, pid, option):
                     "prlimit", "--pid", str(pid), option], check=True, timeout=HANG)
 
 
+class Failures(unittest.TestCase):
+    def test_fork_failure_answers_421_and_backs_off(self):
+        # 19.11: RLIMIT_NPROC 1 for nobody: every fork fails
+        with harness.Server("--user=nobody",
+                            preexec_fn=set_soft_limit(resource.RLIMIT_NPROC, 1)) as srv:
+            for _ in range(3):
+                c = srv.raw(timeout=HANG)
+                c.expect(421, "4.3.2")
+                self.assertTrue(c.closed(timeout=HANG))
+            self.assertEqual(srv.log().count("event=fork-failed"), 1, srv.log())
+            hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+            raise_soft_limit_as("nobody", srv.proc.pid,
+                                "--nproc=%s:" % ("unlimited" if hard == resource.RLIM_INFINITY else hard))
+            c = srv.raw(timeout=HANG)
+            c.expect(220)
+            c.cmd("QUIT", 221)
+            self.assertRegex(srv.log(), r"event=fork-recovered failures=3\b")
+
+    def test_emfile_logs_one_line_then_a_summary(self):
+        with harness.Server() as srv:
+            pid = srv.proc.pid
+            n = open_fds(pid)
+            soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (n, hard))
+            c = harness.RawClient(srv.port, timeout=HANG)  # waits in the backlog
+            wait_for(lambda: "event=accept-failed" in srv.log(), "the first accept failure")
+            start = switches(pid)
+            # thirty more waits of the listener: thirty more failed accepts
+            wait_for(lambda: switches(pid) > start + 30, "the listener's retries")
+            self.assertEqual(srv.log().count("event=accept-failed"), 1, srv.log())
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            c.expect(220)
+            c.cmd("QUIT", 221)
+            c.close()
+            m = re.search(r"event=accept-recovered failures=(\d+)", srv.log())
+            self.assertTrue(m, srv.log())
+            self.assertGreater(int(m.group(1)), 10)
+
+
+class ClientLimit(unittest.TestCase):
+    def test_sessions_per_client(self):
+        with harness.Server("--max-sessions-per-client=2", "--client-limit-loopback") as srv:
+            a, b = srv.raw(), srv.raw()
+            a.greet()
+            b.greet()
+            c = srv.raw()
+            c.expect(421, "4.7.0")
+            self.assertTrue(c.closed(timeout=HANG))
+            self.assertRegex(srv.log(), r"event=client-cap client=127\.0\.0\.1 sessions=2\b")
+            a.cmd("QUIT", 221)
+            wait_for(lambda: srv.log().count("event=session-exit") >= 1, "the first session's end")
+            d = srv.raw()
+            d.greet()
+            d.cmd("QUIT", 221)
+            b.cmd("QUIT", 221)
+
+    def test_loopback_exempt_by_default(self):
+        with harness.Server("--max-sessions-per-client=1") as srv:
+            a, b = srv.raw(), srv.raw()
+            a.greet()
+            b.greet()
+            self.assertNotIn("event=client-cap", srv.log())
+
+    def test_global_cap_still_waits(self):
+        # the global cap keeps clients in the backlog, even with the per-client limit
+        with harness.Server("--max-sessions=1", "--max-sessions-per-client=1",
+                            "--client-limit-loopback") as srv:
+            a = srv.raw(timeout=HANG)
+            a.greet()
+            wait_for(lambda: "event=session-cap" in srv.log(), "the session cap")
+            b = harness.RawClient(srv.port, timeout=HANG)
+            a.cmd("QUIT", 221)
+            b.expect(220)
+            b.cmd("QUIT", 221)
+            b.close()
+
+
 class Brake(unittest.TestCase):
     def assert_bounded(self, text, elapsed, want):
         n = text.count("event=auth-failed")
