@@ -153,6 +153,31 @@ class Sighup(unittest.TestCase):
             self.assertEqual(len(srv.deliveries()), 1)
             self.assertNotIn("event=session-crashed", srv.log())
 
+    def test_inetd_session_ignores_sighup_mid_delivery(self):
+        # a terminal hang-up of `smtpipe --inetd`: the delivery finishes, 250 once
+        d = tempfile.mkdtemp(prefix="smtpipe-hup-")
+        self.addCleanup(shutil.rmtree, d, True)
+        out = os.path.join(d, "out")
+        a, b = socket.socketpair()
+        p = subprocess.Popen([harness.binary(), "--inetd", "--log=" + os.path.join(d, "log"),
+                              "--command=" + harness.recorder_command(out, sleep=3)],
+                             stdin=b, stdout=b, stderr=subprocess.PIPE)
+        b.close()
+        c = harness.RawClient(0, sock=a, timeout=HANG)
+        try:
+            c.greet()
+            c.data().send("Subject: hup\r\n\r\nbody\r\n.\r\n")
+            wait_for(lambda: os.path.isdir(out) and any(n.endswith(".json") for n in os.listdir(out)),
+                     "the command to start")
+            p.send_signal(signal.SIGHUP)
+            c.expect(250)
+            c.cmd("QUIT", 221)
+        finally:
+            a.close()
+        self.assertEqual(p.wait(timeout=HANG), 0)
+        p.stderr.close()
+        self.assertEqual(len([n for n in os.listdir(out) if n.endswith(".json")]), 1)
+
     def test_sighup_reopens_the_log_file(self):
         # logrotate: rename, then HUP; the daemon and later sessions
         # write to a new file of the old name
@@ -320,6 +345,21 @@ class ClientLimit(unittest.TestCase):
             d.greet()
             d.cmd("QUIT", 221)
             b.cmd("QUIT", 221)
+
+    def test_ipv6_client(self):
+        # ::1 is counted (by its /64) like any IPv6 client once loopback counts
+        if not socket.has_ipv6:
+            self.fail("no IPv6 on this machine")
+        with harness.Server("--interface=::1", "--max-sessions-per-client=1",
+                            "--client-limit-loopback") as srv:
+            a = harness.RawClient(srv.port, host="::1")
+            a.greet()
+            b = harness.RawClient(srv.port, host="::1")
+            b.expect(421, "4.7.0")
+            self.assertIn("event=client-cap client=::1 sessions=1", srv.log())
+            a.cmd("QUIT", 221)
+            a.close()
+            b.close()
 
     def test_loopback_exempt_by_default(self):
         with harness.Server("--max-sessions-per-client=1") as srv:
