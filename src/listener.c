@@ -554,8 +554,8 @@ int listener_run(const struct server *srv)
 		}
 		if (!full)
 			capped = false;
-		int wait = !stopping && !full && resting ? (int)(resume_ms - now) : -1;
-		if (poll(p, accepting ? 2 : 1, wait) < 0 && errno != EINTR)
+		int rest_ms = !stopping && !full && resting ? (int)(resume_ms - now) : -1;
+		if (poll(p, accepting ? 2 : 1, rest_ms) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo sigs[16];
