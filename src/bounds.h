@@ -10,6 +10,18 @@
 
 /* Concurrent sessions; more connections wait in the kernel backlog. */
 #define BOUND_SESSIONS 16
+/* Concurrent sessions per client address (an IPv6 client: its /64), as
+ * Postfix's smtpd_client_connection_count_limit; more get 421 4.7.0.
+ * Loopback clients are exempt unless --client-limit-loopback. */
+#define BOUND_SESSIONS_PER_CLIENT 4
+/* accept() out of descriptors (EMFILE): retry after this long. */
+#define BOUND_ACCEPT_RETRY_MS 100
+/* fork() failed: stop accepting for this long, doubled on each failure
+ * up to the maximum; a failing condition is summed up in the log this
+ * often. */
+#define BOUND_FORK_BACKOFF_MS         100
+#define BOUND_FORK_BACKOFF_MAX_MS     5000
+#define BOUND_FAILURE_SUMMARY_SECONDS 60
 /* Recipients per message (mockmta had a fixed 32; RFC 5321 4.5.3.1.8 says >= 100). */
 #define BOUND_RECIPIENTS 100
 /* Message size in octets, advertised in EHLO SIZE (RFC 1870). */
@@ -33,9 +45,13 @@
 #define BOUND_ERRORS 20
 /* How long the TLS handshake may take. */
 #define BOUND_HANDSHAKE_SECONDS 30
-/* Brute-force brake (msmtpd): delay and how long it lasts after a failure. */
-#define BOUND_AUTH_DELAY_MS      1000
-#define BOUND_AUTH_BRAKE_SECONDS 60
+/* Brute-force brake: credential checks at least this far apart across
+ * the whole daemon (under --inetd, across processes through
+ * --auth-state): at most one guess a second. */
+#define BOUND_AUTH_DELAY_MS 1000
+/* A slot further ahead than this in a state file is taken for stale
+ * (a clock from before a reboot) and the schedule starts again. */
+#define BOUND_AUTH_STATE_AHEAD_SECONDS 86400
 /* How long a passwordeval command may run at start-up. */
 #define BOUND_PASSWORDEVAL_SECONDS 10
 /* How long an mbox delivery waits for another writer's lock (451 after). */

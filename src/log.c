@@ -23,11 +23,13 @@ static int level = LOG_INFO;
 static int fd = -1;
 static const char *prog = "smtpipe";
 static char session[32];
+static const struct config *opened; /* what log_reopen opens again */
 
 /* log_open - see log.h */
 int log_open(const struct config *cfg, char *err, size_t errlen)
 {
 	log_close();
+	opened = cfg;
 	dest = cfg->log_dest;
 	level = cfg->log_level;
 	prog = cfg->progname ? cfg->progname : "smtpipe";
@@ -44,6 +46,27 @@ int log_open(const struct config *cfg, char *err, size_t errlen)
 	} else if (dest == LOG_DEST_STDERR) {
 		fd = STDERR_FILENO;
 	}
+	return 0;
+}
+
+/* log_reopen - see log.h; log_open's own path, so the file is opened
+ * exactly as at start-up. The old descriptor is set aside first (so
+ * that log_open's log_close keeps it) and closed only once the new
+ * file is open. */
+int log_reopen(char *err, size_t errlen)
+{
+	if (dest != LOG_DEST_FILE || !opened)
+		return 0;
+	int old = fd;
+	fd = -1;
+	dest = LOG_DEST_NONE;
+	if (log_open(opened, err, errlen) < 0) {
+		fd = old;
+		dest = LOG_DEST_FILE;
+		return -1;
+	}
+	if (old > STDERR_FILENO)
+		close(old);
 	return 0;
 }
 

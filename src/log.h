@@ -17,6 +17,10 @@ struct config;
 
 /* log_open - open the destination of cfg; -1 with err filled on failure */
 int log_open(const struct config *cfg, char *err, size_t errlen);
+/* log_reopen - with --log=FILE, open FILE again (SIGHUP, after
+ * logrotate renamed it); on failure the old file stays in use and err
+ * says why; 0 for other destinations */
+int log_reopen(char *err, size_t errlen);
 /* log_set_session - prefix later lines with session=ID ("" for none) */
 void log_set_session(const char *id);
 /* log_msg - one line at priority prio (printf format, no newline) */

@@ -21,6 +21,11 @@
 #include "config.h"
 #include "tls.h"
 
+/* The brake's state file under --inetd: systemd's RuntimeDirectory=smtpipe
+ * or a directory the administrator makes; without it the brake falls back
+ * to one delay per attempt in each process (auth.h). */
+#define AUTH_STATE_FILE "/run/smtpipe/auth-state"
+
 enum {
 	OPT_INETD = 256,
 	OPT_INTERFACE,
@@ -40,6 +45,9 @@ enum {
 	OPT_TLS_REQUIRED,
 	OPT_TLS_IMPLICIT,
 	OPT_USER,
+	OPT_MAX_SESSIONS_PER_CLIENT,
+	OPT_CLIENT_LIMIT_LOOPBACK,
+	OPT_AUTH_STATE,
 };
 
 static const struct option long_options[] = {
@@ -71,6 +79,9 @@ static const struct option long_options[] = {
     {"tls-required", no_argument, NULL, OPT_TLS_REQUIRED},
     {"tls-implicit", no_argument, NULL, OPT_TLS_IMPLICIT},
     {"user", required_argument, NULL, OPT_USER},
+    {"max-sessions-per-client", required_argument, NULL, OPT_MAX_SESSIONS_PER_CLIENT},
+    {"client-limit-loopback", no_argument, NULL, OPT_CLIENT_LIMIT_LOOPBACK},
+    {"auth-state", required_argument, NULL, OPT_AUTH_STATE},
     {NULL, 0, NULL, 0},
 };
 
@@ -119,6 +130,8 @@ static void usage(const struct config *cfg)
 	       "  --mailbox=FILE, MAILBOX  append each message to the mbox FILE instead\n"
 	       "  --auth=USER[,EVAL]       require AUTH as USER; password from EVAL's output, or "
 	       "the keyring\n"
+	       "  --auth-state=FILE        --inetd: the AUTH brake's state, shared by the "
+	       "sessions (default %s)\n"
 	       "  -c, --tls-cert=FILE      TLS certificate (enables STARTTLS)\n"
 	       "  -k, --tls-key=FILE       TLS private key\n"
 	       "  -a, --tls-ca=FILE        CA file to verify client certificates\n"
@@ -127,6 +140,10 @@ static void usage(const struct config *cfg)
 	       "  -t, --timeout=SEC        SMTP idle timeout (default %u)\n"
 	       "  --delivery-timeout=SEC   time limit of the delivery command (default %u)\n"
 	       "  --max-sessions=N         concurrent sessions (default %u)\n"
+	       "  --max-sessions-per-client=N  sessions per client address, an IPv6 client's "
+	       "/64 (default %u; 0: no limit)\n"
+	       "  --client-limit-loopback  apply --max-sessions-per-client to loopback "
+	       "clients too\n"
 	       "  --max-recipients=N       recipients per message (default %u)\n"
 	       "  --max-message-size=N     message size in bytes, k/M/G suffixes (default %lu)\n"
 	       "  --max-line-length=N      text line length with CRLF (default %u)\n"
@@ -137,8 +154,9 @@ static void usage(const struct config *cfg)
 	       "/tmp)\n"
 	       "  -v, --version            print the version\n"
 	       "  -?, -h, --help           print this help\n",
-	       cfg->progname, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS, BOUND_SESSIONS,
-	       BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE, BOUND_TEXT_LINE, BOUND_ERRORS);
+	       cfg->progname, AUTH_STATE_FILE, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS,
+	       BOUND_SESSIONS, BOUND_SESSIONS_PER_CLIENT, BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE,
+	       BOUND_TEXT_LINE, BOUND_ERRORS);
 }
 
 /* version - --version */
@@ -218,6 +236,8 @@ static void defaults(struct config *cfg, const char *argv0)
 	const char *tmp = getenv("TMPDIR");
 	cfg->spool_dir = tmp && *tmp ? tmp : "/tmp";
 	cfg->max_sessions = BOUND_SESSIONS;
+	cfg->max_sessions_per_client = BOUND_SESSIONS_PER_CLIENT;
+	cfg->auth_state = AUTH_STATE_FILE;
 	cfg->max_recipients = BOUND_RECIPIENTS;
 	cfg->max_message_size = BOUND_MESSAGE_SIZE;
 	cfg->max_line_length = BOUND_TEXT_LINE;
@@ -354,6 +374,20 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			if (parse_number(optarg, 1, 10000, false, &v) < 0)
 				BAD("--max-sessions: '%s' is not a number (1-10000)", optarg);
 			cfg->max_sessions = (unsigned)v;
+			break;
+		case OPT_MAX_SESSIONS_PER_CLIENT:
+			if (parse_number(optarg, 0, 10000, false, &v) < 0)
+				BAD("--max-sessions-per-client: '%s' is not a number (0-10000)",
+				    optarg);
+			cfg->max_sessions_per_client = (unsigned)v;
+			break;
+		case OPT_CLIENT_LIMIT_LOOPBACK:
+			cfg->client_limit_loopback = true;
+			break;
+		case OPT_AUTH_STATE:
+			if (optarg[0] != '/')
+				BAD("--auth-state: '%s' is not an absolute path", optarg);
+			cfg->auth_state = optarg;
 			break;
 		case OPT_MAX_RECIPIENTS:
 			if (parse_number(optarg, 1, 100000, false, &v) < 0)

@@ -14,9 +14,11 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef HAVE_GNUTLS
 #include <dlfcn.h>
@@ -209,12 +211,33 @@ struct tls_server *tls_server_new(const char *cert, const char *key, const char 
 	return srv;
 }
 
-/* tls_server_reload - see tls.h */
+/* tls_server_reload - see tls.h. After --user the files are read as
+ * that user: a key only root may read then fails here, and the reason
+ * (the errno of open(), clearer than GnuTLS's "Error while reading
+ * file") goes into the one line, with what happens next: the
+ * credentials loaded before stay in use. */
 int tls_server_reload(struct tls_server *srv, char *err, size_t errlen)
 {
+	const char *files[] = {srv->cert, srv->key, srv->ca};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int fd = files[i] ? open(files[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+		if (files[i] && fd < 0) {
+			snprintf(
+			    err, errlen,
+			    "TLS: cannot read %s as uid %ld: %s; keeping the certificate loaded "
+			    "before",
+			    files[i], (long)geteuid(), strerror(errno));
+			return -1;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
 	gnutls_certificate_credentials_t cred = load(srv->cert, srv->key, srv->ca, err, errlen);
-	if (!cred)
+	if (!cred) {
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n, "; keeping the certificate loaded before");
 		return -1;
+	}
 	gnutls_certificate_free_credentials(srv->cred);
 	srv->cred = cred;
 	return 0;
