@@ -390,8 +390,9 @@ static enum engine_event cmd_help(struct engine *e, const char *args, size_t len
 {
 	reply_add(&e->out, 214, false, "2.0.0 smtpipe: commands supported:");
 	reply_add(&e->out, 214, false, "2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
-	reply_add(&e->out, 214, false, "2.0.0   %s%s", e->feat.starttls ? "STARTTLS " : "",
-	          e->feat.auth ? "AUTH" : "");
+	if (e->feat.starttls || e->feat.auth) /* no empty 214-2.0.0 line */
+		reply_add(&e->out, 214, false, "2.0.0   %s%s%s", e->feat.starttls ? "STARTTLS" : "",
+		          e->feat.starttls && e->feat.auth ? " " : "", e->feat.auth ? "AUTH" : "");
 	reply_add(&e->out, 214, true, "2.0.0 End of HELP info");
 	return ENGINE_EV_NONE;
 }
@@ -542,7 +543,9 @@ static enum engine_event cmd_auth(struct engine *e, const char *args, size_t len
 		if (ir)
 			return auth_plain(e, ir, irl);
 		e->state = STATE_AUTH_PLAIN;
-		reply_add(&e->out, 334, true, " ");
+		/* RFC 4954 4: "334" SP [base64] CRLF, so an empty challenge is
+		 * "334 " (GNU SASL refuses a second space as bad base64) */
+		reply_add(&e->out, 334, true, "%s", "");
 		return ENGINE_EV_NONE;
 	}
 	if (ml == 5 && strncasecmp(args, "LOGIN", 5) == 0) {

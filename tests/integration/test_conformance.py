@@ -147,5 +147,45 @@ class LineLength(unittest.TestCase):
             self.assertIn("reason=line-too-long", wait_log(srv, "line-too-long"))
 
 
+class AuthChallenge(unittest.TestCase):
+    def test_challenges_byte_for_byte(self):
+        with harness.Server(AUTH) as srv:
+            c = srv.raw().greet()
+            # RFC 4954 4: "334" SP [base64] CRLF, so an empty challenge is "334 "
+            send_exact(c, "AUTH PLAIN", b"334 \r\n")
+            send_exact(c, b64(b"\0alice\0wrong"),
+                       b"535 5.7.8 Authentication credentials invalid\r\n")
+            send_exact(c, "AUTH LOGIN", b"334 VXNlcm5hbWU6\r\n")
+            send_exact(c, b64(b"alice"), b"334 UGFzc3dvcmQ6\r\n")
+            send_exact(c, "*", b"501 5.7.0 Authentication cancelled\r\n")
+            send_exact(c, "AUTH PLAIN", b"334 \r\n")
+            send_exact(c, b64(b"\0alice\0" + PW.encode()),
+                       b"235 2.7.0 Authentication successful\r\n")
+
+    def test_gnu_mailutils_mail_auth_plain(self):
+        """GNU SASL in mailutils' mail(1) refuses "334  " (not base64)."""
+        mail = shutil.which("mail")
+        if not mail or "GNU Mailutils" not in subprocess.run(
+                [mail, "--version"], capture_output=True, text=True).stdout:
+            self.fail("GNU Mailutils' mail(1) is missing (package mailutils)")
+        with harness.Server(AUTH) as srv:
+            home = tempfile.mkdtemp(prefix="smtpipe-mail-")
+            try:
+                env = dict(os.environ, HOME=home, MAILRC="/dev/null")
+                url = "smtp://alice:%s@127.0.0.1:%d;auth=PLAIN" % (PW, srv.port)
+                r = subprocess.run([mail, "-n", "-E", "set sendmail=\"%s\"" % url,
+                                    "-s", "via mailutils", "r@b.test"],
+                                   input=b"hello from mail(1)\n", capture_output=True,
+                                   env=env, timeout=60)
+            finally:
+                shutil.rmtree(home, True)
+            d = srv.deliveries(1, timeout=30)
+            self.assertEqual(len(d), 1, (r.returncode, r.stderr, srv.log()))
+            self.assertEqual(d[0].recipients, ["r@b.test"])
+            self.assertTrue(d[0].stdin.endswith(b"hello from mail(1)\n"), d[0].stdin)
+            self.assertIn('event=auth-ok user="alice"', srv.log())
+            self.assertIn("mech=PLAIN", srv.log())
+
+
 if __name__ == "__main__":
     harness.main()
