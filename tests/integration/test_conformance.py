@@ -187,5 +187,90 @@ class AuthChallenge(unittest.TestCase):
             self.assertIn("mech=PLAIN", srv.log())
 
 
+class Help(unittest.TestCase):
+    HEAD = (b"214-2.0.0 smtpipe: commands supported:\r\n"
+            b"214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY\r\n")
+    TAIL = b"214 2.0.0 End of HELP info\r\n"
+
+    def test_no_empty_line_without_starttls_and_auth(self):
+        with harness.Server() as srv:
+            c = srv.raw()
+            c.expect(220)
+            send_exact(c, "HELP", self.HEAD + self.TAIL)
+
+    def test_auth_listed(self):
+        with harness.Server(AUTH) as srv:
+            c = srv.raw()
+            c.expect(220)
+            send_exact(c, "HELP", self.HEAD + b"214-2.0.0   AUTH\r\n" + self.TAIL)
+
+
+class RejectedCommandsLogged(unittest.TestCase):
+    """A rejected command leaves one line: event, client, the command's
+    verb and the reply; 5xx at info, never AUTH data."""
+
+    def line(self, srv, text):
+        log = wait_log(srv, text)
+        self.assertIn(text, log)
+        return log
+
+    def test_5xx_at_info(self):
+        with harness.Server(log_level="info") as srv:
+            c = srv.raw().greet()
+            send_exact(c, "MAIL FROM:<\u00e9@b.test>".encode(),
+                       b"553 5.6.7 8-bit address needs the SMTPUTF8 parameter\r\n")
+            self.line(srv, 'event=command-rejected client=127.0.0.1 command=MAIL '
+                           'reply="553 5.6.7 8-bit address needs the SMTPUTF8 parameter"')
+            send_exact(c, "RCPT TO:<c@d.test>", b"503 5.5.1 Error: need MAIL command\r\n")
+            self.line(srv, 'event=command-rejected client=127.0.0.1 command=RCPT '
+                           'reply="503 5.5.1 Error: need MAIL command"')
+            send_exact(c, "EXPN list", b"502 5.5.1 EXPN not implemented\r\n")
+            self.line(srv, 'event=command-rejected client=127.0.0.1 command=EXPN '
+                           'reply="502 5.5.1 EXPN not implemented"')
+            send_exact(c, "XYZZY", b"500 5.5.2 Error: command not recognized\r\n")
+            self.line(srv, 'event=command-rejected client=127.0.0.1 command=UNKNOWN '
+                           'reply="500 5.5.2 Error: command not recognized"')
+
+    def test_auth_abandoned_and_no_auth_data(self):
+        secret = b"\0alice\0Hunter2-not-logged"
+        with harness.Server(AUTH, log_level="debug") as srv:
+            c = srv.raw().greet()
+            send_exact(c, "AUTH PLAIN", b"334 \r\n")
+            send_exact(c, "*", b"501 5.7.0 Authentication cancelled\r\n")
+            self.line(srv, 'event=command-rejected client=127.0.0.1 command=AUTH '
+                           'reply="501 5.7.0 Authentication cancelled"')
+            send_exact(c, "AUTH PLAIN " + b64(secret) + "!", b"501 5.5.2 Invalid base64 data\r\n")
+            send_exact(c, "AUTH PLAIN", b"334 \r\n")
+            send_exact(c, b64(secret)[:-4] + "%%%%", b"501 5.5.2 Invalid base64 data\r\n")
+            self.line(srv, 'command=AUTH reply="501 5.5.2 Invalid base64 data"')
+            send_exact(c, "AUTH PLAIN", b"334 \r\n")
+            c.close()  # gives up half-way
+            log = self.line(srv, "event=disconnect client=127.0.0.1 mid-auth")
+            self.assertNotIn("mid-transaction", log)
+            for leak in (b64(secret), b64(secret)[:-4], "Hunter2"):
+                self.assertNotIn(leak, log)
+
+    def test_auth_failure_logged_once(self):
+        with harness.Server(AUTH) as srv:
+            c = srv.raw().greet()
+            send_exact(c, "AUTH PLAIN " + b64(b"\0alice\0wrong"),
+                       b"535 5.7.8 Authentication credentials invalid\r\n")
+            send_exact(c, "QUIT", b"221 2.0.0 Bye\r\n")
+            log = wait_log(srv, "event=close")
+            self.assertEqual(log.count("event=auth-failed"), 1, log)
+            self.assertNotIn("command-rejected", log)
+
+    def test_refused_message_logged_once(self):
+        with harness.Server("--max-message-size=10") as srv:
+            c = srv.raw().greet()
+            transaction(c)
+            c.send(stuffed([b"z" * 20]))
+            self.assertEqual(reply_bytes(c), TOO_BIG)
+            send_exact(c, "QUIT", b"221 2.0.0 Bye\r\n")
+            log = wait_log(srv, "event=close")
+            self.assertEqual(log.count("reason=too-big"), 1, log)
+            self.assertNotIn("command-rejected", log)
+
+
 if __name__ == "__main__":
     harness.main()
