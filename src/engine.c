@@ -118,9 +118,19 @@ size_t engine_line_limit(const struct engine *e)
 	return BOUND_AUTH_LINE;
 }
 
-/* client_error - a reply to a client mistake; the error cap ends the
- * session with 421 (Postfix smtpd_hard_error_limit) */
-static enum engine_event client_error(struct engine *e, int code, const char *text)
+/* log_rejected - one line for a refused command, so that a client can
+ * be debugged from the log: 5xx at info, the rest at debug; the verb
+ * and the reply are the server's own words, never the AUTH data */
+static void log_rejected(const struct engine *e, int code, const char *text)
+{
+	log_msg(code >= 500 ? LOG_INFO : LOG_DEBUG,
+	        "event=command-rejected client=%s command=%s reply=\"%d %s\"", e->peer,
+	        e->verb ? e->verb : "UNKNOWN", code, text);
+}
+
+/* count_error - reply to a client mistake that is logged elsewhere; the
+ * error cap ends the session with 421 (Postfix smtpd_hard_error_limit) */
+static enum engine_event count_error(struct engine *e, int code, const char *text)
 {
 	reply_add(&e->out, code, true, "%s", text);
 	e->errors++;
@@ -132,6 +142,13 @@ static enum engine_event client_error(struct engine *e, int code, const char *te
 		return ENGINE_EV_CLOSE;
 	}
 	return ENGINE_EV_NONE;
+}
+
+/* client_error - reply to a client mistake, log it, count it */
+static enum engine_event client_error(struct engine *e, int code, const char *text)
+{
+	log_rejected(e, code, text);
+	return count_error(e, code, text);
 }
 
 /* in_transaction - MAIL has been accepted */
@@ -149,8 +166,11 @@ enum engine_event engine_line(struct engine *e, const char *line, size_t len, bo
 	if (e->state == STATE_CLOSED)
 		return ENGINE_EV_CLOSE;
 	if (e->state == STATE_AUTH_PLAIN || e->state == STATE_AUTH_USER ||
-	    e->state == STATE_AUTH_PASS)
+	    e->state == STATE_AUTH_PASS) {
+		e->verb = "AUTH"; /* a response line: its text is never logged */
 		return auth_response(e, line, len, too_long);
+	}
+	e->verb = NULL;
 	if (memchr(line, '\0', len))
 		return client_error(e, 500, "5.5.2 Error: NUL byte in command");
 
@@ -158,6 +178,7 @@ enum engine_event engine_line(struct engine *e, const char *line, size_t len, bo
 	size_t alen;
 	bool bad_sep;
 	enum smtp_verb verb = smtp_cmd_verb(line, len, &args, &alen, &bad_sep);
+	e->verb = bad_sep ? NULL : smtp_cmd_verb_name(verb);
 	/* RFC 5321 4.5.3.1.4, except AUTH whose line RFC 4954 allows longer */
 	if (too_long || (verb != VERB_AUTH && len > BOUND_COMMAND_LINE - 2))
 		return client_error(e, 500, "5.5.2 Error: line too long");
@@ -390,8 +411,9 @@ static enum engine_event cmd_help(struct engine *e, const char *args, size_t len
 {
 	reply_add(&e->out, 214, false, "2.0.0 smtpipe: commands supported:");
 	reply_add(&e->out, 214, false, "2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
-	reply_add(&e->out, 214, false, "2.0.0   %s%s", e->feat.starttls ? "STARTTLS " : "",
-	          e->feat.auth ? "AUTH" : "");
+	if (e->feat.starttls || e->feat.auth) /* no empty 214-2.0.0 line */
+		reply_add(&e->out, 214, false, "2.0.0   %s%s%s", e->feat.starttls ? "STARTTLS" : "",
+		          e->feat.starttls && e->feat.auth ? " " : "", e->feat.auth ? "AUTH" : "");
 	reply_add(&e->out, 214, true, "2.0.0 End of HELP info");
 	return ENGINE_EV_NONE;
 }
@@ -408,6 +430,7 @@ static enum engine_event cmd_vrfy(struct engine *e, const char *args, size_t len
 /* cmd_expn - mailing lists are not ours to expand */
 static enum engine_event cmd_expn(struct engine *e, const char *args, size_t len)
 {
+	log_rejected(e, 502, "5.5.1 EXPN not implemented");
 	reply_add(&e->out, 502, true, "5.5.1 EXPN not implemented");
 	return ENGINE_EV_NONE;
 }
@@ -542,7 +565,9 @@ static enum engine_event cmd_auth(struct engine *e, const char *args, size_t len
 		if (ir)
 			return auth_plain(e, ir, irl);
 		e->state = STATE_AUTH_PLAIN;
-		reply_add(&e->out, 334, true, " ");
+		/* RFC 4954 4: "334" SP [base64] CRLF, so an empty challenge is
+		 * "334 " (GNU SASL refuses a second space as bad base64) */
+		reply_add(&e->out, 334, true, "%s", "");
 		return ENGINE_EV_NONE;
 	}
 	if (ml == 5 && strncasecmp(args, "LOGIN", 5) == 0) {
@@ -564,7 +589,8 @@ void engine_auth_result(struct engine *e, bool ok)
 		e->flags |= FLAG_AUTHED;
 		reply_add(&e->out, 235, true, "2.7.0 Authentication successful");
 	} else {
-		client_error(e, 535, "5.7.8 Authentication credentials invalid");
+		/* the session logs event=auth-failed */
+		count_error(e, 535, "5.7.8 Authentication credentials invalid");
 	}
 }
 
@@ -576,10 +602,10 @@ enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d
 	enum engine_event ev = ENGINE_EV_NONE;
 	if (d->too_big) {
 		why = "too-big";
-		ev = client_error(e, 552, "5.3.4 Message size exceeds fixed limit");
+		ev = count_error(e, 552, "5.3.4 Message size exceeds fixed limit");
 	} else if (d->line_too_long) {
 		why = "line-too-long";
-		ev = client_error(e, 500, "5.5.2 Error: line too long in message text");
+		ev = count_error(e, 500, "5.5.2 Error: line too long in message text");
 	} else if (spool_error) {
 		why = "spool-error";
 		reply_add(&e->out, 452, true, "4.3.1 Insufficient system storage");
@@ -645,6 +671,23 @@ void engine_delivered(struct engine *e, const struct delivery_result *r)
 	reply_add(&e->out, r->code, true, "%s", r->text);
 	tx_reset(&e->tx);
 	e->state = STATE_READY;
+}
+
+/* engine_unfinished - see engine.h */
+const char *engine_unfinished(const struct engine *e)
+{
+	switch (e->state) {
+	case STATE_AUTH_PLAIN:
+	case STATE_AUTH_USER:
+	case STATE_AUTH_PASS:
+		return "mid-auth";
+	case STATE_MAIL:
+	case STATE_RCPT:
+	case STATE_DATA:
+		return "mid-transaction";
+	default:
+		return NULL;
+	}
 }
 
 /* engine_timeout - RFC 5321 4.5.3.2: 421 and close */

@@ -146,7 +146,8 @@ static void usage(const struct config *cfg)
 	       "clients too\n"
 	       "  --max-recipients=N       recipients per message (default %u)\n"
 	       "  --max-message-size=N     message size in bytes, k/M/G suffixes (default %lu)\n"
-	       "  --max-line-length=N      text line length with CRLF (default %u)\n"
+	       "  --max-line-length=N      text line length with CRLF, 0: none; RFC 5321: 1000 "
+	       "(default %u)\n"
 	       "  --max-errors=N           client errors before 421 (default %u)\n"
 	       "  --hostname=NAME          name in the greeting and Received: (default: host "
 	       "name)\n"
@@ -401,8 +402,10 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			cfg->max_message_size = (size_t)v;
 			break;
 		case OPT_MAX_LINE_LENGTH:
-			if (parse_number(optarg, 3, 1 << 30, false, &v) < 0)
-				BAD("--max-line-length: '%s' is not a length (3 or more)", optarg);
+			if (parse_number(optarg, 0, 1 << 30, false, &v) < 0 || (v > 0 && v < 3))
+				BAD("--max-line-length: '%s' is not a length (3 or more, 0: no "
+				    "limit)",
+				    optarg);
 			cfg->max_line_length = (size_t)v;
 			break;
 		case OPT_MAX_ERRORS:

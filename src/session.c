@@ -264,10 +264,10 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
 			break;
 		}
 		if (st != SMTP_IO_OK) {
-			bool clean = s.e.state == STATE_CONNECTED || s.e.state == STATE_READY;
-			log_msg(clean ? LOG_INFO : LOG_NOTICE, "event=disconnect client=%s%s", peer,
-			        clean ? "" : " mid-transaction");
-			result = clean && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
+			const char *mid = engine_unfinished(&s.e); /* mid-auth, mid-transaction */
+			log_msg(mid ? LOG_NOTICE : LOG_INFO, "event=disconnect client=%s%s%s", peer,
+			        mid ? " " : "", mid ? mid : "");
+			result = !mid && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
 			goto out;
 		}
 		enum engine_event ev = engine_line(&s.e, line, len, too_long);

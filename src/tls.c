@@ -10,6 +10,11 @@
  * is requested (not required) and its subject reported once verified.
  * Reads and writes honour the session deadline through GnuTLS's record
  * timeout; built without GnuTLS, every entry point fails clearly.
+ * An IP address sent as server name (SNI; RFC 6066 3 forbids it, some
+ * clients send it anyway) is ignored and logged at debug. GnuTLS
+ * itself refuses a name with a colon (an IPv6 address) while parsing
+ * the ClientHello, before any hook could drop the name, so that
+ * handshake still fails, with an error that says why.
  */
 #include "tls.h"
 
@@ -20,7 +25,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
+
 #ifdef HAVE_GNUTLS
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -46,7 +54,9 @@
 	X(gnutls_credentials_set)                                                                  \
 	X(gnutls_deinit)                                                                           \
 	X(gnutls_error_is_fatal)                                                                   \
+	X(gnutls_ext_raw_parse)                                                                    \
 	X(gnutls_handshake)                                                                        \
+	X(gnutls_handshake_set_hook_function)                                                      \
 	X(gnutls_handshake_set_timeout)                                                            \
 	X(gnutls_init)                                                                             \
 	X(gnutls_priority_deinit)                                                                  \
@@ -58,6 +68,8 @@
 	X(gnutls_record_recv)                                                                      \
 	X(gnutls_record_send)                                                                      \
 	X(gnutls_record_set_timeout)                                                               \
+	X(gnutls_session_get_ptr)                                                                  \
+	X(gnutls_session_set_ptr)                                                                  \
 	X(gnutls_strerror)                                                                         \
 	X(gnutls_transport_set_int2)                                                               \
 	X(gnutls_x509_crt_deinit)                                                                  \
@@ -108,7 +120,9 @@ static int tls_load(char *err, size_t errlen)
 #define gnutls_credentials_set                  (*gt.gnutls_credentials_set)
 #define gnutls_deinit                           (*gt.gnutls_deinit)
 #define gnutls_error_is_fatal                   (*gt.gnutls_error_is_fatal)
+#define gnutls_ext_raw_parse                    (*gt.gnutls_ext_raw_parse)
 #define gnutls_handshake                        (*gt.gnutls_handshake)
+#define gnutls_handshake_set_hook_function      (*gt.gnutls_handshake_set_hook_function)
 #define gnutls_handshake_set_timeout            (*gt.gnutls_handshake_set_timeout)
 #define gnutls_init                             (*gt.gnutls_init)
 #define gnutls_priority_deinit                  (*gt.gnutls_priority_deinit)
@@ -120,6 +134,8 @@ static int tls_load(char *err, size_t errlen)
 #define gnutls_record_recv                      (*gt.gnutls_record_recv)
 #define gnutls_record_send                      (*gt.gnutls_record_send)
 #define gnutls_record_set_timeout               (*gt.gnutls_record_set_timeout)
+#define gnutls_session_get_ptr                  (*gt.gnutls_session_get_ptr)
+#define gnutls_session_set_ptr                  (*gt.gnutls_session_set_ptr)
 #define gnutls_strerror                         (*gt.gnutls_strerror)
 #define gnutls_transport_set_int2               (*gt.gnutls_transport_set_int2)
 #define gnutls_x509_crt_deinit                  (*gt.gnutls_x509_crt_deinit)
@@ -141,6 +157,8 @@ struct tls_conn {
 	char desc[128];
 	char peer[256];
 	bool has_peer;
+	char sni[256 * 4 + 8]; /* the client's server name, escaped for the log */
+	bool sni_ip;           /* ... and it is an IP address */
 };
 
 /* tls_available - built with GnuTLS */
@@ -284,6 +302,54 @@ static void check_client(struct tls_conn *c)
 	gnutls_x509_crt_deinit(crt);
 }
 
+/* sni_name - RFC 6066 3: ServerNameList (uint16 length) of NameType
+ * (uint8, 0 = host_name) and a uint16-long name; keep the host_name */
+static int sni_name(void *ctx, unsigned tls_id, const unsigned char *data, unsigned size)
+{
+	struct tls_conn *c = ctx;
+	if (tls_id != 0 || size < 2)
+		return 0;
+	const unsigned char *p = data + 2, *end = data + size;
+	while (end - p >= 3) {
+		unsigned type = p[0], len = (unsigned)p[1] << 8 | p[2];
+		p += 3;
+		if ((size_t)(end - p) < len)
+			return 0;
+		if (type == 0 && len > 0) {
+			char name[256], a[16];
+			bool text = len < sizeof(name) && !memchr(p, '\0', len);
+			if (text) {
+				memcpy(name, p, len);
+				name[len] = '\0';
+			}
+			c->sni_ip = text && (inet_pton(AF_INET, name, a) == 1 ||
+			                     inet_pton(AF_INET6, name, a) == 1);
+			log_escape(c->sni, sizeof(c->sni), (const char *)p, len);
+			return 0;
+		}
+		p += len;
+	}
+	return 0;
+}
+
+/* client_hello - a hook that reads the ClientHello before GnuTLS
+ * parses it (it changes nothing: the bytes are part of the transcript);
+ * smtpipe has one certificate, so a server name has no use but the log */
+static int client_hello(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+                        const gnutls_datum_t *msg)
+{
+	struct tls_conn *c = gnutls_session_get_ptr(s);
+	if (!c || !incoming || htype != GNUTLS_HANDSHAKE_CLIENT_HELLO)
+		return 0;
+	c->sni[0] = '\0';
+	c->sni_ip = false;
+	/* a malformed hello is GnuTLS's to refuse, so the result is ignored */
+	gnutls_ext_raw_parse(c, sni_name, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+	if (c->sni_ip && !strchr(c->sni, ':')) /* with a colon GnuTLS fails below */
+		log_msg(LOG_DEBUG, "event=tls-sni-ignored name=\"%s\" reason=ip-address", c->sni);
+	return 0;
+}
+
 /* tls_conn_handshake - see tls.h */
 struct tls_conn *tls_conn_handshake(struct tls_server *srv, int fd_in, int fd_out, int timeout_ms,
                                     char *err, size_t errlen)
@@ -300,12 +366,22 @@ struct tls_conn *tls_conn_handshake(struct tls_server *srv, int fd_in, int fd_ou
 	if (srv->ca)
 		gnutls_certificate_server_set_request(c->s, GNUTLS_CERT_REQUEST);
 	gnutls_transport_set_int2(c->s, fd_in, fd_out);
+	gnutls_session_set_ptr(c->s, c);
+	gnutls_handshake_set_hook_function(c->s, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
+	                                   client_hello);
 	gnutls_handshake_set_timeout(c->s, (unsigned)timeout_ms);
 	do
 		rc = gnutls_handshake(c->s);
 	while (rc < 0 && !gnutls_error_is_fatal(rc));
-	if (rc < 0) {
+	if (rc == GNUTLS_E_RECEIVED_DISALLOWED_NAME && c->sni[0])
+		snprintf(err, errlen,
+		         "the client sent the %s %s as TLS server name (SNI), which %sGnuTLS "
+		         "refuses; give the client the host name (msmtp: --tls-host-override=HOST)",
+		         c->sni_ip ? "IP address" : "name", c->sni,
+		         c->sni_ip ? "RFC 6066 forbids and " : "");
+	else if (rc < 0)
 		snprintf(err, errlen, "%s", gnutls_strerror(rc));
+	if (rc < 0) {
 		gnutls_deinit(c->s);
 		free(c);
 		return NULL;

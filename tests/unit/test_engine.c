@@ -2,11 +2,10 @@
  * test_engine.c - the engine driven from transcripts, with no socket
  *
  * Each case is a transcript: "C: " lines go to the engine, "S: " lines
- * must match the next reply line by prefix, "S~ " skips reply lines up
- * to one that matches. After each C line every reply line must have
- * been matched. Message text after a 354 goes through the real DATA
- * decoder; deliveries succeed with 250 unless the case says otherwise.
- * AUTH checks accept alice/secret.
+ * must match the next reply line by prefix, "S= " must match it byte
+ * for byte, "S~ " skips reply lines up to one that matches. After each C line every reply line must
+ * have been matched. Message text after a 354 goes through the real DATA decoder; deliveries
+ * succeed with 250 unless the case says otherwise. AUTH checks accept alice/secret.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,7 +52,7 @@ static const struct tcase cases[] = {
                                  "C: RCPT TO:<a@b>\nS: 503 5.5.1\nC: DATA\nS: 503 5.5.1\n"
                                  "C: STARTTLS\nS: 503 5.5.1\nC: AUTH PLAIN\nS: 503 5.5.1\n"
                                  "C: NOOP\nS: 250 2.0.0 Ok\nC: RSET\nS: 250 2.0.0 Ok\n"
-                                 "C: HELP\nS: 214-\nS: 214-\nS: 214-\nS: 214 2.0.0 End\n"
+                                 "C: HELP\nS: 214-\nS: 214-\nS: 214 2.0.0 End\n"
                                  "C: VRFY bob\nS: 252 2.5.0\nC: EXPN list\nS: 502 5.5.1\n"
                                  "C: QUIT\nS: 221 2.0.0\n"},
     {"out of order commands keep the session",
@@ -174,6 +173,24 @@ static const struct tcase cases[] = {
      .transcript = "S: 220 \nC: EHLO c\nS~ 250 HELP\n"
                    "C: AUTH PLAIN AGFsaWNlAHNlY3JldA==\nS: 235\nC: MAIL FROM:<a@b>\nS: 250\n"
                    "C: AUTH PLAIN AGFsaWNlAHNlY3JldA==\nS: 503 5.5.1\n"},
+    {"HELP without STARTTLS and AUTH has no empty line",
+     .transcript = "S: 220 \nC: HELP\nS= 214-2.0.0 smtpipe: commands supported:\n"
+                   "S= 214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY\n"
+                   "S= 214 2.0.0 End of HELP info\n"},
+    {"HELP with STARTTLS", .starttls = true,
+     .transcript = "S: 220 \nC: HELP\nS: 214-\nS: 214-\nS= 214-2.0.0   STARTTLS\n"
+                   "S= 214 2.0.0 End of HELP info\n"},
+    {"HELP with AUTH", .auth = true,
+     .transcript = "S: 220 \nC: HELP\nS: 214-\nS: 214-\nS= 214-2.0.0   AUTH\n"
+                   "S= 214 2.0.0 End of HELP info\n"},
+    {"HELP with STARTTLS and AUTH", .starttls = true, .auth = true,
+     .transcript = "S: 220 \nC: HELP\nS: 214-\nS: 214-\nS= 214-2.0.0   STARTTLS AUTH\n"
+                   "S= 214 2.0.0 End of HELP info\n"},
+    {"AUTH challenges byte for byte", .auth = true,
+     .transcript = "S: 220 \nC: EHLO c\nS~ 250 HELP\n"
+                   "C: AUTH PLAIN\nS= 334 \nC: *\nS= 501 5.7.0 Authentication cancelled\n"
+                   "C: AUTH LOGIN\nS= 334 VXNlcm5hbWU6\nC: YWxpY2U=\nS= 334 UGFzc3dvcmQ6\n"
+                   "C: c2VjcmV0\nS= 235 2.7.0 Authentication successful\n"},
     {"AUTH not enabled",
      .transcript =
          "S: 220 \nC: EHLO c\nS~ 250 HELP\nC: AUTH PLAIN AGFsaWNlAHNlY3JldA==\nS: 503 5.5.1\n"},
@@ -268,8 +285,9 @@ static void run_case(const struct tcase *tc)
 					engine_auth_result(&e, ok);
 				}
 			}
-		} else if (strncmp(p, "S: ", 3) == 0 || strncmp(p, "S~ ", 3) == 0) {
-			bool skip = p[1] == '~';
+		} else if (strncmp(p, "S: ", 3) == 0 || strncmp(p, "S~ ", 3) == 0 ||
+		           strncmp(p, "S= ", 3) == 0) {
+			bool skip = p[1] == '~', exact = p[1] == '=';
 			for (;;) {
 				if (rpos >= e.out.len)
 					fail_msg("%s: want '%.*s', got no more replies", tc->name,
@@ -278,7 +296,8 @@ static void run_case(const struct tcase *tc)
 				const char *crlf = strstr(r, "\r\n");
 				size_t rl = (size_t)(crlf - r);
 				rpos += rl + 2;
-				if (rl >= len - 3 && memcmp(r, p + 3, len - 3) == 0)
+				if (rl >= len - 3 && memcmp(r, p + 3, len - 3) == 0 &&
+				    (!exact || rl == len - 3))
 					break;
 				if (!skip)
 					fail_msg("%s: got '%.*s', want '%.*s'", tc->name, (int)rl,
