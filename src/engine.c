@@ -202,7 +202,9 @@ static bool greet(struct engine *e, const char *args, size_t len, const char *ve
 	e->helo[len] = '\0';
 	tx_reset(&e->tx);
 	e->state = STATE_READY;
-	log_msg(LOG_DEBUG, "event=helo verb=%s name=%s", verb, e->helo);
+	char esc[sizeof(e->helo) * 4];
+	log_escape(esc, sizeof(esc), e->helo, len);
+	log_msg(LOG_DEBUG, "event=helo verb=%s name=\"%s\"", verb, esc);
 	return true;
 }
 
@@ -292,7 +294,7 @@ static enum engine_event cmd_mail(struct engine *e, const char *args, size_t len
 	e->state = STATE_MAIL;
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	log_msg(LOG_DEBUG, "event=mail from=<%s> size=%llu", esc, mp.size);
+	log_msg(LOG_DEBUG, "event=mail size=%llu from=\"%s\"", mp.size, esc);
 	reply_add(&e->out, 250, true, "2.1.0 Ok");
 	return ENGINE_EV_NONE;
 }
@@ -347,7 +349,7 @@ static enum engine_event cmd_rcpt(struct engine *e, const char *args, size_t len
 	e->state = STATE_RCPT;
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	log_msg(LOG_DEBUG, "event=rcpt to=<%s>", esc);
+	log_msg(LOG_DEBUG, "event=rcpt to=\"%s\"", esc);
 	reply_add(&e->out, 250, true, "2.1.5 Ok");
 	return ENGINE_EV_NONE;
 }

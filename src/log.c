@@ -105,10 +105,9 @@ size_t log_escape(char *dst, size_t cap, const char *src, size_t len)
 		unsigned char c = (unsigned char)src[i];
 		char tmp[4];
 		size_t k = 0;
-		if (c == '\\' || c == '"') {
-			tmp[k++] = '\\';
-			tmp[k++] = (char)c;
-		} else if (c < 0x20 || c >= 0x7f) {
+		/* one token with no quote, blank or '=': nothing a reader can
+		 * take for the end of the value or for another key=value */
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '=') {
 			tmp[k++] = '\\';
 			tmp[k++] = 'x';
 			tmp[k++] = hex[c >> 4];

@@ -102,14 +102,22 @@ static void test_escape(void **state)
 	} cases[] = {
 	    {"alice@example.org", 0, 64, "alice@example.org"},
 	    {"", 0, 8, ""},
-	    {"say \"hi\"", 0, 64, "say \\\"hi\\\""},
-	    {"back\\slash", 0, 64, "back\\\\slash"},
+	    {"say \"hi\"", 0, 64, "say\\x20\\x22hi\\x22"},
+	    {"back\\slash", 0, 64, "back\\x5cslash"},
 	    {"a\r\nb", 0, 64, "a\\x0d\\x0ab"},
 	    {"tab\there", 0, 64, "tab\\x09here"},
 	    {"nul\0x", 5, 64, "nul\\x00x"},
 	    {"\x7f\x80\xff", 0, 64, "\\x7f\\x80\\xff"},
 	    {"caf\xc3\xa9", 0, 64, "caf\\xc3\\xa9"},
-	    {"key=value <x>", 0, 64, "key=value <x>"},
+	    {"key=value <x>", 0, 64, "key\\x3dvalue\\x20<x>"},
+	    /* issue 19.1: no quote, blank or key= survives to end a value */
+	    {"x\" client=203.0.113.7 x=\"", 0, 64,
+	     "x\\x22\\x20client\\x3d203.0.113.7\\x20x\\x3d\\x22"},
+	    /* issue 19.7: U+202E and a C1 control stay visible as bytes */
+	    {"a\xe2\x80\xae"
+	     "b\xc2\x85",
+	     0, 64, "a\\xe2\\x80\\xaeb\\xc2\\x85"},
+	    {"<a@b.example>!#$%&'*+-/?^_`{|}~", 0, 64, "<a@b.example>!#$%&'*+-/?^_`{|}~"},
 	    /* exactly fits: never cut */
 	    {"abc", 0, 4, "abc"},
 	    {"abcdefgh", 0, 9, "abcdefgh"},
@@ -120,6 +128,7 @@ static void test_escape(void **state)
 	    /* a cut never splits an escape */
 	    {"ab\ncdefgh", 0, 9, "ab..."},
 	    {"abcd\"fgh", 0, 9, "abcd..."},
+	    {"abcd efgh", 0, 9, "abcd..."},
 	    /* too small for "..." */
 	    {"abc", 0, 3, "ab"},
 	    {"abc", 0, 1, ""},
