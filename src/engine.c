@@ -617,13 +617,21 @@ enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d
 		why = "line-too-long";
 		ev = client_error(e, 500, "5.5.2 Error: line too long in message text");
 	} else if (spool_error) {
-		why = "spool-error";
+		char dir[1024];
+		log_escape(dir, sizeof(dir), e->cfg->spool_dir ? e->cfg->spool_dir : "",
+		           e->cfg->spool_dir ? strlen(e->cfg->spool_dir) : 0);
+		log_msg(LOG_ERR,
+		        "event=rejected reason=spool-error client=%s size=%zu spool-dir=\"%s\" "
+		        "error=\"%s\"",
+		        e->peer, d->size, dir, strerror(spool_error));
 		reply_add(&e->out, 452, true, "4.3.1 Insufficient system storage");
+		tx_reset(&e->tx);
+		return ENGINE_EV_NONE;
 	} else {
 		return envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE;
 	}
-	log_msg(LOG_NOTICE, "event=rejected reason=%s size=%zu longest-line=%zu client=%s", why,
-	        d->size, d->longest, e->peer);
+	log_msg(LOG_NOTICE, "event=rejected reason=%s client=%s size=%zu longest-line=%zu", why,
+	        e->peer, d->size, d->longest);
 	tx_reset(&e->tx);
 	return ev;
 }

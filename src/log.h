@@ -21,6 +21,11 @@ struct config;
 
 /* log_open - open the destination of cfg; -1 with err filled on failure */
 int log_open(const struct config *cfg, char *err, size_t errlen);
+/* log_open_file - open path for appending as log_open does (also for
+ * a reopen): refused unless it is a regular file with one link, never
+ * through a symlink, never blocking on a FIFO; the descriptor, or -1
+ * with err filled */
+int log_open_file(const char *path, char *err, size_t errlen);
 /* log_set_session - prefix later lines with session=ID ("" for none) */
 void log_set_session(const char *id);
 /* log_msg - one line at priority prio (printf format, no newline) */

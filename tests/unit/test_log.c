@@ -296,6 +296,70 @@ static void test_open_failure(void **state)
 		fail_msg("after a failed open: got enabled, want nothing");
 }
 
+/* test_refuses_links_and_fifos - issue 19.11: --log=FILE is opened as
+ * root in a directory the service user may write: a symlink, a FIFO
+ * (which would hang a blocking open) and a second hard link are each
+ * refused with one line, and the target is left untouched */
+static void test_refuses_links_and_fifos(void **state)
+{
+	(void)state;
+	char target[192], other[192];
+	snprintf(target, sizeof(target), "%s/target", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	static const struct {
+		const char *what, *want;
+	} cases[] = {{"symlink", "symbolic link"},
+	             {"fifo", "not a regular file"},
+	             {"hardlink", "more than one hard link"},
+	             {"directory", "Is a directory"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unlink(path);
+		rmdir(path);
+		int rc = 0;
+		if (i == 0)
+			rc = symlink(target, path);
+		else if (i == 1)
+			rc = mkfifo(path, 0600);
+		else if (i == 2)
+			rc = link(target, path);
+		else
+			rc = mkdir(path, 0700);
+		assert_int_equal(rc, 0);
+		struct config cfg = {.progname = "smtpipe",
+		                     .log_dest = LOG_DEST_FILE,
+		                     .log_file = path,
+		                     .log_level = LOG_INFO};
+		char err[256] = "";
+		/* a FIFO with no reader: a blocking open would wait here forever */
+		if (log_open(&cfg, err, sizeof(err)) != -1)
+			fail_msg("%s: got success, want -1", cases[i].what);
+		if (!strstr(err, path) || !strstr(err, cases[i].want) || strchr(err, '\n'))
+			fail_msg("%s: got err '%s', want one line naming %s and '%s'",
+			         cases[i].what, err, path, cases[i].want);
+		if (log_open_file(path, err, sizeof(err)) != -1)
+			fail_msg("%s: log_open_file: got success, want -1", cases[i].what);
+	}
+	/* a FIFO with a reader opens without blocking, and is refused too */
+	unlink(path);
+	rmdir(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	int rd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rd >= 0);
+	char err[256] = "";
+	if (log_open_file(path, err, sizeof(err)) != -1 || !strstr(err, "not a regular file"))
+		fail_msg("fifo with a reader: got '%s', want refused as not a regular file", err);
+	close(rd);
+	unlink(path);
+	struct stat st;
+	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	unlink(target);
+	unlink(other);
+}
+
 static void test_stderr(void **state)
 {
 	(void)state;
@@ -401,6 +465,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_none_and_closed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuses_links_and_fifos, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stderr, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_line_is_one_line, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
