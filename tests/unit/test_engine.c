@@ -15,7 +15,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,30 +183,25 @@ static const struct tcase cases[] = {
 };
 
 /*
- * calloc - the engine makes no system calls, so an allocation that fails
- * is the only way to reach its out-of-memory path. This binary's own
- * calloc takes the place of libc's (the executable is searched first);
- * it is malloc + memset, except that once fail_next_calloc is set the
- * next call fails as the real one would. Nothing else is replaced.
+ * __wrap_calloc - the engine makes no system calls, so an allocation that
+ * fails is the only way to reach its out-of-memory path. This binary is
+ * linked with -Wl,--wrap=calloc (tests/CMakeLists.txt): the calls to
+ * calloc() in the engine's object come here and go on to the real one,
+ * except that once fail_next_calloc is set the next call fails as the
+ * real one would. A link-time wrap, not a replacement of the symbol, so
+ * that ASan and valgrind keep their own allocators.
  */
 static bool fail_next_calloc;
+void *__real_calloc(size_t n, size_t size);
 
-void *calloc(size_t n, size_t size)
+void *__wrap_calloc(size_t n, size_t size)
 {
 	if (fail_next_calloc) {
 		fail_next_calloc = false;
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (size && n > SIZE_MAX / size) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	size_t total = n * size;
-	void *p = malloc(total > 0 ? total : 1);
-	if (p)
-		memset(p, 0, total);
-	return p;
+	return __real_calloc(n, size);
 }
 
 /* expand - replace <LONGn>, <TOOLONG> and <NUL> in a C line */
