@@ -30,6 +30,11 @@ enum {
 	CMD_NEEDS_AUTH = 1 << 3, /* 530 before AUTH under --auth */
 };
 
+/* A flag of struct engine's flags known only here: the AUTH LOGIN user
+ * did not fit auth_user, so the check that follows must fail (a cut
+ * name must never be compared as if it were the whole). */
+#define FLAG_LOGIN_USER_LONG (1u << 8)
+
 typedef enum engine_event (*cmd_fn)(struct engine *e, const char *args, size_t len);
 
 static enum engine_event cmd_helo(struct engine *e, const char *args, size_t len);
@@ -218,7 +223,9 @@ static bool greet(struct engine *e, const char *args, size_t len, const char *ve
 	e->helo[len] = '\0';
 	tx_reset(&e->tx);
 	e->state = STATE_READY;
-	log_msg(LOG_DEBUG, "event=helo verb=%s name=%s", verb, e->helo);
+	char esc[sizeof(e->helo) * 4];
+	log_escape(esc, sizeof(esc), e->helo, len);
+	log_msg(LOG_DEBUG, "event=helo verb=%s name=\"%s\"", verb, esc);
 	return true;
 }
 
@@ -308,7 +315,7 @@ static enum engine_event cmd_mail(struct engine *e, const char *args, size_t len
 	e->state = STATE_MAIL;
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	log_msg(LOG_DEBUG, "event=mail from=<%s> size=%llu", esc, mp.size);
+	log_msg(LOG_DEBUG, "event=mail size=%llu from=\"%s\"", mp.size, esc);
 	reply_add(&e->out, 250, true, "2.1.0 Ok");
 	return ENGINE_EV_NONE;
 }
@@ -363,7 +370,7 @@ static enum engine_event cmd_rcpt(struct engine *e, const char *args, size_t len
 	e->state = STATE_RCPT;
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	log_msg(LOG_DEBUG, "event=rcpt to=<%s>", esc);
+	log_msg(LOG_DEBUG, "event=rcpt to=\"%s\"", esc);
 	reply_add(&e->out, 250, true, "2.1.5 Ok");
 	return ENGINE_EV_NONE;
 }
@@ -471,7 +478,7 @@ static enum engine_event auth_credentials(struct engine *e, const char *user, si
                                           const char *pass, size_t plen)
 {
 	e->auth_user_len = ulen < sizeof(e->auth_user) ? ulen : sizeof(e->auth_user) - 1;
-	memcpy(e->auth_user, user, e->auth_user_len);
+	memmove(e->auth_user, user, e->auth_user_len); /* LOGIN passes auth_user itself */
 	e->auth_user[e->auth_user_len] = '\0';
 	if (plen < sizeof(e->auth_pass) && ulen < sizeof(e->auth_user)) {
 		memcpy(e->auth_pass, pass, plen);
@@ -513,6 +520,7 @@ static enum engine_event auth_response(struct engine *e, const char *line, size_
 	enum engine_state st = e->state;
 	if (len == 1 && line[0] == '*') {
 		e->state = STATE_READY;
+		e->flags &= ~FLAG_LOGIN_USER_LONG;
 		wipe_credentials(e);
 		return client_error(e, 501, "5.7.0 Authentication cancelled");
 	}
@@ -534,12 +542,17 @@ static enum engine_event auth_response(struct engine *e, const char *line, size_
 		size_t ul = (size_t)n < sizeof(e->auth_user) ? (size_t)n : sizeof(e->auth_user) - 1;
 		memcpy(e->auth_user, buf, ul);
 		e->auth_user[ul] = '\0';
-		e->auth_user_len = ul;
+		e->auth_user_len = ul; /* cut for the log only: */
+		if ((size_t)n >= sizeof(e->auth_user))
+			e->flags |= FLAG_LOGIN_USER_LONG;
 		e->state = STATE_AUTH_PASS;
 		reply_add(&e->out, 334, true, "UGFzc3dvcmQ6"); /* "Password:" */
 		return ENGINE_EV_NONE;
 	}
 	enum engine_event ev = auth_credentials(e, e->auth_user, e->auth_user_len, buf, (size_t)n);
+	if (e->flags & FLAG_LOGIN_USER_LONG)
+		e->auth_pass_len = 0; /* as PLAIN does: never matches */
+	e->flags &= ~FLAG_LOGIN_USER_LONG;
 	explicit_bzero(buf, sizeof(buf));
 	return ev;
 }
@@ -572,6 +585,7 @@ static enum engine_event cmd_auth(struct engine *e, const char *args, size_t len
 	}
 	if (ml == 5 && strncasecmp(args, "LOGIN", 5) == 0) {
 		snprintf(e->auth_mech, sizeof(e->auth_mech), "LOGIN");
+		e->flags &= ~FLAG_LOGIN_USER_LONG;
 		e->state = STATE_AUTH_USER;
 		if (ir) /* an initial response carries the user name */
 			return auth_response(e, ir, irl, false);
@@ -594,6 +608,28 @@ void engine_auth_result(struct engine *e, bool ok)
 	}
 }
 
+/* envelope_ready - the recipient list for the delivery; out of memory
+ * is a reason to try again later (451), never a permanent failure */
+static bool envelope_ready(struct engine *e)
+{
+	struct transaction *tx = &e->tx;
+	free(tx->rcpts);
+	tx->rcpts = calloc(tx->nrcpt + 1, sizeof(*tx->rcpts));
+	if (!tx->rcpts) {
+		log_msg(LOG_ERR, "event=rejected reason=out-of-memory client=%s nrcpt=%zu", e->peer,
+		        tx->nrcpt);
+		reply_add(&e->out, 451, true, "4.3.0 Out of memory, try again later");
+		tx_reset(tx);
+		return false;
+	}
+	const char *p = tx->rcpt_buf;
+	for (size_t i = 0; i < tx->nrcpt; i++) {
+		tx->rcpts[i] = p;
+		p += strlen(p) + 1;
+	}
+	return true;
+}
+
 /* engine_data_end - see engine.h */
 enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d, int spool_error)
 {
@@ -607,13 +643,21 @@ enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d
 		why = "line-too-long";
 		ev = count_error(e, 500, "5.5.2 Error: line too long in message text");
 	} else if (spool_error) {
-		why = "spool-error";
+		char dir[1024];
+		log_escape(dir, sizeof(dir), e->cfg->spool_dir ? e->cfg->spool_dir : "",
+		           e->cfg->spool_dir ? strlen(e->cfg->spool_dir) : 0);
+		log_msg(LOG_ERR,
+		        "event=rejected reason=spool-error client=%s size=%zu spool-dir=\"%s\" "
+		        "error=\"%s\"",
+		        e->peer, d->size, dir, strerror(spool_error));
 		reply_add(&e->out, 452, true, "4.3.1 Insufficient system storage");
+		tx_reset(&e->tx);
+		return ENGINE_EV_NONE;
 	} else {
-		return ENGINE_EV_DELIVER;
+		return envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE;
 	}
-	log_msg(LOG_NOTICE, "event=rejected reason=%s size=%zu longest-line=%zu client=%s", why,
-	        d->size, d->longest, e->peer);
+	log_msg(LOG_NOTICE, "event=rejected reason=%s client=%s size=%zu longest-line=%zu", why,
+	        e->peer, d->size, d->longest);
 	tx_reset(&e->tx);
 	return ev;
 }
@@ -621,14 +665,7 @@ enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d
 /* engine_envelope - see engine.h */
 void engine_envelope(struct engine *e, struct delivery *d)
 {
-	struct transaction *tx = &e->tx;
-	free(tx->rcpts);
-	tx->rcpts = calloc(tx->nrcpt + 1, sizeof(*tx->rcpts));
-	const char *p = tx->rcpt_buf;
-	for (size_t i = 0; tx->rcpts && i < tx->nrcpt; i++) {
-		tx->rcpts[i] = p;
-		p += strlen(p) + 1;
-	}
+	struct transaction *tx = &e->tx; /* rcpts: built by engine_data_end */
 	d->sender = tx->sender;
 	d->rcpts = tx->rcpts;
 	d->nrcpt = tx->rcpts ? tx->nrcpt : 0;

@@ -24,6 +24,7 @@
 #include "options.h"
 #include "secret.h"
 #include "session.h"
+#include "spool.h"
 #include "tls.h"
 
 static struct config cfg;
@@ -124,10 +125,17 @@ int main(int argc, char **argv)
 	if (log_open(&cfg, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	srv.cfg = &cfg;
-	if (cfg.hostname)
+	if (cfg.hostname) {
 		snprintf(srv.hostname, sizeof(srv.hostname), "%s", cfg.hostname);
-	else if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0 || !srv.hostname[0])
+	} else if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0 ||
+	           !options_hostname_ok(srv.hostname)) {
+		/* the system's name goes into every greeting and Received:
+		 * too: held to the rule --hostname is held to */
+		char esc[sizeof(srv.hostname) * 4];
+		log_escape(esc, sizeof(esc), srv.hostname, strlen(srv.hostname));
+		log_msg(LOG_WARNING, "event=hostname-invalid using=localhost name=\"%s\"", esc);
 		snprintf(srv.hostname, sizeof(srv.hostname), "localhost");
+	}
 	if (!cfg.mailbox) {
 		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_USAGE, err);
@@ -161,6 +169,8 @@ int main(int argc, char **argv)
 	if (cfg.mailbox && cfg.mode == MODE_INETD &&
 	    deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
+	if (cfg.mode == MODE_INETD && spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
 	int rc;
 	if (cfg.mode == MODE_INETD) {
 		listener_session_signals();
@@ -169,6 +179,8 @@ int main(int argc, char **argv)
 		if (listener_open(&srv, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_STARTUP, err);
 		if (cfg.mailbox && deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		if (spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_STARTUP, err);
 		/* msmtpd runs as whoever starts it, and so do we (a drop-in must not
 		 * refuse a working setup); but a delivery command running as root

@@ -264,6 +264,40 @@ static int long_matches(const char *name, size_t len)
 		return OPTIONS_ERROR;                                                              \
 	} while (0)
 
+/* options_hostname_ok - see options.h */
+bool options_hostname_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 255)
+		return false;
+	if (name[0] == '[') { /* RFC 5321 4.1.3: IPv4 or IPv6 literal */
+		char buf[64];
+		unsigned char bin[16];
+		if (n < 3 || name[n - 1] != ']' || n - 2 >= sizeof(buf))
+			return false;
+		memcpy(buf, name + 1, n - 2);
+		buf[n - 2] = '\0';
+		if (strncasecmp(buf, "IPv6:", 5) == 0)
+			return inet_pton(AF_INET6, buf + 5, bin) == 1;
+		return inet_pton(AF_INET, buf, bin) == 1;
+	}
+	size_t label = 0;
+	for (size_t i = 0; i <= n; i++) {
+		char c = name[i];
+		if (i == n || c == '.') {
+			if (label == 0 || label > 63 || name[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		           (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* options_parse - see options.h */
 enum options_result options_parse(struct config *cfg, int argc, char **argv, char *err,
                                   size_t errlen)
@@ -421,9 +455,9 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			cfg->delivery_timeout = (unsigned)v;
 			break;
 		case OPT_HOSTNAME:
-			for (const char *h = optarg; *h; h++)
-				if (*h <= ' ' || *h >= 0x7f || *h == '(' || *h == ')')
-					BAD("--hostname: '%s' is not a host name", optarg);
+			if (!options_hostname_ok(optarg))
+				BAD("--hostname: not a domain name or address literal "
+				    "(letters, digits, '-' and '.', or [IPv4], [IPv6:...])");
 			cfg->hostname = optarg;
 			break;
 		case OPT_SPOOL_DIR:

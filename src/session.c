@@ -161,12 +161,12 @@ static void deliver(struct session *s, const struct data_decoder *d)
 	char from[BOUND_PATH * 4 + 8];
 	log_escape(from, sizeof(from), dv.sender, strlen(dv.sender));
 	log_msg(r.code == 250 ? LOG_INFO : LOG_WARNING,
-	        "event=%s msg=%s.%u from=<%s> nrcpt=%zu size=%zu result=%d status=%d%s%s",
+	        "event=%s msg=%s.%u nrcpt=%zu size=%zu result=%d status=%d%s%s from=\"%s\"",
 	        r.code == 250  ? "delivered"
 	        : r.code < 500 ? "deferred"
 	                       : "failed",
-	        s->e.id, s->e.messages + 1, from, dv.nrcpt, d->size, r.code, r.exit_status,
-	        r.timed_out ? " timed-out" : "", d->bare_lf ? " bare-lf" : "");
+	        s->e.id, s->e.messages + 1, dv.nrcpt, d->size, r.code, r.exit_status,
+	        r.timed_out ? " timed-out" : "", d->bare_lf ? " bare-lf" : "", from);
 	engine_delivered(&s->e, &r);
 	spool_reset(&s->sp);
 }
@@ -186,8 +186,8 @@ static int start_tls(struct session *s, int fd_in, int fd_out)
 	}
 	s->io.tls = c;
 	const char *peer = tls_conn_peer(c);
-	log_msg(LOG_INFO, "event=starttls %s%s%s", tls_conn_describe(c),
-	        peer ? " client-cert=" : "", peer ? peer : "");
+	log_msg(LOG_INFO, "event=starttls %s%s%s%s", tls_conn_describe(c),
+	        peer ? " client-cert=\"" : "", peer ? peer : "", peer ? "\"" : "");
 	return 0;
 }
 
@@ -202,8 +202,8 @@ static void check_auth(struct session *s)
 		auth_brake_failed();
 	char user[1024];
 	log_escape(user, sizeof(user), e->auth_user, e->auth_user_len);
-	log_msg(ok ? LOG_INFO : LOG_WARNING, "event=%s user=\"%s\" client=%s mech=%s",
-	        ok ? "auth-ok" : "auth-failed", user, e->peer, e->auth_mech);
+	log_msg(ok ? LOG_INFO : LOG_WARNING, "event=%s client=%s mech=%s user=\"%s\"",
+	        ok ? "auth-ok" : "auth-failed", e->peer, e->auth_mech, user);
 	engine_auth_result(e, ok);
 }
 

@@ -18,6 +18,8 @@
  */
 #include "tls.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -152,10 +154,14 @@ struct tls_server {
 	char *cert, *key, *ca;
 };
 
+/* Room for a client certificate's subject in the log, escaped (a byte
+ * may take four): longer ones are cut with "...". */
+#define TLS_PEER_LOG 512
+
 struct tls_conn {
 	gnutls_session_t s;
 	char desc[128];
-	char peer[256];
+	char peer[TLS_PEER_LOG]; /* escaped subject, cut with "..." */
 	bool has_peer;
 	char sni[256 * 4 + 8]; /* the client's server name, escaped for the log */
 	bool sni_ip;           /* ... and it is an IP address */
@@ -291,14 +297,21 @@ static void check_client(struct tls_conn *c)
 	gnutls_x509_crt_t crt;
 	if (gnutls_x509_crt_init(&crt) < 0)
 		return;
-	size_t len = sizeof(c->peer);
+	/* the subject is whatever the CA signed: any length (asked for
+	 * first), any bytes; it reaches the log escaped like client text,
+	 * cut with "..." when long, never dropped */
+	size_t len = 0;
+	char *dn = NULL;
 	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
-	    gnutls_x509_crt_get_dn(crt, c->peer, &len) == 0) {
-		for (char *p = c->peer; *p; p++)
-			if (*p == ' ' || *p == '"' || (unsigned char)*p < 0x20)
-				*p = '_'; /* one token in a key=value log line */
+	    gnutls_x509_crt_get_dn(crt, NULL, &len) == GNUTLS_E_SHORT_MEMORY_BUFFER &&
+	    (dn = malloc(len + 1)) != NULL && gnutls_x509_crt_get_dn(crt, dn, &len) == 0) {
+		log_escape(c->peer, sizeof(c->peer), dn, strnlen(dn, len));
+		c->has_peer = true;
+	} else {
+		snprintf(c->peer, sizeof(c->peer), "unreadable");
 		c->has_peer = true;
 	}
+	free(dn);
 	gnutls_x509_crt_deinit(crt);
 }
 

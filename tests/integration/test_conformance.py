@@ -97,7 +97,8 @@ class Size(unittest.TestCase):
             self.assertEqual(reply_bytes(c), TOO_BIG)
             send_exact(c, "NOOP", b"250 2.0.0 Ok\r\n")
             self.assertEqual(len(srv.deliveries()), 1)
-            self.assertIn("reason=too-big size=%d " % (self.MAX + 1), wait_log(srv, "too-big"))
+            self.assertRegex(wait_log(srv, "too-big"),
+                             r"reason=too-big client=127\.0\.0\.1 size=%d " % (self.MAX + 1))
 
     def test_mail_size_parameter_at_the_boundary(self):
         with harness.Server("--max-message-size=%d" % self.MAX) as srv:
@@ -183,7 +184,7 @@ class AuthChallenge(unittest.TestCase):
             self.assertEqual(len(d), 1, (r.returncode, r.stderr, srv.log()))
             self.assertEqual(d[0].recipients, ["r@b.test"])
             self.assertTrue(d[0].stdin.endswith(b"hello from mail(1)\n"), d[0].stdin)
-            self.assertIn('event=auth-ok user="alice"', srv.log())
+            self.assertIn('event=auth-ok client=127.0.0.1 mech=PLAIN user="alice"', srv.log())
             self.assertIn("mech=PLAIN", srv.log())
 
 

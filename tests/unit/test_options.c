@@ -19,6 +19,8 @@
 #include "options.h"
 
 #define MAXARGS 12
+/* 64 letters: one more than a DNS label may have */
+#define LONG_LABEL "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 /* The fields a case can check, each compared as a string. */
 enum field {
@@ -344,6 +346,9 @@ static const struct {
     {{"smtpipe", "--delivery-timeout=5"}, {{F_DELIVERY_TIMEOUT, "5"}}},
     {{"smtpipe", "--hostname=mx.example.org"}, {{F_HOSTNAME, "mx.example.org"}}},
     {{"smtpipe", "--hostname=[127.0.0.1]"}, {{F_HOSTNAME, "[127.0.0.1]"}}},
+    {{"smtpipe", "--hostname=[IPv6:2001:db8::1]"}, {{F_HOSTNAME, "[IPv6:2001:db8::1]"}}},
+    {{"smtpipe", "--hostname=Mail-1.EXAMPLE.org"}, {{F_HOSTNAME, "Mail-1.EXAMPLE.org"}}},
+    {{"smtpipe", "--hostname=localhost"}, {{F_HOSTNAME, "localhost"}}},
     {{"smtpipe", "--spool-dir=/var/spool/smtpipe"}, {{F_SPOOL_DIR, "/var/spool/smtpipe"}}},
     {{"smtpipe", "--user=mail"}, {{F_USER, "mail"}}},
     {{"smtpipe", "--user=mail:mail"}, {{F_USER, "mail:mail"}}},
@@ -428,8 +433,27 @@ static const struct {
     {{"smtpipe", "--max-line-length=2"}, "--max-line-length: '2' is not a length"},
     {{"smtpipe", "--max-errors=0"}, "--max-errors: '0' is not a number"},
     {{"smtpipe", "--delivery-timeout=0"}, "--delivery-timeout: '0' is not a timeout"},
-    {{"smtpipe", "--hostname=bad host"}, "--hostname: 'bad host' is not a host name"},
-    {{"smtpipe", "--hostname=a(b)"}, "--hostname: 'a(b)' is not a host name"},
+    {{"smtpipe", "--hostname=bad host"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a(b)"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a;b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a\"b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=<a>"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a\\b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a\tb"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a\x01b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=caf\xc3\xa9.example"},
+     "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=-a.example"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a-.example"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a..b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a.example."}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=[1.2.3.4"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=[300.1.1.1]"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=[IPv6:zz]"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=[x:y]"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a_b.example"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=" LONG_LABEL ".example"},
+     "--hostname: not a domain name or address literal"},
     {{"smtpipe", "--hostname="}, "--hostname: empty value"},
     {{"smtpipe", "--spool-dir="}, "--spool-dir: empty value"},
     {{"smtpipe", "--user="}, "--user: empty value"},
