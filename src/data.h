@@ -7,8 +7,9 @@
  * CRLF becomes LF; a bare CR or bare LF is kept as it is. The decoder
  * is pure and streaming: it works on blocks of any size, keeps its
  * place across blocks, and never writes more than len+2 bytes of output
- * per call. Past max_size it stops writing output but keeps reading to
- * the end, so the session can answer 552 in step with the client.
+ * per call. Past max_size it stops writing output but keeps reading
+ * (size still counts every byte), so the session can answer 552 in step
+ * with the client; the session bounds how far (--max-discard).
  */
 #ifndef SMTPIPE_DATA_H
 #define SMTPIPE_DATA_H
