@@ -105,8 +105,10 @@ struct session {
 static char block[SMTP_IO_BUFFER + 2];
 
 /* data_deadline - DATA ends within timeout + wire / rate (bounds.h's
- * BOUND_DATA_MIN_RATE): the client earns time only by sending */
-static void data_deadline(struct session *s, const struct timespec *start, unsigned long long wire)
+ * BOUND_DATA_MIN_RATE): the client earns time only by sending; once
+ * the daemon is stopping, no later than stop_by (when not NULL) */
+static void data_deadline(struct session *s, const struct timespec *start, unsigned long long wire,
+                          const struct timespec *stop_by)
 {
 	const struct config *cfg = s->srv->cfg;
 	unsigned long long ms = (unsigned long long)s->io.timeout_ms +
@@ -119,6 +121,9 @@ static void data_deadline(struct session *s, const struct timespec *start, unsig
 		d->tv_sec++;
 		d->tv_nsec -= 1000000000L;
 	}
+	if (stop_by && (stop_by->tv_sec < d->tv_sec ||
+	                (stop_by->tv_sec == d->tv_sec && stop_by->tv_nsec < d->tv_nsec)))
+		*d = *stop_by;
 }
 
 /* receive_message - DATA text into the spool; EXIT_KIND_OK when the end
@@ -130,7 +135,8 @@ static enum exit_kind receive_message(struct session *s, struct data_decoder *d,
 {
 	const struct config *cfg = s->srv->cfg;
 	char hdr[1024];
-	struct timespec start;
+	struct timespec start, stop_by;
+	bool stopping = false;       /* SIGTERM: one more timeout to finish */
 	unsigned long long wire = 0; /* bytes of message text read */
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	size_t hl = engine_received(&s->e, s->srv->hostname,
@@ -147,17 +153,25 @@ static enum exit_kind receive_message(struct session *s, struct data_decoder *d,
 	while (!d->done) {
 		const char *in;
 		size_t n, out;
-		data_deadline(s, &start, wire);
+		data_deadline(s, &start, wire, stopping ? &stop_by : NULL);
 		enum smtp_io_status st = smtp_io_read_block(&s->io, &in, &n);
 		if (st == SMTP_IO_ERROR && errno == EINTR) {
-			s->io.waitmask = NULL; /* a message in flight is finished first */
+			/* a message in flight is finished first, within one more
+			 * timeout, so that SIGTERM ends the daemon in bounded time */
+			s->io.waitmask = NULL;
+			stopping = true;
+			smtp_io_deadline(&stop_by, s->io.timeout_ms);
 			continue;
 		}
 		if (st == SMTP_IO_TIMEOUT) {
 			log_msg(LOG_NOTICE,
-			        "event=timeout phase=%s client=%s size=%zu nothing-delivered",
-			        s->io.write_timed_out ? "reply" : "data", s->e.peer, d->size);
-			engine_timeout(&s->e);
+			        "event=timeout phase=%s client=%s size=%zu%s nothing-delivered",
+			        s->io.write_timed_out ? "reply" : "data", s->e.peer, d->size,
+			        stopping ? " stopping" : "");
+			if (stopping)
+				engine_shutdown(&s->e);
+			else
+				engine_timeout(&s->e);
 			return EXIT_KIND_TIMEOUT;
 		}
 		if (st != SMTP_IO_OK) {
@@ -360,11 +374,11 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
 			break;
 		}
 	}
-	smtp_io_flush(&s.io, &s.e.out);
+	smtp_io_close(&s.io, &s.e.out); /* the last replies and the bye: one timeout */
 out:
 	log_msg(LOG_INFO, "event=close client=%s messages=%u in=%llu out=%llu", peer, s.e.messages,
 	        s.io.bytes_in, s.io.bytes_out);
-	smtp_io_close(&s.io);
+	smtp_io_close(&s.io, NULL);
 	engine_free(&s.e);
 	spool_free(&s.sp);
 	smtp_io_free(&s.io);

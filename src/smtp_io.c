@@ -278,6 +278,7 @@ bool smtp_io_pending(struct smtp_io *io)
 void smtp_io_discard_input(struct smtp_io *io)
 {
 	io->start = io->end = 0;
+	io->skipping = false;
 }
 
 /* write_plain - as much as the descriptor takes now, waiting only when
@@ -304,26 +305,23 @@ static ssize_t write_plain(struct smtp_io *io, const char *p, size_t n,
 	return *st == SMTP_IO_OK ? write(io->fd_out, p, n < PIPE_BUF ? n : PIPE_BUF) : -1;
 }
 
-/* smtp_io_write - all of it, within one timeout for the whole write (a
- * client reading a byte now and then cannot stretch it) */
-enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n)
+/* write_until - all n bytes before the deadline */
+static enum smtp_io_status write_until(struct smtp_io *io, const char *p, size_t n,
+                                       const struct timespec *deadline)
 {
-	const char *p = data;
-	struct timespec deadline;
 	if (io->write_failed) {
 		errno = EPIPE;
 		return SMTP_IO_ERROR;
 	}
-	smtp_io_deadline(&deadline, io->timeout_ms);
 	while (n > 0) {
 		ssize_t w;
 		enum smtp_io_status st = SMTP_IO_OK;
 		if (io->tls) {
-			w = tls_conn_write(io->tls, p, n, &deadline);
+			w = tls_conn_write(io->tls, p, n, deadline);
 			if (w < 0 && errno == ETIMEDOUT)
 				st = SMTP_IO_TIMEOUT;
 		} else {
-			w = write_plain(io, p, n, &deadline, &st);
+			w = write_plain(io, p, n, deadline, &st);
 			if (st == SMTP_IO_ERROR && errno == EINTR)
 				continue; /* SIGTERM: this write still ends by its deadline */
 		}
@@ -344,6 +342,15 @@ enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n
 	return SMTP_IO_OK;
 }
 
+/* smtp_io_write - all of it, within one timeout for the whole write (a
+ * client reading a byte now and then cannot stretch it) */
+enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n)
+{
+	struct timespec deadline;
+	smtp_io_deadline(&deadline, io->timeout_ms);
+	return write_until(io, data, n, &deadline);
+}
+
 /* smtp_io_flush - send the replies gathered so far */
 enum smtp_io_status smtp_io_flush(struct smtp_io *io, struct reply_buf *rb)
 {
@@ -355,12 +362,15 @@ enum smtp_io_status smtp_io_flush(struct smtp_io *io, struct reply_buf *rb)
 }
 
 /* smtp_io_close - see smtp_io.h */
-void smtp_io_close(struct smtp_io *io)
+void smtp_io_close(struct smtp_io *io, struct reply_buf *rb)
 {
-	if (!io->tls)
-		return;
-	struct timespec deadline;
+	struct timespec deadline; /* one for the last replies and the bye */
 	smtp_io_deadline(&deadline, io->write_failed ? 0 : io->timeout_ms);
-	tls_conn_close(io->tls, &deadline);
+	if (rb && rb->len > 0)
+		write_until(io, rb->data, rb->len, &deadline);
+	if (rb)
+		rb->len = 0;
+	if (io->tls)
+		tls_conn_close(io->tls, &deadline);
 	io->tls = NULL;
 }

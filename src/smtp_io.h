@@ -91,8 +91,9 @@ void smtp_io_discard_input(struct smtp_io *io);
 enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n);
 /* smtp_io_flush - write the reply buffer and empty it */
 enum smtp_io_status smtp_io_flush(struct smtp_io *io, struct reply_buf *rb);
-/* smtp_io_close - end TLS (close_notify within one timeout, or not at
- * all once a write has failed); the descriptors are the caller's */
-void smtp_io_close(struct smtp_io *io);
+/* smtp_io_close - write what rb holds (rb may be NULL) and end TLS
+ * (close_notify), both within one timeout, or not at all once a write
+ * has failed; the descriptors are the caller's */
+void smtp_io_close(struct smtp_io *io, struct reply_buf *rb);
 
 #endif

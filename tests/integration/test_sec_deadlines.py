@@ -50,18 +50,18 @@ def small_socket(port):
     return s
 
 
-def trickle_until_reply(c, data, pause=0.3, timeout=GUARD):
-    """Send data one byte at a time, waiting up to pause for a reply after
-    each byte (the pacing of the attack, not a synchronisation), until a
+def trickle_until_reply(c, data, pause=0.3, timeout=GUARD, step=1):
+    """Send data step bytes at a time, waiting up to pause for a reply after
+    each step (the pacing of the attack, not a synchronisation), until a
     reply line arrives; fail if the trickle goes on for timeout seconds
     with none. One thread only, so it works on TLS sockets too. Raises
     EOFError when the server closes without a reply."""
     deadline = time.time() + timeout
-    for b in data:
+    for i in range(0, len(data), step):
         if b"\r\n" in c.buf or time.time() > deadline:
             break
         try:
-            c.sock.send(bytes([b]))
+            c.sock.sendall(data[i:i + step])
         except OSError:
             break
         c.sock.settimeout(pause)
@@ -201,6 +201,28 @@ class Deadlines(unittest.TestCase):
             wait_log(srv, "event=timeout phase=data")
             self.assertIn("nothing-delivered", srv.log())
             self.ended(srv, c)
+
+    def test_sigterm_during_slow_data(self):
+        # 12.4: a message in flight is finished first on SIGTERM, but
+        # within one more timeout: a client that keeps above the minimum
+        # rate (a KiB every 0.3 s) cannot hold the daemon's stop for ever
+        srv = self.server("-t", "3")
+        try:
+            c = srv.raw(timeout=GUARD)
+            c.greet().data()
+            srv.proc.send_signal(signal.SIGTERM)
+            wait_log(srv, "event=stopping")
+            text = (b"y" * 1022 + b"\r\n") * 400
+            self.assertEqual(trickle_until_reply(c, text, step=1024),
+                             "421 4.3.2 %s Service shutting down" % HOST)
+            self.assertEqual(srv.proc.wait(timeout=GUARD), 0)
+        finally:
+            if srv.proc.poll() is None:
+                srv.proc.kill()
+            srv.stop(check=False)
+        self.assertIn("event=timeout phase=data", srv.log())
+        self.assertIn("stopping nothing-delivered", srv.log())
+        self.assertEqual(srv.deliveries(), [])
 
     def test_replies_never_read_plain(self):
         # 12.4: each reply write is bounded; a client that pipelines and
