@@ -130,7 +130,7 @@ static void usage(const struct config *cfg)
 	       "  --tls-implicit           TLS from the first byte (port 465 style)\n"
 	       "  -t, --timeout=SEC        SMTP idle timeout (default %u)\n"
 	       "  --delivery-timeout=SEC   time limit of the delivery command (default %u)\n"
-	       "  --data-min-rate=N        DATA ends within the timeout + size / N bytes a second "
+	       "  --data-min-rate=N        DATA must end within the timeout + size/N seconds "
 	       "(default %u)\n"
 	       "  --max-discard=N          bytes of a too-big message read before 552 and close, "
 	       "k/M/G (default %lu)\n"
