@@ -46,8 +46,15 @@
 #define BOUND_DELIVERY_SECONDS 300
 /* Client errors per session before 421 (Postfix smtpd_hard_error_limit). */
 #define BOUND_ERRORS 20
-/* How long the TLS handshake may take. */
+/* How long the whole TLS handshake may take (or --timeout, if shorter). */
 #define BOUND_HANDSHAKE_SECONDS 30
+/* DATA must end within --timeout + (bytes received) / this rate, and no
+ * read in it waits more than --timeout: a client that trickles a byte
+ * now and then is cut off, one that sends 1 KiB/s or more is not. */
+#define BOUND_DATA_MIN_RATE 1024
+/* Bytes of an over-size message read and dropped past --max-message-size
+ * so that the 552 comes in step; past these, 552 and the session ends. */
+#define BOUND_DISCARD (16UL * 1024 * 1024)
 /* Brute-force brake: credential checks at least this far apart across
  * the whole daemon (under --inetd, across processes through
  * --auth-state): at most one guess a second. */

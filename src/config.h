@@ -84,6 +84,8 @@ struct config {
 	unsigned max_errors;
 	unsigned timeout;          /* seconds of SMTP idle time */
 	unsigned delivery_timeout; /* seconds a delivery command may run */
+	size_t data_min_rate;      /* bytes per second DATA must keep up */
+	size_t max_discard;        /* bytes of an over-size message dropped before closing */
 };
 
 /* config_exit_code - the exit code for kind under cfg's personality */

@@ -10,7 +10,8 @@
  * per call. Past max_size, or past a line longer than max_line, it
  * stops writing output but keeps reading to the end, so the session
  * can answer 552 or 500 in step with the client (SMTP has no reply in
- * the middle of DATA) and spools nothing it will refuse.
+ * the middle of DATA) and spools nothing it will refuse; the session
+ * bounds how far it reads past max_size (--max-discard).
  * The size is RFC 1870's: the octets of the text with CRLF counted as
  * two, without the doubled (transparency) dots and the final ".".
  * A line's length leaves out its CRLF and the transparency dot (RFC

@@ -40,6 +40,8 @@ enum {
 	OPT_MAX_LINE_LENGTH,
 	OPT_MAX_ERRORS,
 	OPT_DELIVERY_TIMEOUT,
+	OPT_DATA_MIN_RATE,
+	OPT_MAX_DISCARD,
 	OPT_HOSTNAME,
 	OPT_SPOOL_DIR,
 	OPT_TLS_REQUIRED,
@@ -74,6 +76,8 @@ static const struct option long_options[] = {
     {"max-line-length", required_argument, NULL, OPT_MAX_LINE_LENGTH},
     {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
     {"delivery-timeout", required_argument, NULL, OPT_DELIVERY_TIMEOUT},
+    {"data-min-rate", required_argument, NULL, OPT_DATA_MIN_RATE},
+    {"max-discard", required_argument, NULL, OPT_MAX_DISCARD},
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
     {"tls-required", no_argument, NULL, OPT_TLS_REQUIRED},
@@ -139,6 +143,10 @@ static void usage(const struct config *cfg)
 	       "  --tls-implicit           TLS from the first byte (port 465 style)\n"
 	       "  -t, --timeout=SEC        SMTP idle timeout (default %u)\n"
 	       "  --delivery-timeout=SEC   time limit of the delivery command (default %u)\n"
+	       "  --data-min-rate=N        DATA must end within the timeout + size/N seconds "
+	       "(default %u)\n"
+	       "  --max-discard=N          bytes of a too-big message read before 552 and close, "
+	       "k/M/G (default %lu)\n"
 	       "  --max-sessions=N         concurrent sessions (default %u)\n"
 	       "  --max-sessions-per-client=N  sessions per client address, an IPv6 client's "
 	       "/64 (default %u; 0: no limit)\n"
@@ -156,8 +164,8 @@ static void usage(const struct config *cfg)
 	       "  -v, --version            print the version\n"
 	       "  -?, -h, --help           print this help\n",
 	       cfg->progname, AUTH_STATE_FILE, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS,
-	       BOUND_SESSIONS, BOUND_SESSIONS_PER_CLIENT, BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE,
-	       BOUND_TEXT_LINE, BOUND_ERRORS);
+	       BOUND_DATA_MIN_RATE, BOUND_DISCARD, BOUND_SESSIONS, BOUND_SESSIONS_PER_CLIENT,
+	       BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE, BOUND_TEXT_LINE, BOUND_ERRORS);
 }
 
 /* version - --version */
@@ -245,6 +253,8 @@ static void defaults(struct config *cfg, const char *argv0)
 	cfg->max_errors = BOUND_ERRORS;
 	cfg->timeout = BOUND_TIMEOUT_SECONDS;
 	cfg->delivery_timeout = BOUND_DELIVERY_SECONDS;
+	cfg->data_min_rate = BOUND_DATA_MIN_RATE;
+	cfg->max_discard = BOUND_DISCARD;
 }
 
 /* long_matches - how many long options begin with the len bytes of name */
@@ -453,6 +463,17 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 				    "(1-86400)",
 				    optarg);
 			cfg->delivery_timeout = (unsigned)v;
+			break;
+		case OPT_DATA_MIN_RATE:
+			if (parse_number(optarg, 1, 1ULL << 40, true, &v) < 0)
+				BAD("--data-min-rate: '%s' is not a rate (bytes a second, k, M, G)",
+				    optarg);
+			cfg->data_min_rate = (size_t)v;
+			break;
+		case OPT_MAX_DISCARD:
+			if (parse_number(optarg, 0, 1ULL << 40, true, &v) < 0)
+				BAD("--max-discard: '%s' is not a size (bytes, k, M, G)", optarg);
+			cfg->max_discard = (size_t)v;
 			break;
 		case OPT_HOSTNAME:
 			if (!options_hostname_ok(optarg))

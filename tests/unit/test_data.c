@@ -188,11 +188,48 @@ static void test_large(void **state)
 	free(out);
 }
 
+/* test_size_past_limit - past max_size nothing more is written, but
+ * size keeps counting every octet (RFC 1870's count, CRLF as two): the
+ * session's --max-discard budget relies on it to stop reading an
+ * endless message (issue 19.8),
+ * for lines and for a stream with no line end at all (/dev/zero) */
+static void test_size_past_limit(void **state)
+{
+	static char in[65536], out[65536 + 2];
+	const struct {
+		const char *name;
+		char fill;
+		bool lines;
+	} streams[] = {{"text lines", 'x', true}, {"NUL bytes, no LF", '\0', false}};
+	for (size_t k = 0; k < sizeof(streams) / sizeof(streams[0]); k++) {
+		memset(in, streams[k].fill, sizeof(in));
+		if (streams[k].lines)
+			for (size_t i = 78; i + 1 < sizeof(in); i += 80)
+				memcpy(in + i, "\r\n", 2);
+		struct data_decoder d;
+		data_decoder_init(&d, 1000, 0);
+		size_t written = 0, fed = 0;
+		for (int round = 0; round < 32; round++) {
+			size_t wr, used = data_decode(&d, in, sizeof(in), out, &wr);
+			written += wr;
+			fed += used;
+			if (used != sizeof(in) || d.done)
+				fail_msg("%s: consumed %zu of %zu, done %d, want all and not done",
+				         streams[k].name, used, sizeof(in), d.done);
+		}
+		size_t want = fed; /* no dot stuffing here: every octet counts */
+		if (!d.too_big || written > 1000 || d.size != want)
+			fail_msg("%s: too_big %d written %zu size %zu, want 1 <=1000 %zu",
+			         streams[k].name, d.too_big, written, d.size, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cases),
 	    cmocka_unit_test(test_large),
+	    cmocka_unit_test(test_size_past_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
