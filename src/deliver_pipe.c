@@ -196,8 +196,7 @@ void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d, st
 	memset(r, 0, sizeof(*r));
 	r->exit_status = -1;
 	char **argv = cmd_template_expand(t, d->sender, d->rcpts, d->nrcpt);
-	char **env =
-	    t->shell ? cmd_template_env(d->sender[0] ? d->sender : "MAILER-DAEMON") : environ;
+	char **env = cmd_template_env(d->sender);
 	int in = spool_input_fd(sp);
 	int out[2] = {-1, -1};
 	pid_t pid = -1;
@@ -232,7 +231,6 @@ void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d, st
 		close(out[0]);
 	if (in >= 0)
 		close(in);
-	if (t->shell)
-		cmd_template_env_free(env);
+	cmd_template_env_free(env);
 	cmd_argv_free(argv);
 }
