@@ -691,8 +691,9 @@ static void single_quoted(struct buf *b, const char *s)
 
 /* cmd_template_run_in - see cmd_template.h. The command is started by
  * a small /bin/sh script that changes to dir first: the spawn itself
- * (deliver_pipe.c) stays the same for every template. A directory that
- * is gone is an EX_OSERR, a 451. */
+ * (deliver_pipe.c) stays the same for every template. A directory the
+ * command's user cannot enter (--user) leaves it in "/", as before,
+ * with sh's complaint in the log. */
 int cmd_template_run_in(struct cmd_template *t, const char *dir, char *err, size_t errlen)
 {
 	if (!dir || !strcmp(dir, "/"))
@@ -704,7 +705,7 @@ int cmd_template_run_in(struct cmd_template *t, const char *dir, char *err, size
 	struct buf b = {0};
 	buf_str(&b, "cd -- ");
 	single_quoted(&b, dir);
-	buf_str(&b, " || exit 71\n");
+	buf_str(&b, " || cd /\n");
 	if (t->shell)
 		buf_str(&b, t->argv[0]);
 	if (b.oom) {

@@ -211,5 +211,49 @@ class Recipients(unittest.TestCase):
                                                 '"; touch x"@d.test'])
 
 
+class Detached(unittest.TestCase):
+    """Finding 6: under -d the daemon works from /, yet 'sh deliver.sh'
+    must find deliver.sh where it was started, as in the foreground."""
+
+    def run_detached(self, tmp, cmd):
+        pidfile = os.path.join(tmp, "pid")
+        log = os.path.join(tmp, "log")
+        r = subprocess.run([harness.real_binary(), "-d", "--interface=127.0.0.1", "--port=0",
+                            "-P", pidfile, "--log=" + log, "--log-level=debug",
+                            "--command=" + cmd],
+                           capture_output=True, text=True, timeout=30, cwd=tmp)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        port = int(r.stdout.split()[0])
+        with open(pidfile) as f:
+            pid = int(f.read())
+        try:
+            c = harness.RawClient(port, timeout=20).greet()
+            c.data(sender="s@e.org", rcpts=("r@d.test",))
+            c.send("Subject: d\r\n\r\ndetached\r\n.\r\n")
+            code, lines = c.reply()
+            c.cmd("QUIT", 221)
+            c.close()
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.time() + 30
+            while os.path.exists(pidfile) and time.time() < deadline:
+                time.sleep(0.05)
+        with open(log) as f:
+            return code, f.read()
+
+    def test_relative_arguments_under_detach(self):
+        for kind, cmd in (("direct", "sh deliver.sh -f %F --"),
+                          ("shell", "sh deliver.sh -f %F -- 2>>err.log")):
+            with self.subTest(kind=kind), tempfile.TemporaryDirectory(prefix="sp") as tmp:
+                with open(os.path.join(tmp, "deliver.sh"), "w") as f:
+                    f.write("cat > delivered.eml\nprintf '%s\\0' \"$@\" > args\n")
+                code, log = self.run_detached(tmp, cmd)
+                self.assertEqual(code, 250, log)
+                with open(os.path.join(tmp, "delivered.eml"), "rb") as f:
+                    self.assertTrue(f.read().endswith(b"Subject: d\n\ndetached\n"))
+                self.assertEqual(nul_fields(os.path.join(tmp, "args")),
+                                 ["-f", "s@e.org", "--", "r@d.test"])
+
+
 if __name__ == "__main__":
     harness.main()
