@@ -255,5 +255,55 @@ class Detached(unittest.TestCase):
                                  ["-f", "s@e.org", "--", "r@d.test"])
 
 
+class MaxRecipients(unittest.TestCase):
+    """Finding 7: --max-recipients is capped where the command's argument
+    list (and environment) still fits ARG_MAX with the longest addresses."""
+
+    def largest(self, cmd):
+        rc, err = start_refused(cmd, "--max-recipients=100000")
+        self.assertEqual(rc, 3, err)
+        m = re.search(r"largest allowed is (\d+)", err)
+        self.assertTrue(m, err)
+        return int(m.group(1))
+
+    def test_too_many_refused_at_start(self):
+        rc, err = start_refused("msmtp -f %F --", "--max-recipients=9000")
+        self.assertEqual(rc, 3, err)
+        self.assertIn("--max-recipients", err)
+        self.assertIn("largest allowed is", err)
+
+    def test_the_largest_allowed_value_delivers(self):
+        with tempfile.TemporaryDirectory(prefix="sp") as tmp:
+            count = os.path.join(tmp, "count")
+            cmd = "sh -c 'cat >/dev/null; echo $# >%s' sh %%F" % count
+            n = self.largest(cmd)
+            self.assertGreater(n, 100)
+            rc, err = start_refused(cmd, "--max-recipients=%d" % (n + 1))
+            self.assertEqual(rc, 3, err)
+            # n recipients of the longest form (254 octets), the longest sender
+            local = "l" * 54
+            domain = ".".join(["d" * 63, "d" * 63, "d" * 61])
+            self.assertEqual(len(domain), 189)
+            rcpts = ["%s%010d@%s" % (local, i, domain) for i in range(n)]
+            self.assertEqual(len(rcpts[0]), 254)
+            sender = "s" * 64 + "@" + domain
+            with harness.Server("--max-recipients=%d" % n, command=cmd) as srv:
+                c = srv.raw(timeout=60).greet()
+                c.cmd("MAIL FROM:<%s>" % sender, 250)
+                for i in range(0, n, 200):
+                    chunk = rcpts[i:i + 200]
+                    c.send("".join("RCPT TO:<%s>\r\n" % r for r in chunk))
+                    for _ in chunk:
+                        c.expect(250)
+                c.cmd("RCPT TO:<one-more@d.test>", 452)
+                c.cmd("DATA", 354)
+                c.send("Subject: many\r\n\r\nb\r\n.\r\n")
+                code, lines = c.reply()
+                self.assertEqual(code, 250, "%s %s" % (lines, srv.log()[-2000:]))
+                c.cmd("QUIT", 221)
+            with open(count) as f:
+                self.assertEqual(int(f.read()), 1 + n)  # %F, then the recipients
+
+
 if __name__ == "__main__":
     harness.main()
