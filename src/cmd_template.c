@@ -29,7 +29,7 @@ extern char **environ;
 #define SENDER_UNQUOTED  "\"" SENDER_EXPANSION "\""
 #define SENDER_IN_SINGLE "'\"" SENDER_EXPANSION "\"'"
 /* Where a refused template is explained. */
-#define SEE_MANUAL " (see smtpipe(8), DELIVERY COMMAND)"
+#define SEE_MANUAL " (see smtpipe(8), DELIVERY)"
 
 /* shell_char - characters that make a template shell syntax */
 static bool shell_char(char c)
