@@ -324,28 +324,36 @@ static bool is_assignment(const struct lex *x, const struct word *w)
 
 /* Words that start compound commands (POSIX, bash, ksh): the end of
  * such a command is not where "$@" can go, so none is accepted. */
-static const char *const reserved[] = {
-    "if",  "then", "else", "elif", "fi", "do", "done", "case",     "esac",   "while",  "until",
-    "for", "in",   "{",    "}",    "!",  "[[", "]]",   "function", "select", "coproc", NULL};
+static const char *const reserved[] = {"if",       "then",   "else",   "elif",  "fi",    "do",
+                                       "done",     "case",   "esac",   "while", "until", "for",
+                                       "in",       "{",      "}",      "!",     "[[",    "]]",
+                                       "function", "select", "coproc", "time",  NULL};
 /* Commands that parse their arguments as shell code or evaluate them
  * arithmetically (bash): %F or "$@" there would be code. */
 static const char *const evaluators[] = {"eval", ".",       "source",  "trap",  "alias",
                                          "let",  "declare", "typeset", "local", NULL};
-/* Commands that run their arguments: as the last command with no other
- * word, "$@" would be the program. */
+/* Commands that run their arguments: the first word after their
+ * options is the program, so it must not be %F, nor "$@" (the end). */
 static const char *const runners[] = {"exec", "command", "builtin", NULL};
+/* Builtins that set the shell's variables, options, limits or
+ * directory from their arguments: a client must not choose those. */
+static const char *const setters[] = {"cd",    "pushd", "export",  "readonly", "set",    "unset",
+                                      "shift", "read",  "getopts", "umask",    "ulimit", NULL};
 
 /* The state of the simple command being scanned at one level. */
 struct cmd_state {
-	bool start;     /* nothing of the current command seen yet */
-	bool word;      /* its command word was seen */
-	bool runner;    /* that word is one of runners[] */
-	size_t args;    /* words after the command word */
-	bool redirect;  /* a redirection operator waits for its word */
-	bool closed;    /* the last thing was a subshell's ')' */
-	int depth;      /* open subshells */
-	const char *op; /* the last operator, while start is true */
-	bool comment;   /* the text ended inside a comment */
+	bool start;      /* nothing of the current command seen yet */
+	bool word;       /* its command word was seen */
+	bool runner;     /* that word is one of runners[] */
+	bool program;    /* a runner's program word was seen */
+	bool option_arg; /* the runner's last word was -a, whose value comes next */
+	bool setter;     /* the command word is one of setters[] */
+	size_t args;     /* words after the command word */
+	bool redirect;   /* a redirection operator waits for its word */
+	bool closed;     /* the last thing was a subshell's ')' */
+	int depth;       /* open subshells */
+	const char *op;  /* the last operator, while start is true */
+	bool comment;    /* the text ended inside a comment */
 };
 
 /* operator_at - the control or redirection operator at the scan, or NULL */
@@ -409,6 +417,7 @@ static int scan_command_word(struct lex *x, struct cmd_state *c, const struct wo
 	}
 	c->word = true;
 	c->runner = word_in(x, w, runners);
+	c->setter = word_in(x, w, setters);
 	return 0;
 }
 
@@ -490,11 +499,35 @@ static int scan_list(struct lex *x, bool inner)
 			return refuse(x, "a word after a subshell's ')'",
 			              "end the subshell's command first");
 		} else if (!c.word && is_assignment(x, &w)) {
-			c.start = false; /* NAME=value before the command word */
+			if (w.sender) /* NAME=value before the command word */
+				return refuse(
+				    x,
+				    "%F as a variable's value (NAME=%F) would let a client "
+				    "set PATH, IFS or LD_PRELOAD",
+				    "use \"$SMTPIPE_SENDER\", which holds the sender");
 		} else if (!c.word) {
 			if (scan_command_word(x, &c, &w) < 0)
 				return -1;
 		} else {
+			if (w.sender && c.setter)
+				return refuse(
+				    x,
+				    "%F as an argument of cd, export, set, read and kin would "
+				    "let a client set the shell's variables or directory",
+				    "use \"$SMTPIPE_SENDER\", which holds the sender");
+			if (c.runner && !c.program) {
+				/* bash's exec -a NAME: NAME is not the program */
+				bool option = x->s[w.start] == '-' || c.option_arg;
+				c.option_arg = word_is(x, &w, "-a");
+				if (w.sender)
+					return refuse(
+					    x,
+					    "%F names the program, so a client would choose "
+					    "what runs",
+					    "name the program yourself and pass %F as an "
+					    "argument");
+				c.program = !option;
+			}
 			c.args++;
 		}
 		c.start = false;
@@ -536,7 +569,7 @@ static int scan_list(struct lex *x, bool inner)
 		              "the template's last command has no command word, so the recipients "
 		              "would be the command",
 		              "end it with the command that takes the recipients");
-	if (c.runner && c.args == 0)
+	if (c.runner && !c.program)
 		return refuse(x,
 		              "the template ends with a command that runs its arguments, so the "
 		              "recipients would be the command",
@@ -781,7 +814,7 @@ char **cmd_template_expand(const struct cmd_template *t, const char *sender,
 			buf_str(&script, t->argv[0]);
 		} else {
 			buf_str(&script, t->dir);
-			buf_str(&script, "exec \"$@\"");
+			buf_str(&script, "command -v \"$1\" >/dev/null || exit 71\nexec \"$@\"");
 		}
 		argv[0] = strdup("/bin/sh");
 		argv[1] = strdup("-c");

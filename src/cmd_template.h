@@ -19,10 +19,12 @@
  * parameters and an environment value. The template is scanned as a
  * POSIX shell lexer would, and start-up refuses every template for which
  * that cannot be guaranteed (cmd_template.c lists them): %F inside
- * $(...), `...`, ${...}, after a backslash or '$', naming the program or
- * a redirection's file; here-documents, compound commands, eval and
- * kin; and a template whose end is not the end of a simple command's
- * words (a trailing operator, comment, redirection or subshell), since
+ * $(...), `...`, ${...}, after a backslash or '$', naming the program
+ * (also after exec), a redirection's file or a variable's value, or as an
+ * argument of cd, export, set and kin; here-documents, compound
+ * commands, eval and kin; and a template whose end is not the end of a
+ * simple command's words (a trailing operator, comment, redirection or
+ * subshell), since
  * "$@" is appended to the last simple command, as msmtpd appends the
  * recipients to the command line.
  *

@@ -38,8 +38,8 @@ static void test_scripts(void **state)
 	     "msmtp -f \"${SMTPIPE_SENDER:-MAILER-DAEMON}\" -- 2>>err \"$@\""},
 	    {"msmtp -f '<%F>' -- 2>>err",
 	     "msmtp -f '<'\"${SMTPIPE_SENDER:-MAILER-DAEMON}\"'>' -- 2>>err \"$@\""},
-	    {"x=%F cmd %F%F >/dev/null",
-	     "x=\"${SMTPIPE_SENDER:-MAILER-DAEMON}\" cmd "
+	    {"x=1 cmd %F%F >/dev/null",
+	     "x=1 cmd "
 	     "\"${SMTPIPE_SENDER:-MAILER-DAEMON}\"\"${SMTPIPE_SENDER:-MAILER-DAEMON}\" "
 	     ">/dev/null \"$@\""},
 	    {"cat # a %F comment\nsend $(date) `date` ${HOME} -- 2>&1 ",
@@ -74,7 +74,16 @@ static void test_refused(void **state)
 	    {"cat # c", "ends in a comment"},
 	    {"cat 2>", "redirection operator"},
 	    {"X=1 >/dev/null", "no command word"},
-	    {"cat; X=%F", "no command word"},
+	    {"cat; X=1", "no command word"},
+	    {"X=%F cat >x", "variable's value"},
+	    {"cat; PATH=%F", "variable's value"},
+	    {"export X=%F; cat >x", "cd, export"},
+	    {"cd %F && cat >x", "cd, export"},
+	    {"exec %F >x", "names the program"},
+	    {"exec -a x %F >x", "names the program"},
+	    {"command -p %F >x", "names the program"},
+	    {"cat; exec -a x", "runs its arguments"},
+	    {"time %F >x", "compound"},
 	    {"(cat)", "subshell"},
 	    {"(cat) >x", "subshell"},
 	    {"(cat", "unterminated '('"},
@@ -143,17 +152,18 @@ static void test_run_in(void **state)
 	assert_int_equal(cmd_template_run_in(&t, "/srv", err, sizeof(err)), 0);
 	const char *rcpts[] = {"r@x"};
 	char **argv = cmd_template_expand(&t, "", rcpts, 1);
-	const char *want[] = {"/bin/sh",
-	                      "-c",
-	                      "cd -- '/srv' || cd /\nexec \"$@\"",
-	                      "smtpipe",
-	                      "sh",
-	                      "run.sh",
-	                      "-f",
-	                      "MAILER-DAEMON",
-	                      "--",
-	                      "r@x",
-	                      NULL};
+	const char *want[] = {
+	    "/bin/sh",
+	    "-c",
+	    "cd -- '/srv' || cd /\ncommand -v \"$1\" >/dev/null || exit 71\nexec \"$@\"",
+	    "smtpipe",
+	    "sh",
+	    "run.sh",
+	    "-f",
+	    "MAILER-DAEMON",
+	    "--",
+	    "r@x",
+	    NULL};
 	for (size_t i = 0; want[i] || argv[i]; i++)
 		if (!argv[i] || !want[i] || strcmp(argv[i], want[i]))
 			fail_msg("arg %zu: got '%s', want '%s'", i, argv[i] ? argv[i] : "(null)",
@@ -361,9 +371,13 @@ static void generate(struct gen *g)
 	                                     "echo %F >/dev/null",
 	                                     "cat >/dev/null",
 	                                     "true $(echo a)",
-	                                     "Y=\"%F\" true",
+	                                     "Y=\"$SMTPIPE_SENDER\" true",
 	                                     "true # note %F\n",
-	                                     "( : ; true )"};
+	                                     "( : ; true )",
+	                                     "exec 3>/dev/null"};
+	/* each gives a client a say it must not have: refused */
+	static const char *const bad_prefix[] = {"Y=\"%F\" true", "cd %F",           "export Z=%F",
+	                                         "exec %F",       "true $(echo %F)", "eval true"};
 	static const char *const join[] = {"; ", " && ", "\n", " | ", " & "};
 	static const char *const redir[] = {
 	    "", "", " 2>/dev/null", " </dev/null", " 2>>/dev/null", " 2>&1"};
@@ -374,6 +388,10 @@ static void generate(struct gen *g)
 	unsigned n = rnd(3);
 	for (unsigned i = 0; i < n; i++) {
 		const char *p = prefix[rnd(sizeof(prefix) / sizeof(prefix[0]))];
+		if (rnd(16) == 0) {
+			p = bad_prefix[rnd(sizeof(bad_prefix) / sizeof(bad_prefix[0]))];
+			g->unsafe = true;
+		}
 		put(g, p);
 		if (p[strlen(p) - 1] != '\n')
 			put(g, join[rnd(sizeof(join) / sizeof(join[0]))]);
@@ -561,6 +579,9 @@ static void test_property(void **state)
 		cmd_template_env_free(env);
 		cmd_template_free(&t);
 	}
+	print_message("seed %#llx: %u templates accepted and run, %u refused\n",
+	              (unsigned long long)(seed ? strtoull(seed, NULL, 0) : 0x5eed5eedULL),
+	              accepted, refused);
 	/* a parser that refused everything, or nothing, would not pass */
 	if (accepted < cases / 2 || refused < cases / 10)
 		fail_msg("accepted %u, refused %u of %u", accepted, refused, cases);
