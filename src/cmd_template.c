@@ -2,14 +2,10 @@
  * cmd_template.c - the delivery command template: read once at
  *                  start-up, expanded for each message
  *
- * A template without shell syntax is split into argv here. One with
- * shell syntax is scanned as a POSIX shell lexer would (quote state,
- * backslashes, comments, operators, $(...), `...`, ${...}) and turned
- * into a fixed script: each %F becomes an expansion of SMTPIPE_SENDER
- * quoted for its context, and " \"$@\"" is appended. Whatever the scan
- * cannot prove to keep client bytes out of the shell's parser, or to
- * make "$@" the last simple command's arguments, is refused with one
- * line saying how to write it (cmd_template.h, smtpipe(8)).
+ * A template without shell syntax is split into argv here; one with
+ * shell syntax becomes a fixed script in cmd_shell.c. For each message
+ * the argv gets the sender (direct templates) or the environment does
+ * (shell templates), and the recipients are appended.
  */
 #include "cmd_template.h"
 
@@ -20,580 +16,14 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "cmd_shell.h"
 
 extern char **environ;
-
-/* What %F becomes in a shell script: one word in every context where it
- * is substituted, MAILER-DAEMON for the null sender (msmtpd). */
-#define SENDER_EXPANSION "${SMTPIPE_SENDER:-MAILER-DAEMON}"
-#define SENDER_UNQUOTED  "\"" SENDER_EXPANSION "\""
-#define SENDER_IN_SINGLE "'\"" SENDER_EXPANSION "\"'"
-/* Where a refused template is explained. */
-#define SEE_MANUAL " (see smtpipe(8), DELIVERY)"
 
 /* shell_char - characters that make a template shell syntax */
 static bool shell_char(char c)
 {
 	return strchr("|&;<>()$`*?[#~\n", c) != NULL;
-}
-
-/* A growing string. */
-struct buf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-/* buf_add - append n bytes */
-static void buf_add(struct buf *b, const char *p, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2;
-		char *s = realloc(b->s, cap);
-		if (!s) {
-			b->oom = true;
-			return;
-		}
-		b->s = s;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, p, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-/* buf_str - append a string */
-static void buf_str(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-/* The shell scan. One struct lex per template; "inner" scans (the text
- * of a $(...)) share it and only copy, since %F is refused there. */
-struct lex {
-	const char *s;
-	size_t i;
-	struct buf out;
-	char *err;
-	size_t errlen;
-	bool failed;
-};
-
-/* refuse - fill err once; the scan stops at the first reason */
-static int refuse(struct lex *x, const char *why, const char *how)
-{
-	if (!x->failed)
-		snprintf(x->err, x->errlen, "--command refused: %s; %s" SEE_MANUAL, why, how);
-	x->failed = true;
-	return -1;
-}
-
-/* at - the byte k past the current one (0 past the end) */
-static char at(const struct lex *x, size_t k)
-{
-	for (size_t j = 0; j < k; j++)
-		if (!x->s[x->i + j])
-			return '\0';
-	return x->s[x->i + k];
-}
-
-/* copy - move n bytes of the template into the script */
-static void copy(struct lex *x, size_t n)
-{
-	buf_add(&x->out, x->s + x->i, n);
-	x->i += n;
-}
-
-/* is_percent_f - the scan is at a %F */
-static bool is_percent_f(const struct lex *x)
-{
-	return at(x, 0) == '%' && at(x, 1) == 'F';
-}
-
-/* What the scan of one word found. */
-struct word {
-	size_t start, end; /* its text in the template */
-	bool sender;       /* it holds a %F */
-	bool quoted;       /* it holds quotes, escapes or expansions */
-};
-
-static int scan_list(struct lex *x, bool inner);
-
-/* scan_backquote - `...`: copied; %F and quotes inside are refused (the
- * quoting rules there differ between shells) */
-static int scan_backquote(struct lex *x)
-{
-	copy(x, 1);
-	for (;;) {
-		char c = at(x, 0);
-		if (!c)
-			return refuse(x, "an unterminated `...`", "close it");
-		if (is_percent_f(x))
-			return refuse(x, "%F inside `...` would be parsed by the shell",
-			              "give the sender as an argument, e.g. -f %F");
-		if (c == '\'' || c == '"')
-			return refuse(x, "quotes inside `...` are not checked",
-			              "use $(...) instead");
-		if (c == '\\') {
-			if (!at(x, 1))
-				return refuse(x, "the template ends with a backslash",
-				              "remove it or quote it");
-			copy(x, 2);
-			continue;
-		}
-		copy(x, 1);
-		if (c == '`')
-			return 0;
-	}
-}
-
-/* scan_dollar - $ and what follows it; w is the word it is in */
-static int scan_dollar(struct lex *x, struct word *w)
-{
-	char c = at(x, 1);
-	w->quoted = true;
-	if (c == '(') {
-		copy(x, 2);
-		size_t open = x->i;
-		if (scan_list(x, true) < 0)
-			return -1;
-		if (at(x, 0) != ')') {
-			x->i = open;
-			return refuse(x, "an unterminated $(...)", "close it");
-		}
-		copy(x, 1);
-		return 0;
-	}
-	if (c == '{') {
-		copy(x, 2);
-		for (;;) {
-			char d = at(x, 0);
-			if (is_percent_f(x))
-				return refuse(x, "%F inside ${...} would be parsed by the shell",
-				              "write %F as a word of its own, e.g. -f %F");
-			if (!d)
-				return refuse(x, "an unterminated ${...}", "close it");
-			if (strchr("'\"`\\${\n", d))
-				return refuse(
-				    x,
-				    "quotes, escapes or expansions inside ${...} are not checked",
-				    "keep ${...} to a name and a plain word");
-			copy(x, 1);
-			if (d == '}')
-				return 0;
-		}
-	}
-	if (c == '\'' || c == '"')
-		return refuse(
-		    x, "$'...' and $\"...\" are not POSIX and are quoted differently by bash",
-		    "use '...' or \"...\"");
-	if (c == '%' && at(x, 2) == 'F')
-		return refuse(x, "%F right after '$' would not be the sender",
-		              "put a blank or a quote between them");
-	copy(x, 1); /* $name, $1, $@, $$...: copied by the caller */
-	return 0;
-}
-
-/* sender_here - replace the %F at the scan in quote context q ('\0',
- * '\'', '"') by the expansion that stays one word there */
-static int sender_here(struct lex *x, struct word *w, bool inner, char q)
-{
-	if (inner)
-		return refuse(x, "%F inside $(...) would be parsed by the shell",
-		              "give the sender as an argument, e.g. -f %F");
-	buf_str(&x->out, q == '\''  ? SENDER_IN_SINGLE
-	                 : q == '"' ? SENDER_EXPANSION
-	                            : SENDER_UNQUOTED);
-	x->i += 2;
-	w->sender = true;
-	return 0;
-}
-
-/* scan_word - one word: quotes, escapes, expansions, each %F */
-static int scan_word(struct lex *x, struct word *w, bool inner)
-{
-	memset(w, 0, sizeof(*w));
-	w->start = x->i;
-	for (;;) {
-		char c = at(x, 0);
-		if (!c || strchr(" \t\n;&|<>()", c))
-			break;
-		if (is_percent_f(x)) {
-			if (sender_here(x, w, inner, '\0') < 0)
-				return -1;
-		} else if (c == '\\') {
-			w->quoted = true;
-			if (!at(x, 1))
-				return refuse(x, "the template ends with a backslash",
-				              "remove it or quote it");
-			if (at(x, 1) == '%' && at(x, 2) == 'F')
-				return refuse(x, "%F after a backslash", "write %F without one");
-			copy(x, 2);
-		} else if (c == '\'') {
-			w->quoted = true;
-			copy(x, 1);
-			for (;;) {
-				if (!at(x, 0))
-					return refuse(x, "an unterminated '...'",
-					              "close the quote");
-				if (is_percent_f(x)) {
-					if (sender_here(x, w, inner, '\'') < 0)
-						return -1;
-					continue;
-				}
-				bool end = at(x, 0) == '\'';
-				copy(x, 1);
-				if (end)
-					break;
-			}
-		} else if (c == '"') {
-			w->quoted = true;
-			copy(x, 1);
-			for (;;) {
-				char d = at(x, 0);
-				if (!d)
-					return refuse(x, "an unterminated \"...\"",
-					              "close the quote");
-				if (is_percent_f(x)) {
-					if (sender_here(x, w, inner, '"') < 0)
-						return -1;
-				} else if (d == '\\') {
-					if (!at(x, 1))
-						return refuse(x, "an unterminated \"...\"",
-						              "close the quote");
-					if (at(x, 1) == '%' && at(x, 2) == 'F')
-						return refuse(x, "%F after a backslash",
-						              "write %F without one");
-					copy(x, 2);
-				} else if (d == '`') {
-					if (scan_backquote(x) < 0)
-						return -1;
-				} else if (d == '$') {
-					if (scan_dollar(x, w) < 0)
-						return -1;
-				} else {
-					copy(x, 1);
-					if (d == '"')
-						break;
-				}
-			}
-		} else if (c == '`') {
-			w->quoted = true;
-			if (scan_backquote(x) < 0)
-				return -1;
-		} else if (c == '$') {
-			if (scan_dollar(x, w) < 0)
-				return -1;
-		} else {
-			copy(x, 1);
-		}
-	}
-	w->end = x->i;
-	return 0;
-}
-
-/* word_is - the word is exactly the unquoted text s */
-static bool word_is(const struct lex *x, const struct word *w, const char *s)
-{
-	size_t n = strlen(s);
-	return !w->quoted && w->end - w->start == n && memcmp(x->s + w->start, s, n) == 0;
-}
-
-/* word_in - the word is one of list (NULL-terminated) */
-static bool word_in(const struct lex *x, const struct word *w, const char *const *list)
-{
-	for (; *list; list++)
-		if (word_is(x, w, *list))
-			return true;
-	return false;
-}
-
-/* is_assignment - NAME=... at the start of the word, unquoted */
-static bool is_assignment(const struct lex *x, const struct word *w)
-{
-	const char *p = x->s + w->start;
-	if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')))
-		return false;
-	while (*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-	       (*p >= '0' && *p <= '9'))
-		p++;
-	return *p == '=' && (size_t)(p - x->s) < w->end;
-}
-
-/* Words that start compound commands (POSIX, bash, ksh): the end of
- * such a command is not where "$@" can go, so none is accepted. */
-static const char *const reserved[] = {"if",       "then",   "else",   "elif",  "fi",    "do",
-                                       "done",     "case",   "esac",   "while", "until", "for",
-                                       "in",       "{",      "}",      "!",     "[[",    "]]",
-                                       "function", "select", "coproc", "time",  NULL};
-/* Commands that parse their arguments as shell code or evaluate them
- * arithmetically (bash): %F or "$@" there would be code. */
-static const char *const evaluators[] = {"eval", ".",       "source",  "trap",  "alias",
-                                         "let",  "declare", "typeset", "local", NULL};
-/* Commands that run their arguments: the first word after their
- * options is the program, so it must not be %F, nor "$@" (the end). */
-static const char *const runners[] = {"exec", "command", "builtin", NULL};
-/* Builtins that set the shell's variables, options, limits or
- * directory from their arguments: a client must not choose those. */
-static const char *const setters[] = {"cd",    "pushd", "export",  "readonly", "set",    "unset",
-                                      "shift", "read",  "getopts", "umask",    "ulimit", NULL};
-
-/* The state of the simple command being scanned at one level. */
-struct cmd_state {
-	bool start;      /* nothing of the current command seen yet */
-	bool word;       /* its command word was seen */
-	bool runner;     /* that word is one of runners[] */
-	bool program;    /* a runner's program word was seen */
-	bool option_arg; /* the runner's last word was -a, whose value comes next */
-	bool setter;     /* the command word is one of setters[] */
-	size_t args;     /* words after the command word */
-	bool redirect;   /* a redirection operator waits for its word */
-	bool closed;     /* the last thing was a subshell's ')' */
-	int depth;       /* open subshells */
-	const char *op;  /* the last operator, while start is true */
-	bool comment;    /* the text ended inside a comment */
-};
-
-/* operator_at - the control or redirection operator at the scan, or NULL */
-static const char *operator_at(const struct lex *x)
-{
-	static const char *const ops[] = {"&&", "||", ";;", ";&", "|&", "&>", "<<",
-	                                  ">>", "<&", ">&", "<>", ">|", ";",  "&",
-	                                  "|",  "<",  ">",  "\n", NULL};
-	for (const char *const *o = ops; *o; o++)
-		if (strncmp(x->s + x->i, *o, strlen(*o)) == 0)
-			return *o;
-	return NULL;
-}
-
-/* scan_operator - one operator at this level */
-static int scan_operator(struct lex *x, struct cmd_state *c, const char *op)
-{
-	if (!strcmp(op, ";;") || !strcmp(op, ";&"))
-		return refuse(x, "';;' belongs to case, a compound command",
-		              "put compound commands in a script and call it");
-	if (!strcmp(op, "|&") || !strcmp(op, "&>"))
-		return refuse(x, "'|&' and '&>' are bash's, and sh reads them otherwise",
-		              "write 2>&1 |, or >FILE 2>&1");
-	if (!strncmp(op, "<<", 2))
-		return refuse(x, "a here-document is not checked",
-		              "put it in a script, or feed the command from a file");
-	if (c->redirect)
-		return refuse(x, "a redirection operator without its file", "name the file");
-	bool redirect = op[0] == '<' || op[0] == '>';
-	if (redirect) {
-		copy(x, strlen(op));
-		c->redirect = true;
-		c->start = false;
-		return 0;
-	}
-	if (c->start && op[0] != '\n')
-		return refuse(x, "an operator with no command before it", "remove it");
-	copy(x, strlen(op));
-	*c = (struct cmd_state){.start = true, .depth = c->depth, .op = op};
-	return 0;
-}
-
-/* scan_command_word - the word in command position */
-static int scan_command_word(struct lex *x, struct cmd_state *c, const struct word *w)
-{
-	char quoted[64];
-	if (w->sender)
-		return refuse(x, "%F names the program, so a client would choose what runs",
-		              "name the program yourself and pass %F as an argument");
-	if (word_in(x, w, reserved)) {
-		snprintf(quoted, sizeof(quoted), "'%.*s' starts a compound command",
-		         (int)(w->end - w->start), x->s + w->start);
-		return refuse(x, quoted,
-		              "compound commands (if, while, for, case, {...}, !) are refused: put "
-		              "them in a script and call it");
-	}
-	if (word_in(x, w, evaluators)) {
-		snprintf(quoted, sizeof(quoted), "'%.*s' parses its arguments as shell code",
-		         (int)(w->end - w->start), x->s + w->start);
-		return refuse(x, quoted, "eval and its kin are refused: call a script instead");
-	}
-	c->word = true;
-	c->runner = word_in(x, w, runners);
-	c->setter = word_in(x, w, setters);
-	return 0;
-}
-
-/* scan_list - a list of commands at one level: the whole template, or
- * the text of a $(...) when inner (it returns at the unmatched ')') */
-static int scan_list(struct lex *x, bool inner)
-{
-	struct cmd_state c = {.start = true, .op = NULL};
-	for (;;) {
-		char ch = at(x, 0);
-		if (!ch)
-			break;
-		c.comment = false;
-		if (ch == ' ' || ch == '\t') {
-			copy(x, 1);
-			continue;
-		}
-		if (ch == '\\' && at(x, 1) == '\n') { /* a line continuation */
-			copy(x, 2);
-			continue;
-		}
-		if (ch == '#') { /* a comment: up to the newline, copied as it is */
-			while (at(x, 0) && at(x, 0) != '\n')
-				copy(x, 1);
-			c.comment = true;
-			continue;
-		}
-		if (ch == '(') {
-			if (at(x, 1) == '(')
-				return refuse(x, "'((' is bash's arithmetic command",
-				              "use $((...)) in a word");
-			if (!c.start || c.redirect)
-				return refuse(x, "'(' after a word (a function or bash's <(...))",
-				              "put it in a script and call it");
-			copy(x, 1);
-			c.depth++;
-			c.op = "(";
-			continue;
-		}
-		if (ch == ')') {
-			if (c.depth == 0 && inner)
-				break;
-			if (c.depth == 0)
-				return refuse(x, "a ')' without its '('", "remove it");
-			if (c.redirect ||
-			    (c.start && c.op && strchr("(|&", c.op[0]) && strcmp(c.op, "&")))
-				return refuse(x, "a ')' with no command before it", "remove it");
-			copy(x, 1);
-			int depth = c.depth - 1;
-			c = (struct cmd_state){.closed = true, .depth = depth};
-			continue;
-		}
-		const char *op = operator_at(x);
-		if (op) {
-			if (scan_operator(x, &c, op) < 0)
-				return -1;
-			continue;
-		}
-		struct word w;
-		if (scan_word(x, &w, inner) < 0)
-			return -1;
-		char next = at(x, 0);
-		bool digits = w.end > w.start && !w.quoted &&
-		              strspn(x->s + w.start, "0123456789") == w.end - w.start;
-		if (c.redirect) {
-			if (w.sender)
-				return refuse(
-				    x,
-				    "%F names the file of a redirection, so a client would "
-				    "choose the path",
-				    "write to a file you name");
-			c.redirect = false;
-		} else if ((next == '<' || next == '>') && digits) {
-			/* an IO number such as the 2 of 2>FILE: not a word */
-		} else if ((next == '<' || next == '>') && x->s[w.start] == '{') {
-			return refuse(x, "bash's {NAME}> redirections are not POSIX",
-			              "use a descriptor number");
-		} else if (c.closed) {
-			return refuse(x, "a word after a subshell's ')'",
-			              "end the subshell's command first");
-		} else if (!c.word && is_assignment(x, &w)) {
-			if (w.sender) /* NAME=value before the command word */
-				return refuse(
-				    x,
-				    "%F as a variable's value (NAME=%F) would let a client "
-				    "set PATH, IFS or LD_PRELOAD",
-				    "use \"$SMTPIPE_SENDER\", which holds the sender");
-		} else if (!c.word) {
-			if (scan_command_word(x, &c, &w) < 0)
-				return -1;
-		} else {
-			if (w.sender && c.setter)
-				return refuse(
-				    x,
-				    "%F as an argument of cd, export, set, read and kin would "
-				    "let a client set the shell's variables or directory",
-				    "use \"$SMTPIPE_SENDER\", which holds the sender");
-			if (c.runner && !c.program) {
-				/* bash's exec -a NAME: NAME is not the program */
-				bool option = x->s[w.start] == '-' || c.option_arg;
-				c.option_arg = word_is(x, &w, "-a");
-				if (w.sender)
-					return refuse(
-					    x,
-					    "%F names the program, so a client would choose "
-					    "what runs",
-					    "name the program yourself and pass %F as an "
-					    "argument");
-				c.program = !option;
-			}
-			c.args++;
-		}
-		c.start = false;
-	}
-	if (inner)
-		return 0;
-	/* The end of the template: "$@" goes here, so this must be the end
-	 * of a simple command's words. */
-	if (c.depth > 0)
-		return refuse(x, "an unterminated '('", "close it");
-	if (c.comment)
-		return refuse(x,
-		              "the template ends in a comment, which would swallow the recipients",
-		              "remove the comment");
-	if (c.redirect)
-		return refuse(x,
-		              "the template ends with a redirection operator, whose file would be "
-		              "a recipient",
-		              "name the file");
-	if (c.start && c.op && c.op[0] == '\n')
-		return refuse(x,
-		              "the template ends with a newline, so the recipients would be a "
-		              "command",
-		              "remove the newline");
-	if (c.start && c.op) {
-		char why[96];
-		snprintf(why, sizeof(why),
-		         "the template ends with '%s', so the recipients would be a "
-		         "command",
-		         c.op);
-		return refuse(x, why, "end it with the command that takes the recipients, or ': '");
-	}
-	if (c.closed)
-		return refuse(x,
-		              "the template ends with a subshell's ')', where no argument can go",
-		              "end it with the command that takes the recipients");
-	if (!c.word)
-		return refuse(x,
-		              "the template's last command has no command word, so the recipients "
-		              "would be the command",
-		              "end it with the command that takes the recipients");
-	if (c.runner && !c.program)
-		return refuse(x,
-		              "the template ends with a command that runs its arguments, so the "
-		              "recipients would be the command",
-		              "name the program that takes the recipients");
-	return 0;
-}
-
-/* shell_script - the script for /bin/sh -c, or NULL with err filled */
-static char *shell_script(const char *cmd, char *err, size_t errlen)
-{
-	struct lex x = {.s = cmd, .err = err, .errlen = errlen};
-	if (scan_list(&x, false) < 0 || x.out.oom) {
-		if (!x.failed)
-			snprintf(err, errlen, "out of memory");
-		free(x.out.s);
-		return NULL;
-	}
-	buf_str(&x.out, " \"$@\"");
-	if (x.out.oom) {
-		snprintf(err, errlen, "out of memory");
-		free(x.out.s);
-		return NULL;
-	}
-	return x.out.s;
 }
 
 /* split_words - the words of a template without shell syntax, as
@@ -686,7 +116,7 @@ int cmd_template_parse(struct cmd_template *t, const char *cmd, char *err, size_
 			    err, errlen,
 			    "--command refused: %%F names the program, so a client would choose "
 			    "what runs; name the program yourself and pass %%F as an "
-			    "argument" SEE_MANUAL);
+			    "argument" CMD_SEE_MANUAL);
 			cmd_argv_free(argv);
 			return -1;
 		}
@@ -694,7 +124,7 @@ int cmd_template_parse(struct cmd_template *t, const char *cmd, char *err, size_
 		t->argc = argc;
 		return 0;
 	}
-	char *script = shell_script(cmd, err, errlen);
+	char *script = cmd_shell_script(cmd, err, errlen);
 	argv = script ? calloc(2, sizeof(*argv)) : NULL;
 	if (!argv) {
 		if (script)
@@ -711,15 +141,15 @@ int cmd_template_parse(struct cmd_template *t, const char *cmd, char *err, size_
 
 /* single_quoted - s as one '...' shell word (the administrator's text,
  * never a client's) */
-static void single_quoted(struct buf *b, const char *s)
+static void single_quoted(struct cmd_buf *b, const char *s)
 {
-	buf_str(b, "'");
+	cmd_buf_str(b, "'");
 	for (; *s; s++)
 		if (*s == '\'')
-			buf_str(b, "'\\''");
+			cmd_buf_str(b, "'\\''");
 		else
-			buf_add(b, s, 1);
-	buf_str(b, "'");
+			cmd_buf_add(b, s, 1);
+	cmd_buf_str(b, "'");
 }
 
 /* cmd_template_run_in - see cmd_template.h. The command is started by
@@ -735,12 +165,12 @@ int cmd_template_run_in(struct cmd_template *t, const char *dir, char *err, size
 		snprintf(err, errlen, "--command: the directory '%s' is not absolute", dir);
 		return -1;
 	}
-	struct buf b = {0};
-	buf_str(&b, "cd -- ");
+	struct cmd_buf b = {0};
+	cmd_buf_str(&b, "cd -- ");
 	single_quoted(&b, dir);
-	buf_str(&b, " || cd /\n");
+	cmd_buf_str(&b, " || cd /\n");
 	if (t->shell)
-		buf_str(&b, t->argv[0]);
+		cmd_buf_str(&b, t->argv[0]);
 	if (b.oom) {
 		free(b.s);
 		snprintf(err, errlen, "out of memory");
@@ -777,14 +207,14 @@ void cmd_argv_free(char **argv)
 /* replace_all - s with every "%F" replaced by with (malloc'd) */
 static char *replace_all(const char *s, const char *with)
 {
-	struct buf b = {0};
+	struct cmd_buf b = {0};
 	const char *f;
 	while ((f = strstr(s, "%F"))) {
-		buf_add(&b, s, (size_t)(f - s));
-		buf_str(&b, with);
+		cmd_buf_add(&b, s, (size_t)(f - s));
+		cmd_buf_str(&b, with);
 		s = f + 2;
 	}
-	buf_str(&b, s);
+	cmd_buf_str(&b, s);
 	if (b.oom) {
 		free(b.s);
 		return NULL;
@@ -809,12 +239,13 @@ char **cmd_template_expand(const struct cmd_template *t, const char *sender,
 	if (head) {
 		/* The sender reaches the shell in the environment, the
 		 * recipients as positional parameters: never as shell text. */
-		struct buf script = {0};
+		struct cmd_buf script = {0};
 		if (t->shell) {
-			buf_str(&script, t->argv[0]);
+			cmd_buf_str(&script, t->argv[0]);
 		} else {
-			buf_str(&script, t->dir);
-			buf_str(&script, "command -v \"$1\" >/dev/null || exit 71\nexec \"$@\"");
+			cmd_buf_str(&script, t->dir);
+			cmd_buf_str(&script,
+			            "command -v \"$1\" >/dev/null || exit 71\nexec \"$@\"");
 		}
 		argv[0] = strdup("/bin/sh");
 		argv[1] = strdup("-c");
@@ -888,10 +319,10 @@ size_t cmd_template_max_recipients(const char *cmd)
 	size_t len = strlen(cmd), senders = 0;
 	for (const char *f = cmd; (f = strstr(f, "%F")); f += 2)
 		senders++;
-	size_t fixed = 2 * len + 2 + senders * (path + sizeof(SENDER_IN_SINGLE)) /* words */
-	               + (len / 2 + 8) * ptr /* their pointers */
-	               + 4 * PATH_MAX + 64   /* sh -c, "$@", cd -- 'DIR' */
-	               + PATH_MAX + 4096;    /* the program's name, slack */
+	size_t fixed = 2 * len + 2 + senders * (path + CMD_SHELL_SENDER_GROWTH) /* words */
+	               + (len / 2 + 8) * ptr                                    /* their pointers */
+	               + 4 * PATH_MAX + 64 /* sh -c, "$@", cd -- 'DIR' */
+	               + PATH_MAX + 4096;  /* the program's name, slack */
 	for (char **e = environ; *e; e++)
 		fixed += strlen(*e) + 1 + ptr;
 	fixed += sizeof("SMTPIPE_SENDER=") + path + ptr;

@@ -18,15 +18,11 @@
  * that stays one word: client bytes reach the shell only as positional
  * parameters and an environment value. The template is scanned as a
  * POSIX shell lexer would, and start-up refuses every template for which
- * that cannot be guaranteed (cmd_template.c lists them): %F inside
- * $(...), `...`, ${...}, after a backslash or '$', naming the program
- * (also after exec), a redirection's file or a variable's value, or as an
- * argument of cd, export, set and kin; here-documents, compound
- * commands, eval and kin; and a template whose end is not the end of a
- * simple command's words (a trailing operator, comment, redirection or
- * subshell), since
- * "$@" is appended to the last simple command, as msmtpd appends the
- * recipients to the command line.
+ * that cannot be guaranteed, or where "$@" would not be the arguments of
+ * its last simple command (cmd_shell.h lists them), as msmtpd appends
+ * the recipients to the command line.
+ *
+ * A %F naming the program is refused in both kinds of template.
  *
  * Errors: cmd_template_parse and cmd_template_run_in fill err with one
  * line that says what is wrong and how to write it instead.
