@@ -93,11 +93,28 @@ static bool is_percent_f(const struct lex *x)
 /* What the scan of one word found. */
 struct word {
 	size_t start, end; /* its text in the template */
-	bool sender;       /* it holds a %F */
+	bool sender;       /* it holds client data: %F, $SMTPIPE_SENDER, $1, $@ */
 	bool quoted;       /* it holds quotes, escapes or expansions */
 };
 
 static int scan_list(struct lex *x, bool inner);
+
+/* client_param - the scan is at a '$' that expands client data: the
+ * sender ($SMTPIPE_SENDER) or recipients ($1..$9, $@, $*), bare or in
+ * ${...}. They are as much client data as %F, and get its rules. */
+static bool client_param(const struct lex *x)
+{
+	const char *p = x->s + x->i + 1;
+	size_t n = strlen("SMTPIPE_SENDER");
+	if (*p == '{')
+		p++;
+	if ((*p >= '1' && *p <= '9') || *p == '@' || *p == '*')
+		return true;
+	if (strncmp(p, "SMTPIPE_SENDER", n) != 0)
+		return false;
+	return !(p[n] == '_' || (p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z') ||
+	         (p[n] >= '0' && p[n] <= '9'));
+}
 
 /* scan_backquote - `...`: copied; %F and quotes inside are refused (the
  * quoting rules there differ between shells) */
@@ -114,6 +131,10 @@ static int scan_backquote(struct lex *x)
 		if (c == '\'' || c == '"')
 			return refuse(x, "quotes inside `...` are not checked",
 			              "use $(...) instead");
+		if (c == '$' && client_param(x))
+			return refuse(
+			    x, "the sender or recipients ($SMTPIPE_SENDER, $1, $@) inside `...`",
+			    "give them as arguments of a command");
 		if (c == '\\') {
 			if (!at(x, 1))
 				return refuse(x, "the template ends with a backslash",
@@ -127,11 +148,25 @@ static int scan_backquote(struct lex *x)
 	}
 }
 
-/* scan_dollar - $ and what follows it; w is the word it is in */
-static int scan_dollar(struct lex *x, struct word *w)
+/* scan_dollar - $ and what follows it; w is the word it is in, inside
+ * "..." when quoted, inside $(...) when inner */
+static int scan_dollar(struct lex *x, struct word *w, bool quoted, bool inner)
 {
 	char c = at(x, 1);
 	w->quoted = true;
+	if (client_param(x)) {
+		if (inner)
+			return refuse(x,
+			              "the sender or recipients ($SMTPIPE_SENDER, $1, $@) inside "
+			              "$(...)",
+			              "give them as arguments of a command");
+		if (!quoted)
+			return refuse(x,
+			              "an unquoted $SMTPIPE_SENDER, $1 or $@ would be split into "
+			              "words and globbed",
+			              "quote it: \"$SMTPIPE_SENDER\", \"$@\"");
+		w->sender = true; /* copied below, as any parameter */
+	}
 	if (c == '(') {
 		copy(x, 2);
 		size_t open = x->i;
@@ -249,7 +284,7 @@ static int scan_word(struct lex *x, struct word *w, bool inner)
 					if (scan_backquote(x) < 0)
 						return -1;
 				} else if (d == '$') {
-					if (scan_dollar(x, w) < 0)
+					if (scan_dollar(x, w, true, inner) < 0)
 						return -1;
 				} else {
 					copy(x, 1);
@@ -262,7 +297,7 @@ static int scan_word(struct lex *x, struct word *w, bool inner)
 			if (scan_backquote(x) < 0)
 				return -1;
 		} else if (c == '$') {
-			if (scan_dollar(x, w) < 0)
+			if (scan_dollar(x, w, false, inner) < 0)
 				return -1;
 		} else {
 			copy(x, 1);
@@ -379,7 +414,9 @@ static int scan_command_word(struct lex *x, struct cmd_state *c, const struct wo
 {
 	char quoted[64];
 	if (w->sender)
-		return refuse(x, "%F names the program, so a client would choose what runs",
+		return refuse(x,
+		              "the sender (%F) or a recipient names the program, so a client "
+		              "would choose what runs",
 		              "name the program yourself and pass %F as an argument");
 	if (word_in(x, w, reserved)) {
 		snprintf(quoted, sizeof(quoted), "'%.*s' starts a compound command",
@@ -462,11 +499,10 @@ static int scan_list(struct lex *x, bool inner)
 		              strspn(x->s + w.start, "0123456789") == w.end - w.start;
 		if (c.redirect) {
 			if (w.sender)
-				return refuse(
-				    x,
-				    "%F names the file of a redirection, so a client would "
-				    "choose the path",
-				    "write to a file you name");
+				return refuse(x,
+				              "the sender (%F) or a recipient names the file of a "
+				              "redirection, so a client would choose the path",
+				              "write to a file you name");
 			c.redirect = false;
 		} else if ((next == '<' || next == '>') && digits) {
 			/* an IO number such as the 2 of 2>FILE: not a word */
@@ -480,9 +516,9 @@ static int scan_list(struct lex *x, bool inner)
 			if (w.sender) /* NAME=value before the command word */
 				return refuse(
 				    x,
-				    "%F as a variable's value (NAME=%F) would let a client "
-				    "set PATH, IFS or LD_PRELOAD",
-				    "use \"$SMTPIPE_SENDER\", which holds the sender");
+				    "the sender (%F) or a recipient as a variable's value "
+				    "(NAME=%F) would let a client set PATH, IFS or LD_PRELOAD",
+				    "give it as an argument of a command");
 		} else if (!c.word) {
 			if (scan_command_word(x, &c, &w) < 0)
 				return -1;
@@ -490,9 +526,10 @@ static int scan_list(struct lex *x, bool inner)
 			if (w.sender && c.setter)
 				return refuse(
 				    x,
-				    "%F as an argument of cd, export, set, read and kin would "
-				    "let a client set the shell's variables or directory",
-				    "use \"$SMTPIPE_SENDER\", which holds the sender");
+				    "the sender (%F) or a recipient as an argument of cd, "
+				    "export, set, read and kin would let a client set the "
+				    "shell's variables or directory",
+				    "give it as an argument of another command");
 			if (c.runner && !c.program) {
 				/* bash's exec -a NAME: NAME is not the program */
 				bool option = x->s[w.start] == '-' || c.option_arg;
@@ -500,8 +537,8 @@ static int scan_list(struct lex *x, bool inner)
 				if (w.sender)
 					return refuse(
 					    x,
-					    "%F names the program, so a client would choose "
-					    "what runs",
+					    "the sender (%F) or a recipient names the program, so "
+					    "a client would choose what runs",
 					    "name the program yourself and pass %F as an "
 					    "argument");
 				c.program = !option;

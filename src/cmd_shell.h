@@ -9,6 +9,9 @@
  * and reopened around it), and " \"$@\"" appended, which makes the
  * recipients arguments of the last simple command.
  *
+ * $SMTPIPE_SENDER, $1..$9, $@ and $* (bare or in ${...}) are client data
+ * as %F is, and get its rules; unquoted, they are refused too.
+ *
  * Refused, with one line in err saying why and how to write it: %F
  * inside $(...), `...` or ${...}, after '$' or a backslash, naming the
  * program (also after exec, command, builtin), a redirection's file or

@@ -84,6 +84,14 @@ static void test_refused(void **state)
 	    {"command -p %F >x", "names the program"},
 	    {"cat; exec -a x", "runs its arguments"},
 	    {"time %F >x", "compound"},
+	    {"a $SMTPIPE_SENDER >x", "unquoted"},
+	    {"a ${1} >x", "unquoted"},
+	    {"a $@ >x", "unquoted"},
+	    {"\"$SMTPIPE_SENDER\" >x", "names the program"},
+	    {"X=\"$1\" cat >x", "variable's value"},
+	    {"cat >\"$1\"; :", "file of a redirection"},
+	    {"a \"$(echo \"$SMTPIPE_SENDER\")\" >x", "inside $(...)"},
+	    {"a `echo $1` >x", "inside `...`"},
 	    {"(cat)", "subshell"},
 	    {"(cat) >x", "subshell"},
 	    {"(cat", "unterminated '('"},
@@ -371,13 +379,24 @@ static void generate(struct gen *g)
 	                                     "echo %F >/dev/null",
 	                                     "cat >/dev/null",
 	                                     "true $(echo a)",
-	                                     "Y=\"$SMTPIPE_SENDER\" true",
+	                                     "true \"$SMTPIPE_SENDER\" \"$@\"",
 	                                     "true # note %F\n",
 	                                     "( : ; true )",
-	                                     "exec 3>/dev/null"};
+	                                     "exec 3>/dev/null",
+	                                     ": \"${SMTPIPE_SENDER:-x}\" \"$1\""};
 	/* each gives a client a say it must not have: refused */
-	static const char *const bad_prefix[] = {"Y=\"%F\" true", "cd %F",           "export Z=%F",
-	                                         "exec %F",       "true $(echo %F)", "eval true"};
+	static const char *const bad_prefix[] = {"Y=\"%F\" true",
+	                                         "cd %F",
+	                                         "export Z=%F",
+	                                         "exec %F",
+	                                         "true $(echo %F)",
+	                                         "eval true",
+	                                         "Y=\"$SMTPIPE_SENDER\" true",
+	                                         "true $1",
+	                                         "\"$SMTPIPE_SENDER\"",
+	                                         "true $(echo \"$@\")",
+	                                         "true `echo $SMTPIPE_SENDER`",
+	                                         ": >\"$1\""};
 	static const char *const join[] = {"; ", " && ", "\n", " | ", " & "};
 	static const char *const redir[] = {
 	    "", "", " 2>/dev/null", " </dev/null", " 2>>/dev/null", " 2>&1"};
