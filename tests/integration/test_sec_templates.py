@@ -23,13 +23,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-def start_refused(cmd, *args):
+def start_refused(cmd, *args, env=None):
     """Run smtpipe with --command=cmd; (exit code, stderr) of a start-up that
-    must fail before it binds anything"""
-    p = subprocess.run([harness.binary(), "--interface=127.0.0.1", "--port=0", "--log=none",
-                        "--command=" + cmd] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    return p.returncode, p.stderr
+    must fail before it binds anything. One that starts instead is
+    stopped with SIGTERM once it prints its port: (None, stderr)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.Popen([harness.binary(), "--interface=127.0.0.1", "--port=0", "--log=none",
+                          "--command=" + cmd] + list(args),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    port = p.stdout.readline()  # EOF when it exits at start-up
+    if port.strip():
+        p.terminate()
+    rc = p.wait(timeout=30)
+    err = p.stderr.read()
+    p.stdout.close()
+    p.stderr.close()
+    return (None if port.strip() else rc), err
 
 
 def wait_for(path, timeout=20):
@@ -189,12 +199,13 @@ class Recipients(unittest.TestCase):
             with open(prog, "w") as f:
                 f.write("#!/bin/sh\ntouch %s\n" % shlex.quote(canary))
             os.chmod(prog, 0o755)
-            try:
-                srv = harness.Server(command="cat >/dev/null;", env={"PATH": tmp + ":" + os.environ["PATH"]})
-            except RuntimeError as e:
-                self.assertIn("ends with ';'", str(e))
+            env = {"PATH": tmp + ":" + os.environ["PATH"]}
+            rc, err = start_refused("cat >/dev/null;", env=env)
+            if rc == 3:  # refused at start-up: nothing can run
+                self.assertIn("ends with ';'", err)
                 return
-            with srv:
+            # it started (on main it did): then a recipient must not run
+            with harness.Server(command="cat >/dev/null;", env=env) as srv:
                 srv.raw().greet().message("Subject: x\r\n\r\nb\r\n.\r\n", 250, rcpts=("run@d.test",))
             self.assertFalse(os.path.exists(canary), "a recipient ran as a command")
 
