@@ -72,8 +72,8 @@ static void test_expand(void **state)
 	assert_int_equal(cmd_template_parse(&t, "send -f%F -o %F --", err, sizeof(err)), 0);
 	const char *rcpts[] = {"\"a b;$(x)\"@c", "d@e"};
 	char **argv = cmd_template_expand(&t, "", rcpts, 2);
-	const char *want[] = {"send", "-fMAILER-DAEMON", "-o", "MAILER-DAEMON", "--",
-	                      "\"a b;$(x)\"@c", "d@e", NULL};
+	const char *want[] = {"send", "-fMAILER-DAEMON", "-o",  "MAILER-DAEMON",
+	                      "--",   "\"a b;$(x)\"@c",  "d@e", NULL};
 	for (size_t i = 0; want[i] || argv[i]; i++)
 		if (!argv[i] || !want[i] || strcmp(argv[i], want[i]))
 			fail_msg("arg %zu: got '%s', want '%s'", i, argv[i] ? argv[i] : "(null)",
