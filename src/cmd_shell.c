@@ -345,6 +345,9 @@ static const char *const reserved[] = {"if",       "then",   "else",   "elif",  
  * arithmetically (bash): %F or "$@" there would be code. */
 static const char *const evaluators[] = {"eval", ".",       "source",  "trap",  "alias",
                                          "let",  "declare", "typeset", "local", NULL};
+/* Builtins that put the message (client data, on stdin) into shell
+ * variables, whose later use the scan cannot follow. */
+static const char *const readers[] = {"read", "mapfile", "readarray", NULL};
 /* Commands that run their arguments: the first word after their
  * options is the program, so it must not be %F, nor "$@" (the end). */
 static const char *const runners[] = {"exec", "command", "builtin", NULL};
@@ -429,6 +432,11 @@ static int scan_command_word(struct lex *x, struct cmd_state *c, const struct wo
 		snprintf(quoted, sizeof(quoted), "'%.*s' parses its arguments as shell code",
 		         (int)(w->end - w->start), x->s + w->start);
 		return refuse(x, quoted, "eval and its kin are refused: call a script instead");
+	}
+	if (word_in(x, w, readers)) {
+		snprintf(quoted, sizeof(quoted), "'%.*s' puts the message into shell variables",
+		         (int)(w->end - w->start), x->s + w->start);
+		return refuse(x, quoted, "give the message to a program on its standard input");
 	}
 	c->word = true;
 	c->runner = word_in(x, w, runners);

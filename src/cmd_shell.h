@@ -17,7 +17,7 @@
  * program (also after exec, command, builtin), a redirection's file or
  * a variable's value, or as an argument of cd, export, set, read and
  * kin; here-documents; compound commands and '!', time, functions; eval,
- * ., source, trap, alias, let, declare, typeset, local; bash's $'...',
+ * ., source, trap, alias, let, declare, typeset, local; read, mapfile; bash's $'...',
  * |&, &>, {fd}>, ((; quotes inside `...` or ${...}; and every template
  * whose end is not the end of a simple command's words (a trailing
  * operator or newline, a comment, a redirection operator, a subshell's

@@ -84,6 +84,7 @@ static void test_refused(void **state)
 	    {"command -p %F >x", "names the program"},
 	    {"cat; exec -a x", "runs its arguments"},
 	    {"time %F >x", "compound"},
+	    {"read -r l; cat >x", "puts the message into shell variables"},
 	    {"a $SMTPIPE_SENDER >x", "unquoted"},
 	    {"a ${1} >x", "unquoted"},
 	    {"a $@ >x", "unquoted"},
