@@ -69,18 +69,18 @@ static void absolute_paths(void)
 	cfg.tls_ca = absolute(cfg.tls_ca);
 }
 
-/* absolute_program - "./deliver.sh" of --command, for MODE_DAEMON; a
- * bare name is left to PATH, a shell template to the shell */
-static void absolute_program(void)
+/* command_dir - --command for MODE_DAEMON: the command runs in the
+ * start-up directory, so that every relative word ("sh deliver.sh",
+ * "./deliver -c conf", ">>err.log") means what it meant in the
+ * foreground (issue 19 item 6) */
+static int command_dir(char *err, size_t errlen)
 {
-	char *prog = command.argv && command.argc ? command.argv[0] : NULL;
-	if (command.shell || !prog || prog[0] == '/' || !strchr(prog, '/'))
-		return;
-	const char *abs = absolute(prog);
-	if (abs != prog) {
-		command.argv[0] = (char *)abs;
-		free(prog);
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd))) {
+		snprintf(err, errlen, "--command: cannot tell the current directory for -d: %m");
+		return -1;
 	}
+	return cmd_template_run_in(&command, cwd, err, errlen);
 }
 
 /* stdio_safe - descriptors 0-2 that are closed are opened on
@@ -139,8 +139,8 @@ int main(int argc, char **argv)
 	if (!cfg.mailbox) {
 		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_USAGE, err);
-		if (cfg.mode == MODE_DAEMON)
-			absolute_program();
+		if (cfg.mode == MODE_DAEMON && command_dir(err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
 		srv.command = &command;
 	}
 	if (cfg.tls_cert) {

@@ -164,7 +164,7 @@ class Output(unittest.TestCase):
 
 
 class Template(unittest.TestCase):
-    def test_quoted_words_and_first_percent_f_only(self):
+    def test_quoted_words_and_every_percent_f(self):
         with tempfile.TemporaryDirectory() as tmp:
             rec = harness.recorder_command(tmp).rsplit(" -- ", 1)[0]
             cmd = rec + " -- 'two words' \"dq \\\"x\\\"\" back\\ slash --from=%F %F --"
@@ -173,7 +173,7 @@ class Template(unittest.TestCase):
                 srv.outdir = tmp  # where this recorder writes
                 argv = srv.deliveries(1)[0].argv
             self.assertEqual(argv[argv.index("--") + 1:],
-                             ["two words", 'dq "x"', "back slash", "--from=a@b.test", "%F", "--",
+                             ["two words", 'dq "x"', "back slash", "--from=a@b.test", "a@b.test", "--",
                               "r1@d.test", "r2@d.test"])
 
     def test_shell_template_msmtpd_style(self):

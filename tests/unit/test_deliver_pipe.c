@@ -72,7 +72,7 @@ static void test_expand(void **state)
 	assert_int_equal(cmd_template_parse(&t, "send -f%F -o %F --", err, sizeof(err)), 0);
 	const char *rcpts[] = {"\"a b;$(x)\"@c", "d@e"};
 	char **argv = cmd_template_expand(&t, "", rcpts, 2);
-	const char *want[] = {"send", "-fMAILER-DAEMON", "-o",  "%F",
+	const char *want[] = {"send", "-fMAILER-DAEMON", "-o",  "MAILER-DAEMON",
 	                      "--",   "\"a b;$(x)\"@c",  "d@e", NULL};
 	for (size_t i = 0; want[i] || argv[i]; i++)
 		if (!argv[i] || !want[i] || strcmp(argv[i], want[i]))
@@ -85,7 +85,8 @@ static void test_expand(void **state)
 	assert_true(t.shell);
 	argv = cmd_template_expand(&t, "s@x", rcpts, 2);
 	assert_string_equal(argv[0], "/bin/sh");
-	assert_string_equal(argv[2], "cat > /dev/null; echo \"$SMTPIPE_SENDER\" \"$@\"");
+	assert_string_equal(argv[2], "cat > /dev/null; echo \"${SMTPIPE_SENDER:-MAILER-DAEMON}\" "
+	                             "\"$@\"");
 	assert_string_equal(argv[3], "smtpipe");
 	assert_string_equal(argv[4], rcpts[0]); /* data, never shell text */
 	cmd_argv_free(argv);
