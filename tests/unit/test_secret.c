@@ -444,40 +444,45 @@ static void test_prompt(void **state)
 		fail_msg("prompt: got ECHO still off afterwards, want it restored");
 }
 
-/* test_passwordeval_terminal - with a terminal on stdin, passwordeval
- * reads it (it runs in the foreground group, not stopped by SIGTTIN) */
-static void test_passwordeval_terminal(void **state)
+/* on_terminal - forkpty a child that runs passwordeval EVAL with the
+ * terminal as stdin, type typed (NULL: nothing), and get its outcome */
+static struct child on_terminal(const char *eval, const char *typed, int *master)
 {
 	int res[2];
 	assert_int_equal(pipe(res), 0);
 	fflush(NULL);
-	int master;
-	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	pid_t pid = forkpty(master, NULL, NULL, NULL);
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(res[0]);
 		struct outcome o;
-		resolve_here("dave", "read -r p; echo \"$p\"", &o);
+		resolve_here("dave", eval, &o);
 		write_all(res[1], &o, sizeof(o));
 		_exit(0);
 	}
 	close(res[1]);
-	const char typed[] = "from the tty\n"; /* the terminal holds it until read */
-	assert_int_equal(write(master, typed, sizeof(typed) - 1), (ssize_t)(sizeof(typed) - 1));
-	struct outcome o;
-	bool ok = read_outcome(res[0], &o);
-	char out[4096] = "";
-	size_t n = 0;
-	read_until(master, out, sizeof(out), &n, NULL);
-	close(res[0]);
-	close(master);
-	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (!ok)
-		fail_msg("terminal: the child gave no answer (wait status %d)", st);
-	if (o.rc != 0 || o.pass_len != 12 || memcmp(o.pass, "from the tty", 12))
-		fail_msg("terminal: got rc %d password '%.*s' (%s), want 'from the tty'", o.rc,
-		         (int)o.pass_len, o.pass, o.err);
+	if (typed) /* the terminal holds it until it is read */
+		assert_int_equal(write(*master, typed, strlen(typed)), (ssize_t)strlen(typed));
+	return (struct child){pid, res[0]};
+}
+
+/* test_passwordeval_terminal - with a terminal on stdin, passwordeval
+ * reads it (it runs in the foreground group, not stopped by SIGTTIN);
+ * one that waits there for nothing is killed at the deadline */
+static void test_passwordeval_terminal(void **state)
+{
+	int m1, m2;
+	struct child typed = on_terminal("read -r p; echo \"$p\"", "from the tty\n", &m1);
+	struct child idle = on_terminal("read -r p; echo \"$p\"", NULL, &m2);
+	struct outcome o1, o2;
+	finish(typed, "terminal, typed", &o1); /* the terminals stay open until then */
+	finish(idle, "terminal, nothing typed", &o2);
+	close(m1);
+	close(m2);
+	if (o1.rc != 0 || o1.pass_len != 12 || memcmp(o1.pass, "from the tty", 12))
+		fail_msg("terminal: got rc %d password '%.*s' (%s), want 'from the tty'", o1.rc,
+		         (int)o1.pass_len, o1.pass, o1.err);
+	check_error("terminal, nothing typed", &o2, "timed out after 10 s");
 }
 
 /* test_passwordeval_stderr - its stderr never reaches descriptor 2,
