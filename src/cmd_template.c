@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "child.h"
 #include "cmd_shell.h"
 
 extern char **environ;
@@ -272,23 +273,14 @@ char **cmd_template_expand(const struct cmd_template *t, const char *sender,
 /* cmd_template_env - see cmd_template.h */
 char **cmd_template_env(const char *sender)
 {
-	size_t n = 0;
-	while (environ[n])
-		n++;
-	char **env = calloc(n + 2, sizeof(*env));
-	if (!env)
-		return NULL;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "SMTPIPE_SENDER=", 15) != 0)
-			env[k++] = environ[i];
 	size_t l = strlen(sender) + 16;
-	env[k] = malloc(l);
-	if (!env[k]) {
-		free(env);
+	char *var = malloc(l);
+	if (!var)
 		return NULL;
-	}
-	snprintf(env[k], l, "SMTPIPE_SENDER=%s", sender);
+	snprintf(var, l, "SMTPIPE_SENDER=%s", sender);
+	char **env = child_env(var); /* no NOTIFY_SOCKET, LISTEN_*, or old SMTPIPE_SENDER */
+	if (!env)
+		free(var);
 	return env;
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,85 @@ static void test_real_commands(void **state)
 	unlink(tmpl);
 }
 
+/* slurp - a small file's text, or "" */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+}
+
+/* test_command_contract - descriptors 0-2 only and no systemd
+ * variables, however this process was started */
+static void test_command_contract(void **state)
+{
+	char out[] = "/tmp/smtpipe-unit-XXXXXX";
+	int fd = mkstemp(out); /* not close-on-exec: as a careless parent leaves it */
+	assert_true(fd > 2);
+	int high = dup2(fd, 7);
+	assert_int_equal(high, 7);
+	setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+	setenv("LISTEN_FDNAMES", "smtp", 1);
+	char tmpl[256];
+	snprintf(tmpl, sizeof(tmpl),
+	         "sh -c 'cat >/dev/null; exec >%s; ls /proc/$$/fd; "
+	         "env | grep -c -e ^NOTIFY_SOCKET= -e ^LISTEN_; true'",
+	         out);
+	assert_int_equal(deliver(tmpl, "x", 1, 10), 250);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_FDNAMES");
+	close(7);
+	close(fd);
+	char got[256];
+	slurp(out, got, sizeof(got));
+	unlink(out);
+	if (strcmp(got, "0\n1\n2\n0\n") != 0)
+		fail_msg("got descriptors and systemd variable count '%s', want '0 1 2' and 0",
+		         got);
+}
+
+/* test_background_after_exit_0 - a command's background hand-off
+ * lives on after it exits 0; after a failure its group is killed */
+static void test_background_after_exit_0(void **state)
+{
+	char dir[] = "/tmp/smtpipe-unit-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char tmpl[512], done[300], pidf[300], got[64];
+	snprintf(done, sizeof(done), "%s/done", dir);
+	snprintf(pidf, sizeof(pidf), "%s/pid", dir);
+	/* the hand-off waits until its parent has gone, then writes */
+	snprintf(tmpl, sizeof(tmpl),
+	         "sh -c 'cat >/dev/null; (while kill -0 $$ 2>/dev/null; do sleep 0.05; done; "
+	         "echo ok >%s) &'",
+	         done);
+	assert_int_equal(deliver(tmpl, "x", 1, 10), 250);
+	for (int i = 0; i < 600 && access(done, F_OK) != 0; i++)
+		usleep(50 * 1000); /* an upper bound against a hang, no more */
+	slurp(done, got, sizeof(got));
+	if (strcmp(got, "ok\n") != 0)
+		fail_msg("after exit 0: got hand-off output '%s', want 'ok' (it was killed)", got);
+	snprintf(tmpl, sizeof(tmpl),
+	         "sh -c 'cat >/dev/null; sleep 60 >/dev/null 2>&1 & echo $! >%s; exit 65'", pidf);
+	assert_int_equal(deliver(tmpl, "x", 1, 10), 554);
+	slurp(pidf, got, sizeof(got));
+	pid_t bg = (pid_t)atol(got);
+	assert_true(bg > 1);
+	/* it is our grandchild no more: init reaps it once it is killed */
+	int alive = 1;
+	for (int i = 0; i < 600 && (alive = kill(bg, 0) == 0); i++)
+		usleep(50 * 1000);
+	if (alive) {
+		kill(bg, SIGKILL);
+		fail_msg("after exit 65: got the background process %ld alive, want it killed",
+		         (long)bg);
+	}
+	unlink(done);
+	unlink(pidf);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -196,6 +276,8 @@ int main(void)
 	    cmocka_unit_test(test_expand),
 	    cmocka_unit_test(test_map),
 	    cmocka_unit_test(test_real_commands),
+	    cmocka_unit_test(test_command_contract),
+	    cmocka_unit_test(test_background_after_exit_0),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
