@@ -289,7 +289,7 @@ class Children(unittest.TestCase):
         self.assertTrue(got.startswith("220 "), got)
         self.assertNotIn("gpg", got)
         with open(log) as f:
-            self.assertIn("gpg: encrypted for Alice Admin", f.read())
+            self.assertIn(r"gpg:\x20encrypted\x20for\x20Alice\x20Admin", f.read())  # escaped (LOGGING)
 
     def test_inetd_startup_error_goes_to_the_log(self):
         log = self.path("log")
