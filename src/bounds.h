@@ -73,5 +73,8 @@
 #define BOUND_COMMAND_OUTPUT_LINES 50
 /* Session reply buffer: flushed when it passes half of this. */
 #define BOUND_REPLY_BUFFER 8192
+/* Values of one repeatable option (--listen, --fault): one more is a
+ * usage error. */
+#define BOUND_OPTION_REPEATS 64
 
 #endif
