@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "clock.h"
 #include "log.h"
 #include "spool.h"
 
@@ -133,7 +134,7 @@ void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d, st
 		struct child_log o = {.event = "command-output"};
 		struct child_stream st = {.fd = out[0], .feed = child_log_feed, .arg = &o};
 		bool timed_out;
-		long long deadline = child_now_ms() + (long long)timeout * 1000;
+		long long deadline = clock_now_ms() + (long long)timeout * 1000;
 		int status = child_wait(pid, false, &st, 1, deadline, &timed_out);
 		child_log_end(&o);
 		deliver_map_status(status, timed_out, r);
