@@ -1,10 +1,11 @@
 /*
  * engine.c - the SMTP server state machine
  *
- * A command table says where each verb is allowed and what it needs
- * (HELO first, TLS under --tls-required, AUTH under --auth); the
- * dispatcher answers 500/501/503/530 before any handler runs, so the
- * handlers stay short. A client mistake gets its
+ * One command table, indexed by verb, says in which states each verb is
+ * allowed, what it needs (TLS under --tls-required, AUTH under --auth,
+ * a feature that is offered, a fact not yet true) and what the refusal
+ * says; the dispatcher answers 503/501/530 (and 502, 554) before any
+ * handler runs, so the handlers stay short. A client mistake gets its
  * reply, counts as an error, and the session goes on; at
  * cfg->max_errors it ends with 421. The transaction resets on RSET,
  * HELO/EHLO, STARTTLS and after each message. The engine makes no
@@ -36,6 +37,15 @@ enum engine_state {
 	STATE_AUTH_USER,  /* LOGIN: waiting for the user name */
 	STATE_AUTH_PASS,  /* LOGIN: waiting for the password */
 	STATE_CLOSED,
+};
+
+/* for the debug log of every state change */
+static const char *const state_names[] = {
+    [STATE_CONNECTED] = "connected", [STATE_READY] = "ready",
+    [STATE_MAIL] = "mail",           [STATE_RCPT] = "rcpt",
+    [STATE_DATA] = "data",           [STATE_AUTH_PLAIN] = "auth-plain",
+    [STATE_AUTH_USER] = "auth-user", [STATE_AUTH_PASS] = "auth-pass",
+    [STATE_CLOSED] = "closed",
 };
 
 /* facts about the session, as flag bits */
@@ -99,9 +109,12 @@ __attribute__((format(printf, 3, 4))) static void elog(const struct engine *e, i
 	e->feat.log(prio, line);
 }
 
-/* set_state - every state change goes through here */
+/* set_state - every state change, logged by name */
 static void set_state(struct engine *e, enum engine_state st)
 {
+	if (st != e->state)
+		elog(e, LOG_DEBUG, "event=state from=%s to=%s", state_names[e->state],
+		     state_names[st]);
 	e->state = st;
 }
 
@@ -238,39 +251,118 @@ static enum engine_event_kind cmd_starttls(struct engine *e, const char *args, s
 static enum engine_event_kind cmd_auth(struct engine *e, const char *args, size_t len);
 static enum engine_event_kind cmd_not_implemented(struct engine *e, const char *args, size_t len);
 
+#define ST(s) (1u << (s))
+/* the states in which the engine reads commands */
+#define ST_GREETED (ST(STATE_READY) | ST(STATE_MAIL) | ST(STATE_RCPT))
+#define ST_ANY     (ST(STATE_CONNECTED) | ST_GREETED)
+
 enum {
-	CMD_NEEDS_HELO = 1 << 0, /* 503 before HELO/EHLO */
-	CMD_NO_ARGS = 1 << 1,    /* 501 with an argument */
-	CMD_NEEDS_TLS = 1 << 2,  /* 530 without TLS under --tls-required */
-	CMD_NEEDS_AUTH = 1 << 3, /* 530 before AUTH under --auth */
+	CMD_NO_ARGS = 1 << 0,    /* 501 with an argument */
+	CMD_BEFORE_TLS = 1 << 1, /* allowed before STARTTLS under --tls-required (else 530) */
+	CMD_NEEDS_AUTH = 1 << 2, /* 530 before AUTH under --auth */
+	/* RFC 2920 3.1: the last command of a pipelined group; smtp_io
+	 * writes the replies before any read that would wait, which sends
+	 * every group's replies in time, so this records the RFC's list
+	 * for the reader and the tests (test_engine.c) */
+	CMD_ENDS_GROUP = 1 << 3,
 };
+
+/* A reply the dispatcher gives instead of running a handler; states:
+ * where it applies (for a refusal by state). */
+struct refusal {
+	unsigned states;
+	int code;
+	const char *text;
+};
+
+/* needs: a feature that must be offered (FEAT_*), else not_offered;
+ * once: a fact (FLAG_*) that the verb makes true, refused with again
+ * when it already is; wrong_state: the first entry whose states hold
+ * the current one, when states does not (before HELO/EHLO, always
+ * "send HELO/EHLO first", which comes before the 501 and 530 checks) */
+enum { FEAT_STARTTLS = 1 << 0, FEAT_AUTH = 1 << 1 };
 
 static const struct command {
-	enum smtp_verb verb;
 	cmd_fn fn;
+	unsigned states;
 	unsigned flags;
+	unsigned needs, once;
+	struct refusal not_offered, again;
+	struct refusal wrong_state[2];
 } commands[] = {
-    {VERB_HELO, cmd_helo, 0},
-    {VERB_EHLO, cmd_ehlo, 0},
-    {VERB_MAIL, cmd_mail, CMD_NEEDS_HELO | CMD_NEEDS_TLS | CMD_NEEDS_AUTH},
-    {VERB_RCPT, cmd_rcpt, CMD_NEEDS_HELO | CMD_NEEDS_TLS | CMD_NEEDS_AUTH},
-    {VERB_DATA, cmd_data, CMD_NEEDS_HELO | CMD_NO_ARGS | CMD_NEEDS_TLS | CMD_NEEDS_AUTH},
-    {VERB_RSET, cmd_rset, CMD_NO_ARGS},
-    {VERB_NOOP, cmd_noop, 0},
-    {VERB_QUIT, cmd_quit, 0},
-    {VERB_HELP, cmd_help, 0},
-    {VERB_VRFY, cmd_vrfy, 0},
-    {VERB_EXPN, cmd_expn, 0},
-    {VERB_STARTTLS, cmd_starttls, CMD_NEEDS_HELO | CMD_NO_ARGS},
-    {VERB_AUTH, cmd_auth, CMD_NEEDS_HELO | CMD_NEEDS_TLS},
-    {VERB_BDAT, cmd_not_implemented, 0},
-    {VERB_NOT_IMPLEMENTED, cmd_not_implemented, 0},
+    [VERB_HELO] = {cmd_helo, ST_ANY, CMD_BEFORE_TLS},
+    [VERB_EHLO] = {cmd_ehlo, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_MAIL] = {cmd_mail, ST(STATE_READY), CMD_NEEDS_AUTH,
+                   .wrong_state = {{ST_ANY, 503, "5.5.1 Error: nested MAIL command"}}},
+    [VERB_RCPT] = {cmd_rcpt, ST(STATE_MAIL) | ST(STATE_RCPT), CMD_NEEDS_AUTH,
+                   .wrong_state = {{ST_ANY, 503, "5.5.1 Error: need MAIL command"}}},
+    /* RFC 2920 3.1: 554 when no recipient was accepted, so that a
+     * pipelining client does not send the text */
+    [VERB_DATA] = {cmd_data, ST(STATE_RCPT), CMD_NO_ARGS | CMD_NEEDS_AUTH | CMD_ENDS_GROUP,
+                   .wrong_state = {{ST(STATE_MAIL), 554, "5.5.1 Error: no valid recipients"},
+                                   {ST_ANY, 503, "5.5.1 Error: need RCPT command"}}},
+    [VERB_RSET] = {cmd_rset, ST_ANY, CMD_NO_ARGS | CMD_BEFORE_TLS},
+    [VERB_NOOP] = {cmd_noop, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_QUIT] = {cmd_quit, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_HELP] = {cmd_help, ST_ANY, CMD_BEFORE_TLS},
+    [VERB_VRFY] = {cmd_vrfy, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_EXPN] = {cmd_expn, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_STARTTLS] = {cmd_starttls,
+                       ST_GREETED,
+                       CMD_NO_ARGS | CMD_BEFORE_TLS | CMD_ENDS_GROUP,
+                       FEAT_STARTTLS,
+                       FLAG_TLS,
+                       {0, 502, "5.5.1 Error: command not implemented"},
+                       {0, 503, "5.5.1 Error: TLS already active"}},
+    [VERB_AUTH] = {cmd_auth,
+                   ST(STATE_READY),
+                   CMD_ENDS_GROUP,
+                   FEAT_AUTH,
+                   FLAG_AUTHED,
+                   {0, 503, "5.5.1 Error: authentication not enabled"},
+                   {0, 503, "5.5.1 Error: already authenticated"},
+                   {{ST_ANY, 503, "5.5.1 Error: AUTH not permitted during a mail transaction"}}},
+    [VERB_BDAT] = {cmd_not_implemented, ST_ANY, CMD_BEFORE_TLS},
+    [VERB_NOT_IMPLEMENTED] = {cmd_not_implemented, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
 };
 
-/* in_transaction - MAIL has been accepted */
-static bool in_transaction(const struct engine *e)
+/* offered - the FEAT_* bits of what this process offers */
+static unsigned offered(const struct engine *e)
 {
-	return e->state == STATE_MAIL || e->state == STATE_RCPT;
+	return (e->feat.starttls ? FEAT_STARTTLS : 0) | (e->feat.auth ? FEAT_AUTH : 0);
+}
+
+/* refuse - the dispatcher's checks in the order of their replies; NULL
+ * when the handler may run; *syntax is set for the 501 */
+static const struct refusal *refuse(const struct engine *e, const struct command *c, size_t alen,
+                                    bool *syntax)
+{
+	static const struct refusal helo_first = {0, 503, "5.5.1 Error: send HELO/EHLO first"},
+	                            need_tls = {0, 530,
+	                                        "5.7.0 Must issue a STARTTLS command first"},
+	                            need_auth = {0, 530, "5.7.0 Authentication required"},
+	                            sequence = {0, 503, "5.5.1 Error: bad sequence of commands"};
+	*syntax = false;
+	if (e->state == STATE_CONNECTED && !(c->states & ST(STATE_CONNECTED)))
+		return &helo_first;
+	if ((c->flags & CMD_NO_ARGS) && alen > 0) {
+		*syntax = true;
+		return NULL;
+	}
+	if (!(c->flags & CMD_BEFORE_TLS) && e->feat.tls_required && !(e->flags & FLAG_TLS))
+		return &need_tls;
+	if ((c->flags & CMD_NEEDS_AUTH) && e->feat.auth && !(e->flags & FLAG_AUTHED))
+		return &need_auth;
+	if (c->needs && !(offered(e) & c->needs))
+		return &c->not_offered;
+	if (c->once && (e->flags & c->once))
+		return &c->again;
+	if (c->states & ST(e->state))
+		return NULL;
+	for (size_t i = 0; i < 2; i++)
+		if (c->wrong_state[i].states & ST(e->state))
+			return &c->wrong_state[i];
+	return &sequence; /* a state that reads no commands: a bug */
 }
 
 static enum engine_event_kind auth_response(struct engine *e, const char *line, size_t len,
@@ -293,23 +385,18 @@ static enum engine_event_kind dispatch(struct engine *e, const char *line, size_
 		return client_error(e, 500, "5.5.2 Error: line too long");
 	if (verb == VERB_UNKNOWN || bad_sep)
 		return client_error(e, 500, "5.5.2 Error: command not recognized");
-	const struct command *c = NULL;
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (commands[i].verb == verb)
-			c = &commands[i];
+	const struct command *c = &commands[verb];
 	while (alen > 0 && args[alen - 1] == ' ') /* trailing blanks are noise */
 		alen--;
-	if ((c->flags & CMD_NEEDS_HELO) && e->state == STATE_CONNECTED)
-		return client_error(e, 503, "5.5.1 Error: send HELO/EHLO first");
-	if ((c->flags & CMD_NO_ARGS) && alen > 0) {
+	bool syntax;
+	const struct refusal *r = refuse(e, c, alen, &syntax);
+	if (syntax) {
 		char text[64];
 		snprintf(text, sizeof(text), "5.5.4 Syntax: %s", smtp_cmd_verb_name(verb));
 		return client_error(e, 501, text);
 	}
-	if ((c->flags & CMD_NEEDS_TLS) && e->feat.tls_required && !(e->flags & FLAG_TLS))
-		return client_error(e, 530, "5.7.0 Must issue a STARTTLS command first");
-	if ((c->flags & CMD_NEEDS_AUTH) && e->feat.auth && !(e->flags & FLAG_AUTHED))
-		return client_error(e, 530, "5.7.0 Authentication required");
+	if (r)
+		return client_error(e, r->code, r->text);
 	return c->fn(e, args, alen);
 }
 
@@ -404,8 +491,6 @@ static enum engine_event_kind path_reply(struct engine *e, enum path_error pe, b
 /* cmd_mail - RFC 5321 4.1.1.2 with SIZE, BODY, SMTPUTF8, AUTH= */
 static enum engine_event_kind cmd_mail(struct engine *e, const char *args, size_t len)
 {
-	if (in_transaction(e))
-		return client_error(e, 503, "5.5.1 Error: nested MAIL command");
 	char addr[BOUND_PATH + 1];
 	const char *rest;
 	size_t rlen;
@@ -462,8 +547,6 @@ static bool add_rcpt(struct transaction *tx, const char *addr)
 /* cmd_rcpt - RFC 5321 4.1.1.3 */
 static enum engine_event_kind cmd_rcpt(struct engine *e, const char *args, size_t len)
 {
-	if (!in_transaction(e))
-		return client_error(e, 503, "5.5.1 Error: need MAIL command");
 	char addr[BOUND_PATH + 1];
 	const char *rest;
 	size_t rlen;
@@ -513,14 +596,9 @@ static void trace(struct engine *e, struct engine_trace *t)
 	t->for_rcpt = e->tx.nrcpt == 1 ? e->tx.rcpt_buf : NULL;
 }
 
-/* cmd_data - RFC 5321 4.1.1.4; RFC 2920 3.1: 554 when no recipient
- * was accepted, so a pipelining client does not send the text */
+/* cmd_data - RFC 5321 4.1.1.4 (the table refused it without recipients) */
 static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_t len)
 {
-	if (e->state == STATE_MAIL)
-		return client_error(e, 554, "5.5.1 Error: no valid recipients");
-	if (e->state != STATE_RCPT)
-		return client_error(e, 503, "5.5.1 Error: need RCPT command");
 	set_state(e, STATE_DATA);
 	reply_add(e->out, 354, true, "End data with <CR><LF>.<CR><LF>");
 	trace(e, &e->ev.trace);
@@ -588,13 +666,9 @@ static enum engine_event_kind cmd_not_implemented(struct engine *e, const char *
 	return client_error(e, 502, "5.5.1 Error: command not implemented");
 }
 
-/* cmd_starttls - RFC 3207 */
+/* cmd_starttls - RFC 3207 (offered, no TLS yet: the table checked) */
 static enum engine_event_kind cmd_starttls(struct engine *e, const char *args, size_t len)
 {
-	if (!e->feat.starttls)
-		return client_error(e, 502, "5.5.1 Error: command not implemented");
-	if (e->flags & FLAG_TLS)
-		return client_error(e, 503, "5.5.1 Error: TLS already active");
 	tx_reset(&e->tx);
 	reply_add(e->out, 220, true, "2.0.0 Ready to start TLS");
 	return ENGINE_EV_STARTTLS;
@@ -719,16 +793,10 @@ static enum engine_event_kind auth_response(struct engine *e, const char *line, 
 	return credentials_event(e);
 }
 
-/* cmd_auth - RFC 4954 4 with PLAIN and LOGIN */
+/* cmd_auth - RFC 4954 4 with PLAIN and LOGIN (offered, not yet
+ * authenticated, outside a transaction: the table checked) */
 static enum engine_event_kind cmd_auth(struct engine *e, const char *args, size_t len)
 {
-	if (!e->feat.auth)
-		return client_error(e, 503, "5.5.1 Error: authentication not enabled");
-	if (e->flags & FLAG_AUTHED)
-		return client_error(e, 503, "5.5.1 Error: already authenticated");
-	if (in_transaction(e))
-		return client_error(e, 503,
-		                    "5.5.1 Error: AUTH not permitted during a mail transaction");
 	const char *sp = memchr(args, ' ', len);
 	size_t ml = sp ? (size_t)(sp - args) : len;
 	const char *ir = sp ? sp + 1 : NULL;

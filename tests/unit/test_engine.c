@@ -556,6 +556,42 @@ static void test_credentials_wiped(void **state)
 	engine_free(e);
 }
 
+/* test_state_changes_logged - every state change is one debug line by
+ * name, through the hook, never anything else at debug for it */
+static void test_state_changes_logged(void **state)
+{
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
+	static struct reply_buf out;
+	struct engine *e = session(&cfg, false, &out);
+	const char *lines[] = {"EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"};
+	feed(e, &out, lines, 4);
+	struct data_decoder d;
+	data_decoder_init(&d, cfg.max_message_size, 998);
+	char dec[64];
+	size_t n;
+	data_decode(&d, ".\r\n", 3, dec, &n);
+	end_of_data(e, &d, 250);
+	const char *quit[] = {"QUIT"};
+	feed(e, &out, quit, 1);
+	static const char *const want[] = {
+	    "7 event=state from=connected to=ready", "7 event=state from=ready to=mail",
+	    "7 event=state from=mail to=rcpt",       "7 event=state from=rcpt to=data",
+	    "7 event=state from=data to=ready",      "7 event=state from=ready to=closed",
+	};
+	size_t got = 0;
+	for (size_t i = 0; i < nlogged; i++) {
+		if (!strstr(logged[i], "event=state "))
+			continue;
+		if (got >= sizeof(want) / sizeof(want[0]) || strcmp(logged[i], want[got]) != 0)
+			fail_msg("state line %zu: got '%s', want '%s'", got, logged[i],
+			         got < sizeof(want) / sizeof(want[0]) ? want[got] : "(none)");
+		got++;
+	}
+	assert_int_equal(got, sizeof(want) / sizeof(want[0]));
+	assert_true(was_logged("event=mail size=0 from=\"a@b\""));
+	engine_free(e);
+}
+
 /* test_why_it_ends - the CLOSE event says why, so that the session
  * never reads a reply back to know */
 static void test_why_it_ends(void **state)
@@ -651,6 +687,7 @@ int main(void)
 	    cmocka_unit_test(test_recipient_list_out_of_memory),
 	    cmocka_unit_test(test_login_user_compared_whole),
 	    cmocka_unit_test(test_credentials_wiped),
+	    cmocka_unit_test(test_state_changes_logged),
 	    cmocka_unit_test(test_why_it_ends),
 	    cmocka_unit_test(test_refusals_before_handlers),
 	};
