@@ -234,6 +234,8 @@ static enum engine_event_kind client_error(struct engine *e, int code, const cha
 
 /* --- the command table ------------------------------------------- */
 
+/* A handler gets the arguments without trailing blanks; one that needs
+ * none casts them to void (-Wunused-parameter). */
 typedef enum engine_event_kind (*cmd_fn)(struct engine *e, const char *args, size_t len);
 
 static enum engine_event_kind cmd_helo(struct engine *e, const char *args, size_t len);
@@ -599,6 +601,7 @@ static void trace(struct engine *e, struct engine_trace *t)
 /* cmd_data - RFC 5321 4.1.1.4 (the table refused it without recipients) */
 static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	set_state(e, STATE_DATA);
 	reply_add(e->out, 354, true, "End data with <CR><LF>.<CR><LF>");
 	trace(e, &e->ev.trace);
@@ -608,6 +611,7 @@ static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_
 /* cmd_rset - RFC 5321 4.1.1.5 */
 static enum engine_event_kind cmd_rset(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	tx_reset(&e->tx);
 	if (e->state != STATE_CONNECTED)
 		set_state(e, STATE_READY);
@@ -618,6 +622,7 @@ static enum engine_event_kind cmd_rset(struct engine *e, const char *args, size_
 /* cmd_noop - RFC 5321 4.1.1.9: an argument is allowed and ignored */
 static enum engine_event_kind cmd_noop(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	reply_add(e->out, 250, true, "2.0.0 Ok");
 	return ENGINE_EV_NONE;
 }
@@ -625,6 +630,7 @@ static enum engine_event_kind cmd_noop(struct engine *e, const char *args, size_
 /* cmd_quit - RFC 5321 4.1.1.10 */
 static enum engine_event_kind cmd_quit(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	reply_add(e->out, 221, true, "2.0.0 Bye");
 	return close_session(e, ENGINE_END_QUIT);
 }
@@ -632,6 +638,7 @@ static enum engine_event_kind cmd_quit(struct engine *e, const char *args, size_
 /* cmd_help - RFC 5321 4.1.1.8 */
 static enum engine_event_kind cmd_help(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	reply_add(e->out, 214, false, "2.0.0 smtpipe: commands supported:");
 	reply_add(e->out, 214, false, "2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
 	if (e->feat.starttls || e->feat.auth) /* no empty 214-2.0.0 line */
@@ -644,6 +651,7 @@ static enum engine_event_kind cmd_help(struct engine *e, const char *args, size_
 /* cmd_vrfy - RFC 5321 3.5.3: 252, we neither confirm nor deny */
 static enum engine_event_kind cmd_vrfy(struct engine *e, const char *args, size_t len)
 {
+	(void)args;
 	if (len == 0)
 		return client_error(e, 501, "5.5.4 Syntax: VRFY address");
 	reply_add(e->out, 252, true, "2.5.0 Cannot VRFY user, but will accept message");
@@ -654,6 +662,7 @@ static enum engine_event_kind cmd_vrfy(struct engine *e, const char *args, size_
  * error: a client may ask) */
 static enum engine_event_kind cmd_expn(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	log_rejected(e, 502, "5.5.1 EXPN not implemented");
 	reply_add(e->out, 502, true, "5.5.1 EXPN not implemented");
 	return ENGINE_EV_NONE;
@@ -663,12 +672,14 @@ static enum engine_event_kind cmd_expn(struct engine *e, const char *args, size_
  * CHUNKING, TURN, ETRN, ...) */
 static enum engine_event_kind cmd_not_implemented(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	return client_error(e, 502, "5.5.1 Error: command not implemented");
 }
 
 /* cmd_starttls - RFC 3207 (offered, no TLS yet: the table checked) */
 static enum engine_event_kind cmd_starttls(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	tx_reset(&e->tx);
 	reply_add(e->out, 220, true, "2.0.0 Ready to start TLS");
 	return ENGINE_EV_STARTTLS;

@@ -38,6 +38,7 @@ static volatile sig_atomic_t stop_requested;
 /* on_stop - SIGTERM/SIGINT: finish what is in flight, then 421 */
 static void on_stop(int sig)
 {
+	(void)sig;
 	stop_requested = 1;
 }
 
