@@ -51,6 +51,9 @@ enum {
 	OPT_MAX_SESSIONS_PER_CLIENT,
 	OPT_CLIENT_LIMIT_LOOPBACK,
 	OPT_AUTH_STATE,
+	OPT_MAILDIR, /* storage options: a temporary block until the option table */
+	OPT_AUTH_FILE,
+	OPT_AUTH_ACCEPT_ANY,
 };
 
 static const struct option long_options[] = {
@@ -87,6 +90,9 @@ static const struct option long_options[] = {
     {"max-sessions-per-client", required_argument, NULL, OPT_MAX_SESSIONS_PER_CLIENT},
     {"client-limit-loopback", no_argument, NULL, OPT_CLIENT_LIMIT_LOOPBACK},
     {"auth-state", required_argument, NULL, OPT_AUTH_STATE},
+    {"maildir", required_argument, NULL, OPT_MAILDIR},
+    {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
+    {"auth-accept-any", no_argument, NULL, OPT_AUTH_ACCEPT_ANY},
     {NULL, 0, NULL, 0},
 };
 
@@ -133,8 +139,14 @@ static void usage(const struct config *cfg)
 	       "(default info)\n"
 	       "  --command=CMD            pipe each message to CMD (default: msmtp -f %%F --)\n"
 	       "  --mailbox=FILE, MAILBOX  append each message to the mbox FILE instead\n"
+	       "                           (-: to standard output; DIR/: a Maildir)\n"
+	       "  --maildir=DIR            store each message in the Maildir DIR instead\n"
 	       "  --auth=USER[,EVAL]       require AUTH as USER; password from EVAL's output, or "
 	       "the keyring\n"
+	       "  --auth-file=FILE         require AUTH as one of the users of FILE "
+	       "(user:crypt-hash lines)\n"
+	       "  --auth-accept-any        tests only: accept any user and password "
+	       "(loopback only)\n"
 	       "  --auth-state=FILE        --inetd: the AUTH brake's state, shared by the "
 	       "sessions (default %s)\n"
 	       "  -c, --tls-cert=FILE      TLS certificate (enables STARTTLS)\n"
@@ -495,6 +507,15 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 		case OPT_USER:
 			cfg->run_user = optarg;
 			break;
+		case OPT_MAILDIR: /* storage options (issue 16): until the option table */
+			cfg->maildir = optarg;
+			break;
+		case OPT_AUTH_FILE:
+			cfg->auth_file = optarg;
+			break;
+		case OPT_AUTH_ACCEPT_ANY:
+			cfg->auth_accept_any = true;
+			break;
 		case 'v':
 			version();
 			return OPTIONS_EXIT;
@@ -537,17 +558,27 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			BAD("both --mailbox and MAILBOX given");
 		cfg->mailbox = argv[optind];
 	}
-	if (cfg->mailbox && cmd_given)
+	if (cfg->mailbox && cfg->mailbox[strlen(cfg->mailbox) - 1] == '/') {
+		if (cfg->maildir) /* "DIR/": a Maildir, as mutt and Postfix read it */
+			BAD("both --maildir and a MAILBOX given");
+		cfg->maildir = cfg->mailbox;
+		cfg->mailbox = NULL;
+	}
+	if (cfg->mailbox && cfg->maildir)
+		BAD("both --maildir and a MAILBOX given");
+	if ((cfg->mailbox || cfg->maildir) && cmd_given)
 		BAD("give either --command or a MAILBOX, not both");
+	if (cfg->auth_accept_any && (cfg->auth_user || cfg->auth_file))
+		BAD("--auth-accept-any accepts anyone: it goes without --auth and --auth-file");
 	/* Every recipient is one argument of the command: a value whose
 	 * argument list cannot be executed would answer 451 forever. */
-	size_t most =
-	    cfg->mailbox ? cfg->max_recipients : cmd_template_max_recipients(cfg->command);
+	size_t most = cfg->mailbox || cfg->maildir ? cfg->max_recipients
+	                                           : cmd_template_max_recipients(cfg->command);
 	if (cfg->max_recipients > most)
 		BAD("--max-recipients=%u: the command's argument list would not fit ARG_MAX with "
 		    "addresses of %d octets; the largest allowed is %zu",
 		    cfg->max_recipients, BOUND_PATH - 2, most);
-	if (cfg->personality == PERSONALITY_MOCKMTA && !cfg->mailbox)
+	if (cfg->personality == PERSONALITY_MOCKMTA && !cfg->mailbox && !cfg->maildir)
 		BAD("MAILBOX is required (usage: mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] [-l "
 		    "LEVEL] [-P FILE] [-p PORT] [-t SEC] MAILBOX)");
 	if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL))
@@ -562,6 +593,9 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 		cfg->mode = MODE_FOREGROUND;
 	else if (daemon)
 		cfg->mode = MODE_DAEMON;
+	/* standard output is the client under --inetd, /dev/null once detached */
+	if (cfg->mailbox && strcmp(cfg->mailbox, "-") == 0 && cfg->mode != MODE_FOREGROUND)
+		BAD("--mailbox=- writes to standard output: it needs -f (the foreground)");
 	if (cfg->personality == PERSONALITY_MOCKMTA && !log_given)
 		cfg->log_dest = cfg->mode == MODE_FOREGROUND ? LOG_DEST_STDERR : LOG_DEST_SYSLOG;
 	return OPTIONS_RUN;

@@ -24,6 +24,7 @@
 #include "auth.h"
 #include "data.h"
 #include "deliver.h"
+#include "deliver_maildir.h"
 #include "deliver_mbox.h"
 #include "deliver_pipe.h"
 #include "engine.h"
@@ -206,7 +207,9 @@ static void deliver(struct session *s, const struct data_decoder *d)
 	struct delivery dv;
 	struct delivery_result r = {.exit_status = -1};
 	engine_envelope(&s->e, &dv);
-	if (cfg->mailbox)
+	if (cfg->maildir)
+		deliver_maildir_run(cfg->maildir, s->srv->hostname, &dv, &s->sp, &r);
+	else if (cfg->mailbox)
 		deliver_mbox_run(cfg->mailbox, &dv, &s->sp, &r);
 	else
 		deliver_pipe_run(s->srv->command, &dv, &s->sp, cfg->delivery_timeout, &r);
