@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bounds.h"
+
 enum personality {
 	PERSONALITY_SMTPIPE, /* also when invoked as msmtpd */
 	PERSONALITY_MOCKMTA,
@@ -37,6 +39,13 @@ enum exit_kind {
 	EXIT_KIND_TIMEOUT, /* mockmta: timed out waiting for I/O */
 	EXIT_KIND_USAGE,   /* bad command line */
 	EXIT_KIND_STARTUP, /* cannot start: port in use, bad file, ... */
+};
+
+/* The values of a repeatable option (--listen, --fault), in the order
+ * given; options.c refuses one more than BOUND_OPTION_REPEATS. */
+struct config_list {
+	size_t n;
+	const char *item[BOUND_OPTION_REPEATS];
 };
 
 struct config {
@@ -91,7 +100,8 @@ struct config {
 	size_t max_discard;        /* bytes of an over-size message dropped before closing */
 };
 
-/* config_exit_code - the exit code for kind under cfg's personality */
+/* config_exit_code - the exit code for kind under cfg's personality
+ * (config.c) */
 int config_exit_code(const struct config *cfg, enum exit_kind kind);
 
 #endif

@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "clock.h"
+#include "fdio.h"
 #include "log.h"
 #include "spool.h"
 
@@ -117,21 +119,13 @@ struct out {
 	long long until; /* with stream: the deadline of every write */
 };
 
-/* now_ms - monotonic milliseconds */
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* stream_ready - standard output can take PIPE_BUF bytes without
  * blocking (what POLLOUT means for a pipe), before o's deadline: a
  * reader that stops reading costs a 451, never a hung session */
 static int stream_ready(const struct out *o)
 {
 	for (;;) {
-		long long left = o->until - now_ms();
+		long long left = o->until - clock_now_ms();
 		if (left <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -152,14 +146,18 @@ static int stream_ready(const struct out *o)
 /* out_flush - write the buffer, all of it */
 static int out_flush(struct out *o)
 {
-	const char *p = o->buf;
+	if (!o->stream) {
+		size_t done;
+		int rc = fdio_write_all(o->fd, o->buf, o->len, &done);
+		o->written += (off_t)done;
+		o->len = 0; /* on an error the caller truncates the append back */
+		return rc;
+	}
+	const char *p = o->buf; /* standard output: PIPE_BUF at a time, when ready */
 	while (o->len > 0) {
-		size_t k = o->len;
-		if (o->stream) {
-			if (stream_ready(o) < 0)
-				return -1;
-			k = k > PIPE_BUF ? PIPE_BUF : k;
-		}
+		if (stream_ready(o) < 0)
+			return -1;
+		size_t k = o->len > PIPE_BUF ? PIPE_BUF : o->len;
 		ssize_t w = write(o->fd, p, k);
 		if (w < 0) {
 			if (errno == EINTR)
@@ -356,7 +354,7 @@ static int stdout_run(const struct delivery *d, struct spool *sp, bool *torn)
 	struct stat st;
 	o.fd = STDOUT_FILENO;
 	o.stream = true;
-	o.until = now_ms() + BOUND_MBOX_STDOUT_SECONDS * 1000LL;
+	o.until = clock_now_ms() + BOUND_MBOX_STDOUT_SECONDS * 1000LL;
 	*torn = false;
 	if (lock(o.fd) < 0)
 		return errno;
