@@ -192,7 +192,7 @@ class Stdout(unittest.TestCase):
         # smtpipe --mailbox=- in the foreground: the port, then mbox text;
         # eight sessions at once, each message far over PIPE_BUF
         with Direct("--mailbox=-", personality="smtpipe", read_stdout=True) as srv:
-            sizes = {i: 20000 + i * 7001 for i in range(8)}
+            sizes = {i: 100000 + i * 37001 for i in range(8)}
             self.assertEqual(harness.concurrently(8, lambda i: send(
                 srv.port, "s%d@a.test" % i, ["r%d@b.test" % i, "bcc@c.test"],
                 "Subject: %d\r\n\r\n%s\r\nFrom inside\r\n" % (i, ("%d" % i) * sizes[i]))), [])
