@@ -276,6 +276,22 @@ class Direct:
         return False
 
 
+class Readme(unittest.TestCase):
+    def test_readme_maildir_example(self):
+        """The README's Maildir example runs as written, with mockmta on PATH,
+        and prints the envelope with the Bcc recipient."""
+        with open(os.path.join(harness.SOURCE, "README.md")) as f:
+            readme = f.read()
+        part = readme.split("## Using it as mockmta in a test suite", 1)[1].split("\n## ", 1)[0]
+        code = [c for c in re.findall(r"```python\n(.*?)```", part, re.S) if "Maildir" in c][0]
+        bindir = os.path.dirname(harness.mockmta_binary())
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"])
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual((r.returncode, r.stdout),
+                         (0, "<app@example.org> ['to@example.org', 'bcc@example.org']\n"), r.stderr)
+
+
 class Usage(unittest.TestCase):
     def run_bin(self, *args, personality="mockmta"):
         exe = harness.binary() if personality == "smtpipe" else harness.mockmta_binary()
