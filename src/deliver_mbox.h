@@ -2,14 +2,23 @@
  * deliver_mbox.h - append a message to an mbox file (RFC 4155, mboxrd)
  *
  * "From SENDER DATE" separator (MAILER-DAEMON for <>), the envelope
- * headers (deliver_envelope_headers), the spooled message with ">"-quoting of lines matching
- * ^>*From , and one blank line after it. The append holds an fcntl write lock (see deliver_mbox.c
- * for the dotlock choice), is fsynced before 250, and on any error the file is truncated back to
- * its old size: 452 4.3.1 for a full disk or quota, 451 4.3.0 for other errors. The mailbox is
- * opened without following a symlink and without waiting on a FIFO,
- * and used only if it is a regular file with one link owned by the
- * daemon's user or root; anything else is 451 4.3.0 and a log line
- * (and a start-up error from deliver_mbox_check).
+ * headers (deliver_envelope_headers), the spooled message with
+ * ">"-quoting of lines matching ^>*From , and one blank line after it.
+ * The append holds an fcntl write lock (see deliver_mbox.c for the
+ * dotlock choice), is fsynced before 250, and on any error the file is
+ * truncated back to its old size: 452 4.3.1 for a full disk or quota,
+ * 451 4.3.0 for other errors. The mailbox is opened without following a
+ * symlink and without waiting on a FIFO, and used only if it is a
+ * regular file with one link owned by the daemon's user or root;
+ * anything else is 451 4.3.0 and a log line (and a start-up error from
+ * deliver_mbox_check).
+ *
+ * The path "-" (--mailbox=-) is standard output, which every session
+ * shares: each message is written under an fcntl lock on it, so that
+ * parallel sessions' messages never interleave, in PIPE_BUF pieces that
+ * each wait at most BOUND_MBOX_STDOUT_SECONDS, and fsynced when it is a
+ * regular file. Nothing written can be taken back: an error after the
+ * first byte is a 451 and a log line saying the message there is torn.
  */
 #ifndef SMTPIPE_DELIVER_MBOX_H
 #define SMTPIPE_DELIVER_MBOX_H
