@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import smtplib
+import socket
 import stat
 import subprocess
 import sys
@@ -241,6 +242,42 @@ class AcceptAny(unittest.TestCase):
                 self.assertEqual(r.returncode, 3, r.stderr)
                 self.assertIn(want, r.stderr)
                 self.assertNotIn("\n", r.stderr.rstrip("\n"))  # one line
+
+    def systemd(self, sock, *args):
+        """smtpipe started as systemd would start it, with sock as fd 3"""
+        def as_fd3():
+            os.dup2(sock.fileno(), 3)
+        argv = ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@"', "sh", harness.binary(),
+                "--auth-accept-any", "--port=0", "--log=none", "--command=cat"] + list(args)
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, preexec_fn=as_fd3, pass_fds=(3,))
+
+    def test_systemd_sockets_are_checked(self):
+        # a socket bound to the wildcard address, never listening (so it
+        # never receives anything): refused before it is used
+        wild = socket.socket()
+        wild.bind(("0.0.0.0", 0))
+        p = self.systemd(wild)
+        out, err = p.communicate(timeout=30)
+        wild.close()
+        self.assertEqual(p.returncode, 3, err)
+        self.assertIn(b"systemd's socket 3 is not", err)
+        # a loopback one is served
+        lo = socket.socket()
+        lo.bind(("127.0.0.1", 0))
+        lo.listen(8)
+        p = self.systemd(lo)
+        lo.close()
+        try:
+            port = int(p.stdout.readline())
+            c = harness.RawClient(port).greet()
+            c.cmd("AUTH PLAIN AHUAcA==", 235)  # \0u\0p
+            c.cmd("QUIT", 221)
+            c.close()
+        finally:
+            p.terminate()
+            p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0)
 
     def test_inetd_on_a_unix_socket_is_local(self):
         def talk(c):
