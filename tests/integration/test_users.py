@@ -279,6 +279,28 @@ class AcceptAny(unittest.TestCase):
             p.communicate(timeout=30)
         self.assertEqual(p.returncode, 0)
 
+    def test_auth_user_is_client_data_for_shell_templates(self):
+        # under --auth-accept-any the user name is the client's choice: a
+        # template gets the rules of $SMTPIPE_SENDER for it (invariant 4)
+        for tmpl, ok in (("cat >/dev/null; echo $SMTPIPE_AUTH_USER", False),
+                         ("cat >/dev/null; echo ${SMTPIPE_AUTH_USER}", False),
+                         ("cat >/dev/null; echo \"$SMTPIPE_AUTH_USER\"", True),
+                         ("cat >/dev/null; echo $SMTPIPE_AUTH_USERS", True)):
+            with self.subTest(tmpl=tmpl):
+                p = subprocess.Popen([harness.binary(), "--auth-accept-any", "--port=0",
+                                      "--log=none", "--command=" + tmpl],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+                line = p.stdout.readline()
+                if line.strip():
+                    p.terminate()
+                out, err = p.communicate(timeout=30)
+                if ok:
+                    self.assertTrue(line.strip().isdigit(), err)
+                else:
+                    self.assertEqual(p.returncode, 3, err)
+                    self.assertIn(b"unquoted", err)
+
     def test_inetd_on_a_unix_socket_is_local(self):
         def talk(c):
             c.expect(220)
