@@ -117,6 +117,25 @@ class Maildir(unittest.TestCase):
             self.assertRegex(srv.log(), r'event=maildir-error maildir=\S+ error="cannot write '
                                         r'the message in tmp: Input/output error"')
 
+    def test_full_disk_is_452_and_leaves_nothing(self):
+        mnt = tempfile.mkdtemp()
+        self.addCleanup(os.rmdir, mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt],
+                           capture_output=True)
+        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
+        self.addCleanup(subprocess.run, ["umount", mnt])
+        md = os.path.join(mnt, "box")
+        with Direct("--maildir=" + md) as srv:
+            send(srv.port, "a@a.test", ["b@b.test"], "Subject: fits\r\n\r\n" + "y" * 1000)
+            c = harness.RawClient(srv.port).greet().data()
+            c.send((b"z" * 900 + b"\r\n") * 400 + b".\r\n")  # 360 KB > the disk
+            c.expect(452, "4.3.1")
+            c.cmd("QUIT", 221)
+            c.close()
+            self.assertEqual([m["Subject"] for m in maildir_messages(md)], ["fits"])
+            self.assertEqual(os.listdir(os.path.join(md, "tmp")), [])
+            self.assertIn("No space left on device", srv.log())
+
     def test_symbolic_links_refused(self):
         d = tempfile.mkdtemp(prefix="smtpipe-md-")
         self.addCleanup(shutil.rmtree, d, True)
