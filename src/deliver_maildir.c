@@ -280,21 +280,20 @@ static int store(const char *path, const char *host, const struct delivery *d, s
 		goto out;
 	}
 	bool moved = false;
-	if (write_message(fd, d, sp) < 0 || fsync(fd) < 0) {
-		err = errno ? errno : EIO;
-		snprintf(why, cap, "cannot write the message in tmp: %s", strerror(err));
-	} else if (close(fd) < 0) {
+	errno = 0;
+	int w = write_message(fd, d, sp) < 0 || fsync(fd) < 0 ? -1 : 0;
+	err = w < 0 ? (errno ? errno : EIO) : 0;
+	if (close(fd) < 0 && !err) /* closed either way (Linux) */
 		err = errno;
+	if (err) {
 		snprintf(why, cap, "cannot write the message in tmp: %s", strerror(err));
-	} else if ((fd = -1, move_new(tfd, nfd, name)) < 0) {
+	} else if (move_new(tfd, nfd, name) < 0) {
 		err = errno;
 		snprintf(why, cap, "cannot move the message into new: %s", strerror(err));
-	} else if ((moved = true, fsync(nfd)) < 0) {
+	} else if (moved = true, fsync(nfd) < 0) {
 		err = errno;
 		snprintf(why, cap, "cannot sync new: %s", strerror(err));
 	}
-	if (fd >= 0)
-		close(fd);
 	if (err && moved) { /* not durable: taken back, the client tries again */
 		unlinkat(nfd, name, 0);
 		fsync(nfd);
