@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "deliver_maildir.h"
 #include "deliver_mbox.h"
 #include "deliver_pipe.h"
 #include "listener.h"
@@ -105,12 +106,46 @@ static void set_hostname(void)
 	}
 }
 
-/* set_up - the delivery command, TLS, the AUTH secret and the brake,
- * into srv; 0, or the exit code after one line */
+/* set_up_auth - the AUTH secret (--auth), or the users (--auth-file,
+ * --auth-accept-any), and the brake; 0, or the exit code after one line */
+static int set_up_auth(void)
+{
+	char err[512];
+	if (cfg.auth_user) {
+		if (secret_resolve(&secret, cfg.auth_user, cfg.auth_eval, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		srv.auth = &secret;
+	}
+	if (cfg.auth_file || cfg.auth_accept_any) { /* auth.h: what each one means */
+		int rc = auth_setup(&secret, cfg.auth_file, cfg.auth_accept_any, err, sizeof(err));
+		if (rc < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		if (rc > 0 && !stderr_is_client())
+			fprintf(stderr, "%s: %s\n", cfg.progname, err);
+		if (rc > 0)
+			log_msg(LOG_WARNING, "event=auth-file-warning text=\"%s\"", err);
+		if (cfg.auth_accept_any)
+			log_msg(LOG_WARNING, "event=auth-accept-any text=\"any user and password "
+			                     "are accepted: for test suites only\"");
+		srv.auth = &secret;
+	}
+	bool any_auth = srv.auth != NULL;
+	/* the brake's state file is opened here, before --user, and kept */
+	int brake = auth_brake_init(cfg.mode == MODE_INETD && any_auth ? cfg.auth_state : NULL, err,
+	                            sizeof(err));
+	if (brake < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (brake > 0)
+		log_msg(LOG_NOTICE, "event=auth-brake-local reason=\"%s\"", err);
+	return 0;
+}
+
+/* set_up - the delivery command, TLS, then AUTH, into srv; 0, or the
+ * exit code after one line */
 static int set_up(void)
 {
 	char err[512];
-	if (!cfg.mailbox) {
+	if (!cfg.mailbox && !cfg.maildir) {
 		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_USAGE, err);
 		if (cfg.mode == MODE_DAEMON && command_dir(err, sizeof(err)) < 0)
@@ -122,27 +157,17 @@ static int set_up(void)
 		if (!srv.tls)
 			return fail(EXIT_KIND_STARTUP, err);
 	}
-	if (cfg.auth_user) {
-		if (secret_resolve(&secret, cfg.auth_user, cfg.auth_eval, err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-		srv.auth = &secret;
-	}
-	/* the brake's state file is opened here, before --user, and kept */
-	int brake = auth_brake_init(cfg.mode == MODE_INETD && cfg.auth_user ? cfg.auth_state : NULL,
-	                            err, sizeof(err));
-	if (brake < 0)
-		return fail(EXIT_KIND_STARTUP, err);
-	if (brake > 0)
-		log_msg(LOG_NOTICE, "event=auth-brake-local reason=\"%s\"", err);
-	return 0;
+	return set_up_auth();
 }
 
-/* check_files - the mailbox and the spool directory, as the user who
- * will use them; 0, or the exit code after one line */
+/* check_files - the mailbox or Maildir and the spool directory, as the
+ * user who will use them; 0, or the exit code after one line */
 static int check_files(void)
 {
 	char err[512];
 	if (cfg.mailbox && deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (cfg.maildir && deliver_maildir_check(cfg.maildir, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	if (spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
@@ -177,7 +202,7 @@ static int serve_listener(void)
 	/* msmtpd runs as whoever starts it, and so do we (a drop-in must not
 	 * refuse a working setup); but a delivery command running as root
 	 * is worth one line, and --user is the fix. */
-	if (getuid() == 0 && !cfg.run_user && !cfg.mailbox)
+	if (getuid() == 0 && !cfg.run_user && !cfg.mailbox && !cfg.maildir)
 		fprintf(stderr,
 		        "%s: warning: running as root: the delivery command will run as root; "
 		        "use --user=USER (after binding port 25) or a service manager's user\n",
@@ -206,6 +231,12 @@ int main(int argc, char **argv)
 	case OPTIONS_RUN:
 		break;
 	}
+	/* --auth-accept-any: every listener loopback or local, checked
+	 * while systemd's sockets are still named in the environment */
+	if (cfg.auth_accept_any && auth_accept_any_check(&cfg, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_USAGE, err);
+	/* set only by a session that authenticated (auth.h), never inherited */
+	unsetenv("SMTPIPE_AUTH_USER");
 	/* before anything runs (passwordeval, the keyring helper): no
 	 * child may inherit systemd's sockets or variables */
 	listener_systemd_adopt();

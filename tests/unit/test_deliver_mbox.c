@@ -1,6 +1,7 @@
 /*
  * test_deliver_mbox.c - the mbox append on real files in a temporary
- *                       directory: the separator, mboxrd quoting (also
+ *                       directory: the separator and the envelope
+ *                       headers, mboxrd quoting (also
  *                       across the copy's block boundaries), the lock
  *                       (waited for, and given up after its bound), the
  *                       truncation back to the old size on a write
@@ -120,13 +121,25 @@ static char *quoted(const char *content, size_t n, size_t *outlen)
 	return out;
 }
 
-/* check_message - the mailbox is the separator for sender, then the
- * quoted content; returns the size */
-static size_t check_message(const char *want_sender, const char *content, size_t n)
+/* check_message - the mailbox is the separator for sender (as the
+ * separator writes it), the envelope headers for sender (as given) and
+ * the one recipient deliver() gives, then the quoted content; returns
+ * the size */
+static size_t check_message(const char *want_sender, const char *sender, const char *content,
+                            size_t n)
 {
-	size_t len, qlen;
+	size_t len, qlen, elen;
 	char *got = slurp(&len);
-	char *want = quoted(content, n, &qlen);
+	char *quote = quoted(content, n, &qlen);
+	char env[600];
+	elen = (size_t)snprintf(env, sizeof(env),
+	                        "Return-Path: <%s>\nX-Envelope-To: <rcpt@example.org>\n", sender);
+	char *want = malloc(elen + qlen);
+	assert_non_null(want);
+	memcpy(want, env, elen);
+	memcpy(want + elen, quote, qlen);
+	free(quote);
+	qlen += elen;
 	char prefix[300];
 	snprintf(prefix, sizeof(prefix), "From %s ", want_sender);
 	const char *nl = memchr(got, '\n', len);
@@ -163,7 +176,7 @@ static void test_separator(void **state)
 		unlink(box);
 		if (deliver(cases[i].sender, "Subject: s\n\nhi\n", 15, &r) != 250)
 			fail_msg("'%s': got %d %s, want 250", cases[i].sender, r.code, r.text);
-		check_message(cases[i].want, "Subject: s\n\nhi\n", 15);
+		check_message(cases[i].want, cases[i].sender, "Subject: s\n\nhi\n", 15);
 	}
 }
 
@@ -184,7 +197,7 @@ static void test_quoting(void **state)
 		size_t n = strlen(cases[i]);
 		if (deliver("s@x", cases[i], n, &r) != 250)
 			fail_msg("case %zu: got %d %s, want 250", i, r.code, r.text);
-		check_message("s@x", cases[i], n);
+		check_message("s@x", "s@x", cases[i], n);
 	}
 }
 
@@ -206,7 +219,7 @@ static void test_quoting_blocks(void **state)
 	struct delivery_result r;
 	unlink(box);
 	assert_int_equal(deliver("s@x", m, n, &r), 250);
-	check_message("s@x", m, n);
+	check_message("s@x", "s@x", m, n);
 	free(m);
 }
 
