@@ -209,5 +209,101 @@ class Bounds(unittest.TestCase):
         c.cmd("NOOP", 250)
 
 
+class ErrorPaths(unittest.TestCase):
+    """Paths that only a hostile machine takes: out of descriptors, a
+    client that does not read, a broken TLS record."""
+
+    def test_accept_out_of_descriptors_waits_then_serves(self):
+        import resource
+        with harness.Server() as srv:
+            pid = srv.proc.pid
+            used = {int(x) for x in os.listdir("/proc/%d/fd" % pid)}
+            lowest_free = min(set(range(len(used) + 1)) - used)
+            old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            # no descriptor left for accept(): EMFILE
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free, old[1]))
+            c = srv.raw(timeout=60)
+            log = wait_for_log(srv, 'event=accept-failed error="Too many open files"')
+            self.assertNotIn("event=session-start", log)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+            # the client waited in the backlog and is served now
+            c.greet()
+            c.message(b"Subject: after EMFILE\r\n\r\nx\r\n.\r\n", 250)
+            c.cmd("QUIT", 221)
+            self.assertEqual(len(srv.deliveries(1)), 1)
+            self.assertNotIn("session-crashed", srv.log())
+
+    def test_client_that_does_not_read_its_replies(self):
+        # pipelined HELPs whose replies fill the socket: the session's
+        # send() gets EAGAIN and it waits for room, losing nothing
+        import socket
+        import threading
+        from test_auth import SyscallTrace
+        n = 40000
+        with harness.Server() as srv:
+            trace = SyscallTrace(srv.proc.pid)
+            try:
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", srv.port))
+                c = harness.RawClient(0, sock=sock, timeout=120)
+                c.expect(220)
+                c.cmd("EHLO c", 250)
+                sender = threading.Thread(target=c.send, args=(b"HELP\r\n" * n,))
+                sender.start()
+                deadline = time.time() + 60
+                while True:
+                    with open(trace.path, errors="replace") as f:
+                        if "EAGAIN" in f.read():
+                            break
+                    self.assertLess(time.time(), deadline, "the session never found the socket full")
+                    time.sleep(0.05)
+                for i in range(n):
+                    code, lines = c.reply()
+                    if code != 214 or lines[-1] != "2.0.0 End of HELP info":
+                        self.fail("reply %d: got %d %r" % (i, code, lines))
+                sender.join()
+                c.cmd("QUIT", 221)
+                c.close()
+            finally:
+                trace.stop()
+            self.assertNotIn("session-crashed", srv.log())
+
+    def test_broken_tls_record_mid_data_delivers_nothing(self):
+        import test_tls_starttls as t
+        t.setUpModule()
+        try:
+            with harness.Server(*t.tls_args()) as srv:
+                c = srv.raw(timeout=30).greet()
+                c.cmd("STARTTLS", 220)
+                tls = t.context().wrap_socket(c.sock, server_hostname="localhost")
+                c2 = harness.RawClient(0, sock=tls, timeout=30)
+                c2.cmd("EHLO c", 250)
+                c2.data()
+                c2.send("Subject: cut\r\n\r\nfirst part\r\n")
+                # an application-data record the session cannot decrypt
+                os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + b"\xa5" * 32)
+                wait_closed(tls)  # a timeout (30 s) here fails the test
+                tls.close()
+                log = wait_for_log(srv, "event=session-exit")
+                self.assertRegex(log, r"event=disconnect phase=data size=\d+ nothing-delivered")
+                self.assertEqual(srv.deliveries(), [])
+                self.assertNotIn("session-crashed", log)
+                srv.raw().greet().cmd("QUIT", 221)  # the daemon serves on
+        finally:
+            t.tearDownModule()
+
+
+def wait_closed(tls):
+    """Until the server ends the TLS connection (an alert, EOF or a
+    reset); socket.timeout if it does not."""
+    import ssl
+    try:
+        while tls.recv(4096):
+            pass
+    except (ssl.SSLError, ConnectionResetError):
+        pass
+
+
 if __name__ == "__main__":
     harness.main()

@@ -235,4 +235,23 @@ MUTATIONS = [
          repl="\tconst char *from = sender[0] ? \"MAILER-DAEMON\" : sender;",
          promise="the first %F becomes the envelope sender",
          tests=["unit.test_deliver_pipe"]),
+
+    # --- error paths a hostile machine takes ------------------------------------------
+    dict(file="src/listener.c",
+         find="\t\t\t\t\tpoll(NULL, 0, 100);\n\t\t\t\t}\n\t\t\t\tcontinue;",
+         repl="\t\t\t\t\tpoll(NULL, 0, 100);\n\t\t\t\t}\n\t\t\t\tbreak;",
+         promise="out of descriptors (EMFILE), the client waits in the backlog and is served",
+         tests=["test_promises.py:ErrorPaths.test_accept_out_of_descriptors_waits_then_serves"]),
+    dict(file="src/smtp_io.c",
+         find="\t\t\tif ((*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms)) == SMTP_IO_OK)",
+         repl="\t\t\tif ((*st = SMTP_IO_ERROR) == SMTP_IO_OK)",
+         promise="a full socket (EAGAIN) is waited for, within the reply deadline; no reply is lost",
+         tests=["test_promises.py:ErrorPaths.test_client_that_does_not_read_its_replies"]),
+    dict(file="src/tls.c",
+         find="\t        : (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) ? EAGAIN\n"
+              "\t                                                             : EIO;",
+         repl="\t        : (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) ? EAGAIN\n"
+              "\t                                                             : EAGAIN;",
+         promise="a broken TLS record ends the session at once, nothing delivered",
+         tests=["test_promises.py:ErrorPaths.test_broken_tls_record_mid_data_delivers_nothing"]),
 ]
