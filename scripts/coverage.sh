@@ -29,7 +29,7 @@ ctest --test-dir "$build" --output-on-failure -j"$jobs" "$@" || status=1
 
 json=$build/coverage.json
 gcovr --root "$top" --object-directory "$build" --filter "$top/src/" \
-    --json-summary-pretty --output "$json" "$build" >/dev/null
+    --exclude "$top/src/coverage.h" --json-summary-pretty --output "$json" "$build" >/dev/null
 python3 - "$json" "$build/coverage.txt" "$build/coverage.md" <<'EOF'
 import json
 import sys
