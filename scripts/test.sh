@@ -17,7 +17,37 @@ quick=false
 [ "${1:-}" = --quick ] && quick=true
 jobs=${JOBS:-2}
 
-stage() { printf '\n==== %s\n' "$*"; }
+# Every stage, in order; the summary at the end says of each whether it
+# passed, failed or did not run, and how long it took.
+all_stages=("dependencies" "build (-Werror) and test" "ASan+UBSan build and test"
+    "valgrind: unit tests, the fuzz corpus, and sessions under memcheck" "fuzzing the engine for 60 s")
+declare -A result=() took=()
+current="" started=0
+finish_stage() {
+    [ -n "$current" ] || return 0
+    result[$current]=$1
+    took[$current]=$((SECONDS - started))
+    current=""
+}
+stage() {
+    finish_stage passed
+    current=$*
+    started=$SECONDS
+    printf '\n==== %s\n' "$*"
+}
+summary() {
+    local rc=$?
+    finish_stage "$([ "$rc" -eq 0 ] && echo passed || echo FAILED)"
+    printf '\n==== summary\n'
+    for s in "${all_stages[@]}"; do
+        if [ -n "${result[$s]:-}" ]; then
+            printf '%-8s %4ss  %s\n' "${result[$s]}" "${took[$s]}" "$s"
+        else
+            printf '%-8s %4s   %s\n' "not run" "-" "$s"
+        fi
+    done
+}
+trap summary EXIT
 
 stage "dependencies"
 bash scripts/deps.sh --test
@@ -83,4 +113,3 @@ fi
 
 stage "fuzzing the engine for 60 s"
 bash tests/fuzz/run.sh 60 "$top/build-fuzz"
-stage "all stages passed"

@@ -2,22 +2,28 @@
  * auth.c - SASL decoding, constant-time credential checks, and the
  *          brute-force brake shared by all sessions
  *
- * The brake lives in a MAP_SHARED anonymous page made before the
- * listener forks, so every session process sees the last failure of
- * any other; each session sleeps only itself, so mail of sessions that
- * do not authenticate is never held up.
+ * The brake is one schedule for the whole daemon: a MAP_SHARED
+ * anonymous page made before the listener forks, or under --inetd a
+ * small state file locked with fcntl(); each session sleeps only
+ * itself, so mail of sessions that do not authenticate is never held
+ * up.
  */
 #include "auth.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bounds.h"
+#include "log.h"
 
 /* b64_value - the 6-bit value of a base64 character, -1 if none */
 static int b64_value(unsigned char c)
@@ -158,50 +164,138 @@ void auth_secret_wipe(struct auth_secret *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * The brake is a schedule: every credential check takes the next slot,
+ * at least BOUND_AUTH_DELAY_MS after the slot before it, and sleeps until
+ * then. However many sessions (or --inetd processes) guess at once, the
+ * daemon checks at most one password per delay; a lone check with no
+ * other in the last delay runs at once. Only the session that
+ * authenticates sleeps: mail and commands of the others go on.
+ */
 struct brake {
-	_Atomic long long last_failure_ms; /* CLOCK_MONOTONIC, 0: none */
-	bool always;
+	_Atomic long long next_ms; /* the earliest free slot, CLOCK_BOOTTIME */
 };
 
 static struct brake local_brake;
 static struct brake *brake = &local_brake;
+static int state_fd = -1;   /* --inetd: the state file, or -1 */
+static bool always = false; /* no shared state: delay each check */
 
-/* now_ms - monotonic milliseconds */
+/* now_ms - milliseconds of CLOCK_BOOTTIME: one clock for every process
+ * of the machine, which suspend does not stop */
 static long long now_ms(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_BOOTTIME, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* auth_brake_init - see auth.h */
-int auth_brake_init(bool always_delay)
+/* state_open - the --inetd state file: opened without following a
+ * symbolic link or blocking on a FIFO, and used only when it is a
+ * regular file of this user that nobody else may read or write (else
+ * another local user could hold the lock or rewind the schedule) */
+static int state_open(const char *path, char *err, size_t errlen)
 {
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "--auth-state: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	const char *why = NULL;
+	if (fstat(fd, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_uid != geteuid())
+		why = "owned by another user";
+	else if (st.st_mode & 077)
+		why = "readable or writable by others (want mode 0600)";
+	else if (st.st_nlink != 1)
+		why = "has other hard links";
+	if (why) {
+		snprintf(err, errlen, "--auth-state: refusing %s: %s", path, why);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* auth_brake_init - see auth.h */
+int auth_brake_init(const char *state_file, char *err, size_t errlen)
+{
+	if (state_file) {
+		state_fd = state_open(state_file, err, errlen);
+		always = state_fd < 0;
+		return state_fd < 0 ? 1 : 0;
+	}
 	void *p = mmap(NULL, sizeof(struct brake), PROT_READ | PROT_WRITE,
 	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map the authentication brake: %s", strerror(errno));
 		return -1;
+	}
 	brake = p;
-	atomic_store(&brake->last_failure_ms, 0);
-	brake->always = always_delay;
+	atomic_store(&brake->next_ms, 0);
 	return 0;
+}
+
+/* file_lock - take (F_WRLCK) or release (F_UNLCK) the state file; a
+ * holder keeps it only for one read and one write */
+static int file_lock(short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
+	while (fcntl(state_fd, F_SETLKW, &fl) < 0)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
+/* reserve - the slot of this check: max(now, next free slot), and the
+ * next free slot moved one delay past it; with earliest, only push the
+ * next free slot to at least earliest (a failure) */
+static long long reserve(long long now, long long earliest)
+{
+	const long long delay = BOUND_AUTH_DELAY_MS;
+	if (state_fd >= 0) {
+		long long next = 0;
+		if (file_lock(F_WRLCK) < 0)
+			return now + delay; /* cannot share: delay this check alone */
+		if (pread(state_fd, &next, sizeof(next), 0) != (ssize_t)sizeof(next) ||
+		    next > now + (long long)BOUND_AUTH_STATE_AHEAD_SECONDS * 1000)
+			next = 0; /* new, or from before a reboot */
+		long long slot = next > now ? next : now;
+		long long want = earliest ? (next > earliest ? next : earliest) : slot + delay;
+		ssize_t w = pwrite(state_fd, &want, sizeof(want), 0);
+		file_lock(F_UNLCK);
+		if (w != (ssize_t)sizeof(want))
+			return now + delay;
+		return slot;
+	}
+	long long next = atomic_load(&brake->next_ms), slot, want;
+	do {
+		slot = next > now ? next : now;
+		want = earliest ? (next > earliest ? next : earliest) : slot + delay;
+	} while (!atomic_compare_exchange_weak(&brake->next_ms, &next, want));
+	return slot;
 }
 
 /* auth_brake_wait - see auth.h */
 void auth_brake_wait(void)
 {
-	long long last = atomic_load(&brake->last_failure_ms);
-	if (!brake->always &&
-	    (last == 0 || now_ms() - last > (long long)BOUND_AUTH_BRAKE_SECONDS * 1000))
+	long long now = now_ms();
+	long long slot = always ? now + BOUND_AUTH_DELAY_MS : reserve(now, 0);
+	if (slot <= now)
 		return;
-	struct timespec d = {BOUND_AUTH_DELAY_MS / 1000, (BOUND_AUTH_DELAY_MS % 1000) * 1000000L};
-	while (nanosleep(&d, &d) != 0 && errno == EINTR)
+	log_msg(LOG_INFO, "event=auth-brake wait-ms=%lld", slot - now);
+	struct timespec until = {slot / 1000, (slot % 1000) * 1000000L};
+	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &until, NULL) == EINTR)
 		; /* a signal does not cut the brake short */
 }
 
 /* auth_brake_failed - see auth.h */
 void auth_brake_failed(void)
 {
-	long long t = now_ms();
-	atomic_store(&brake->last_failure_ms, t ? t : 1);
+	if (!always)
+		reserve(now_ms(), now_ms() + BOUND_AUTH_DELAY_MS);
 }

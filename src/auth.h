@@ -3,11 +3,11 @@
  *          and the brute-force brake
  *
  * Pure helpers for the engine (base64, PLAIN message split) and the
- * check the session runs: compare in constant time, and after any
- * failure in the daemon delay every later attempt (msmtpd: 1 s for 60 s
- * after the last failure; always in inetd mode). The brake's state is a
- * shared anonymous mapping made before the listener forks, so sessions
- * see each other's failures without blocking each other's mail.
+ * check the session runs: compare in constant time, behind the brake:
+ * credential checks at least BOUND_AUTH_DELAY_MS apart across the whole
+ * daemon (under --inetd across processes, through a state file), so
+ * parallel sessions guess no faster than one; only the session that
+ * authenticates waits, never another session's mail.
  */
 #ifndef SMTPIPE_AUTH_H
 #define SMTPIPE_AUTH_H
@@ -44,13 +44,18 @@ bool auth_check(const struct auth_secret *s, const char *user, size_t ulen, cons
 /* auth_secret_wipe - overwrite and free the password and user */
 void auth_secret_wipe(struct auth_secret *s);
 
-/* auth_brake_init - create the shared brake state (before fork);
- * always_delay for inetd mode; -1 on failure */
-int auth_brake_init(bool always_delay);
-/* auth_brake_wait - sleep if a failure happened in the last
- * BOUND_AUTH_BRAKE_SECONDS (or always_delay) */
+/* auth_brake_init - the brake's state, shared by every session: with
+ * state_file NULL an anonymous shared page made before the listener
+ * forks; with a path (--inetd, one process per session) that file,
+ * locked with fcntl. 0 when set up; 1 when the file cannot be used
+ * (err says why: a link, not ours, open to others, no directory): this
+ * process then delays each of its checks by BOUND_AUTH_DELAY_MS, as
+ * msmtpd does under inetd; -1 (err filled) when no page can be mapped */
+int auth_brake_init(const char *state_file, char *err, size_t errlen);
+/* auth_brake_wait - take the next slot of the shared schedule (checks
+ * at least BOUND_AUTH_DELAY_MS apart) and sleep until it */
 void auth_brake_wait(void);
-/* auth_brake_failed - record a failure now */
+/* auth_brake_failed - after a failure, no check for one more delay */
 void auth_brake_failed(void);
 
 #endif

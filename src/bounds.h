@@ -10,6 +10,18 @@
 
 /* Concurrent sessions; more connections wait in the kernel backlog. */
 #define BOUND_SESSIONS 16
+/* Concurrent sessions per client address (an IPv6 client: its /64), as
+ * Postfix's smtpd_client_connection_count_limit; more get 421 4.7.0.
+ * Loopback clients are exempt unless --client-limit-loopback. */
+#define BOUND_SESSIONS_PER_CLIENT 4
+/* accept() out of descriptors (EMFILE): retry after this long. */
+#define BOUND_ACCEPT_RETRY_MS 100
+/* fork() failed: stop accepting for this long, doubled on each failure
+ * up to the maximum; a failing condition is summed up in the log this
+ * often. */
+#define BOUND_FORK_BACKOFF_MS         100
+#define BOUND_FORK_BACKOFF_MAX_MS     5000
+#define BOUND_FAILURE_SUMMARY_SECONDS 60
 /* Recipients per message (mockmta had a fixed 32; RFC 5321 4.5.3.1.8 says >= 100). */
 #define BOUND_RECIPIENTS 100
 /* Message size in octets, advertised in EHLO SIZE (RFC 1870). */
@@ -18,8 +30,11 @@
 #define BOUND_COMMAND_LINE 512
 /* RFC 4954 4: an AUTH command or response line may be up to 12288 octets. */
 #define BOUND_AUTH_LINE 12288
-/* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with CRLF. */
-#define BOUND_TEXT_LINE 1000
+/* Text lines in a message: no limit (0) by default, since real mail
+ * (HTML from common clients and libraries) has longer lines and the
+ * message size bounds them; --max-line-length=1000 is RFC 5321
+ * 4.5.3.1.6's strict limit. */
+#define BOUND_TEXT_LINE 0
 /* RFC 5321 4.5.3.1.3: a path (address with angle brackets) is 256 octets. */
 #define BOUND_PATH 256
 /* RFC 5321 4.5.3.1.1 and 4.5.3.1.2. */
@@ -31,11 +46,22 @@
 #define BOUND_DELIVERY_SECONDS 300
 /* Client errors per session before 421 (Postfix smtpd_hard_error_limit). */
 #define BOUND_ERRORS 20
-/* How long the TLS handshake may take. */
+/* How long the whole TLS handshake may take (or --timeout, if shorter). */
 #define BOUND_HANDSHAKE_SECONDS 30
-/* Brute-force brake (msmtpd): delay and how long it lasts after a failure. */
-#define BOUND_AUTH_DELAY_MS      1000
-#define BOUND_AUTH_BRAKE_SECONDS 60
+/* DATA must end within --timeout + (bytes received) / this rate, and no
+ * read in it waits more than --timeout: a client that trickles a byte
+ * now and then is cut off, one that sends 1 KiB/s or more is not. */
+#define BOUND_DATA_MIN_RATE 1024
+/* Bytes of an over-size message read and dropped past --max-message-size
+ * so that the 552 comes in step; past these, 552 and the session ends. */
+#define BOUND_DISCARD (16UL * 1024 * 1024)
+/* Brute-force brake: credential checks at least this far apart across
+ * the whole daemon (under --inetd, across processes through
+ * --auth-state): at most one guess a second. */
+#define BOUND_AUTH_DELAY_MS 1000
+/* A slot further ahead than this in a state file is taken for stale
+ * (a clock from before a reboot) and the schedule starts again. */
+#define BOUND_AUTH_STATE_AHEAD_SECONDS 86400
 /* How long a passwordeval command may run at start-up. */
 #define BOUND_PASSWORDEVAL_SECONDS 10
 /* How long an mbox delivery waits for another writer's lock (451 after). */

@@ -61,8 +61,9 @@ struct config {
 	const char *spool_dir;
 
 	/* authentication */
-	const char *auth_user; /* --auth=USER[,EVAL], NULL when off */
-	const char *auth_eval; /* NULL: keyring, then prompt */
+	const char *auth_user;  /* --auth=USER[,EVAL], NULL when off */
+	const char *auth_eval;  /* NULL: keyring, then prompt */
+	const char *auth_state; /* --auth-state: the brake's file under --inetd */
 
 	/* TLS */
 	const char *tls_cert;
@@ -75,12 +76,16 @@ struct config {
 
 	/* limits (defaults in bounds.h) */
 	unsigned max_sessions;
+	unsigned max_sessions_per_client; /* 0: no limit */
+	bool client_limit_loopback;       /* count loopback clients too */
 	unsigned max_recipients;
 	size_t max_message_size;
 	size_t max_line_length; /* text lines in DATA, with CRLF */
 	unsigned max_errors;
 	unsigned timeout;          /* seconds of SMTP idle time */
 	unsigned delivery_timeout; /* seconds a delivery command may run */
+	size_t data_min_rate;      /* bytes per second DATA must keep up */
+	size_t max_discard;        /* bytes of an over-size message dropped before closing */
 };
 
 /* config_exit_code - the exit code for kind under cfg's personality */

@@ -33,21 +33,24 @@ void data_decoder_init(struct data_decoder *d, size_t max_size, size_t max_line)
 	d->max_line = max_line;
 }
 
-/* emit - copy n output bytes unless the message is already too big */
-static void emit(struct data_decoder *d, char *out, size_t *o, const char *p, size_t n)
+/* emit - n output bytes that stand for octets on the wire (RFC 1870
+ * counts CRLF as two, so the LF made of one counts 2); nothing is
+ * written once the message is too big or a line too long, since the
+ * session will refuse it */
+static void emit(struct data_decoder *d, char *out, size_t *o, const char *p, size_t n,
+                 size_t octets)
 {
-	if (n == 0)
-		return;
-	d->size += n;
-	if (d->max_size && d->size > d->max_size) {
+	d->size += octets;
+	if (d->max_size && d->size > d->max_size)
 		d->too_big = true;
+	if (n == 0 || d->too_big || d->line_too_long)
 		return;
-	}
 	memcpy(out + *o, p, n);
 	*o += n;
 }
 
-/* line_grew - count n more octets in the current line */
+/* line_grew - count n more octets in the current line (called before
+ * they are emitted, so a line over the limit is not written) */
 static void line_grew(struct data_decoder *d, size_t n)
 {
 	d->line_len += n;
@@ -73,8 +76,10 @@ size_t data_decode(struct data_decoder *d, const char *in, size_t len, char *out
 		switch (d->state) {
 		case DS_LINE_START:
 			if (*p == '.') {
+				/* RFC 5321 4.5.2: the transparency dot; neither the
+				 * line length (4.5.3.1.6) nor RFC 1870's size
+				 * counts it */
 				d->state = DS_DOT;
-				line_grew(d, 1); /* the stuffed dot is on the wire */
 				p++;
 			} else {
 				d->state = DS_TEXT;
@@ -93,20 +98,20 @@ size_t data_decode(struct data_decoder *d, const char *in, size_t len, char *out
 				d->done = true;
 				p++;
 			} else {
-				emit(d, out, &o, "\r", 1); /* ".\r" then more: content */
 				line_grew(d, 1);
+				emit(d, out, &o, "\r", 1, 1); /* ".\r" then more: content */
 				d->state = DS_TEXT;
 			}
 			break;
 		case DS_CR:
 			if (*p == '\n') {
-				emit(d, out, &o, "\n", 1);
+				emit(d, out, &o, "\n", 1, 2);
 				line_ended(d);
 				d->state = DS_LINE_START;
 				p++;
 			} else {
-				emit(d, out, &o, "\r", 1); /* bare CR: kept */
 				line_grew(d, 1);
+				emit(d, out, &o, "\r", 1, 1); /* bare CR: kept */
 				d->state = DS_TEXT;
 			}
 			break;
@@ -115,25 +120,25 @@ size_t data_decode(struct data_decoder *d, const char *in, size_t len, char *out
 			if (!nl) {
 				size_t n = (size_t)(end - p);
 				if (p[n - 1] == '\r') { /* may be the CR of a CRLF */
-					emit(d, out, &o, p, n - 1);
 					line_grew(d, n - 1);
+					emit(d, out, &o, p, n - 1, n - 1);
 					d->state = DS_CR;
 				} else {
-					emit(d, out, &o, p, n);
 					line_grew(d, n);
+					emit(d, out, &o, p, n, n);
 				}
 				p = end;
 			} else {
 				size_t n = (size_t)(nl - p);
 				if (n > 0 && p[n - 1] == '\r') {
-					emit(d, out, &o, p, n - 1);
 					line_grew(d, n - 1);
-					emit(d, out, &o, "\n", 1);
+					emit(d, out, &o, p, n - 1, n - 1);
+					emit(d, out, &o, "\n", 1, 2);
 					d->state = DS_LINE_START;
 				} else {
 					/* bare LF: content, and no new line starts */
-					emit(d, out, &o, p, n + 1);
 					line_grew(d, n);
+					emit(d, out, &o, p, n + 1, n + 1);
 					d->bare_lf++;
 				}
 				line_ended(d);

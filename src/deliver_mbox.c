@@ -32,13 +32,57 @@
 
 #define MBOX_BLOCK (64 * 1024)
 
+/* mbox_open - open path for appending, as deliver_mbox.h says: never
+ * through a symlink, never waiting on a FIFO (O_NONBLOCK, cleared once
+ * the file is known to be regular), and only a regular file with one
+ * link that belongs to us or to root, so that another user of a shared
+ * directory (/tmp) cannot point a root daemon at a file of their
+ * choice; the descriptor, or -1 with why filled */
+static int mbox_open(const char *path, char *why, size_t cap)
+{
+	int fd = open(
+	    path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+	    0600);
+	if (fd < 0) { /* say why as the checks below would: in a sticky
+		       * directory the kernel may only say EACCES */
+		int e = errno;
+		struct stat ln;
+		bool seen = lstat(path, &ln) == 0;
+		snprintf(why, cap, "%s",
+		         e == ELOOP || (seen && S_ISLNK(ln.st_mode))    ? "it is a symbolic link"
+		         : e == ENXIO || (seen && !S_ISREG(ln.st_mode)) ? "not a regular file"
+		         : seen && ln.st_uid != geteuid() && ln.st_uid != 0
+		             ? "owned by another user"
+		             : strerror(e));
+		return -1;
+	}
+	struct stat st;
+	const char *bad = NULL;
+	if (fstat(fd, &st) < 0)
+		bad = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		bad = "not a regular file";
+	else if (st.st_uid != geteuid() && st.st_uid != 0)
+		bad = "owned by another user";
+	else if (st.st_nlink != 1)
+		bad = "it has more than one hard link";
+	else if (fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) < 0)
+		bad = strerror(errno);
+	if (bad) {
+		snprintf(why, cap, "%s", bad);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* deliver_mbox_check - see deliver_mbox.h */
 int deliver_mbox_check(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	char why[96];
+	int fd = mbox_open(path, why, sizeof(why));
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot open mailbox %s for appending: %s", path,
-		         strerror(errno));
+		snprintf(err, errlen, "cannot open mailbox %s for appending: %s", path, why);
 		return -1;
 	}
 	close(fd);
@@ -220,12 +264,17 @@ void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *
 	struct stat st;
 	off_t size = -1;
 	int err = 0;
+	char why[96] = "";
 	memset(r, 0, sizeof(*r));
 	r->exit_status = -1;
 	o.len = 0;
 	o.written = 0;
-	o.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (o.fd < 0 || lock(o.fd) < 0 || fstat(o.fd, &st) < 0) {
+	o.fd = mbox_open(path, why, sizeof(why));
+	if (o.fd < 0) {
+		err = EPERM; /* why says what */
+		goto done;
+	}
+	if (lock(o.fd) < 0 || fstat(o.fd, &st) < 0) {
 		err = errno;
 		goto done;
 	}
@@ -256,13 +305,14 @@ done:
 		snprintf(r->text, sizeof(r->text), "2.0.0 Ok: appended to mailbox");
 		return;
 	}
-	char why[96];
-	if (err == ETIMEDOUT)
+	if (!why[0] && err == ETIMEDOUT) /* else mbox_open said what */
 		snprintf(why, sizeof(why), "locked by another writer for %d s",
 		         BOUND_MBOX_LOCK_SECONDS);
-	else
+	else if (!why[0])
 		snprintf(why, sizeof(why), "%s", strerror(err));
-	log_msg(LOG_ERR, "event=mailbox-error mailbox=%s error=\"%s\" restored-size=%lld", path,
+	char mbox[1024];
+	log_escape(mbox, sizeof(mbox), path, strlen(path));
+	log_msg(LOG_ERR, "event=mailbox-error mailbox=%s error=\"%s\" restored-size=%lld", mbox,
 	        why, (long long)size);
 	if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
 		r->code = 452;

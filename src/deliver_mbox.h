@@ -6,7 +6,11 @@
  * line after it. The append holds an fcntl write lock (see
  * deliver_mbox.c for the dotlock choice), is fsynced before 250, and on
  * any error the file is truncated back to its old size: 452 4.3.1 for
- * a full disk or quota, 451 4.3.0 for other errors.
+ * a full disk or quota, 451 4.3.0 for other errors. The mailbox is
+ * opened without following a symlink and without waiting on a FIFO,
+ * and used only if it is a regular file with one link owned by the
+ * daemon's user or root; anything else is 451 4.3.0 and a log line
+ * (and a start-up error from deliver_mbox_check).
  */
 #ifndef SMTPIPE_DELIVER_MBOX_H
 #define SMTPIPE_DELIVER_MBOX_H

@@ -389,8 +389,10 @@ void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d, st
 	if (out[1] >= 0)
 		close(out[1]);
 	if (pid < 0) {
-		log_msg(LOG_ERR, "event=command-error command=\"%s\" error=\"%s\"",
-		        argv ? argv[0] : "?", strerror(err));
+		char prog[1024];
+		log_escape(prog, sizeof(prog), argv ? argv[0] : "?", strlen(argv ? argv[0] : "?"));
+		log_msg(LOG_ERR, "event=command-error command=\"%s\" error=\"%s\"", prog,
+		        strerror(err));
 		r->code = 451;
 		snprintf(r->text, sizeof(r->text), "4.3.0 Cannot run delivery command");
 	} else {

@@ -30,6 +30,11 @@ enum {
 	CMD_NEEDS_AUTH = 1 << 3, /* 530 before AUTH under --auth */
 };
 
+/* A flag of struct engine's flags known only here: the AUTH LOGIN user
+ * did not fit auth_user, so the check that follows must fail (a cut
+ * name must never be compared as if it were the whole). */
+#define FLAG_LOGIN_USER_LONG (1u << 8)
+
 typedef enum engine_event (*cmd_fn)(struct engine *e, const char *args, size_t len);
 
 static enum engine_event cmd_helo(struct engine *e, const char *args, size_t len);
@@ -118,9 +123,19 @@ size_t engine_line_limit(const struct engine *e)
 	return BOUND_AUTH_LINE;
 }
 
-/* client_error - a reply to a client mistake; the error cap ends the
- * session with 421 (Postfix smtpd_hard_error_limit) */
-static enum engine_event client_error(struct engine *e, int code, const char *text)
+/* log_rejected - one line for a refused command, so that a client can
+ * be debugged from the log: 5xx at info, the rest at debug; the verb
+ * and the reply are the server's own words, never the AUTH data */
+static void log_rejected(const struct engine *e, int code, const char *text)
+{
+	log_msg(code >= 500 ? LOG_INFO : LOG_DEBUG,
+	        "event=command-rejected client=%s command=%s reply=\"%d %s\"", e->peer,
+	        e->verb ? e->verb : "UNKNOWN", code, text);
+}
+
+/* count_error - reply to a client mistake that is logged elsewhere; the
+ * error cap ends the session with 421 (Postfix smtpd_hard_error_limit) */
+static enum engine_event count_error(struct engine *e, int code, const char *text)
 {
 	reply_add(&e->out, code, true, "%s", text);
 	e->errors++;
@@ -132,6 +147,13 @@ static enum engine_event client_error(struct engine *e, int code, const char *te
 		return ENGINE_EV_CLOSE;
 	}
 	return ENGINE_EV_NONE;
+}
+
+/* client_error - reply to a client mistake, log it, count it */
+static enum engine_event client_error(struct engine *e, int code, const char *text)
+{
+	log_rejected(e, code, text);
+	return count_error(e, code, text);
 }
 
 /* in_transaction - MAIL has been accepted */
@@ -149,8 +171,11 @@ enum engine_event engine_line(struct engine *e, const char *line, size_t len, bo
 	if (e->state == STATE_CLOSED)
 		return ENGINE_EV_CLOSE;
 	if (e->state == STATE_AUTH_PLAIN || e->state == STATE_AUTH_USER ||
-	    e->state == STATE_AUTH_PASS)
+	    e->state == STATE_AUTH_PASS) {
+		e->verb = "AUTH"; /* a response line: its text is never logged */
 		return auth_response(e, line, len, too_long);
+	}
+	e->verb = NULL;
 	if (memchr(line, '\0', len))
 		return client_error(e, 500, "5.5.2 Error: NUL byte in command");
 
@@ -158,6 +183,7 @@ enum engine_event engine_line(struct engine *e, const char *line, size_t len, bo
 	size_t alen;
 	bool bad_sep;
 	enum smtp_verb verb = smtp_cmd_verb(line, len, &args, &alen, &bad_sep);
+	e->verb = bad_sep ? NULL : smtp_cmd_verb_name(verb);
 	/* RFC 5321 4.5.3.1.4, except AUTH whose line RFC 4954 allows longer */
 	if (too_long || (verb != VERB_AUTH && len > BOUND_COMMAND_LINE - 2))
 		return client_error(e, 500, "5.5.2 Error: line too long");
@@ -197,7 +223,9 @@ static bool greet(struct engine *e, const char *args, size_t len, const char *ve
 	e->helo[len] = '\0';
 	tx_reset(&e->tx);
 	e->state = STATE_READY;
-	log_msg(LOG_DEBUG, "event=helo verb=%s name=%s", verb, e->helo);
+	char esc[sizeof(e->helo) * 4];
+	log_escape(esc, sizeof(esc), e->helo, len);
+	log_msg(LOG_DEBUG, "event=helo verb=%s name=\"%s\"", verb, esc);
 	return true;
 }
 
@@ -287,7 +315,7 @@ static enum engine_event cmd_mail(struct engine *e, const char *args, size_t len
 	e->state = STATE_MAIL;
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	log_msg(LOG_DEBUG, "event=mail from=<%s> size=%llu", esc, mp.size);
+	log_msg(LOG_DEBUG, "event=mail size=%llu from=\"%s\"", mp.size, esc);
 	reply_add(&e->out, 250, true, "2.1.0 Ok");
 	return ENGINE_EV_NONE;
 }
@@ -342,7 +370,7 @@ static enum engine_event cmd_rcpt(struct engine *e, const char *args, size_t len
 	e->state = STATE_RCPT;
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	log_msg(LOG_DEBUG, "event=rcpt to=<%s>", esc);
+	log_msg(LOG_DEBUG, "event=rcpt to=\"%s\"", esc);
 	reply_add(&e->out, 250, true, "2.1.5 Ok");
 	return ENGINE_EV_NONE;
 }
@@ -390,8 +418,9 @@ static enum engine_event cmd_help(struct engine *e, const char *args, size_t len
 {
 	reply_add(&e->out, 214, false, "2.0.0 smtpipe: commands supported:");
 	reply_add(&e->out, 214, false, "2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
-	reply_add(&e->out, 214, false, "2.0.0   %s%s", e->feat.starttls ? "STARTTLS " : "",
-	          e->feat.auth ? "AUTH" : "");
+	if (e->feat.starttls || e->feat.auth) /* no empty 214-2.0.0 line */
+		reply_add(&e->out, 214, false, "2.0.0   %s%s%s", e->feat.starttls ? "STARTTLS" : "",
+		          e->feat.starttls && e->feat.auth ? " " : "", e->feat.auth ? "AUTH" : "");
 	reply_add(&e->out, 214, true, "2.0.0 End of HELP info");
 	return ENGINE_EV_NONE;
 }
@@ -408,6 +437,7 @@ static enum engine_event cmd_vrfy(struct engine *e, const char *args, size_t len
 /* cmd_expn - mailing lists are not ours to expand */
 static enum engine_event cmd_expn(struct engine *e, const char *args, size_t len)
 {
+	log_rejected(e, 502, "5.5.1 EXPN not implemented");
 	reply_add(&e->out, 502, true, "5.5.1 EXPN not implemented");
 	return ENGINE_EV_NONE;
 }
@@ -448,7 +478,7 @@ static enum engine_event auth_credentials(struct engine *e, const char *user, si
                                           const char *pass, size_t plen)
 {
 	e->auth_user_len = ulen < sizeof(e->auth_user) ? ulen : sizeof(e->auth_user) - 1;
-	memcpy(e->auth_user, user, e->auth_user_len);
+	memmove(e->auth_user, user, e->auth_user_len); /* LOGIN passes auth_user itself */
 	e->auth_user[e->auth_user_len] = '\0';
 	if (plen < sizeof(e->auth_pass) && ulen < sizeof(e->auth_user)) {
 		memcpy(e->auth_pass, pass, plen);
@@ -490,6 +520,7 @@ static enum engine_event auth_response(struct engine *e, const char *line, size_
 	enum engine_state st = e->state;
 	if (len == 1 && line[0] == '*') {
 		e->state = STATE_READY;
+		e->flags &= ~FLAG_LOGIN_USER_LONG;
 		wipe_credentials(e);
 		return client_error(e, 501, "5.7.0 Authentication cancelled");
 	}
@@ -511,12 +542,17 @@ static enum engine_event auth_response(struct engine *e, const char *line, size_
 		size_t ul = (size_t)n < sizeof(e->auth_user) ? (size_t)n : sizeof(e->auth_user) - 1;
 		memcpy(e->auth_user, buf, ul);
 		e->auth_user[ul] = '\0';
-		e->auth_user_len = ul;
+		e->auth_user_len = ul; /* cut for the log only: */
+		if ((size_t)n >= sizeof(e->auth_user))
+			e->flags |= FLAG_LOGIN_USER_LONG;
 		e->state = STATE_AUTH_PASS;
 		reply_add(&e->out, 334, true, "UGFzc3dvcmQ6"); /* "Password:" */
 		return ENGINE_EV_NONE;
 	}
 	enum engine_event ev = auth_credentials(e, e->auth_user, e->auth_user_len, buf, (size_t)n);
+	if (e->flags & FLAG_LOGIN_USER_LONG)
+		e->auth_pass_len = 0; /* as PLAIN does: never matches */
+	e->flags &= ~FLAG_LOGIN_USER_LONG;
 	explicit_bzero(buf, sizeof(buf));
 	return ev;
 }
@@ -542,11 +578,14 @@ static enum engine_event cmd_auth(struct engine *e, const char *args, size_t len
 		if (ir)
 			return auth_plain(e, ir, irl);
 		e->state = STATE_AUTH_PLAIN;
-		reply_add(&e->out, 334, true, " ");
+		/* RFC 4954 4: "334" SP [base64] CRLF, so an empty challenge is
+		 * "334 " (GNU SASL refuses a second space as bad base64) */
+		reply_add(&e->out, 334, true, "%s", "");
 		return ENGINE_EV_NONE;
 	}
 	if (ml == 5 && strncasecmp(args, "LOGIN", 5) == 0) {
 		snprintf(e->auth_mech, sizeof(e->auth_mech), "LOGIN");
+		e->flags &= ~FLAG_LOGIN_USER_LONG;
 		e->state = STATE_AUTH_USER;
 		if (ir) /* an initial response carries the user name */
 			return auth_response(e, ir, irl, false);
@@ -564,8 +603,31 @@ void engine_auth_result(struct engine *e, bool ok)
 		e->flags |= FLAG_AUTHED;
 		reply_add(&e->out, 235, true, "2.7.0 Authentication successful");
 	} else {
-		client_error(e, 535, "5.7.8 Authentication credentials invalid");
+		/* the session logs event=auth-failed */
+		count_error(e, 535, "5.7.8 Authentication credentials invalid");
 	}
+}
+
+/* envelope_ready - the recipient list for the delivery; out of memory
+ * is a reason to try again later (451), never a permanent failure */
+static bool envelope_ready(struct engine *e)
+{
+	struct transaction *tx = &e->tx;
+	free(tx->rcpts);
+	tx->rcpts = calloc(tx->nrcpt + 1, sizeof(*tx->rcpts));
+	if (!tx->rcpts) {
+		log_msg(LOG_ERR, "event=rejected reason=out-of-memory client=%s nrcpt=%zu", e->peer,
+		        tx->nrcpt);
+		reply_add(&e->out, 451, true, "4.3.0 Out of memory, try again later");
+		tx_reset(tx);
+		return false;
+	}
+	const char *p = tx->rcpt_buf;
+	for (size_t i = 0; i < tx->nrcpt; i++) {
+		tx->rcpts[i] = p;
+		p += strlen(p) + 1;
+	}
+	return true;
 }
 
 /* engine_data_end - see engine.h */
@@ -576,18 +638,26 @@ enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d
 	enum engine_event ev = ENGINE_EV_NONE;
 	if (d->too_big) {
 		why = "too-big";
-		ev = client_error(e, 552, "5.3.4 Message size exceeds fixed limit");
+		ev = count_error(e, 552, "5.3.4 Message size exceeds fixed limit");
 	} else if (d->line_too_long) {
 		why = "line-too-long";
-		ev = client_error(e, 500, "5.5.2 Error: line too long in message text");
+		ev = count_error(e, 500, "5.5.2 Error: line too long in message text");
 	} else if (spool_error) {
-		why = "spool-error";
+		char dir[1024];
+		log_escape(dir, sizeof(dir), e->cfg->spool_dir ? e->cfg->spool_dir : "",
+		           e->cfg->spool_dir ? strlen(e->cfg->spool_dir) : 0);
+		log_msg(LOG_ERR,
+		        "event=rejected reason=spool-error client=%s size=%zu spool-dir=\"%s\" "
+		        "error=\"%s\"",
+		        e->peer, d->size, dir, strerror(spool_error));
 		reply_add(&e->out, 452, true, "4.3.1 Insufficient system storage");
+		tx_reset(&e->tx);
+		return ENGINE_EV_NONE;
 	} else {
-		return ENGINE_EV_DELIVER;
+		return envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE;
 	}
-	log_msg(LOG_NOTICE, "event=rejected reason=%s size=%zu longest-line=%zu client=%s", why,
-	        d->size, d->longest, e->peer);
+	log_msg(LOG_NOTICE, "event=rejected reason=%s client=%s size=%zu longest-line=%zu", why,
+	        e->peer, d->size, d->longest);
 	tx_reset(&e->tx);
 	return ev;
 }
@@ -595,14 +665,7 @@ enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d
 /* engine_envelope - see engine.h */
 void engine_envelope(struct engine *e, struct delivery *d)
 {
-	struct transaction *tx = &e->tx;
-	free(tx->rcpts);
-	tx->rcpts = calloc(tx->nrcpt + 1, sizeof(*tx->rcpts));
-	const char *p = tx->rcpt_buf;
-	for (size_t i = 0; tx->rcpts && i < tx->nrcpt; i++) {
-		tx->rcpts[i] = p;
-		p += strlen(p) + 1;
-	}
+	struct transaction *tx = &e->tx; /* rcpts: built by engine_data_end */
 	d->sender = tx->sender;
 	d->rcpts = tx->rcpts;
 	d->nrcpt = tx->rcpts ? tx->nrcpt : 0;
@@ -645,6 +708,23 @@ void engine_delivered(struct engine *e, const struct delivery_result *r)
 	reply_add(&e->out, r->code, true, "%s", r->text);
 	tx_reset(&e->tx);
 	e->state = STATE_READY;
+}
+
+/* engine_unfinished - see engine.h */
+const char *engine_unfinished(const struct engine *e)
+{
+	switch (e->state) {
+	case STATE_AUTH_PLAIN:
+	case STATE_AUTH_USER:
+	case STATE_AUTH_PASS:
+		return "mid-auth";
+	case STATE_MAIL:
+	case STATE_RCPT:
+	case STATE_DATA:
+		return "mid-transaction";
+	default:
+		return NULL;
+	}
 }
 
 /* engine_timeout - RFC 5321 4.5.3.2: 421 and close */

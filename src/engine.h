@@ -91,6 +91,7 @@ struct engine {
 	size_t auth_user_len;
 	size_t auth_pass_len;
 	char auth_mech[8]; /* "PLAIN" or "LOGIN", for the log */
+	const char *verb;  /* the command being answered, for the log */
 };
 
 /* engine_init - a new session; queues the 220 greeting */
@@ -118,6 +119,9 @@ void engine_delivered(struct engine *e, const struct delivery_result *r);
 void engine_tls_started(struct engine *e);
 /* engine_auth_result - after ENGINE_EV_AUTH; wipes the credentials */
 void engine_auth_result(struct engine *e, bool ok);
+/* engine_unfinished - what a client that goes away now leaves undone,
+ * for the log: "mid-auth", "mid-transaction", or NULL */
+const char *engine_unfinished(const struct engine *e);
 /* engine_timeout - queue 421 and close */
 void engine_timeout(struct engine *e);
 /* engine_shutdown - the daemon is stopping: 421 and close */

@@ -6,8 +6,13 @@
  * are served as slots free up (s6-tcpserverd's choice): none is turned
  * away while it could still be served. The daemon's signals stay
  * blocked; the main loop reads them from a signalfd. SIGTERM/SIGINT
- * stop accepting and wait for the running sessions; SIGHUP reloads TLS
- * credentials.
+ * stop accepting and wait for the running sessions; SIGHUP reopens the
+ * log file and reloads TLS credentials, and sessions ignore it. Per
+ * client address (an IPv6 client's /64) at most --max-sessions-per-client
+ * sessions run; one more gets 421 4.7.0 at once. A fork() that fails
+ * answers 421 4.3.2 and rests the listening socket, doubling the rest
+ * up to BOUND_FORK_BACKOFF_MAX_MS; accept() out of descriptors rests it
+ * BOUND_ACCEPT_RETRY_MS. Repeating failures log one line, then summaries.
  * systemd: a LISTEN_FDS socket is used instead of binding, and
  * READY=1/STOPPING=1 go to NOTIFY_SOCKET.
  */
@@ -24,13 +29,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "bounds.h"
 #include "config.h"
 #include "log.h"
 #include "session.h"
@@ -41,6 +50,7 @@ static int listen_fd = -1;
 static unsigned listen_port; /* the port really bound, for the log */
 static int sig_fd = -1;      /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
 static sigset_t open_mask;   /* the signal mask before they were blocked */
+static int pid_fd = -1;      /* -P: opened before --user, written after detach */
 
 /* systemd_socket - the first LISTEN_FDS socket when it is ours: 3; -1
  * when there is none; -2 when fd 3 is not a listening stream socket
@@ -81,6 +91,26 @@ static void notify(const char *msg)
 	close(fd);
 }
 
+/* listener_harden - see listener.h. PR_SET_DUMPABLE 0 also makes
+ * /proc/PID of the daemon and its sessions root's: the same user can
+ * no longer read their environ, fds or memory, nor ptrace them. A
+ * command keeps RLIMIT_CORE 0 (inherited) but is dumpable again after
+ * its exec(). */
+void listener_harden(void)
+{
+	struct rlimit none = {0, 0};
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* listener_session_signals - see listener.h */
+void listener_session_signals(void)
+{
+	struct sigaction sa = {.sa_handler = SIG_IGN};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 /* listener_drop_privileges - see listener.h */
 int listener_drop_privileges(const char *spec, char *err, size_t errlen)
 {
@@ -106,6 +136,7 @@ int listener_drop_privileges(const char *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "--user: cannot switch to %s: %s", spec, strerror(errno));
 		return -1;
 	}
+	listener_harden(); /* a new uid takes fs.suid_dumpable, maybe 1 */
 	return 0;
 }
 
@@ -182,6 +213,19 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	getsockname(listen_fd, (struct sockaddr *)&ss, &sl);
 	listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 	                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	/* -P with --user: the file is made here, as root, before the drop
+	 * (in /run only root may create it); the pid goes in after detach.
+	 * No symlink is followed, no FIFO waited on. */
+	if (cfg->pidfile) {
+		pid_fd = open(cfg->pidfile,
+		              O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+		struct stat st;
+		if (pid_fd < 0 || fstat(pid_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "cannot write %s: %s", cfg->pidfile,
+			         pid_fd < 0 ? strerror(errno) : "not a regular file");
+			return -1;
+		}
+	}
 	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0)
 		return -1;
 	return 0;
@@ -198,14 +242,34 @@ static void announce_port(const struct config *cfg)
 	}
 }
 
-/* write_pidfile - once the socket accepts connections */
-static int write_pidfile(const char *path)
+/* write_pidfile - once the socket accepts connections, into the file
+ * listener_open made */
+static int write_pidfile(void)
 {
-	FILE *f = fopen(path, "we");
-	if (!f)
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (ftruncate(pid_fd, 0) < 0 || pwrite(pid_fd, line, (size_t)n, 0) != n)
 		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
+	return 0;
+}
+
+/* remove_pidfile - at exit. After --user the daemon may not unlink a
+ * file in a directory only root may write (/run): it then empties the
+ * file, which start-stop-daemon and systemd read as "no process", and
+ * says so once. */
+static void remove_pidfile(const char *path)
+{
+	if (unlink(path) < 0 && errno != ENOENT) {
+		int e = errno;
+		if (ftruncate(pid_fd, 0) == 0)
+			log_msg(LOG_INFO, "event=pidfile-emptied file=%s reason=\"%s\"", path,
+			        strerror(e));
+		else
+			log_msg(LOG_ERR, "event=pidfile-left file=%s error=\"%s\"", path,
+			        strerror(errno));
+	}
+	close(pid_fd);
+	pid_fd = -1;
 }
 
 /* detach - mockmta -d: the parent returns only when the daemon is ready.
@@ -255,16 +319,118 @@ static int detach(const struct config *cfg)
 	return ready[1];
 }
 
-static pid_t *sessions; /* pids of running sessions, cfg->max_sessions slots */
+/* A running session: its pid and whom it serves. The key of a client
+ * is its IPv4 address (as ::ffff:a.b.c.d) or its IPv6 /64: one host
+ * commonly holds a whole /64, so counting single IPv6 addresses would
+ * give it 2^64 allowances. */
+struct slot {
+	pid_t pid; /* 0: free */
+	unsigned char key[16];
+};
+static struct slot *sessions; /* cfg->max_sessions slots */
 
-/* track - remember (or, with 0, forget) a session's pid */
-static void track(unsigned max, pid_t old, pid_t new)
+/* track - remember (or, with pid 0, forget) a session */
+static void track(unsigned max, pid_t old, pid_t new, const unsigned char *key)
 {
 	for (unsigned i = 0; i < max; i++)
-		if (sessions[i] == old) {
-			sessions[i] = new;
+		if (sessions[i].pid == old) {
+			sessions[i].pid = new;
+			if (key)
+				memcpy(sessions[i].key, key, sizeof(sessions[i].key));
 			return;
 		}
+}
+
+/* client_key - key (above), printable address and whether it is a
+ * loopback client, from an accepted peer's address */
+static void client_key(const struct sockaddr_storage *ss, unsigned char key[16], char *addr,
+                       size_t cap, bool *loopback)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	memset(key, 0, 16);
+	snprintf(addr, cap, "unknown");
+	*loopback = false;
+	if (ss->ss_family == AF_INET) {
+		const struct in_addr *a = &((const struct sockaddr_in *)ss)->sin_addr;
+		memcpy(key, mapped, 12);
+		memcpy(key + 12, a, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			memcpy(key, a->s6_addr, 16);
+		} else {
+			*loopback = IN6_IS_ADDR_LOOPBACK(a);
+			memcpy(key, a->s6_addr, 8); /* the /64 */
+			inet_ntop(AF_INET6, a, addr, (socklen_t)cap);
+			return;
+		}
+	} else {
+		return;
+	}
+	*loopback = key[12] == 127;
+	inet_ntop(AF_INET, key + 12, addr, (socklen_t)cap);
+}
+
+/* sessions_of - how many running sessions serve key */
+static unsigned sessions_of(unsigned max, const unsigned char key[16])
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < max; i++)
+		if (sessions[i].pid > 0 && memcmp(sessions[i].key, key, 16) == 0)
+			n++;
+	return n;
+}
+
+/* refuse - a one-line reply to a client we will not serve, written
+ * without waiting (the listener never blocks on a client), then close */
+static void refuse(int fd, const char *reply)
+{
+	ssize_t w = send(fd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)w; /* a client that cannot take one line loses it */
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+/* A condition that repeats while it lasts (accept out of descriptors,
+ * fork out of processes): one line when it starts, a summary every
+ * BOUND_FAILURE_SUMMARY_SECONDS while it goes on, one when it ends. */
+struct failing {
+	const char *event; /* "accept", "fork" */
+	unsigned long count, logged;
+	long long since_ms;
+};
+
+/* mono_ms - CLOCK_MONOTONIC in milliseconds */
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* failed - count one failure of f (errno e) and log as above */
+static void failed(struct failing *f, int e, long long now)
+{
+	if (f->count++ == 0) {
+		f->since_ms = now;
+		f->logged = 1;
+		log_msg(LOG_ERR, "event=%s-failed error=\"%s\"", f->event, strerror(e));
+	} else if (now - f->since_ms >=
+	           (long long)BOUND_FAILURE_SUMMARY_SECONDS * 1000 * (long long)f->logged) {
+		f->logged++;
+		log_msg(LOG_ERR, "event=%s-failing failures=%lu seconds=%lld error=\"%s\"",
+		        f->event, f->count, (now - f->since_ms) / 1000, strerror(e));
+	}
+}
+
+/* recovered - f works again: the summary line */
+static void recovered(struct failing *f, long long now)
+{
+	if (f->count == 0)
+		return;
+	log_msg(LOG_NOTICE, "event=%s-recovered failures=%lu seconds=%lld", f->event, f->count,
+	        (now - f->since_ms) / 1000);
+	f->count = 0;
 }
 
 /* stop_sessions - RFC 5321 421 from every session at its next command;
@@ -272,8 +438,8 @@ static void track(unsigned max, pid_t old, pid_t new)
 static void stop_sessions(unsigned max)
 {
 	for (unsigned i = 0; i < max; i++)
-		if (sessions[i] > 0)
-			kill(sessions[i], SIGTERM);
+		if (sessions[i].pid > 0)
+			kill(sessions[i].pid, SIGTERM);
 }
 
 /* reap - collect every finished session */
@@ -282,7 +448,7 @@ static void reap(unsigned *active, unsigned max)
 	int st;
 	pid_t pid;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		track(max, pid, 0);
+		track(max, pid, 0, NULL);
 		if (*active > 0)
 			(*active)--;
 		if (WIFSIGNALED(st))
@@ -301,6 +467,9 @@ static void serve_one(const struct server *srv, int fd)
 {
 	close(listen_fd);
 	close(sig_fd);
+	if (pid_fd >= 0)
+		close(pid_fd);
+	listener_session_signals();
 	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
@@ -324,6 +493,23 @@ static int startup_failed(const struct config *cfg, int ready_fd, const char *wh
 	return config_exit_code(cfg, EXIT_KIND_STARTUP);
 }
 
+/* sighup - reopen the log file (logrotate renamed it), then reload the
+ * TLS credentials; a reload that fails keeps the old ones (tls.c) */
+static void sighup(const struct server *srv)
+{
+	char err[512];
+	if (log_reopen(err, sizeof(err)) < 0)
+		log_msg(LOG_ERR, "event=log-reopen-failed error=\"%s\"", err);
+	else if (srv->cfg->log_dest == LOG_DEST_FILE)
+		log_msg(LOG_INFO, "event=log-reopened file=%s", srv->cfg->log_file);
+	if (!srv->tls)
+		log_msg(LOG_INFO, "event=sighup tls=off");
+	else if (tls_server_reload(srv->tls, err, sizeof(err)) < 0)
+		log_msg(LOG_ERR, "event=tls-reload-failed error=\"%s\"", err);
+	else
+		log_msg(LOG_INFO, "event=tls-reloaded");
+}
+
 /* listener_run - see listener.h */
 int listener_run(const struct server *srv)
 {
@@ -331,7 +517,7 @@ int listener_run(const struct server *srv)
 	int ready_fd = -1;
 	if (cfg->mode == MODE_DAEMON && (ready_fd = detach(cfg)) < 0)
 		return startup_failed(cfg, -1, "cannot detach");
-	if (cfg->pidfile && write_pidfile(cfg->pidfile) < 0) {
+	if (pid_fd >= 0 && write_pidfile() < 0) {
 		char what[300];
 		snprintf(what, sizeof(what), "cannot write %s", cfg->pidfile);
 		return startup_failed(cfg, ready_fd, what);
@@ -353,17 +539,24 @@ int listener_run(const struct server *srv)
 
 	unsigned active = 0;
 	bool stopping = false, capped = false;
+	struct failing accept_fail = {.event = "accept"}, fork_fail = {.event = "fork"};
+	long long resume_ms = 0; /* back-off: the listening socket rests until then */
+	unsigned backoff_ms = BOUND_FORK_BACKOFF_MS;
 	while (!stopping || active > 0) {
 		struct pollfd p[2] = {{.fd = sig_fd, .events = POLLIN},
 		                      {.fd = listen_fd, .events = POLLIN}};
-		bool accepting = !stopping && active < cfg->max_sessions;
-		if (!accepting && !stopping && !capped) {
+		bool full = active >= cfg->max_sessions;
+		long long now = mono_ms();
+		bool resting = now < resume_ms;
+		bool accepting = !stopping && !full && !resting;
+		if (full && !stopping && !capped) {
 			log_msg(LOG_WARNING, "event=session-cap active=%u", active);
 			capped = true;
 		}
-		if (accepting)
+		if (!full)
 			capped = false;
-		if (poll(p, accepting ? 2 : 1, -1) < 0 && errno != EINTR)
+		int rest_ms = !stopping && !full && resting ? (int)(resume_ms - now) : -1;
+		if (poll(p, accepting ? 2 : 1, rest_ms) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo sigs[16];
@@ -373,15 +566,7 @@ int listener_run(const struct server *srv)
 				if (sigs[i].ssi_signo == SIGCHLD) {
 					child = true;
 				} else if (sigs[i].ssi_signo == SIGHUP) {
-					char err[256];
-					if (!srv->tls)
-						log_msg(LOG_INFO, "event=sighup tls=off");
-					else if (tls_server_reload(srv->tls, err, sizeof(err)) < 0)
-						log_msg(LOG_ERR,
-						        "event=tls-reload-failed error=\"%s\"",
-						        err);
-					else
-						log_msg(LOG_INFO, "event=tls-reloaded");
+					sighup(srv);
 				} else if (!stopping) { /* SIGTERM, SIGINT */
 					stopping = true;
 					close(listen_fd);
@@ -395,34 +580,63 @@ int listener_run(const struct server *srv)
 				reap(&active, cfg->max_sessions);
 		}
 		if (accepting && !stopping && (p[1].revents & POLLIN)) {
-			int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+			memset(&ss, 0, sizeof(ss));
+			int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+			now = mono_ms();
 			if (fd < 0) {
 				/* out of descriptors or memory: the client stays in the
-				 * backlog, and polling again at once would spin */
+				 * backlog; rest a while, since polling again at once
+				 * would spin, and log one line, not one per retry */
 				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 				    errno == ENOMEM) {
-					log_msg(LOG_ERR, "event=accept-failed error=\"%s\"",
-					        strerror(errno));
-					poll(NULL, 0, 100);
+					failed(&accept_fail, errno, now);
+					resume_ms = now + BOUND_ACCEPT_RETRY_MS;
 				}
+				continue;
+			}
+			recovered(&accept_fail, now);
+			unsigned char key[16];
+			char addr[INET6_ADDRSTRLEN];
+			bool loopback;
+			client_key(&ss, key, addr, sizeof(addr), &loopback);
+			unsigned mine = sessions_of(cfg->max_sessions, key);
+			if (cfg->max_sessions_per_client && mine >= cfg->max_sessions_per_client &&
+			    (!loopback || cfg->client_limit_loopback)) {
+				log_msg(LOG_WARNING, "event=client-cap client=%s sessions=%u", addr,
+				        mine);
+				refuse(fd,
+				       "421 4.7.0 Too many sessions from your address, try again "
+				       "later\r\n");
 				continue;
 			}
 			pid_t pid = fork();
 			if (pid == 0)
 				serve_one(srv, fd);
 			if (pid < 0) {
-				log_msg(LOG_ERR, "event=fork-failed error=\"%s\"", strerror(errno));
-			} else {
-				active++;
-				track(cfg->max_sessions, 0, pid);
-				log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u",
-				        (long)pid, active);
+				/* out of processes (RLIMIT_NPROC) or memory: tell this
+				 * client, and rest before taking the next one */
+				failed(&fork_fail, errno, now);
+				refuse(fd,
+				       "421 4.3.2 Cannot start a session now, try again later\r\n");
+				resume_ms = now + backoff_ms;
+				backoff_ms = backoff_ms * 2 > BOUND_FORK_BACKOFF_MAX_MS
+				                 ? BOUND_FORK_BACKOFF_MAX_MS
+				                 : backoff_ms * 2;
+				continue;
 			}
+			recovered(&fork_fail, now);
+			backoff_ms = BOUND_FORK_BACKOFF_MS;
+			active++;
+			track(cfg->max_sessions, 0, pid, key);
+			log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u", (long)pid,
+			        active);
 			close(fd);
 		}
 	}
-	if (cfg->pidfile)
-		unlink(cfg->pidfile);
+	if (pid_fd >= 0)
+		remove_pidfile(cfg->pidfile);
 	free(sessions);
 	log_msg(LOG_INFO, "event=stop");
 	return 0;

@@ -6,7 +6,9 @@
  * clients (s6-tcpserverd's choice), so no client is refused while a
  * slot may free up. Signals reach the main loop through a signalfd:
  * SIGCHLD reaps, SIGTERM/SIGINT stop accepting and wait for running
- * sessions, SIGHUP reloads TLS credentials.
+ * sessions, SIGHUP reopens the log file and reloads TLS credentials
+ * (sessions ignore it). A client over --max-sessions-per-client gets
+ * 421 4.7.0; a failed fork() 421 4.3.2 and a back-off.
  */
 #ifndef SMTPIPE_LISTENER_H
 #define SMTPIPE_LISTENER_H
@@ -20,6 +22,13 @@ struct server;
 int listener_open(const struct server *srv, char *err, size_t errlen);
 /* listener_run - serve until SIGTERM; returns the exit code */
 int listener_run(const struct server *srv);
+/* listener_harden - no core files and not dumpable (the AUTH password
+ * is in memory): for the daemon, its sessions and --inetd */
+void listener_harden(void);
+/* listener_session_signals - a session ignores SIGHUP (a hang-up or
+ * `pkill -HUP` must not cut a delivery short); commands get it back
+ * at their default (deliver_pipe) */
+void listener_session_signals(void);
 /* listener_drop_privileges - become USER[:GROUP] (listener_open does it
  * after binding; main calls it for --inetd); -1 with err filled */
 int listener_drop_privileges(const char *spec, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,27 +24,85 @@ static int level = LOG_INFO;
 static int fd = -1;
 static const char *prog = "smtpipe";
 static char session[32];
+static const struct config *opened; /* what log_reopen opens again */
+
+/* log_open_file - see log.h; O_NONBLOCK so that a FIFO planted where
+ * the file should be cannot hang the open, O_NOFOLLOW so that root
+ * never appends to where a symlink points */
+int log_open_file(const char *path, char *err, size_t errlen)
+{
+	int f = open(path,
+	             O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+	             0640);
+	if (f < 0) {
+		int e = errno;
+		struct stat ln; /* in a sticky directory the kernel may only say EACCES */
+		bool seen = lstat(path, &ln) == 0;
+		snprintf(err, errlen, "%s: cannot open log file %s: %s", prog, path,
+		         e == ELOOP || (seen && S_ISLNK(ln.st_mode)) ? "it is a symbolic link"
+		         : e == ENXIO || (seen && !S_ISREG(ln.st_mode) && !S_ISDIR(ln.st_mode))
+		             ? "not a regular file"
+		             : strerror(e));
+		return -1;
+	}
+	struct stat st;
+	const char *why = NULL;
+	if (fstat(f, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_nlink != 1)
+		why = "it has more than one hard link";
+	else if (fcntl(f, F_SETFL, O_WRONLY | O_APPEND) < 0)
+		why = strerror(errno);
+	if (why) {
+		snprintf(err, errlen, "%s: cannot open log file %s: %s", prog, path, why);
+		close(f);
+		return -1;
+	}
+	return f;
+}
 
 /* log_open - see log.h */
 int log_open(const struct config *cfg, char *err, size_t errlen)
 {
 	log_close();
+	opened = cfg;
 	dest = cfg->log_dest;
 	level = cfg->log_level;
 	prog = cfg->progname ? cfg->progname : "smtpipe";
 	if (dest == LOG_DEST_SYSLOG) {
 		openlog(prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
 	} else if (dest == LOG_DEST_FILE) {
-		fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		fd = log_open_file(cfg->log_file, err, errlen);
 		if (fd < 0) {
-			snprintf(err, errlen, "%s: cannot open log file %s: %s", prog,
-			         cfg->log_file, strerror(errno));
 			dest = LOG_DEST_NONE;
 			return -1;
 		}
 	} else if (dest == LOG_DEST_STDERR) {
 		fd = STDERR_FILENO;
 	}
+	return 0;
+}
+
+/* log_reopen - see log.h; log_open's own path, so the file is opened
+ * exactly as at start-up. The old descriptor is set aside first (so
+ * that log_open's log_close keeps it) and closed only once the new
+ * file is open. */
+int log_reopen(char *err, size_t errlen)
+{
+	if (dest != LOG_DEST_FILE || !opened)
+		return 0;
+	int old = fd;
+	fd = -1;
+	dest = LOG_DEST_NONE;
+	if (log_open(opened, err, errlen) < 0) {
+		fd = old;
+		dest = LOG_DEST_FILE;
+		return -1;
+	}
+	if (old > STDERR_FILENO)
+		close(old);
 	return 0;
 }
 
@@ -105,10 +164,9 @@ size_t log_escape(char *dst, size_t cap, const char *src, size_t len)
 		unsigned char c = (unsigned char)src[i];
 		char tmp[4];
 		size_t k = 0;
-		if (c == '\\' || c == '"') {
-			tmp[k++] = '\\';
-			tmp[k++] = (char)c;
-		} else if (c < 0x20 || c >= 0x7f) {
+		/* one token with no quote, blank or '=': nothing a reader can
+		 * take for the end of the value or for another key=value */
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '=') {
 			tmp[k++] = '\\';
 			tmp[k++] = 'x';
 			tmp[k++] = hex[c >> 4];

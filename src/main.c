@@ -5,6 +5,8 @@
  * Every start-up failure is one line on stderr and the personality's
  * exit code (smtpipe 3, mockmta 1; usage errors 3 for both).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include "options.h"
 #include "secret.h"
 #include "session.h"
+#include "spool.h"
 #include "tls.h"
 
 static struct config cfg;
@@ -80,10 +83,26 @@ static void absolute_program(void)
 	}
 }
 
+/* stdio_safe - descriptors 0-2 that are closed are opened on
+ * /dev/null before anything else is opened: else the log file (or a
+ * socket) would become stdout, and every reply of an --inetd session,
+ * the client's words included, would be written into it */
+static int stdio_safe(void)
+{
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
+		    open("/dev/null", O_RDWR) != fd) /* the lowest free: fd */
+			return -1;
+	return 0;
+}
+
 /* main - parse, set up each module in turn, then serve */
 int main(int argc, char **argv)
 {
 	char err[512];
+	if (stdio_safe() < 0)
+		return 3;  /* nowhere to say it */
+	listener_harden(); /* before the AUTH secret is read */
 	/* A session's buffers (SMTP input, spool) come from the heap the
 	 * daemon leaves it: with room at its top, and never trimmed, no
 	 * forked session has to grow or shrink it with brk(). Untouched,
@@ -106,10 +125,17 @@ int main(int argc, char **argv)
 	if (log_open(&cfg, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	srv.cfg = &cfg;
-	if (cfg.hostname)
+	if (cfg.hostname) {
 		snprintf(srv.hostname, sizeof(srv.hostname), "%s", cfg.hostname);
-	else if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0 || !srv.hostname[0])
+	} else if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0 ||
+	           !options_hostname_ok(srv.hostname)) {
+		/* the system's name goes into every greeting and Received:
+		 * too: held to the rule --hostname is held to */
+		char esc[sizeof(srv.hostname) * 4];
+		log_escape(esc, sizeof(esc), srv.hostname, strlen(srv.hostname));
+		log_msg(LOG_WARNING, "event=hostname-invalid using=localhost name=\"%s\"", esc);
 		snprintf(srv.hostname, sizeof(srv.hostname), "localhost");
+	}
 	if (!cfg.mailbox) {
 		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_USAGE, err);
@@ -127,8 +153,13 @@ int main(int argc, char **argv)
 			return fail(EXIT_KIND_STARTUP, err);
 		srv.auth = &secret;
 	}
-	if (auth_brake_init(cfg.mode == MODE_INETD) < 0)
-		return fail(EXIT_KIND_STARTUP, "cannot set up the authentication brake");
+	/* the brake's state file is opened here, before --user, and kept */
+	int brake = auth_brake_init(cfg.mode == MODE_INETD && cfg.auth_user ? cfg.auth_state : NULL,
+	                            err, sizeof(err));
+	if (brake < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (brake > 0)
+		log_msg(LOG_NOTICE, "event=auth-brake-local reason=\"%s\"", err);
 	/* --user once the key, certificate and secret are read (as the
 	 * listener does after binding); the mailbox is checked as the user
 	 * who will append to it */
@@ -138,13 +169,18 @@ int main(int argc, char **argv)
 	if (cfg.mailbox && cfg.mode == MODE_INETD &&
 	    deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
+	if (cfg.mode == MODE_INETD && spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
 	int rc;
 	if (cfg.mode == MODE_INETD) {
+		listener_session_signals();
 		rc = config_exit_code(&cfg, session_run(&srv, 0, 1));
 	} else {
 		if (listener_open(&srv, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_STARTUP, err);
 		if (cfg.mailbox && deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		if (spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_STARTUP, err);
 		/* msmtpd runs as whoever starts it, and so do we (a drop-in must not
 		 * refuse a working setup); but a delivery command running as root

@@ -21,6 +21,11 @@
 #include "config.h"
 #include "tls.h"
 
+/* The brake's state file under --inetd: systemd's RuntimeDirectory=smtpipe
+ * or a directory the administrator makes; without it the brake falls back
+ * to one delay per attempt in each process (auth.h). */
+#define AUTH_STATE_FILE "/run/smtpipe/auth-state"
+
 enum {
 	OPT_INETD = 256,
 	OPT_INTERFACE,
@@ -35,11 +40,16 @@ enum {
 	OPT_MAX_LINE_LENGTH,
 	OPT_MAX_ERRORS,
 	OPT_DELIVERY_TIMEOUT,
+	OPT_DATA_MIN_RATE,
+	OPT_MAX_DISCARD,
 	OPT_HOSTNAME,
 	OPT_SPOOL_DIR,
 	OPT_TLS_REQUIRED,
 	OPT_TLS_IMPLICIT,
 	OPT_USER,
+	OPT_MAX_SESSIONS_PER_CLIENT,
+	OPT_CLIENT_LIMIT_LOOPBACK,
+	OPT_AUTH_STATE,
 };
 
 static const struct option long_options[] = {
@@ -66,11 +76,16 @@ static const struct option long_options[] = {
     {"max-line-length", required_argument, NULL, OPT_MAX_LINE_LENGTH},
     {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
     {"delivery-timeout", required_argument, NULL, OPT_DELIVERY_TIMEOUT},
+    {"data-min-rate", required_argument, NULL, OPT_DATA_MIN_RATE},
+    {"max-discard", required_argument, NULL, OPT_MAX_DISCARD},
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
     {"tls-required", no_argument, NULL, OPT_TLS_REQUIRED},
     {"tls-implicit", no_argument, NULL, OPT_TLS_IMPLICIT},
     {"user", required_argument, NULL, OPT_USER},
+    {"max-sessions-per-client", required_argument, NULL, OPT_MAX_SESSIONS_PER_CLIENT},
+    {"client-limit-loopback", no_argument, NULL, OPT_CLIENT_LIMIT_LOOPBACK},
+    {"auth-state", required_argument, NULL, OPT_AUTH_STATE},
     {NULL, 0, NULL, 0},
 };
 
@@ -119,6 +134,8 @@ static void usage(const struct config *cfg)
 	       "  --mailbox=FILE, MAILBOX  append each message to the mbox FILE instead\n"
 	       "  --auth=USER[,EVAL]       require AUTH as USER; password from EVAL's output, or "
 	       "the keyring\n"
+	       "  --auth-state=FILE        --inetd: the AUTH brake's state, shared by the "
+	       "sessions (default %s)\n"
 	       "  -c, --tls-cert=FILE      TLS certificate (enables STARTTLS)\n"
 	       "  -k, --tls-key=FILE       TLS private key\n"
 	       "  -a, --tls-ca=FILE        CA file to verify client certificates\n"
@@ -126,18 +143,28 @@ static void usage(const struct config *cfg)
 	       "  --tls-implicit           TLS from the first byte (port 465 style)\n"
 	       "  -t, --timeout=SEC        SMTP idle timeout (default %u)\n"
 	       "  --delivery-timeout=SEC   time limit of the delivery command (default %u)\n"
+	       "  --data-min-rate=N        DATA must end within the timeout + size/N seconds "
+	       "(default %u)\n"
+	       "  --max-discard=N          bytes of a too-big message read before 552 and close, "
+	       "k/M/G (default %lu)\n"
 	       "  --max-sessions=N         concurrent sessions (default %u)\n"
+	       "  --max-sessions-per-client=N  sessions per client address, an IPv6 client's "
+	       "/64 (default %u; 0: no limit)\n"
+	       "  --client-limit-loopback  apply --max-sessions-per-client to loopback "
+	       "clients too\n"
 	       "  --max-recipients=N       recipients per message (default %u)\n"
 	       "  --max-message-size=N     message size in bytes, k/M/G suffixes (default %lu)\n"
-	       "  --max-line-length=N      text line length with CRLF (default %u)\n"
+	       "  --max-line-length=N      text line length with CRLF, 0: none; RFC 5321: 1000 "
+	       "(default %u)\n"
 	       "  --max-errors=N           client errors before 421 (default %u)\n"
 	       "  --hostname=NAME          name in the greeting and Received: (default: host "
 	       "name)\n"
 	       "  --spool-dir=DIR          where large messages are spooled (default $TMPDIR or "
 	       "/tmp)\n"
 	       "  -v, --version            print the version\n"
-	       "  -?, --help               print this help\n",
-	       cfg->progname, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS, BOUND_SESSIONS,
+	       "  -?, -h, --help           print this help\n",
+	       cfg->progname, AUTH_STATE_FILE, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS,
+	       BOUND_DATA_MIN_RATE, BOUND_DISCARD, BOUND_SESSIONS, BOUND_SESSIONS_PER_CLIENT,
 	       BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE, BOUND_TEXT_LINE, BOUND_ERRORS);
 }
 
@@ -218,12 +245,16 @@ static void defaults(struct config *cfg, const char *argv0)
 	const char *tmp = getenv("TMPDIR");
 	cfg->spool_dir = tmp && *tmp ? tmp : "/tmp";
 	cfg->max_sessions = BOUND_SESSIONS;
+	cfg->max_sessions_per_client = BOUND_SESSIONS_PER_CLIENT;
+	cfg->auth_state = AUTH_STATE_FILE;
 	cfg->max_recipients = BOUND_RECIPIENTS;
 	cfg->max_message_size = BOUND_MESSAGE_SIZE;
 	cfg->max_line_length = BOUND_TEXT_LINE;
 	cfg->max_errors = BOUND_ERRORS;
 	cfg->timeout = BOUND_TIMEOUT_SECONDS;
 	cfg->delivery_timeout = BOUND_DELIVERY_SECONDS;
+	cfg->data_min_rate = BOUND_DATA_MIN_RATE;
+	cfg->max_discard = BOUND_DISCARD;
 }
 
 /* long_matches - how many long options begin with the len bytes of name */
@@ -243,6 +274,40 @@ static int long_matches(const char *name, size_t len)
 		return OPTIONS_ERROR;                                                              \
 	} while (0)
 
+/* options_hostname_ok - see options.h */
+bool options_hostname_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 255)
+		return false;
+	if (name[0] == '[') { /* RFC 5321 4.1.3: IPv4 or IPv6 literal */
+		char buf[64];
+		unsigned char bin[16];
+		if (n < 3 || name[n - 1] != ']' || n - 2 >= sizeof(buf))
+			return false;
+		memcpy(buf, name + 1, n - 2);
+		buf[n - 2] = '\0';
+		if (strncasecmp(buf, "IPv6:", 5) == 0)
+			return inet_pton(AF_INET6, buf + 5, bin) == 1;
+		return inet_pton(AF_INET, buf, bin) == 1;
+	}
+	size_t label = 0;
+	for (size_t i = 0; i <= n; i++) {
+		char c = name[i];
+		if (i == n || c == '.') {
+			if (label == 0 || label > 63 || name[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		           (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* options_parse - see options.h */
 enum options_result options_parse(struct config *cfg, int argc, char **argv, char *err,
                                   size_t errlen)
@@ -253,7 +318,7 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 	int c, li = -1;
 	opterr = 0;
 	optind = 0; /* 0, not 1: glibc then also forgets a half-read "-dfx" of an earlier call */
-	while ((c = getopt_long(argc, argv, ":dfc:k:a:l:P:p:t:v?", long_options, &li)) != -1) {
+	while ((c = getopt_long(argc, argv, ":dfc:k:a:l:P:p:t:vh?", long_options, &li)) != -1) {
 		char name[40];
 		if (li >= 0)
 			snprintf(name, sizeof(name), "--%s", long_options[li].name);
@@ -355,6 +420,20 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 				BAD("--max-sessions: '%s' is not a number (1-10000)", optarg);
 			cfg->max_sessions = (unsigned)v;
 			break;
+		case OPT_MAX_SESSIONS_PER_CLIENT:
+			if (parse_number(optarg, 0, 10000, false, &v) < 0)
+				BAD("--max-sessions-per-client: '%s' is not a number (0-10000)",
+				    optarg);
+			cfg->max_sessions_per_client = (unsigned)v;
+			break;
+		case OPT_CLIENT_LIMIT_LOOPBACK:
+			cfg->client_limit_loopback = true;
+			break;
+		case OPT_AUTH_STATE:
+			if (optarg[0] != '/')
+				BAD("--auth-state: '%s' is not an absolute path", optarg);
+			cfg->auth_state = optarg;
+			break;
 		case OPT_MAX_RECIPIENTS:
 			if (parse_number(optarg, 1, 100000, false, &v) < 0)
 				BAD("--max-recipients: '%s' is not a number (1-100000)", optarg);
@@ -367,8 +446,10 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			cfg->max_message_size = (size_t)v;
 			break;
 		case OPT_MAX_LINE_LENGTH:
-			if (parse_number(optarg, 3, 1 << 30, false, &v) < 0)
-				BAD("--max-line-length: '%s' is not a length (3 or more)", optarg);
+			if (parse_number(optarg, 0, 1 << 30, false, &v) < 0 || (v > 0 && v < 3))
+				BAD("--max-line-length: '%s' is not a length (3 or more, 0: no "
+				    "limit)",
+				    optarg);
 			cfg->max_line_length = (size_t)v;
 			break;
 		case OPT_MAX_ERRORS:
@@ -383,10 +464,21 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 				    optarg);
 			cfg->delivery_timeout = (unsigned)v;
 			break;
+		case OPT_DATA_MIN_RATE:
+			if (parse_number(optarg, 1, 1ULL << 40, true, &v) < 0)
+				BAD("--data-min-rate: '%s' is not a rate (bytes a second, k, M, G)",
+				    optarg);
+			cfg->data_min_rate = (size_t)v;
+			break;
+		case OPT_MAX_DISCARD:
+			if (parse_number(optarg, 0, 1ULL << 40, true, &v) < 0)
+				BAD("--max-discard: '%s' is not a size (bytes, k, M, G)", optarg);
+			cfg->max_discard = (size_t)v;
+			break;
 		case OPT_HOSTNAME:
-			for (const char *h = optarg; *h; h++)
-				if (*h <= ' ' || *h >= 0x7f || *h == '(' || *h == ')')
-					BAD("--hostname: '%s' is not a host name", optarg);
+			if (!options_hostname_ok(optarg))
+				BAD("--hostname: not a domain name or address literal "
+				    "(letters, digits, '-' and '.', or [IPv4], [IPv6:...])");
 			cfg->hostname = optarg;
 			break;
 		case OPT_SPOOL_DIR:
@@ -404,6 +496,7 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 		case 'v':
 			version();
 			return OPTIONS_EXIT;
+		case 'h': /* what every user tries first */
 		case OPT_HELP:
 			usage(cfg);
 			return OPTIONS_EXIT;

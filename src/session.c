@@ -104,12 +104,41 @@ struct session {
  * after fork) these 16 pages. */
 static char block[SMTP_IO_BUFFER + 2];
 
+/* data_deadline - DATA ends within timeout + wire / rate (bounds.h's
+ * BOUND_DATA_MIN_RATE): the client earns time only by sending; once
+ * the daemon is stopping, no later than stop_by (when not NULL) */
+static void data_deadline(struct session *s, const struct timespec *start, unsigned long long wire,
+                          const struct timespec *stop_by)
+{
+	const struct config *cfg = s->srv->cfg;
+	unsigned long long ms = (unsigned long long)s->io.timeout_ms +
+	                        wire / cfg->data_min_rate * 1000 +
+	                        wire % cfg->data_min_rate * 1000 / cfg->data_min_rate;
+	struct timespec *d = &s->io.read_deadline;
+	d->tv_sec = start->tv_sec + (time_t)(ms / 1000);
+	d->tv_nsec = start->tv_nsec + (long)(ms % 1000) * 1000000L;
+	if (d->tv_nsec >= 1000000000L) {
+		d->tv_sec++;
+		d->tv_nsec -= 1000000000L;
+	}
+	if (stop_by && (stop_by->tv_sec < d->tv_sec ||
+	                (stop_by->tv_sec == d->tv_sec && stop_by->tv_nsec < d->tv_nsec)))
+		*d = *stop_by;
+}
+
 /* receive_message - DATA text into the spool; EXIT_KIND_OK when the end
- * of data was seen, else how the session must end (nothing delivered) */
-static enum exit_kind receive_message(struct session *s, struct data_decoder *d, int *spool_err)
+ * of data was seen, else how the session must end (nothing delivered).
+ * *cut: the message went past --max-message-size + --max-discard, so
+ * the rest is not read (the caller answers 552 and ends the session) */
+static enum exit_kind receive_message(struct session *s, struct data_decoder *d, int *spool_err,
+                                      bool *cut)
 {
 	const struct config *cfg = s->srv->cfg;
 	char hdr[1024];
+	struct timespec start, stop_by;
+	bool stopping = false;       /* SIGTERM: one more timeout to finish */
+	unsigned long long wire = 0; /* bytes of message text read */
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	size_t hl = engine_received(&s->e, s->srv->hostname,
 	                            s->io.tls ? tls_conn_describe(s->io.tls) : NULL, time(NULL),
 	                            hdr, sizeof(hdr));
@@ -117,18 +146,32 @@ static enum exit_kind receive_message(struct session *s, struct data_decoder *d,
 	spool_write(&s->sp, hdr, hl);
 	data_decoder_init(d, cfg->max_message_size,
 	                  cfg->max_line_length > 2 ? cfg->max_line_length - 2 : 0);
+	size_t budget = cfg->max_message_size + cfg->max_discard;
+	if (budget < cfg->max_message_size)
+		budget = (size_t)-1;
+	*cut = false;
 	while (!d->done) {
 		const char *in;
 		size_t n, out;
+		data_deadline(s, &start, wire, stopping ? &stop_by : NULL);
 		enum smtp_io_status st = smtp_io_read_block(&s->io, &in, &n);
 		if (st == SMTP_IO_ERROR && errno == EINTR) {
-			s->io.waitmask = NULL; /* a message in flight is finished first */
+			/* a message in flight is finished first, within one more
+			 * timeout, so that SIGTERM ends the daemon in bounded time */
+			s->io.waitmask = NULL;
+			stopping = true;
+			smtp_io_deadline(&stop_by, s->io.timeout_ms);
 			continue;
 		}
 		if (st == SMTP_IO_TIMEOUT) {
-			log_msg(LOG_NOTICE, "event=timeout phase=data size=%zu nothing-delivered",
-			        d->size);
-			engine_timeout(&s->e);
+			log_msg(LOG_NOTICE,
+			        "event=timeout phase=%s client=%s size=%zu%s nothing-delivered",
+			        s->io.write_timed_out ? "reply" : "data", s->e.peer, d->size,
+			        stopping ? " stopping" : "");
+			if (stopping)
+				engine_shutdown(&s->e);
+			else
+				engine_timeout(&s->e);
 			return EXIT_KIND_TIMEOUT;
 		}
 		if (st != SMTP_IO_OK) {
@@ -140,6 +183,15 @@ static enum exit_kind receive_message(struct session *s, struct data_decoder *d,
 		if (!d->too_big && !s->sp.error)
 			spool_write(&s->sp, block, out);
 		smtp_io_consume(&s->io, used);
+		wire += used;
+		if (d->too_big && !d->done && d->size > budget) {
+			log_msg(LOG_NOTICE,
+			        "event=too-big phase=data client=%s size=%zu limit=%zu "
+			        "max-discard=%zu nothing-delivered",
+			        s->e.peer, d->size, cfg->max_message_size, cfg->max_discard);
+			*cut = true;
+			return EXIT_KIND_FAILURE;
+		}
 	}
 	if (!s->sp.error)
 		spool_finish(&s->sp);
@@ -161,12 +213,12 @@ static void deliver(struct session *s, const struct data_decoder *d)
 	char from[BOUND_PATH * 4 + 8];
 	log_escape(from, sizeof(from), dv.sender, strlen(dv.sender));
 	log_msg(r.code == 250 ? LOG_INFO : LOG_WARNING,
-	        "event=%s msg=%s.%u from=<%s> nrcpt=%zu size=%zu result=%d status=%d%s%s",
+	        "event=%s msg=%s.%u nrcpt=%zu size=%zu result=%d status=%d%s%s from=\"%s\"",
 	        r.code == 250  ? "delivered"
 	        : r.code < 500 ? "deferred"
 	                       : "failed",
-	        s->e.id, s->e.messages + 1, from, dv.nrcpt, d->size, r.code, r.exit_status,
-	        r.timed_out ? " timed-out" : "", d->bare_lf ? " bare-lf" : "");
+	        s->e.id, s->e.messages + 1, dv.nrcpt, d->size, r.code, r.exit_status,
+	        r.timed_out ? " timed-out" : "", d->bare_lf ? " bare-lf" : "", from);
 	engine_delivered(&s->e, &r);
 	spool_reset(&s->sp);
 }
@@ -176,18 +228,21 @@ static void deliver(struct session *s, const struct data_decoder *d)
 static int start_tls(struct session *s, int fd_in, int fd_out)
 {
 	char err[256];
+	struct timespec deadline; /* for the whole handshake, however it trickles */
 	smtp_io_discard_input(&s->io);
 	int ms = s->io.timeout_ms < BOUND_HANDSHAKE_SECONDS * 1000 ? s->io.timeout_ms
 	                                                           : BOUND_HANDSHAKE_SECONDS * 1000;
-	struct tls_conn *c = tls_conn_handshake(s->srv->tls, fd_in, fd_out, ms, err, sizeof(err));
+	smtp_io_deadline(&deadline, ms);
+	struct tls_conn *c =
+	    tls_conn_handshake(s->srv->tls, fd_in, fd_out, &deadline, err, sizeof(err));
 	if (!c) {
 		log_msg(LOG_NOTICE, "event=tls-failed client=%s error=\"%s\"", s->e.peer, err);
 		return -1;
 	}
 	s->io.tls = c;
 	const char *peer = tls_conn_peer(c);
-	log_msg(LOG_INFO, "event=starttls %s%s%s", tls_conn_describe(c),
-	        peer ? " client-cert=" : "", peer ? peer : "");
+	log_msg(LOG_INFO, "event=starttls %s%s%s%s", tls_conn_describe(c),
+	        peer ? " client-cert=\"" : "", peer ? peer : "", peer ? "\"" : "");
 	return 0;
 }
 
@@ -202,9 +257,25 @@ static void check_auth(struct session *s)
 		auth_brake_failed();
 	char user[1024];
 	log_escape(user, sizeof(user), e->auth_user, e->auth_user_len);
-	log_msg(ok ? LOG_INFO : LOG_WARNING, "event=%s user=\"%s\" client=%s mech=%s",
-	        ok ? "auth-ok" : "auth-failed", user, e->peer, e->auth_mech);
+	log_msg(ok ? LOG_INFO : LOG_WARNING, "event=%s client=%s mech=%s user=\"%s\"",
+	        ok ? "auth-ok" : "auth-failed", e->peer, e->auth_mech, user);
 	engine_auth_result(e, ok);
+}
+
+/* line_limit - RFC 5321 4.5.3.1.4's 512 octets for a command, known
+ * as soon as that many arrive; AUTH lines and responses may be longer
+ * (RFC 4954 4, engine_line_limit) */
+static const struct smtp_io_limit *line_limit(const struct engine *e)
+{
+	static struct smtp_io_limit cmd = {BOUND_COMMAND_LINE - 2, "AUTH ", 0};
+	static struct smtp_io_limit auth;
+	if (e->state == STATE_AUTH_PLAIN || e->state == STATE_AUTH_USER ||
+	    e->state == STATE_AUTH_PASS) {
+		auth.max = engine_line_limit(e);
+		return &auth;
+	}
+	cmd.long_max = engine_line_limit(e);
+	return &cmd;
 }
 
 /* session_run - see session.h */
@@ -248,33 +319,41 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
 			result = EXIT_KIND_OK;
 			break;
 		}
-		if (reply_half_full(&s.e.out) && smtp_io_flush(&s.io, &s.e.out) != SMTP_IO_OK)
-			break;
-		const char *line;
-		size_t len;
-		bool too_long;
-		enum smtp_io_status st =
-		    smtp_io_read_line(&s.io, engine_line_limit(&s.e), &line, &len, &too_long);
+		const char *line = "";
+		size_t len = 0;
+		bool too_long = false;
+		enum smtp_io_status st = SMTP_IO_OK;
+		if (reply_half_full(&s.e.out)) /* a write that times out ends it as a read does */
+			st = smtp_io_flush(&s.io, &s.e.out);
+		if (st == SMTP_IO_OK)
+			st = smtp_io_read_line(&s.io, line_limit(&s.e), &line, &len, &too_long);
 		if (st == SMTP_IO_ERROR && errno == EINTR)
 			continue;
 		if (st == SMTP_IO_TIMEOUT) {
-			log_msg(LOG_NOTICE, "event=timeout client=%s", peer);
+			log_msg(LOG_NOTICE, "event=timeout phase=%s client=%s",
+			        s.io.write_timed_out ? "reply" : "command", peer);
 			engine_timeout(&s.e);
 			result = EXIT_KIND_TIMEOUT;
 			break;
 		}
 		if (st != SMTP_IO_OK) {
-			bool clean = s.e.state == STATE_CONNECTED || s.e.state == STATE_READY;
-			log_msg(clean ? LOG_INFO : LOG_NOTICE, "event=disconnect client=%s%s", peer,
-			        clean ? "" : " mid-transaction");
-			result = clean && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
+			const char *mid = engine_unfinished(&s.e); /* mid-auth, mid-transaction */
+			log_msg(mid ? LOG_NOTICE : LOG_INFO, "event=disconnect client=%s%s%s", peer,
+			        mid ? " " : "", mid ? mid : "");
+			result = !mid && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
 			goto out;
 		}
+		if (too_long)
+			log_msg(LOG_NOTICE, "event=line-too-long client=%s limit=%zu", peer,
+			        line_limit(&s.e)->max);
 		enum engine_event ev = engine_line(&s.e, line, len, too_long);
 		if (ev == ENGINE_EV_DATA) {
 			struct data_decoder d;
 			int spool_err = 0;
-			result = receive_message(&s, &d, &spool_err);
+			bool cut;
+			result = receive_message(&s, &d, &spool_err, &cut);
+			if (cut) /* 19.8: 552, and the rest is never read */
+				engine_data_end(&s.e, &d, 0);
 			if (result != EXIT_KIND_OK)
 				break;
 			if (engine_data_end(&s.e, &d, spool_err) == ENGINE_EV_DELIVER)
@@ -295,12 +374,11 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
 			break;
 		}
 	}
-	smtp_io_flush(&s.io, &s.e.out);
+	smtp_io_close(&s.io, &s.e.out); /* the last replies and the bye: one timeout */
 out:
 	log_msg(LOG_INFO, "event=close client=%s messages=%u in=%llu out=%llu", peer, s.e.messages,
 	        s.io.bytes_in, s.io.bytes_out);
-	if (s.io.tls)
-		tls_conn_close(s.io.tls);
+	smtp_io_close(&s.io, NULL);
 	engine_free(&s.e);
 	spool_free(&s.sp);
 	smtp_io_free(&s.io);

@@ -3,8 +3,9 @@
  *
  * One 64 KiB input buffer serves command lines and DATA blocks alike;
  * DATA is read in blocks as large as the kernel gives. Every wait is a
- * poll() with the session timeout; with TLS active the same calls go
- * through tls.c, which applies the same deadline inside GnuTLS.
+ * ppoll() until an absolute deadline (see smtp_io.h for which); with
+ * TLS active the same calls go through tls.c, whose transport functions
+ * wait under the same deadline, so GnuTLS never blocks on its own.
  * Results: SMTP_IO_OK, SMTP_IO_EOF, SMTP_IO_TIMEOUT, or SMTP_IO_ERROR
  * with errno (EINTR is returned, not retried, so the session can act
  * on SIGTERM).
@@ -12,9 +13,11 @@
 #include "smtp_io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,21 +43,86 @@ void smtp_io_free(struct smtp_io *io)
 	io->buf = NULL;
 }
 
+/* smtp_io_deadline - see smtp_io.h */
+void smtp_io_deadline(struct timespec *d, long long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, d);
+	d->tv_sec += (time_t)(ms / 1000);
+	d->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (d->tv_nsec >= 1000000000L) {
+		d->tv_sec++;
+		d->tv_nsec -= 1000000000L;
+	}
+}
+
+/* time_left - from now until the deadline, never negative */
+static struct timespec time_left(const struct timespec *deadline)
+{
+	struct timespec now, t;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	t.tv_sec = deadline->tv_sec - now.tv_sec;
+	t.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+	if (t.tv_nsec < 0) {
+		t.tv_sec--;
+		t.tv_nsec += 1000000000L;
+	}
+	if (t.tv_sec < 0)
+		t.tv_sec = t.tv_nsec = 0;
+	return t;
+}
+
+/* take_signals - let the signals that the wait mask admits run their
+ * handlers now. ppoll() reports a ready descriptor rather than a pending
+ * signal, so a client that never stops sending (/dev/zero) would hide
+ * SIGTERM for ever; 1 when a signal was taken (the caller says EINTR) */
+static int take_signals(const sigset_t *waitmask)
+{
+	sigset_t pending, old;
+	if (!waitmask || sigpending(&pending) < 0)
+		return 0;
+	bool any = false;
+	for (int sig = 1; sig < NSIG && !any; sig++)
+		any = sigismember(&pending, sig) == 1 && sigismember(waitmask, sig) == 0;
+	if (!any)
+		return 0;
+	sigprocmask(SIG_SETMASK, waitmask, &old); /* the handlers run here */
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return 1;
+}
+
 /* wait_fd - poll one descriptor until the deadline */
-static enum smtp_io_status wait_fd(const struct smtp_io *io, int fd, short events, int timeout_ms)
+static enum smtp_io_status wait_fd(const struct smtp_io *io, int fd, short events,
+                                   const struct timespec *deadline)
 {
 	struct pollfd p = {.fd = fd, .events = events};
-	struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
-	int n = ppoll(&p, 1, timeout_ms < 0 ? NULL : &ts, io->waitmask);
+	struct timespec ts = time_left(deadline);
+	int n = ppoll(&p, 1, &ts, io->waitmask);
 	if (n < 0)
 		return SMTP_IO_ERROR;
 	if (n == 0)
 		return SMTP_IO_TIMEOUT;
+	if (take_signals(io->waitmask)) {
+		errno = EINTR;
+		return SMTP_IO_ERROR;
+	}
 	return SMTP_IO_OK;
 }
 
-/* fill - read more input after what is buffered (compacting first) */
-static enum smtp_io_status fill(struct smtp_io *io)
+/* earlier - the sooner of the read deadline and one idle timeout */
+static struct timespec earlier(const struct smtp_io *io)
+{
+	struct timespec idle;
+	smtp_io_deadline(&idle, io->timeout_ms);
+	const struct timespec *r = &io->read_deadline;
+	if (r->tv_sec < idle.tv_sec || (r->tv_sec == idle.tv_sec && r->tv_nsec < idle.tv_nsec))
+		return *r;
+	return idle;
+}
+
+/* fill - read more input after what is buffered (compacting first);
+ * flushing the replies first restarts a line's clock when line_clock is
+ * set: the client cannot be asked to send before it has the answer */
+static enum smtp_io_status fill(struct smtp_io *io, bool line_clock)
 {
 	if (io->start == io->end) {
 		io->start = io->end = 0;
@@ -71,24 +139,29 @@ static enum smtp_io_status fill(struct smtp_io *io)
 		enum smtp_io_status st = smtp_io_flush(io, io->replies);
 		if (st != SMTP_IO_OK)
 			return st;
+		if (line_clock)
+			smtp_io_deadline(&io->read_deadline, io->timeout_ms);
 	}
+	struct timespec deadline = earlier(io);
 	ssize_t n;
 	if (io->tls) {
-		/* Wait here, under the session's signal mask, unless GnuTLS
-		 * already holds data; a record arriving in pieces is then
-		 * bounded by GnuTLS's own timeout. */
-		if (!buffered_tls) {
-			enum smtp_io_status st = wait_fd(io, io->fd_in, POLLIN, io->timeout_ms);
-			if (st != SMTP_IO_OK)
-				return st;
+		/* tls.c waits under the same deadline and signal mask; a
+		 * signal is looked at first, as GnuTLS may not wait at all */
+		if (take_signals(io->waitmask)) {
+			errno = EINTR;
+			return SMTP_IO_ERROR;
 		}
-		n = tls_conn_read(io->tls, io->buf + io->end, room, io->timeout_ms);
-		if (n < 0 && errno == ETIMEDOUT)
+		n = tls_conn_read(io->tls, io->buf + io->end, room, &deadline, io->waitmask);
+		if (n < 0 && errno == ETIMEDOUT) {
+			io->write_timed_out = false;
 			return SMTP_IO_TIMEOUT;
+		}
 		if (n < 0 && errno == EAGAIN)
 			return SMTP_IO_OK; /* a record with no data, e.g. a TLS 1.3 ticket */
 	} else {
-		enum smtp_io_status st = wait_fd(io, io->fd_in, POLLIN, io->timeout_ms);
+		enum smtp_io_status st = wait_fd(io, io->fd_in, POLLIN, &deadline);
+		if (st == SMTP_IO_TIMEOUT)
+			io->write_timed_out = false;
 		if (st != SMTP_IO_OK)
 			return st;
 		n = read(io->fd_in, io->buf + io->end, room);
@@ -102,25 +175,53 @@ static enum smtp_io_status fill(struct smtp_io *io)
 	return SMTP_IO_OK;
 }
 
+/* line_max - the limit for the line at start, given what is buffered */
+static size_t line_max(const struct smtp_io *io, const struct smtp_io_limit *lim)
+{
+	if (!lim->long_prefix)
+		return lim->max;
+	size_t pl = strlen(lim->long_prefix), have = io->end - io->start;
+	if (have >= pl && strncasecmp(io->buf + io->start, lim->long_prefix, pl) == 0)
+		return lim->long_max;
+	return lim->max;
+}
+
+/* skip_rest - drop the rest of a too-long line up to its LF; OK once
+ * the LF is consumed */
+static enum smtp_io_status skip_rest(struct smtp_io *io)
+{
+	while (io->skipping) {
+		char *nl = memchr(io->buf + io->start, '\n', io->end - io->start);
+		if (nl) {
+			io->start = (size_t)(nl - io->buf) + 1;
+			io->skipping = false;
+			break;
+		}
+		io->start = io->end;
+		enum smtp_io_status st = fill(io, true);
+		if (st != SMTP_IO_OK)
+			return st;
+	}
+	return SMTP_IO_OK;
+}
+
 /* smtp_io_read_line - see smtp_io.h */
-enum smtp_io_status smtp_io_read_line(struct smtp_io *io, size_t max, const char **line,
-                                      size_t *len, bool *too_long)
+enum smtp_io_status smtp_io_read_line(struct smtp_io *io, const struct smtp_io_limit *lim,
+                                      const char **line, size_t *len, bool *too_long)
 {
 	size_t scanned = 0; /* bytes after start known to hold no LF */
-	bool skipping = false;
 	*too_long = false;
+	smtp_io_deadline(&io->read_deadline, io->timeout_ms);
+	enum smtp_io_status st = skip_rest(io);
+	if (st != SMTP_IO_OK)
+		return st;
 	for (;;) {
 		char *s = io->buf + io->start;
+		size_t max = line_max(io, lim);
 		char *nl = memchr(s + scanned, '\n', io->end - io->start - scanned);
 		if (nl) {
 			size_t n = (size_t)(nl - s);
 			io->start += n + 1;
-			if (skipping) {
-				*line = "";
-				*len = 0;
-				*too_long = true;
-				return SMTP_IO_OK;
-			}
 			if (n > 0 && s[n - 1] == '\r')
 				n--;
 			if (n > max) {
@@ -133,12 +234,15 @@ enum smtp_io_status smtp_io_read_line(struct smtp_io *io, size_t max, const char
 		}
 		scanned = io->end - io->start;
 		if (scanned > max + 1) {
-			/* too long to keep: drop it and skip to its LF */
-			skipping = true;
+			/* RFC 5321 4.5.3.1.4: say so now, drop the rest later */
+			io->skipping = true;
 			io->start = io->end;
-			scanned = 0;
+			*line = "";
+			*len = 0;
+			*too_long = true;
+			return SMTP_IO_OK;
 		}
-		enum smtp_io_status st = fill(io);
+		st = fill(io, true);
 		if (st != SMTP_IO_OK)
 			return st;
 	}
@@ -148,7 +252,7 @@ enum smtp_io_status smtp_io_read_line(struct smtp_io *io, size_t max, const char
 enum smtp_io_status smtp_io_read_block(struct smtp_io *io, const char **data, size_t *len)
 {
 	if (io->start == io->end) {
-		enum smtp_io_status st = fill(io);
+		enum smtp_io_status st = fill(io, false);
 		if (st != SMTP_IO_OK)
 			return st;
 	}
@@ -174,19 +278,22 @@ bool smtp_io_pending(struct smtp_io *io)
 void smtp_io_discard_input(struct smtp_io *io)
 {
 	io->start = io->end = 0;
+	io->skipping = false;
 }
 
 /* write_plain - as much as the descriptor takes now, waiting only when
  * it takes nothing: a socket with room gets one send() and no poll; the
- * pipes of --inetd (ENOTSOCK) wait for POLLOUT before each write */
-static ssize_t write_plain(struct smtp_io *io, const char *p, size_t n, enum smtp_io_status *st)
+ * pipes of --inetd (ENOTSOCK) wait for POLLOUT before each write, of at
+ * most PIPE_BUF bytes, which a pipe with room takes without blocking */
+static ssize_t write_plain(struct smtp_io *io, const char *p, size_t n,
+                           const struct timespec *deadline, enum smtp_io_status *st)
 {
 	*st = SMTP_IO_OK;
 	if (!io->not_socket) {
 		ssize_t w = send(io->fd_out, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* full: wait for room, then the caller sends again */
-			if ((*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms)) == SMTP_IO_OK)
+			if ((*st = wait_fd(io, io->fd_out, POLLOUT, deadline)) == SMTP_IO_OK)
 				errno = EAGAIN;
 			return -1;
 		}
@@ -194,38 +301,54 @@ static ssize_t write_plain(struct smtp_io *io, const char *p, size_t n, enum smt
 			return w;
 		io->not_socket = true;
 	}
-	*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms);
-	return *st == SMTP_IO_OK ? write(io->fd_out, p, n) : -1;
+	*st = wait_fd(io, io->fd_out, POLLOUT, deadline);
+	return *st == SMTP_IO_OK ? write(io->fd_out, p, n < PIPE_BUF ? n : PIPE_BUF) : -1;
 }
 
-/* smtp_io_write - all of it, within the deadline */
-enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n)
+/* write_until - all n bytes before the deadline */
+static enum smtp_io_status write_until(struct smtp_io *io, const char *p, size_t n,
+                                       const struct timespec *deadline)
 {
-	const char *p = data;
+	if (io->write_failed) {
+		errno = EPIPE;
+		return SMTP_IO_ERROR;
+	}
 	while (n > 0) {
 		ssize_t w;
+		enum smtp_io_status st = SMTP_IO_OK;
 		if (io->tls) {
-			w = tls_conn_write(io->tls, p, n, io->timeout_ms);
+			w = tls_conn_write(io->tls, p, n, deadline);
 			if (w < 0 && errno == ETIMEDOUT)
-				return SMTP_IO_TIMEOUT;
+				st = SMTP_IO_TIMEOUT;
 		} else {
-			enum smtp_io_status st;
-			w = write_plain(io, p, n, &st);
+			w = write_plain(io, p, n, deadline, &st);
 			if (st == SMTP_IO_ERROR && errno == EINTR)
-				continue;
-			if (st != SMTP_IO_OK)
-				return st;
+				continue; /* SIGTERM: this write still ends by its deadline */
 		}
-		if (w < 0) {
+		if (st == SMTP_IO_OK && w < 0) {
 			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 				continue;
-			return SMTP_IO_ERROR;
+			st = SMTP_IO_ERROR;
+		}
+		if (st != SMTP_IO_OK) {
+			io->write_failed = true;
+			io->write_timed_out = st == SMTP_IO_TIMEOUT;
+			return st;
 		}
 		p += w;
 		n -= (size_t)w;
 		io->bytes_out += (unsigned long long)w;
 	}
 	return SMTP_IO_OK;
+}
+
+/* smtp_io_write - all of it, within one timeout for the whole write (a
+ * client reading a byte now and then cannot stretch it) */
+enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n)
+{
+	struct timespec deadline;
+	smtp_io_deadline(&deadline, io->timeout_ms);
+	return write_until(io, data, n, &deadline);
 }
 
 /* smtp_io_flush - send the replies gathered so far */
@@ -236,4 +359,18 @@ enum smtp_io_status smtp_io_flush(struct smtp_io *io, struct reply_buf *rb)
 	enum smtp_io_status st = smtp_io_write(io, rb->data, rb->len);
 	rb->len = 0;
 	return st;
+}
+
+/* smtp_io_close - see smtp_io.h */
+void smtp_io_close(struct smtp_io *io, struct reply_buf *rb)
+{
+	struct timespec deadline; /* one for the last replies and the bye */
+	smtp_io_deadline(&deadline, io->write_failed ? 0 : io->timeout_ms);
+	if (rb && rb->len > 0)
+		write_until(io, rb->data, rb->len, &deadline);
+	if (rb)
+		rb->len = 0;
+	if (io->tls)
+		tls_conn_close(io->tls, &deadline);
+	io->tls = NULL;
 }

@@ -50,6 +50,22 @@ static int spill(struct spool *sp)
 	return 0;
 }
 
+/* spool_check - see spool.h: the spill a large message will need, made
+ * and dropped now, so that a bad --spool-dir is one line at start-up
+ * rather than a 452 for every message over the memory bound */
+int spool_check(const char *dir, char *err, size_t errlen)
+{
+	struct spool sp;
+	spool_init(&sp, dir);
+	if (spill(&sp) < 0) {
+		snprintf(err, errlen, "cannot spool large messages in %s (--spool-dir): %s", sp.dir,
+		         strerror(errno));
+		return -1;
+	}
+	close(sp.fd);
+	return 0;
+}
+
 /* flush_mem - write the memory buffer to the spill file */
 static int flush_mem(struct spool *sp)
 {

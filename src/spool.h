@@ -25,6 +25,10 @@ struct spool {
 
 /* spool_init - an empty spool in dir (no I/O yet) */
 void spool_init(struct spool *sp, const char *dir);
+/* spool_check - at start-up, as the user who will run the sessions:
+ * can a large message be spooled in dir? -1 with err filled (naming
+ * the directory and the reason) if not */
+int spool_check(const char *dir, char *err, size_t errlen);
 /* spool_write - append n bytes; -1 with errno (also kept in sp->error) */
 int spool_write(struct spool *sp, const void *buf, size_t n);
 /* spool_finish - flush; 0 when the content is complete and readable */

@@ -68,6 +68,42 @@ def mockmta_binary():
     return path
 
 
+def _others_can_run(path):
+    """Whether a user other than root can reach and run path: every
+    directory above it searchable by others, the file executable."""
+    path = os.path.realpath(path)
+    if not os.stat(path).st_mode & 0o001:
+        return False
+    d = os.path.dirname(path)
+    while True:
+        if not os.stat(d).st_mode & 0o001:
+            return False
+        if d == "/":
+            return True
+        d = os.path.dirname(d)
+
+
+_shared = {}
+
+
+def binary_for_others(personality="smtpipe"):
+    """The binary for tests that run it as another user (start-stop-daemon
+    --chuid nobody, xinetd's user = nobody): the build itself when others
+    can reach it, else a copy in a world-readable temporary directory,
+    since a clone under a mode-0700 home (/root) is out of their reach."""
+    if _others_can_run(real_binary()):
+        return binary() if personality == "smtpipe" else mockmta_binary()
+    if "dir" not in _shared:
+        d = tempfile.mkdtemp(prefix="smtpipe-shared-")
+        atexit.register(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        shutil.copy2(real_binary(), os.path.join(d, "smtpipe"))
+        os.chmod(os.path.join(d, "smtpipe"), 0o755)
+        os.symlink("smtpipe", os.path.join(d, "mockmta"))
+        _shared["dir"] = d
+    return os.path.join(_shared["dir"], personality)
+
+
 _clients = None
 
 

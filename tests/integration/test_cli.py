@@ -82,7 +82,8 @@ class Cli(unittest.TestCase):
         r = run(["--help"])
         for text in ("default 127.0.0.1", "default 25", "default: none", "default info",
                      "default: msmtp -f %F --", "(default 16)", "(default 100)",
-                     "(default 67108864)", "(default 1000)", "(default 20)", "(default 300)",
+                     "(default 67108864)", "0: none; RFC 5321: 1000 (default 0)",
+                     "(default 20)", "(default 300)",
                      "$TMPDIR or /tmp"):
             self.assertIn(text, r.stdout)
 

@@ -69,6 +69,42 @@ class Docs(unittest.TestCase):
                                capture_output=True, text=True)
             self.assertEqual((r.returncode, r.stderr), (0, ""), page)
 
+    def test_no_words_run_together(self):
+        """An alternating-font macro (.IR, .BR, ...) joins its arguments
+        with no space: prose written on such a line renders as
+        "/dev/null);otherwisefromthekeyring". Two arguments that both look
+        like words, side by side, are that mistake."""
+        alternating = re.compile(r"^\.(IR|RI|BR|RB|BI|IB) (.*)$")
+        for page in ("smtpipe.8", "mockmta.8"):
+            with open(os.path.join(DOC, page)) as f:
+                lines = f.read().splitlines()
+            for n, line in enumerate(lines, 1):
+                m = alternating.match(line)
+                if not m:
+                    continue
+                args = re.findall(r'"[^"]*"|\S+', m.group(2))
+                for prev, arg in zip(args, args[1:]):
+                    self.assertFalse(re.search(r"[\w;,.)]$", prev.strip('"')) and
+                                     re.match(r"[a-z]{2,}\b", arg.strip('"')),
+                                     "%s:%d: %r and %r render as one word" % (page, n, prev, arg))
+        # and what groff renders has no such run either
+        r = subprocess.run(["groff", "-t", "-man", "-Tutf8", "-P-cbou", os.path.join(DOC, "smtpipe.8")],
+                           capture_output=True, text=True)
+        self.assertNotRegex(r.stdout, r"\w[);,]\w{3,}")
+
+    def test_readme_mockmta_example(self):
+        """The README's mockmta example runs as written, with mockmta on
+        PATH, and prints the body as it was sent (mboxrd quoting undone)."""
+        with open(os.path.join(harness.SOURCE, "README.md")) as f:
+            readme = f.read()
+        part = readme.split("## Using it as mockmta in a test suite", 1)[1]
+        code = re.search(r"```python\n(.*?)```", part, re.S).group(1)
+        bindir = os.path.dirname(harness.mockmta_binary())
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"])
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, "hi 'From here on\\n'\n"), r.stderr)
+
     def test_help_and_manual_agree(self):
         help_text = subprocess.run([harness.binary(), "--help"], capture_output=True, text=True).stdout
         usage = [l for l in help_text.splitlines() if l.startswith("  ")]
@@ -110,7 +146,7 @@ class Docs(unittest.TestCase):
 
     def test_mockmta_page_has_mockmta_options(self):
         m_long, m_short = man_options(os.path.join(DOC, "mockmta.8"))
-        self.assertEqual(m_short, set("acdfklPptv?"))
+        self.assertEqual(m_short, set("acdfhklPptv?"))
 
 
 if __name__ == "__main__":

@@ -276,7 +276,7 @@ class Others(unittest.TestCase):
             f.write('#!/bin/sh\nprintf "%%s\\n" "$@" > %s/argv\ncat > %s/msg\n' % (self.tmp, self.tmp))
         os.chmod(record, 0o755)
         pidfile = os.path.join(self.tmp, "pid")
-        env = dict(os.environ, SMTPIPE=harness.binary(), PIDFILE=pidfile, SMTPIPE_USER=user,
+        env = dict(os.environ, SMTPIPE=harness.binary_for_others(), PIDFILE=pidfile, SMTPIPE_USER=user,
                    SMTPIPE_COMMAND=record + " -f %F --",
                    SMTPIPE_ARGS="--port=%d --log=none %s" % (port, args))
         init = os.path.join(EX, "smtpipe.init")
@@ -310,7 +310,7 @@ class Others(unittest.TestCase):
         with open(os.path.join(EX, "xinetd.smtpipe")) as f:
             conf = f.read()
         mbox = os.path.join(self.tmp, "m.mbox")
-        edits = [(r"port\s*= 25", "port = %d" % port), ("/usr/bin/smtpipe", harness.binary()),
+        edits = [(r"port\s*= 25", "port = %d" % port), ("/usr/bin/smtpipe", harness.binary_for_others()),
                  (r"user\s*= mail", "user = nobody"),
                  (re.escape("--command=" + MSMTP.replace(" ", "\\ ")), "--mailbox=" + mbox)]
         for old, new in edits:

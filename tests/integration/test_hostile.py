@@ -328,7 +328,7 @@ class Hostile(unittest.TestCase):
         c.expect(220)
         self.assertRegex(reply(c), r"^421 4\.4\.2 \S+ Error: timeout exceeded$")
         self.assertTrue(c.closed())
-        self.assertIn("event=timeout client=127.0.0.1", self.srv.log())
+        self.assertIn("event=timeout phase=command client=127.0.0.1", self.srv.log())
 
     def test_35_slow_data_client_timed_out(self):
         c = greeted(self.srv, timeout=60)
@@ -338,7 +338,8 @@ class Hostile(unittest.TestCase):
         c.send("half a message")
         self.assertRegex(reply(c), r"^421 4\.4\.2 \S+ Error: timeout exceeded$")
         self.assertTrue(c.closed())
-        self.assertIn("event=timeout phase=data size=14 nothing-delivered", self.srv.log())
+        self.assertIn("event=timeout phase=data client=127.0.0.1 size=14 nothing-delivered",
+                      self.srv.log())
 
     # --- AUTH abuse without auth configured -------------------------------
     def test_36_auth_when_disabled(self):
@@ -415,7 +416,8 @@ class Hostile(unittest.TestCase):
                 self.assertRegex(reply(c), r"^421 4\.4\.2 \S+ Error: timeout exceeded$")
                 c.close()
             self.assertEqual(len(srv.deliveries(1)), 1)
-            self.assertGreaterEqual(srv.log().count("event=timeout client=127.0.0.1"), 1)
+            self.assertGreaterEqual(srv.log().count("event=timeout phase=command client=127.0.0.1"),
+                                    1)
 
 
 if __name__ == "__main__":

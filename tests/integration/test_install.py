@@ -49,11 +49,13 @@ class Install(unittest.TestCase):
         for f in ("README.md", "LICENSE"):
             self.assertTrue(os.path.isfile(os.path.join(doc, f)), f)
         src_ex = os.path.join(harness.SOURCE, "examples")
-        names = sorted(os.listdir(src_ex))
-        self.assertEqual(sorted(os.listdir(os.path.join(doc, "examples"))), names)
-        for n in names:
-            self.assertTrue(filecmp.cmp(os.path.join(src_ex, n), os.path.join(doc, "examples", n),
-                                        False), n)
+        names = sorted(os.path.relpath(os.path.join(d, f), src_ex)
+                       for d, _, files in os.walk(src_ex) for f in files)
+        inst_ex = os.path.join(doc, "examples")
+        self.assertEqual(sorted(os.path.relpath(os.path.join(d, f), inst_ex)
+                                for d, _, files in os.walk(inst_ex) for f in files), names)
+        for n in names:  # every file, in subdirectories too (fail2ban/)
+            self.assertTrue(filecmp.cmp(os.path.join(src_ex, n), os.path.join(inst_ex, n), False), n)
         self.assertTrue(os.access(os.path.join(doc, "examples", "smtpipe.init"), os.X_OK))
         # both names run: the link by its own name
         rc, out = version_of(os.path.join(root, "bin", "mockmta"))

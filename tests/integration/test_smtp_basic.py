@@ -170,7 +170,7 @@ class Basic(unittest.TestCase):
         self.srv.deliveries(1)
         log = self.srv.log()
         self.assertRegex(log, r"session=\w+ event=connect client=127\.0\.0\.1")
-        self.assertRegex(log, r"event=delivered msg=\w+\.1 from=<a@b\.test> nrcpt=2 size=\d+ result=250 status=0")
+        self.assertRegex(log, r'event=delivered msg=\w+\.1 nrcpt=2 size=\d+ result=250 status=0 from="a@b\.test"')
 
     def test_delivery_command_sees_only_std_fds(self):
         if os.environ.get("SMTPIPE_VALGRIND_DIR"):

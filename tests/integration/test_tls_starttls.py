@@ -178,7 +178,7 @@ class StartTLS(unittest.TestCase):
             s.ehlo()
             s.noop()
             s.quit()
-            self.assertRegex(srv.log(), r"client-cert=\S*CN=smtpipe_test_client")
+            self.assertRegex(srv.log(), r'client-cert="\S*CN\\x3dsmtpipe\\x20test\\x20client')
 
     def test_sighup_reloads_certificates(self):
         with tempfile.TemporaryDirectory() as tmp:

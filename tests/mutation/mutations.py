@@ -28,10 +28,10 @@ MUTATIONS = [
          promise="secrets are compared in constant time",
          tests=["unit.test_auth"]),
     dict(file="src/data.c",
-         find="\tif (d->max_size && d->size > d->max_size) {",
-         repl="\tif (d->max_size && d->size > d->max_size + 1) {",
-         promise="--max-message-size: max octets pass, max+1 get 552 5.3.4",
-         tests=["test_promises.py:Bounds.test_message_size_max_and_max_plus_one_as_decoded"]),
+         find="\tif (d->max_size && d->size > d->max_size)\n\t\td->too_big = true;",
+         repl="\tif (d->max_size && d->size > d->max_size + 1)\n\t\td->too_big = true;",
+         promise="--max-message-size: max octets (RFC 1870) pass, max+1 get 552 5.3.4",
+         tests=["test_promises.py:Bounds.test_message_size_max_and_max_plus_one_as_rfc1870_counts"]),
     dict(file="src/deliver_pipe.c",
          find="} else if (st == 68 || st == 69 || st == 71 || st == 75) {",
          repl="} else if (st >= 68 && st <= 77 && st != 78) {",
@@ -83,15 +83,16 @@ MUTATIONS = [
 
     # --- invariant 3: only CRLF.CRLF ends DATA -------------------------------------
     dict(file="src/data.c",
-         find="\t\t\t\t\temit(d, out, &o, p, n + 1);\n\t\t\t\t\tline_grew(d, n);\n\t\t\t\t\td->bare_lf++;",
-         repl="\t\t\t\t\temit(d, out, &o, p, n + 1);\n\t\t\t\t\tline_grew(d, n);\n"
+         find="\t\t\t\t\tline_grew(d, n);\n\t\t\t\t\temit(d, out, &o, p, n + 1, n + 1);\n"
+              "\t\t\t\t\td->bare_lf++;",
+         repl="\t\t\t\t\tline_grew(d, n);\n\t\t\t\t\temit(d, out, &o, p, n + 1, n + 1);\n"
               "\t\t\t\t\td->bare_lf++;\n\t\t\t\t\td->state = DS_LINE_START;",
          promise="a bare LF never starts a line, so LF.LF never ends DATA",
          tests=["test_data.py:Data.test_smuggling_sequences"]),
     dict(file="src/data.c",
-         find="\t\t\t\temit(d, out, &o, \"\\r\", 1); /* bare CR: kept */\n\t\t\t\tline_grew(d, 1);\n"
+         find="\t\t\t\tline_grew(d, 1);\n\t\t\t\temit(d, out, &o, \"\\r\", 1, 1); /* bare CR: kept */\n"
               "\t\t\t\td->state = DS_TEXT;",
-         repl="\t\t\t\temit(d, out, &o, \"\\r\", 1); /* bare CR: kept */\n\t\t\t\tline_grew(d, 1);\n"
+         repl="\t\t\t\tline_grew(d, 1);\n\t\t\t\temit(d, out, &o, \"\\r\", 1, 1); /* bare CR: kept */\n"
               "\t\t\t\td->state = DS_LINE_START;",
          promise="a bare CR never starts a line, so CR.CR never ends DATA",
          # DS_CR is the CR at the end of a read block: the decoder's unit
@@ -120,8 +121,8 @@ MUTATIONS = [
          promise="with a shell template, recipients reach the shell only as positional parameters",
          tests=["test_hostile_addresses.py"]),
     dict(file="src/listener.c",
-         find="\t\t\tint fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);",
-         repl="\t\t\tint fd = accept4(listen_fd, NULL, NULL, 0);",
+         find="\t\t\tint fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);",
+         repl="\t\t\tint fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, 0);",
          promise="only descriptors 0-2 reach a delivery command",
          tests=["test_smtp_basic.py:Basic.test_delivery_command_sees_only_std_fds"]),
 
@@ -132,10 +133,10 @@ MUTATIONS = [
          promise="--max-recipients: max pass, max+1 get 452 4.5.3",
          tests=["test_promises.py:Bounds.test_recipients_max_and_max_plus_one"]),
     dict(file="src/data.c",
-         find="\t\t\t\tline_grew(d, 1); /* the stuffed dot is on the wire */",
-         repl="\t\t\t\t/* the stuffed dot is not counted */",
-         promise="--max-line-length counts the line as sent, stuffed dot included",
-         tests=["test_promises.py:Bounds.test_stuffed_dot_line_counts_its_dot"]),
+         find="\t\t\t\td->state = DS_DOT;\n\t\t\t\tp++;",
+         repl="\t\t\t\td->state = DS_DOT;\n\t\t\t\tline_grew(d, 1);\n\t\t\t\tp++;",
+         promise="--max-line-length does not count the transparency dot (RFC 5321 4.5.3.1.6)",
+         tests=["test_promises.py:Bounds.test_stuffed_dot_line_not_counted"]),
     dict(file="src/data.c",
          find="\tif (d->max_line && d->line_len > d->max_line)",
          repl="\tif (d->max_line && d->line_len > d->max_line + 1)",
@@ -203,8 +204,8 @@ MUTATIONS = [
          promise="secrets are wiped on exit",
          tests=["unit.test_auth"]),
     dict(file="src/auth.c",
-         find="\tatomic_store(&brake->last_failure_ms, t ? t : 1);",
-         repl="\t(void)t;",
+         find="\tif (!always)\n\t\treserve(now_ms(), now_ms() + BOUND_AUTH_DELAY_MS);",
+         repl="\tif (!always)\n\t\t(void)0;",
          promise="a failed AUTH slows every later AUTH in the daemon",
          tests=["test_auth.py:Brake.test_failure_delays_other_sessions_not_mail"]),
     dict(file="src/session.c",
@@ -220,14 +221,14 @@ MUTATIONS = [
 
     # --- the suite's own promises: hostile cases assert, commands are checked --------
     dict(file="src/session.c",
-         find="\t\t\tresult = clean && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;",
-         repl="\t\t\tif (!clean)\n\t\t\t\t__builtin_trap();\n"
-              "\t\t\tresult = clean && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;",
+         find="\t\t\tresult = !mid && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;",
+         repl="\t\t\tif (mid)\n\t\t\t\t__builtin_trap();\n"
+              "\t\t\tresult = !mid && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;",
          promise="the daemon survives any session; no hostile case crashes a session",
          tests=["test_hostile.py:Hostile.test_33_reset_by_peer"]),
     dict(file="src/session.c",
-         find="\t\t\t        clean ? \"\" : \" mid-transaction\");",
-         repl="\t\t\t        \"\");",
+         find="\t\t\t        mid ? \" \" : \"\", mid ? mid : \"\");",
+         repl="\t\t\t        \"\", \"\");",
          promise="a disconnect is logged in the state it happened",
          tests=["test_hostile.py:Hostile.test_32_disconnect_in_every_state"]),
     dict(file="src/deliver_pipe.c",
@@ -238,20 +239,20 @@ MUTATIONS = [
 
     # --- error paths a hostile machine takes ------------------------------------------
     dict(file="src/listener.c",
-         find="\t\t\t\t\tpoll(NULL, 0, 100);\n\t\t\t\t}\n\t\t\t\tcontinue;",
-         repl="\t\t\t\t\tpoll(NULL, 0, 100);\n\t\t\t\t}\n\t\t\t\tbreak;",
+         find="\t\t\t\t\tresume_ms = now + BOUND_ACCEPT_RETRY_MS;\n\t\t\t\t}\n\t\t\t\tcontinue;",
+         repl="\t\t\t\t\tresume_ms = now + BOUND_ACCEPT_RETRY_MS;\n\t\t\t\t}\n\t\t\t\tbreak;",
          promise="out of descriptors (EMFILE), the client waits in the backlog and is served",
          tests=["test_promises.py:ErrorPaths.test_accept_out_of_descriptors_waits_then_serves"]),
     dict(file="src/smtp_io.c",
-         find="\t\t\tif ((*st = wait_fd(io, io->fd_out, POLLOUT, io->timeout_ms)) == SMTP_IO_OK)",
+         find="\t\t\tif ((*st = wait_fd(io, io->fd_out, POLLOUT, deadline)) == SMTP_IO_OK)",
          repl="\t\t\tif ((*st = SMTP_IO_ERROR) == SMTP_IO_OK)",
          promise="a full socket (EAGAIN) is waited for, within the reply deadline; no reply is lost",
          tests=["test_promises.py:ErrorPaths.test_client_that_does_not_read_its_replies"]),
     dict(file="src/tls.c",
-         find="\t        : (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) ? EAGAIN\n"
-              "\t                                                             : EIO;",
-         repl="\t        : (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) ? EAGAIN\n"
-              "\t                                                             : EAGAIN;",
+         find="\t        : r == GNUTLS_E_AGAIN                  ? EAGAIN\n"
+              "\t                                               : EIO;",
+         repl="\t        : r == GNUTLS_E_AGAIN                  ? EAGAIN\n"
+              "\t                                               : EAGAIN;",
          promise="a broken TLS record ends the session at once, nothing delivered",
          tests=["test_promises.py:ErrorPaths.test_broken_tls_record_mid_data_delivers_nothing"]),
 ]

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -407,13 +409,15 @@ static int brake_local(void)
  * in another: the state is in the shared mapping */
 static int brake_shared(void)
 {
-	if (auth_brake_init(false) < 0)
+	char err[256];
+	if (auth_brake_init(NULL, err, sizeof(err)) != 0)
 		return 1;
 	double t = seconds();
 	if (t >= 0.5) {
-		printf("no failure yet: got %.2f s, want no delay\n", t);
+		printf("no check yet: got %.2f s, want no delay\n", t);
 		return 1;
 	}
+	sleep(2);           /* the first check's slot is long past */
 	pid_t pid = fork(); /* another session that fails */
 	if (pid == 0) {
 		auth_brake_failed();
@@ -430,14 +434,109 @@ static int brake_shared(void)
 	return 0;
 }
 
-/* brake_always - inetd mode: every attempt is delayed, failure or not */
-static int brake_always(void)
+/* parallel - n processes check at once, each after its own
+ * auth_brake_init(state) when state is set (--inetd) or sharing the
+ * parent's (the daemon); every gap between their slots is at least
+ * half the 1 s delay (a lower bound: a busy machine only widens it) */
+static int parallel(int n, const char *state)
 {
-	if (auth_brake_init(true) < 0)
+	char err[256];
+	if (!state && auth_brake_init(NULL, err, sizeof(err)) != 0)
 		return 1;
+	int fds[2];
+	if (pipe(fds) < 0)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return 1;
+		if (pid == 0) {
+			if (state && auth_brake_init(state, err, sizeof(err)) != 0) {
+				printf("init %s: got \"%s\", want 0\n", state, err);
+				_exit(1);
+			}
+			auth_brake_wait();
+			struct timespec ts;
+			clock_gettime(CLOCK_BOOTTIME, &ts);
+			double at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+			_exit(write(fds[1], &at, sizeof(at)) == sizeof(at) ? 0 : 1);
+		}
+	}
+	close(fds[1]);
+	double at[16];
+	int got = 0;
+	while (got < n && read(fds[0], &at[got], sizeof(at[0])) == sizeof(at[0]))
+		got++;
+	for (int i = 0; i < n; i++) {
+		int st;
+		if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			return 1;
+	}
+	if (got != n) {
+		printf("got %d checks, want %d\n", got, n);
+		return 1;
+	}
+	for (int i = 1; i < n; i++) /* they arrive in order */
+		if (at[i] - at[i - 1] < 0.5) {
+			printf("checks %d and %d: got %.2f s apart, want >= 0.5 s\n", i - 1, i,
+			       at[i] - at[i - 1]);
+			return 1;
+		}
+	return 0;
+}
+
+static char state_dir[64];
+
+/* brake_parallel - sessions of one daemon take turns */
+static int brake_parallel(void)
+{
+	return parallel(3, NULL);
+}
+
+/* brake_file - --inetd processes take turns through the state file */
+static int brake_file(void)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/state", state_dir);
+	return parallel(3, path);
+}
+
+/* brake_file_refused - a symbolic link, a file open to others, a
+ * directory: 1 and a reason, and every check of this process waits */
+static int brake_file_refused(void)
+{
+	char link[128], open_file[128], err[256];
+	snprintf(link, sizeof(link), "%s/link", state_dir);
+	snprintf(open_file, sizeof(open_file), "%s/open", state_dir);
+	if (symlink("/nonexistent-target", link) < 0)
+		return 1;
+	int fd = open(open_file, O_CREAT | O_WRONLY, 0600);
+	if (fd < 0 || fchmod(fd, 0666) < 0)
+		return 1;
+	close(fd);
+	const struct {
+		const char *path, *want;
+	} cases[] = {
+	    {link, "cannot open"},
+	    {open_file, "readable or writable by others"},
+	    {state_dir, "cannot open"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		int rc = auth_brake_init(cases[i].path, err, sizeof(err));
+		if (rc != 1 || !strstr(err, cases[i].want)) {
+			printf("%s: got %d \"%s\", want 1 and \"%s\"\n", cases[i].path, rc, err,
+			       cases[i].want);
+			return 1;
+		}
+	}
+	if (access("/nonexistent-target", F_OK) == 0) {
+		printf("the link was followed\n");
+		return 1;
+	}
 	double t = seconds();
 	if (t < 0.5) {
-		printf("always_delay: got %.2f s, want a delay\n", t);
+		printf("no shared state: got %.2f s, want a delay of each check\n", t);
 		return 1;
 	}
 	return 0;
@@ -453,9 +552,32 @@ static void test_brake_shared(void **state)
 	in_child("shared brake", brake_shared);
 }
 
-static void test_brake_always(void **state)
+static void test_brake_parallel(void **state)
 {
-	in_child("brake with always_delay", brake_always);
+	in_child("parallel sessions", brake_parallel);
+}
+
+static void test_brake_file(void **state)
+{
+	in_child("--inetd processes", brake_file);
+}
+
+static void test_brake_file_refused(void **state)
+{
+	in_child("a state file that is refused", brake_file_refused);
+}
+
+static int make_state_dir(void **state)
+{
+	snprintf(state_dir, sizeof(state_dir), "/tmp/test_auth.XXXXXX");
+	return mkdtemp(state_dir) ? 0 : -1;
+}
+
+static int remove_state_dir(void **state)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
+	return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -468,8 +590,10 @@ int main(void)
 	    cmocka_unit_test(test_check),
 	    cmocka_unit_test(test_brake_local),
 	    cmocka_unit_test(test_brake_shared),
-	    cmocka_unit_test(test_brake_always),
+	    cmocka_unit_test(test_brake_parallel),
+	    cmocka_unit_test(test_brake_file),
+	    cmocka_unit_test(test_brake_file_refused),
 	    cmocka_unit_test(test_check_constant_time),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, make_state_dir, remove_state_dir);
 }

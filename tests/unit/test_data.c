@@ -24,6 +24,8 @@ struct dcase {
 	long consumed;   /* where the end was found; -1: not ended */
 	bool too_big, line_too_long;
 	size_t max_size, max_line;
+	long size;      /* RFC 1870 size to expect; 0: not checked */
+	long out_limit; /* with line_too_long: at most this much output */
 };
 
 static const struct dcase cases[] = {
@@ -47,10 +49,28 @@ static const struct dcase cases[] = {
     {"not ended", "abc\r\n.x\r\n", "abc\nx\n", -1},
     {"ends only at dot alone", "a\r\n. \r\n.\r\n", "a\n \n", 10},
     {"size limit", "0123456789\r\n.\r\n", "012345", 15, .too_big = true, .max_size = 6},
-    {"size exactly at limit", "01234\r\n.\r\n", "01234\n", 10, .max_size = 6},
+    {"size exactly at limit", "01234\r\n.\r\n", "01234\n", 10, .max_size = 7},
     {"line limit", "12345\r\n.\r\n", "12345\n", 10, .line_too_long = true, .max_line = 4},
     {"line at limit", "1234\r\n.\r\n", "1234\n", 9, .max_line = 4},
     {"bare LF splits lines for the limit", "12\n34\r\n.\r\n", "12\n34\n", 10, .max_line = 2},
+    /* RFC 1870: the size counts CRLF pairs, not the terminating dot
+     * line nor the dots doubled for transparency */
+    {"size counts CRLF as two", "ab\r\ncd\r\n.\r\n", "ab\ncd\n", 11, .size = 8},
+    {"size at the limit with CRLF", "ab\r\ncd\r\n.\r\n", "ab\ncd\n", 11, .max_size = 8, .size = 8},
+    {"size one over the limit with CRLF", "ab\r\ncd\r\n.\r\n", "ab\ncd\n", 11, .too_big = true,
+     .max_size = 7, .size = 8},
+    {"size without the doubled dot", "..ab\r\n.\r\n", ".ab\n", 9, .max_size = 5, .size = 5},
+    {"size of bare LF and bare CR", "a\nb\rc\r\n.\r\n", "a\nb\rc\n", 10, .size = 7},
+    {"size of dot CR x", "a\r\n.\rb\r\n.\r\n", "a\n\rb\n", 11, .size = 7},
+    {"size of an empty message", ".\r\n", "", 3, .size = -1},
+    /* RFC 5321 4.5.3.1.6: the transparency dot is not in the length */
+    {"transparency dot not in the line length", "..abc\r\n.\r\n", ".abc\n", 10, .max_line = 4},
+    {"dot line over the limit", "..abcd\r\n.\r\n", ".abcd\n", 11, .line_too_long = true,
+     .max_line = 4, .out_limit = 4},
+    /* past a too-long line nothing more is written (the session
+     * spools nothing it will refuse) */
+    {"no output past a long line", "ok\r\n12345\r\nmore\r\n.\r\n", "ok\n12345\nmore\n", 20,
+     .line_too_long = true, .max_line = 4, .out_limit = 7},
 };
 
 /* decode_in_blocks - decode with blocks of size step (0: split at cut) */
@@ -83,8 +103,18 @@ static void check(const struct dcase *c, const char *how, const char *out, size_
                   long consumed, const struct data_decoder *d)
 {
 	/* past the size limit the output is cut wherever a block ended */
-	if (!c->too_big && (olen != strlen(c->out) || memcmp(out, c->out, olen) != 0))
+	bool cut = c->too_big || c->line_too_long;
+	if (!cut && (olen != strlen(c->out) || memcmp(out, c->out, olen) != 0))
 		fail_msg("%s (%s): got '%.*s', want '%s'", c->name, how, (int)olen, out, c->out);
+	if (cut && (olen > strlen(c->out) || memcmp(out, c->out, olen) != 0))
+		fail_msg("%s (%s): got '%.*s', want a prefix of '%s'", c->name, how, (int)olen, out,
+		         c->out);
+	if (c->out_limit && (long)olen > c->out_limit)
+		fail_msg("%s (%s): wrote %zu bytes past the long line, want at most %ld", c->name,
+		         how, olen, c->out_limit);
+	long size = c->size < 0 ? 0 : c->size;
+	if (c->size && (long)d->size != size)
+		fail_msg("%s (%s): size %zu, want %ld (RFC 1870)", c->name, how, d->size, size);
 	if (consumed != c->consumed)
 		fail_msg("%s (%s): consumed %ld, want %ld", c->name, how, consumed, c->consumed);
 	if (d->too_big != c->too_big || d->line_too_long != c->line_too_long)
@@ -158,11 +188,48 @@ static void test_large(void **state)
 	free(out);
 }
 
+/* test_size_past_limit - past max_size nothing more is written, but
+ * size keeps counting every octet (RFC 1870's count, CRLF as two): the
+ * session's --max-discard budget relies on it to stop reading an
+ * endless message (issue 19.8),
+ * for lines and for a stream with no line end at all (/dev/zero) */
+static void test_size_past_limit(void **state)
+{
+	static char in[65536], out[65536 + 2];
+	const struct {
+		const char *name;
+		char fill;
+		bool lines;
+	} streams[] = {{"text lines", 'x', true}, {"NUL bytes, no LF", '\0', false}};
+	for (size_t k = 0; k < sizeof(streams) / sizeof(streams[0]); k++) {
+		memset(in, streams[k].fill, sizeof(in));
+		if (streams[k].lines)
+			for (size_t i = 78; i + 1 < sizeof(in); i += 80)
+				memcpy(in + i, "\r\n", 2);
+		struct data_decoder d;
+		data_decoder_init(&d, 1000, 0);
+		size_t written = 0, fed = 0;
+		for (int round = 0; round < 32; round++) {
+			size_t wr, used = data_decode(&d, in, sizeof(in), out, &wr);
+			written += wr;
+			fed += used;
+			if (used != sizeof(in) || d.done)
+				fail_msg("%s: consumed %zu of %zu, done %d, want all and not done",
+				         streams[k].name, used, sizeof(in), d.done);
+		}
+		size_t want = fed; /* no dot stuffing here: every octet counts */
+		if (!d.too_big || written > 1000 || d.size != want)
+			fail_msg("%s: too_big %d written %zu size %zu, want 1 <=1000 %zu",
+			         streams[k].name, d.too_big, written, d.size, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cases),
 	    cmocka_unit_test(test_large),
+	    cmocka_unit_test(test_size_past_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,11 +2,10 @@
  * test_engine.c - the engine driven from transcripts, with no socket
  *
  * Each case is a transcript: "C: " lines go to the engine, "S: " lines
- * must match the next reply line by prefix, "S~ " skips reply lines up
- * to one that matches. After each C line every reply line must have
- * been matched. Message text after a 354 goes through the real DATA
- * decoder; deliveries succeed with 250 unless the case says otherwise.
- * AUTH checks accept alice/secret.
+ * must match the next reply line by prefix, "S= " must match it byte
+ * for byte, "S~ " skips reply lines up to one that matches. After each C line every reply line must
+ * have been matched. Message text after a 354 goes through the real DATA decoder; deliveries
+ * succeed with 250 unless the case says otherwise. AUTH checks accept alice/secret.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,9 +13,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
 #include "data.h"
 #include "deliver.h"
@@ -53,7 +55,7 @@ static const struct tcase cases[] = {
                                  "C: RCPT TO:<a@b>\nS: 503 5.5.1\nC: DATA\nS: 503 5.5.1\n"
                                  "C: STARTTLS\nS: 503 5.5.1\nC: AUTH PLAIN\nS: 503 5.5.1\n"
                                  "C: NOOP\nS: 250 2.0.0 Ok\nC: RSET\nS: 250 2.0.0 Ok\n"
-                                 "C: HELP\nS: 214-\nS: 214-\nS: 214-\nS: 214 2.0.0 End\n"
+                                 "C: HELP\nS: 214-\nS: 214-\nS: 214 2.0.0 End\n"
                                  "C: VRFY bob\nS: 252 2.5.0\nC: EXPN list\nS: 502 5.5.1\n"
                                  "C: QUIT\nS: 221 2.0.0\n"},
     {"out of order commands keep the session",
@@ -174,10 +176,50 @@ static const struct tcase cases[] = {
      .transcript = "S: 220 \nC: EHLO c\nS~ 250 HELP\n"
                    "C: AUTH PLAIN AGFsaWNlAHNlY3JldA==\nS: 235\nC: MAIL FROM:<a@b>\nS: 250\n"
                    "C: AUTH PLAIN AGFsaWNlAHNlY3JldA==\nS: 503 5.5.1\n"},
+    {"HELP without STARTTLS and AUTH has no empty line",
+     .transcript = "S: 220 \nC: HELP\nS= 214-2.0.0 smtpipe: commands supported:\n"
+                   "S= 214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY\n"
+                   "S= 214 2.0.0 End of HELP info\n"},
+    {"HELP with STARTTLS", .starttls = true,
+     .transcript = "S: 220 \nC: HELP\nS: 214-\nS: 214-\nS= 214-2.0.0   STARTTLS\n"
+                   "S= 214 2.0.0 End of HELP info\n"},
+    {"HELP with AUTH", .auth = true,
+     .transcript = "S: 220 \nC: HELP\nS: 214-\nS: 214-\nS= 214-2.0.0   AUTH\n"
+                   "S= 214 2.0.0 End of HELP info\n"},
+    {"HELP with STARTTLS and AUTH", .starttls = true, .auth = true,
+     .transcript = "S: 220 \nC: HELP\nS: 214-\nS: 214-\nS= 214-2.0.0   STARTTLS AUTH\n"
+                   "S= 214 2.0.0 End of HELP info\n"},
+    {"AUTH challenges byte for byte", .auth = true,
+     .transcript = "S: 220 \nC: EHLO c\nS~ 250 HELP\n"
+                   "C: AUTH PLAIN\nS= 334 \nC: *\nS= 501 5.7.0 Authentication cancelled\n"
+                   "C: AUTH LOGIN\nS= 334 VXNlcm5hbWU6\nC: YWxpY2U=\nS= 334 UGFzc3dvcmQ6\n"
+                   "C: c2VjcmV0\nS= 235 2.7.0 Authentication successful\n"},
     {"AUTH not enabled",
      .transcript =
          "S: 220 \nC: EHLO c\nS~ 250 HELP\nC: AUTH PLAIN AGFsaWNlAHNlY3JldA==\nS: 503 5.5.1\n"},
 };
+
+/*
+ * __wrap_calloc - the engine makes no system calls, so an allocation that
+ * fails is the only way to reach its out-of-memory path. This binary is
+ * linked with -Wl,--wrap=calloc (tests/CMakeLists.txt): the calls to
+ * calloc() in the engine's object come here and go on to the real one,
+ * except that once fail_next_calloc is set the next call fails as the
+ * real one would. A link-time wrap, not a replacement of the symbol, so
+ * that ASan and valgrind keep their own allocators.
+ */
+static bool fail_next_calloc;
+void *__real_calloc(size_t n, size_t size);
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	if (fail_next_calloc) {
+		fail_next_calloc = false;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_calloc(n, size);
+}
 
 /* expand - replace <LONGn>, <TOOLONG> and <NUL> in a C line */
 static size_t expand(const char *in, size_t len, char *out)
@@ -268,8 +310,9 @@ static void run_case(const struct tcase *tc)
 					engine_auth_result(&e, ok);
 				}
 			}
-		} else if (strncmp(p, "S: ", 3) == 0 || strncmp(p, "S~ ", 3) == 0) {
-			bool skip = p[1] == '~';
+		} else if (strncmp(p, "S: ", 3) == 0 || strncmp(p, "S~ ", 3) == 0 ||
+		           strncmp(p, "S= ", 3) == 0) {
+			bool skip = p[1] == '~', exact = p[1] == '=';
 			for (;;) {
 				if (rpos >= e.out.len)
 					fail_msg("%s: want '%.*s', got no more replies", tc->name,
@@ -278,7 +321,8 @@ static void run_case(const struct tcase *tc)
 				const char *crlf = strstr(r, "\r\n");
 				size_t rl = (size_t)(crlf - r);
 				rpos += rl + 2;
-				if (rl >= len - 3 && memcmp(r, p + 3, len - 3) == 0)
+				if (rl >= len - 3 && memcmp(r, p + 3, len - 3) == 0 &&
+				    (!exact || rl == len - 3))
 					break;
 				if (!skip)
 					fail_msg("%s: got '%.*s', want '%.*s'", tc->name, (int)rl,
@@ -318,11 +362,109 @@ static void test_received(void **state)
 	engine_free(&e);
 }
 
+/* feed - lines to the engine, replies dropped */
+static enum engine_event feed(struct engine *e, const char *const *lines, size_t n)
+{
+	enum engine_event ev = ENGINE_EV_NONE;
+	for (size_t i = 0; i < n; i++) {
+		e->out.len = 0;
+		ev = engine_line(e, lines[i], strlen(lines[i]), false);
+	}
+	return ev;
+}
+
+/* test_recipient_list_out_of_memory - issue 12.14: a failed allocation
+ * of the recipient list is a 451 to try again, never a permanent 554,
+ * and the session goes on */
+static void test_recipient_list_out_of_memory(void **state)
+{
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
+	struct engine_features feat = {.hostname = "mx.example"};
+	static struct engine e;
+	engine_init(&e, &cfg, &feat, "192.0.2.1", "ABC");
+	const char *lines[] = {"EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "RCPT TO:<e@f>",
+	                       "DATA"};
+	assert_int_equal(feed(&e, lines, 5), ENGINE_EV_DATA);
+	struct data_decoder d;
+	data_decoder_init(&d, cfg.max_message_size, 998);
+	char dec[64];
+	size_t out;
+	data_decode(&d, ".\r\n", 3, dec, &out);
+	assert_true(d.done);
+	e.out.len = 0;
+	fail_next_calloc = true;
+	enum engine_event ev = engine_data_end(&e, &d, 0);
+	fail_next_calloc = false;
+	if (ev != ENGINE_EV_NONE || e.out.len < 9 || memcmp(e.out.data, "451 4.3.0", 9) != 0)
+		fail_msg("got event %d reply '%.*s', want no delivery and 451 4.3.0", (int)ev,
+		         (int)e.out.len, e.out.data);
+	/* the session goes on: the next message is delivered to its list */
+	assert_int_equal(feed(&e, lines + 1, 4), ENGINE_EV_DATA);
+	data_decoder_init(&d, cfg.max_message_size, 998);
+	data_decode(&d, ".\r\n", 3, dec, &out);
+	assert_int_equal(engine_data_end(&e, &d, 0), ENGINE_EV_DELIVER);
+	struct delivery dv;
+	engine_envelope(&e, &dv);
+	assert_int_equal(dv.nrcpt, 2);
+	assert_string_equal(dv.rcpts[0], "c@d");
+	assert_string_equal(dv.rcpts[1], "e@f");
+	assert_null(dv.rcpts[2]);
+	engine_free(&e);
+}
+
+/* login - AUTH LOGIN with user and password, checked by the real
+ * auth_check against s; returns the reply code to the password */
+static int login(const struct auth_secret *s, const char *user, const char *pass)
+{
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
+	struct engine_features feat = {.hostname = "mx.example", .auth = true};
+	static struct engine e;
+	engine_init(&e, &cfg, &feat, "192.0.2.1", "ABC");
+	static char b64[4096];
+	const char *lines[] = {"EHLO c", "AUTH LOGIN"};
+	feed(&e, lines, 2);
+	auth_b64_encode(user, strlen(user), b64, sizeof(b64));
+	e.out.len = 0;
+	assert_int_equal(engine_line(&e, b64, strlen(b64), false), ENGINE_EV_NONE);
+	auth_b64_encode(pass, strlen(pass), b64, sizeof(b64));
+	e.out.len = 0;
+	if (engine_line(&e, b64, strlen(b64), false) != ENGINE_EV_AUTH)
+		fail_msg("user of %zu bytes: got no check, want one", strlen(user));
+	engine_auth_result(
+	    &e, auth_check(s, e.auth_user, e.auth_user_len, e.auth_pass, e.auth_pass_len));
+	int code = atoi(e.out.data);
+	engine_free(&e);
+	return code;
+}
+
+/* test_login_user_compared_whole - issue 12.9: a LOGIN user longer than
+ * the engine's buffer is refused, not cut to the configured name */
+static void test_login_user_compared_whole(void **state)
+{
+	static char user[256], longer[400];
+	memset(user, 'u', 255);
+	snprintf(longer, sizeof(longer), "%s%s", user, "-and-anything");
+	struct auth_secret s = {
+	    .user = user, .password = "secret", .user_len = 255, .password_len = 6};
+	static const struct {
+		const char *user, *pass;
+		int want;
+	} tries[] = {{user, "secret", 235}, {longer, "secret", 535}, {user, "wrong", 535}};
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		int got = login(&s, tries[i].user, tries[i].pass);
+		if (got != tries[i].want)
+			fail_msg("user of %zu bytes, password %s: got %d, want %d",
+			         strlen(tries[i].user), tries[i].pass, got, tries[i].want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_transcripts),
 	    cmocka_unit_test(test_received),
+	    cmocka_unit_test(test_recipient_list_out_of_memory),
+	    cmocka_unit_test(test_login_user_compared_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,14 +102,22 @@ static void test_escape(void **state)
 	} cases[] = {
 	    {"alice@example.org", 0, 64, "alice@example.org"},
 	    {"", 0, 8, ""},
-	    {"say \"hi\"", 0, 64, "say \\\"hi\\\""},
-	    {"back\\slash", 0, 64, "back\\\\slash"},
+	    {"say \"hi\"", 0, 64, "say\\x20\\x22hi\\x22"},
+	    {"back\\slash", 0, 64, "back\\x5cslash"},
 	    {"a\r\nb", 0, 64, "a\\x0d\\x0ab"},
 	    {"tab\there", 0, 64, "tab\\x09here"},
 	    {"nul\0x", 5, 64, "nul\\x00x"},
 	    {"\x7f\x80\xff", 0, 64, "\\x7f\\x80\\xff"},
 	    {"caf\xc3\xa9", 0, 64, "caf\\xc3\\xa9"},
-	    {"key=value <x>", 0, 64, "key=value <x>"},
+	    {"key=value <x>", 0, 64, "key\\x3dvalue\\x20<x>"},
+	    /* issue 19.1: no quote, blank or key= survives to end a value */
+	    {"x\" client=203.0.113.7 x=\"", 0, 64,
+	     "x\\x22\\x20client\\x3d203.0.113.7\\x20x\\x3d\\x22"},
+	    /* issue 19.7: U+202E and a C1 control stay visible as bytes */
+	    {"a\xe2\x80\xae"
+	     "b\xc2\x85",
+	     0, 64, "a\\xe2\\x80\\xaeb\\xc2\\x85"},
+	    {"<a@b.example>!#$%&'*+-/?^_`{|}~", 0, 64, "<a@b.example>!#$%&'*+-/?^_`{|}~"},
 	    /* exactly fits: never cut */
 	    {"abc", 0, 4, "abc"},
 	    {"abcdefgh", 0, 9, "abcdefgh"},
@@ -120,6 +128,7 @@ static void test_escape(void **state)
 	    /* a cut never splits an escape */
 	    {"ab\ncdefgh", 0, 9, "ab..."},
 	    {"abcd\"fgh", 0, 9, "abcd..."},
+	    {"abcd efgh", 0, 9, "abcd..."},
 	    /* too small for "..." */
 	    {"abc", 0, 3, "ab"},
 	    {"abc", 0, 1, ""},
@@ -287,6 +296,70 @@ static void test_open_failure(void **state)
 		fail_msg("after a failed open: got enabled, want nothing");
 }
 
+/* test_refuses_links_and_fifos - issue 19.11: --log=FILE is opened as
+ * root in a directory the service user may write: a symlink, a FIFO
+ * (which would hang a blocking open) and a second hard link are each
+ * refused with one line, and the target is left untouched */
+static void test_refuses_links_and_fifos(void **state)
+{
+	(void)state;
+	char target[192], other[192];
+	snprintf(target, sizeof(target), "%s/target", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	static const struct {
+		const char *what, *want;
+	} cases[] = {{"symlink", "symbolic link"},
+	             {"fifo", "not a regular file"},
+	             {"hardlink", "more than one hard link"},
+	             {"directory", "Is a directory"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unlink(path);
+		rmdir(path);
+		int rc = 0;
+		if (i == 0)
+			rc = symlink(target, path);
+		else if (i == 1)
+			rc = mkfifo(path, 0600);
+		else if (i == 2)
+			rc = link(target, path);
+		else
+			rc = mkdir(path, 0700);
+		assert_int_equal(rc, 0);
+		struct config cfg = {.progname = "smtpipe",
+		                     .log_dest = LOG_DEST_FILE,
+		                     .log_file = path,
+		                     .log_level = LOG_INFO};
+		char err[256] = "";
+		/* a FIFO with no reader: a blocking open would wait here forever */
+		if (log_open(&cfg, err, sizeof(err)) != -1)
+			fail_msg("%s: got success, want -1", cases[i].what);
+		if (!strstr(err, path) || !strstr(err, cases[i].want) || strchr(err, '\n'))
+			fail_msg("%s: got err '%s', want one line naming %s and '%s'",
+			         cases[i].what, err, path, cases[i].want);
+		if (log_open_file(path, err, sizeof(err)) != -1)
+			fail_msg("%s: log_open_file: got success, want -1", cases[i].what);
+	}
+	/* a FIFO with a reader opens without blocking, and is refused too */
+	unlink(path);
+	rmdir(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	int rd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rd >= 0);
+	char err[256] = "";
+	if (log_open_file(path, err, sizeof(err)) != -1 || !strstr(err, "not a regular file"))
+		fail_msg("fifo with a reader: got '%s', want refused as not a regular file", err);
+	close(rd);
+	unlink(path);
+	struct stat st;
+	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	unlink(target);
+	unlink(other);
+}
+
 static void test_stderr(void **state)
 {
 	(void)state;
@@ -392,6 +465,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_none_and_closed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuses_links_and_fifos, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stderr, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_long_line_is_one_line, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),

@@ -19,6 +19,8 @@
 #include "options.h"
 
 #define MAXARGS 12
+/* 64 letters: one more than a DNS label may have */
+#define LONG_LABEL "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 /* The fields a case can check, each compared as a string. */
 enum field {
@@ -236,7 +238,7 @@ static const struct {
      {{F_MAX_SESSIONS, "16"},
       {F_MAX_RECIPIENTS, "100"},
       {F_MAX_MESSAGE_SIZE, "67108864"},
-      {F_MAX_LINE_LENGTH, "1000"},
+      {F_MAX_LINE_LENGTH, "0"},
       {F_MAX_ERRORS, "20"},
       {F_TIMEOUT, "300"},
       {F_DELIVERY_TIMEOUT, "300"},
@@ -337,11 +339,16 @@ static const struct {
     {{"smtpipe", "--max-message-size=25M"}, {{F_MAX_MESSAGE_SIZE, "26214400"}}},
     {{"smtpipe", "--max-message-size=2G"}, {{F_MAX_MESSAGE_SIZE, "2147483648"}}},
     {{"smtpipe", "--max-line-length=3"}, {{F_MAX_LINE_LENGTH, "3"}}},
+    {{"smtpipe", "--max-line-length=0"}, {{F_MAX_LINE_LENGTH, "0"}}},
+    {{"smtpipe", "--max-line-length=1000"}, {{F_MAX_LINE_LENGTH, "1000"}}},
     {{"smtpipe", "--max-line-length=65536"}, {{F_MAX_LINE_LENGTH, "65536"}}},
     {{"smtpipe", "--max-errors=1"}, {{F_MAX_ERRORS, "1"}}},
     {{"smtpipe", "--delivery-timeout=5"}, {{F_DELIVERY_TIMEOUT, "5"}}},
     {{"smtpipe", "--hostname=mx.example.org"}, {{F_HOSTNAME, "mx.example.org"}}},
     {{"smtpipe", "--hostname=[127.0.0.1]"}, {{F_HOSTNAME, "[127.0.0.1]"}}},
+    {{"smtpipe", "--hostname=[IPv6:2001:db8::1]"}, {{F_HOSTNAME, "[IPv6:2001:db8::1]"}}},
+    {{"smtpipe", "--hostname=Mail-1.EXAMPLE.org"}, {{F_HOSTNAME, "Mail-1.EXAMPLE.org"}}},
+    {{"smtpipe", "--hostname=localhost"}, {{F_HOSTNAME, "localhost"}}},
     {{"smtpipe", "--spool-dir=/var/spool/smtpipe"}, {{F_SPOOL_DIR, "/var/spool/smtpipe"}}},
     {{"smtpipe", "--user=mail"}, {{F_USER, "mail"}}},
     {{"smtpipe", "--user=mail:mail"}, {{F_USER, "mail:mail"}}},
@@ -426,8 +433,27 @@ static const struct {
     {{"smtpipe", "--max-line-length=2"}, "--max-line-length: '2' is not a length"},
     {{"smtpipe", "--max-errors=0"}, "--max-errors: '0' is not a number"},
     {{"smtpipe", "--delivery-timeout=0"}, "--delivery-timeout: '0' is not a timeout"},
-    {{"smtpipe", "--hostname=bad host"}, "--hostname: 'bad host' is not a host name"},
-    {{"smtpipe", "--hostname=a(b)"}, "--hostname: 'a(b)' is not a host name"},
+    {{"smtpipe", "--hostname=bad host"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a(b)"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a;b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a\"b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=<a>"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a\\b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a\tb"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a\x01b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=caf\xc3\xa9.example"},
+     "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=-a.example"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a-.example"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a..b"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a.example."}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=[1.2.3.4"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=[300.1.1.1]"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=[IPv6:zz]"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=[x:y]"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=a_b.example"}, "--hostname: not a domain name or address literal"},
+    {{"smtpipe", "--hostname=" LONG_LABEL ".example"},
+     "--hostname: not a domain name or address literal"},
     {{"smtpipe", "--hostname="}, "--hostname: empty value"},
     {{"smtpipe", "--spool-dir="}, "--spool-dir: empty value"},
     {{"smtpipe", "--user="}, "--user: empty value"},
@@ -593,7 +619,7 @@ static void test_help(void **state)
 	    "-p, --port",
 	    "-t, --timeout",
 	    "-v, --version",
-	    "-?, --help",
+	    "-?, -h, --help",
 	    "--mailbox=FILE",
 	    "MAILBOX",
 	    "--max-sessions=N",
@@ -610,13 +636,14 @@ static void test_help(void **state)
 	    "(default 16)",
 	    "(default 100)",
 	    "(default 67108864)",
-	    "(default 1000)",
+	    "0: none; RFC 5321: 1000 (default 0)",
 	    "(default 20)",
 	    "(default 300)",
 	    "$TMPDIR or /tmp",
 	};
-	static const char *const flags[][2] = {
-	    {"smtpipe", "--help"}, {"mockmta", "-?"}, {"msmtpd", "--help"}, {"mockmta", "--help"}};
+	static const char *const flags[][2] = {{"smtpipe", "--help"}, {"smtpipe", "-h"},
+	                                       {"mockmta", "-h"},     {"mockmta", "-?"},
+	                                       {"msmtpd", "--help"},  {"mockmta", "--help"}};
 	static char out[16384];
 	for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
 		const char *words[] = {flags[f][0], flags[f][1], NULL};

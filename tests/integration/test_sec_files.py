@@ -1,0 +1,229 @@
+"""Files in hostile places: the mailbox, --log=FILE, --spool-dir, --hostname.
+
+Built for real: a sticky world-writable directory like /tmp, links and
+FIFOs planted there by the user nobody, the daemon running as root; a
+spool directory the sessions' user cannot write; a host name set in a
+UTS namespace. Issue 12 item 8, issue 19 items 10 and 11.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+NOBODY = 65534
+BIG = "Subject: big\r\n\r\n" + ("x" * 998 + "\r\n") * 100 + ".\r\n"  # > 64 KiB
+
+
+def setUpModule():
+    if os.geteuid() != 0:
+        raise RuntimeError("test_sec_files needs root: the daemon runs as root, "
+                           "the planted files are nobody's")
+
+
+def as_nobody(*argv):
+    """Run argv as the user nobody (another local user)."""
+    subprocess.run(argv, user=NOBODY, group=NOBODY, extra_groups=[], check=True, timeout=30)
+
+
+class Shared(unittest.TestCase):
+    """A directory like /tmp (mode 1777) and a file of root's elsewhere."""
+
+    def setUp(self):
+        self.shared = tempfile.mkdtemp(prefix="smtpipe-shared-")
+        os.chmod(self.shared, 0o1777)
+        self.private = tempfile.mkdtemp(prefix="smtpipe-private-")  # 0700, root's
+        self.victim = os.path.join(self.private, "victim")
+        with open(self.victim, "w") as f:
+            f.write("root's file\n")
+        self.addCleanup(shutil.rmtree, self.shared, True)
+        self.addCleanup(shutil.rmtree, self.private, True)
+
+    def victim_untouched(self):
+        with open(self.victim) as f:
+            self.assertEqual(f.read(), "root's file\n")
+
+    def start(self, argv, timeout=20):
+        """Run a start-up that must fail; the bound only guards a hang."""
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+
+class Mailbox(Shared):
+    def mockmta(self, box):
+        return self.start([harness.mockmta_binary(), "-f", "-p", "0", "--interface=127.0.0.1",
+                           "--log=none", box])
+
+    def test_startup_refuses_a_planted_symlink(self):
+        box = os.path.join(self.shared, "test.mbox")
+        as_nobody("ln", "-s", self.victim, box)
+        r = self.mockmta(box)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("cannot open mailbox %s for appending: it is a symbolic link" % box, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.victim_untouched()
+
+    def test_startup_refuses_a_fifo_without_waiting(self):
+        box = os.path.join(self.shared, "test.mbox")
+        as_nobody("mkfifo", box)
+        r = self.mockmta(box)  # a blocking open would wait for a reader forever
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("cannot open mailbox %s for appending: not a regular file" % box, r.stderr)
+
+    def test_startup_refuses_another_users_file(self):
+        box = os.path.join(self.shared, "test.mbox")
+        as_nobody("touch", box)
+        r = self.mockmta(box)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("for appending: owned by another user", r.stderr)
+
+    def test_planted_after_start_up_is_451_each_time(self):
+        box = os.path.join(self.shared, "test.mbox")
+        with harness.Server(personality="mockmta", mailbox=box) as srv:
+            c = srv.raw()
+            c.greet()
+            c.message("Subject: 1\r\n\r\nfirst\r\n.\r\n", want=250)
+            # the test suite reads the mailbox and removes it; another user
+            # of the shared directory is quicker to put something there
+            os.unlink(box)
+            plants = [(("ln", "-s", self.victim, box), "it is a symbolic link"),
+                      (("mkfifo", box), "not a regular file"),
+                      (("touch", box), "owned by another user")]
+            for argv, why in plants:
+                with self.subTest(plant=argv[0]):
+                    as_nobody(*argv)
+                    lines = c.message("Subject: 2\r\n\r\nclient text\r\n.\r\n", want=451)
+                    self.assertIn("4.3.0", lines[0])
+                    self.assertRegex(srv.log(), r'event=mailbox-error mailbox=%s error="%s[^"]*" '
+                                     % (box.replace(".", r"\."), why))
+                    as_nobody("rm", "-f", box)
+            c.cmd("QUIT", 221)
+        self.victim_untouched()
+
+
+class LogFile(Shared):
+    def smtpipe(self, log):
+        return self.start([harness.real_binary(), "--interface=127.0.0.1", "--port=0",
+                           "--log=" + log, "--command=cat"])
+
+    def test_refuses_a_planted_symlink(self):
+        log = os.path.join(self.shared, "smtpipe.log")
+        as_nobody("ln", "-s", self.victim, log)
+        r = self.smtpipe(log)
+        self.assertEqual(r.returncode, 3, r)
+        self.assertIn("cannot open log file %s: it is a symbolic link" % log, r.stderr)
+        self.victim_untouched()
+
+    def test_refuses_a_fifo_without_waiting(self):
+        log = os.path.join(self.shared, "smtpipe.log")
+        as_nobody("mkfifo", log)
+        r = self.smtpipe(log)
+        self.assertEqual(r.returncode, 3, r)
+        self.assertIn("cannot open log file %s: not a regular file" % log, r.stderr)
+
+    def test_refuses_a_hard_link_to_another_file(self):
+        log = os.path.join(self.shared, "smtpipe.log")
+        os.link(self.victim, log)  # with protected_hardlinks off, any user can
+        r = self.smtpipe(log)
+        self.assertEqual(r.returncode, 3, r)
+        self.assertIn("cannot open log file %s: it has more than one hard link" % log, r.stderr)
+        self.victim_untouched()
+
+
+class SpoolDir(unittest.TestCase):
+    def inetd(self, *args):
+        """An --inetd start-up with no client (stdin at EOF)."""
+        return subprocess.run([harness.real_binary(), "--inetd", "--log=none", "--command=cat"]
+                              + list(args), capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+
+    def test_missing_directory_is_a_start_up_error(self):
+        r = self.inetd("--spool-dir=/nonexistent/spool")
+        self.assertEqual(r.returncode, 3, r)
+        self.assertIn("cannot spool large messages in /nonexistent/spool (--spool-dir): "
+                      "No such file or directory", r.stderr)
+        self.assertNotIn("220", r.stdout)  # no session was offered
+
+    def test_checked_as_the_sessions_user(self):
+        d = tempfile.mkdtemp(prefix="smtpipe-spool-")  # 0700, root's: not nobody's
+        self.addCleanup(shutil.rmtree, d, True)
+        r = self.inetd("--spool-dir=" + d, "--user=nobody")
+        self.assertEqual(r.returncode, 3, r)
+        self.assertIn("cannot spool large messages in %s (--spool-dir): Permission denied" % d,
+                      r.stderr)
+        # the daemon checks after binding and dropping to --user, too
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run([harness.real_binary(), "--interface=127.0.0.1", "--port=0",
+                                "--log=none", "--user=nobody", "--spool-dir=" + d,
+                                "--command=cat"], capture_output=True, text=True, timeout=30,
+                               cwd=tmp)
+        self.assertEqual(r.returncode, 3, r)
+        self.assertIn("cannot spool large messages in %s (--spool-dir): Permission denied" % d,
+                      r.stderr)
+
+    def test_runtime_failure_names_the_directory_and_error(self):
+        d = tempfile.mkdtemp(prefix="smtpipe-spool-")
+        self.addCleanup(shutil.rmtree, d, True)
+        with harness.Server("--spool-dir=" + d) as srv:
+            os.rmdir(d)  # gone after start-up
+            c = srv.raw()
+            c.greet()
+            c.message(BIG, want=452)
+            c.message("Subject: small\r\n\r\nstill fine\r\n.\r\n", want=250)
+            c.cmd("QUIT", 221)
+        self.assertRegex(srv.log(), r'event=rejected reason=spool-error client=127\.0\.0\.1 '
+                                    r'size=\d+ spool-dir="%s" error="No such file or directory"'
+                                    % d.replace(".", r"\."))
+
+
+class Hostname(unittest.TestCase):
+    def test_option_refuses_what_a_header_cannot_hold(self):
+        for bad in ("a;b", 'a"b', "<a>", "a\\b", "a b", "a\tb", "a\x01b", "a(b)c",
+                    "mx.example;by", "[1.2.3]", "caf\u00e9.example"):
+            with self.subTest(name=bad):
+                r = subprocess.run([harness.real_binary(), "--inetd", "--hostname=" + bad],
+                                   capture_output=True, text=True, timeout=30,
+                                   stdin=subprocess.DEVNULL)
+                self.assertEqual(r.returncode, 3, r)
+                self.assertIn("--hostname: not a domain name or address literal", r.stderr)
+        for good in ("mx.example.org", "localhost", "[192.0.2.1]", "[IPv6:2001:db8::1]"):
+            with self.subTest(name=good):
+                def talk(c):
+                    c.expect(220, good)
+                    c.cmd("QUIT", 221)
+                rc, err = harness.run_inetd(["--hostname=" + good, "--log=none",
+                                             "--command=cat"], talk)
+                self.assertEqual(rc, 0, err)
+
+    def test_system_name_is_checked_the_same_way(self):
+        """gethostname() in a UTS namespace whose name is not a domain."""
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "log")
+            a, b = socket.socketpair()
+            code = ("import os, socket, sys; socket.sethostname(sys.argv[1]); "
+                    "os.execv(sys.argv[2], sys.argv[2:])")
+            p = subprocess.Popen(["unshare", "--uts", sys.executable, "-c", code,
+                                  'bad;name"<x>', harness.real_binary(), "--inetd",
+                                  "--log=" + log, "--command=cat"],
+                                 stdin=b, stdout=b, stderr=subprocess.PIPE)
+            b.close()
+            c = harness.RawClient(0, sock=a, timeout=30)
+            lines = c.expect(220)
+            c.cmd("QUIT", 221)
+            a.close()
+            self.assertEqual(p.wait(timeout=30), 0)
+            p.stderr.close()
+            self.assertEqual(lines[0], "localhost ESMTP smtpipe")
+            with open(log) as f:
+                text = f.read()
+            self.assertIn('event=hostname-invalid using=localhost '
+                          'name="bad;name\\x22<x>"', text)
+
+
+if __name__ == "__main__":
+    harness.main()
