@@ -270,7 +270,9 @@ class ErrorPaths(unittest.TestCase):
         import test_tls_starttls as t
         t.setUpModule()
         try:
-            with harness.Server(*t.tls_args()) as srv:
+            # -t 10: should a broken record leave the session waiting, it
+            # ends (and the test fails) in 10 s, not the default 300
+            with harness.Server(*t.tls_args("-t", "10")) as srv:
                 c = srv.raw(timeout=30).greet()
                 c.cmd("STARTTLS", 220)
                 tls = t.context().wrap_socket(c.sock, server_hostname="localhost")
