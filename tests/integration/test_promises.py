@@ -272,7 +272,7 @@ class ErrorPaths(unittest.TestCase):
         try:
             # -t 10: should a broken record leave the session waiting, it
             # ends (and the test fails) in 10 s, not the default 300
-            with harness.Server(*t.tls_args("-t", "10")) as srv:
+            with harness.Server(*t.tls_args("-t", "10")) as srv, sessions_killed(srv):
                 c = srv.raw(timeout=30).greet()
                 c.cmd("STARTTLS", 220)
                 tls = t.context().wrap_socket(c.sock, server_hostname="localhost")
@@ -291,6 +291,33 @@ class ErrorPaths(unittest.TestCase):
                 srv.raw().greet().cmd("QUIT", 221)  # the daemon serves on
         finally:
             t.tearDownModule()
+
+
+class sessions_killed:
+    """On the way out, SIGKILL the daemon's sessions still running: a
+    session stuck by a bug would else keep its stderr, and the harness
+    would wait on it after the test has already failed."""
+
+    def __init__(self, srv):
+        self.pid = srv.proc.pid
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        for p in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.pid:
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except OSError:
+                    pass
+        return False
 
 
 def wait_closed(tls):

@@ -57,6 +57,24 @@ def build(tree, targets, jobs):
     return r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
+def kill_leftovers(build_dir):
+    """SIGKILL what a mutated binary left running (a session that spins
+    or hangs outlives its test): every process whose executable is in
+    this run's own build directory."""
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            exe = os.readlink("/proc/%s/exe" % p)
+        except OSError:
+            continue
+        if exe.startswith(build_dir + os.sep):
+            try:
+                os.kill(int(p), 9)
+            except OSError:
+                pass
+
+
 def run_selection(tree, sel):
     """True when the selection passes."""
     b = os.path.join(tree, "build")
@@ -75,7 +93,9 @@ def run_selection(tree, sel):
         r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=TEST_TIMEOUT,
                            cwd=b)
     except subprocess.TimeoutExpired:
+        kill_leftovers(b)
         return False, "timed out after %d s" % TEST_TIMEOUT
+    kill_leftovers(b)
     out = r.stdout + r.stderr
     if sel.startswith("unit.") and "No tests were found" in out:
         return False, "no such ctest test: " + sel
