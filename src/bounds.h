@@ -68,6 +68,9 @@
 #define BOUND_MBOX_LOCK_SECONDS 10
 /* Bytes of a delivery command's stdout+stderr copied to the log. */
 #define BOUND_COMMAND_OUTPUT 4096
+/* Log lines of one command's (or helper's) output; one more line says
+ * how much was dropped. */
+#define BOUND_COMMAND_OUTPUT_LINES 50
 /* Session reply buffer: flushed when it passes half of this. */
 #define BOUND_REPLY_BUFFER 8192
 

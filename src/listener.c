@@ -52,24 +52,37 @@ static int sig_fd = -1;      /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the ma
 static sigset_t open_mask;   /* the signal mask before they were blocked */
 static int pid_fd = -1;      /* -P: opened before --user, written after detach */
 
+static int systemd_fds; /* LISTEN_FDS when it named this process, else 0 */
+
+/* listener_systemd_adopt - see listener.h */
+void listener_systemd_adopt(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	int n = fds ? atoi(fds) : 0;
+	if (pid && atol(pid) == (long)getpid() && n > 0) {
+		systemd_fds = n;
+		for (int fd = 3; fd < 3 + n; fd++) /* all of them, not only fd 3 */
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	/* removed whoever they name: no child is to see them */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
 /* systemd_socket - the first LISTEN_FDS socket when it is ours: 3; -1
  * when there is none; -2 when fd 3 is not a listening stream socket
  * (Accept=yes hands over a connection: that is --inetd's job, and
  * polling it would spin) */
 static int systemd_socket(void)
 {
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	if (!pid || !fds || atol(pid) != (long)getpid() || atoi(fds) < 1)
+	if (systemd_fds < 1)
 		return -1;
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
 	int listening = 0, type = 0;
 	socklen_t l1 = sizeof(listening), l2 = sizeof(type);
 	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l1) < 0 ||
 	    getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &l2) < 0 || !listening || type != SOCK_STREAM)
 		return -2;
-	fcntl(3, F_SETFD, FD_CLOEXEC);
 	return 3;
 }
 

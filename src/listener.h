@@ -17,6 +17,12 @@
 
 struct server;
 
+/* listener_systemd_adopt - take systemd's LISTEN_FDS before anything
+ * runs: when LISTEN_PID names this process, every one of its sockets
+ * (fds 3 .. 3+LISTEN_FDS-1) is made close-on-exec and fd 3 is kept for
+ * listener_open; LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are removed
+ * from the environment in every case. main calls it first. */
+void listener_systemd_adopt(void);
 /* listener_open - bind and listen (or take a LISTEN_FDS socket from
  * systemd); -1 with err filled: the caller exits with EXIT_KIND_STARTUP */
 int listener_open(const struct server *srv, char *err, size_t errlen);

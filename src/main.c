@@ -9,10 +9,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -32,9 +34,28 @@ static struct server srv;
 static struct cmd_template command;
 static struct auth_secret secret;
 
-/* fail - one line, then the exit code for kind */
+/* stderr_is_client - under --inetd (xinetd, GNU pies) descriptor 2 may
+ * be the client's connection: nothing meant for an administrator goes
+ * there */
+static bool stderr_is_client(void)
+{
+	int type;
+	socklen_t len = sizeof(type);
+	return cfg.mode == MODE_INETD &&
+	       getsockopt(STDERR_FILENO, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+}
+
+/* fail - one line (to the log when stderr is the client), then the exit
+ * code for kind */
 static int fail(enum exit_kind kind, const char *msg)
 {
+	if (stderr_is_client()) {
+		char esc[1024];
+		log_escape(esc, sizeof(esc), msg, strlen(msg));
+		log_msg(LOG_ERR, "event=startup-error error=\"%s\"", esc);
+		auth_secret_wipe(&secret);
+		return config_exit_code(&cfg, kind);
+	}
 	fprintf(stderr, "%s%s%s\n",
 	        strncmp(msg, cfg.progname, strlen(cfg.progname)) ? cfg.progname : "",
 	        strncmp(msg, cfg.progname, strlen(cfg.progname)) ? ": " : "", msg);
@@ -69,18 +90,18 @@ static void absolute_paths(void)
 	cfg.tls_ca = absolute(cfg.tls_ca);
 }
 
-/* absolute_program - "./deliver.sh" of --command, for MODE_DAEMON; a
- * bare name is left to PATH, a shell template to the shell */
-static void absolute_program(void)
+/* command_dir - --command for MODE_DAEMON: the command runs in the
+ * start-up directory, so that every relative word ("sh deliver.sh",
+ * "./deliver -c conf", ">>err.log") means what it meant in the
+ * foreground (issue 19 item 6) */
+static int command_dir(char *err, size_t errlen)
 {
-	char *prog = command.argv && command.argc ? command.argv[0] : NULL;
-	if (command.shell || !prog || prog[0] == '/' || !strchr(prog, '/'))
-		return;
-	const char *abs = absolute(prog);
-	if (abs != prog) {
-		command.argv[0] = (char *)abs;
-		free(prog);
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd))) {
+		snprintf(err, errlen, "--command: cannot tell the current directory for -d: %m");
+		return -1;
 	}
+	return cmd_template_run_in(&command, cwd, err, errlen);
 }
 
 /* stdio_safe - descriptors 0-2 that are closed are opened on
@@ -117,6 +138,9 @@ int main(int argc, char **argv)
 	case OPTIONS_RUN:
 		break;
 	}
+	/* before anything runs (passwordeval, the keyring helper): no
+	 * child may inherit systemd's sockets or variables */
+	listener_systemd_adopt();
 	if (cfg.mode == MODE_DAEMON)
 		absolute_paths();
 	/* the time zone once, here: every forked session inherits it
@@ -139,8 +163,8 @@ int main(int argc, char **argv)
 	if (!cfg.mailbox) {
 		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_USAGE, err);
-		if (cfg.mode == MODE_DAEMON)
-			absolute_program();
+		if (cfg.mode == MODE_DAEMON && command_dir(err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
 		srv.command = &command;
 	}
 	if (cfg.tls_cert) {

@@ -18,6 +18,7 @@
 #include <syslog.h>
 
 #include "bounds.h"
+#include "cmd_template.h"
 #include "config.h"
 #include "tls.h"
 
@@ -152,7 +153,8 @@ static void usage(const struct config *cfg)
 	       "/64 (default %u; 0: no limit)\n"
 	       "  --client-limit-loopback  apply --max-sessions-per-client to loopback "
 	       "clients too\n"
-	       "  --max-recipients=N       recipients per message (default %u)\n"
+	       "  --max-recipients=N       recipients per message (default %u), at most what\n"
+	       "                           fits the command's argument list\n"
 	       "  --max-message-size=N     message size in bytes, k/M/G suffixes (default %lu)\n"
 	       "  --max-line-length=N      text line length with CRLF, 0: none; RFC 5321: 1000 "
 	       "(default %u)\n"
@@ -537,6 +539,14 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 	}
 	if (cfg->mailbox && cmd_given)
 		BAD("give either --command or a MAILBOX, not both");
+	/* Every recipient is one argument of the command: a value whose
+	 * argument list cannot be executed would answer 451 forever. */
+	size_t most =
+	    cfg->mailbox ? cfg->max_recipients : cmd_template_max_recipients(cfg->command);
+	if (cfg->max_recipients > most)
+		BAD("--max-recipients=%u: the command's argument list would not fit ARG_MAX with "
+		    "addresses of %d octets; the largest allowed is %zu",
+		    cfg->max_recipients, BOUND_PATH - 2, most);
 	if (cfg->personality == PERSONALITY_MOCKMTA && !cfg->mailbox)
 		BAD("MAILBOX is required (usage: mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] [-l "
 		    "LEVEL] [-P FILE] [-p PORT] [-t SEC] MAILBOX)");

@@ -21,23 +21,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "bounds.h"
-
-extern char **environ;
+#include "child.h"
 
 /* store - keep user and password in s (the password is copied, the
  * caller wipes its own buffer) */
@@ -58,14 +53,6 @@ static int store(struct auth_secret *s, const char *user, const char *pass, size
 	return 0;
 }
 
-/* now_ms - monotonic milliseconds */
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* What one run of a command gave back. */
 struct run {
 	char *buf;      /* the first cap-1 bytes of its stdout, NUL-terminated */
@@ -75,96 +62,70 @@ struct run {
 	int status;     /* wait status when it ended by itself */
 };
 
-/* drain - read what the pipe holds now into r (beyond cap: read and
- * wiped); true at end of file or on an error */
-static bool drain(int fd, struct run *r)
+/* keep - a stream feed: stdout into r->buf, the rest counted as
+ * overflow (child_wait wipes its own buffer) */
+static void keep(void *arg, const char *p, size_t n)
 {
-	char scratch[512];
-	bool end = false;
-	for (;;) {
-		char *to = r->n < r->cap - 1 ? r->buf + r->n : scratch;
-		size_t room = r->n < r->cap - 1 ? r->cap - 1 - r->n : sizeof(scratch);
-		ssize_t got = read(fd, to, room);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			end = got == 0 || errno != EAGAIN;
-			break;
-		}
-		if (to == scratch)
-			r->overflow = true;
-		else
-			r->n += (size_t)got;
-	}
-	explicit_bzero(scratch, sizeof(scratch));
+	struct run *r = arg;
+	size_t room = r->cap - 1 - r->n, k = n < room ? n : room;
+	memcpy(r->buf + r->n, p, k);
+	r->n += k;
 	r->buf[r->n] = '\0';
-	return end;
+	if (k < n)
+		r->overflow = true;
 }
 
-/* run_output - run argv (its own process group, stdin from /dev/null
- * unless keep_stdin, stdout to a pipe) for at most
- * BOUND_PASSWORDEVAL_SECONDS, collecting its output into r. The run
- * ends when the command itself exits, as with msmtp's popen: a child it
- * left in the background holding the pipe does not hold us up. At the
- * deadline the whole process group is killed. -1 (errno set) only when
- * it cannot be started */
-static int run_output(char *const argv[], bool keep_stdin, struct run *r)
+/* run_output - run argv (through child.c: descriptors 0-2 only, no
+ * systemd variables) for at most BOUND_PASSWORDEVAL_SECONDS, its stdout
+ * into r, its stderr to the log as event=EVENT lines. With terminal
+ * (stdin is a terminal) it runs in our process group with the terminal
+ * as stdin and, when stderr is the terminal too, as stderr: it can ask
+ * and read there, as with msmtp's popen; at the deadline it alone is
+ * killed. Otherwise stdin is /dev/null (under --inetd it would be the
+ * client's socket) and it runs in a group of its own, killed whole at
+ * the deadline. The run ends when the command itself exits: a child it
+ * left in the background holding the pipe does not hold us up. -1
+ * (errno set) only when it cannot be started */
+static int run_output(char *const argv[], bool terminal, const char *event, struct run *r)
 {
-	int p[2];
+	int out[2], err[2] = {-1, -1};
 	r->n = 0;
 	r->buf[0] = '\0';
 	r->overflow = r->timed_out = false;
 	r->status = 0;
-	if (pipe2(p, O_CLOEXEC) < 0)
+	bool tty_err = terminal && isatty(STDERR_FILENO);
+	if (pipe2(out, O_CLOEXEC) < 0)
 		return -1;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
-	if (!keep_stdin) /* under --inetd stdin is the client's socket */
-		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-	pid_t pid;
-	int e = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	close(p[1]);
-	if (e != 0) {
-		close(p[0]);
+	if (!tty_err && pipe2(err, O_CLOEXEC) < 0) {
+		close(out[0]);
+		close(out[1]);
+		return -1;
+	}
+	struct child_spec cs = {
+	    .argv = argv,
+	    .fd = {terminal ? STDIN_FILENO : -1, out[1], tty_err ? STDERR_FILENO : err[1]},
+	    .same_group = terminal};
+	pid_t pid = child_spawn(&cs);
+	int e = errno;
+	close(out[1]);
+	if (err[1] >= 0)
+		close(err[1]);
+	if (pid < 0) {
+		close(out[0]);
+		if (err[0] >= 0)
+			close(err[0]);
 		errno = e;
 		return -1;
 	}
-	fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-	/* a pidfd wakes poll() when the command exits; without one (an old
-	 * kernel) waitpid is polled every 20 ms */
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	long long deadline = now_ms() + BOUND_PASSWORDEVAL_SECONDS * 1000LL;
-	bool eof = false, exited = false;
-	while (!exited) {
-		long long left = deadline - now_ms();
-		if (left <= 0) {
-			r->timed_out = true;
-			break;
-		}
-		struct pollfd pf[2] = {{.fd = eof ? -1 : p[0], .events = POLLIN},
-		                       {.fd = pidfd, .events = POLLIN}};
-		poll(pf, 2, pidfd < 0 && left > 20 ? 20 : (int)left);
-		if (!eof)
-			eof = drain(p[0], r);
-		exited = waitpid(pid, &r->status, WNOHANG) == pid;
-	}
-	if (exited && !eof) /* what it wrote before it exited */
-		drain(p[0], r);
-	if (r->timed_out) {
-		kill(-pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	if (pidfd >= 0)
-		close(pidfd);
-	close(p[0]);
+	struct child_log log = {.event = event};
+	struct child_stream st[2] = {{.fd = out[0], .feed = keep, .arg = r},
+	                             {.fd = err[0], .feed = child_log_feed, .arg = &log}};
+	long long deadline = child_now_ms() + BOUND_PASSWORDEVAL_SECONDS * 1000LL;
+	r->status = child_wait(pid, terminal, st, 2, deadline, &r->timed_out);
+	child_log_end(&log);
+	close(out[0]);
+	if (err[0] >= 0)
+		close(err[0]);
 	return 0;
 }
 
@@ -190,7 +151,7 @@ static int password_eval(struct auth_secret *s, const char *user, const char *ev
 	char buf[4096], cmd[200];
 	struct run r = {.buf = buf, .cap = sizeof(buf)};
 	printable(cmd, sizeof(cmd), eval);
-	if (run_output(argv, isatty(STDIN_FILENO), &r) < 0) {
+	if (run_output(argv, isatty(STDIN_FILENO), "passwordeval-output", &r) < 0) {
 		snprintf(err, errlen, "passwordeval '%s' cannot run /bin/sh: %s", cmd,
 		         strerror(errno));
 		return -1;
@@ -217,6 +178,9 @@ static int password_eval(struct auth_secret *s, const char *user, const char *ev
 		         sizeof(buf) - 1);
 	else if (len == 0)
 		snprintf(err, errlen, "passwordeval '%s' printed an empty first line", cmd);
+	else if (memchr(buf, '\0', len)) /* a C string would end there */
+		snprintf(err, errlen, "passwordeval '%s' printed a NUL byte in its first line",
+		         cmd);
 	else
 		rc = store(s, user, buf, len, err, errlen);
 	explicit_bzero(buf, sizeof(buf));
@@ -321,7 +285,7 @@ static int keyring(struct auth_secret *s, const char *user, char *why, size_t wh
 	char buf[4096];
 	struct run r = {.buf = buf, .cap = sizeof(buf)};
 	int rc = -1;
-	if (run_output(argv, false, &r) < 0) {
+	if (run_output(argv, false, "keyring-helper-output", &r) < 0) {
 		snprintf(why, whylen, "cannot run %.200s: %s", helper, strerror(errno));
 	} else if (r.timed_out) {
 		snprintf(why, whylen, "%.200s did not answer within %d s", helper,

@@ -3,8 +3,10 @@
  *           unlinked file
  *
  * Up to SPOOL_MEMORY bytes the content stays in memory and reaches a
- * delivery command through a pipe filled before the command starts
- * (it fits in the pipe, so nothing can block). Larger content spills
+ * delivery command through a pipe filled before the command starts,
+ * without ever waiting: when the pipe is smaller than the content (a
+ * user over fs.pipe-user-pages-soft gets 4-8 KiB), the content moves to
+ * a spool file and the command reads that. Larger content spills
  * to an unlinked file in the spool directory, written in large blocks;
  * each reader gets its own descriptor at offset 0, so spool_unread can
  * tell afterwards how much the reader left. Errors are sticky in
@@ -148,27 +150,37 @@ int spool_input_fd(struct spool *sp)
 		}
 		return fd;
 	}
+	/* The pipe is filled before the command starts, so a write must
+	 * never wait: a user over fs.pipe-user-pages-soft gets pipes of 4-8
+	 * KiB, and a blocking write would hang the session for good. What
+	 * does not fit goes to the spool file instead. */
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
+	fcntl(p[1], F_SETFL, O_NONBLOCK); /* the write end only: the reader blocks */
 	const char *c = sp->mem;
 	size_t n = sp->mem_len;
 	while (n > 0) {
 		ssize_t w = write(p[1], c, n);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w < 0) {
-			int e = errno;
-			close(p[0]);
-			close(p[1]);
-			errno = e;
-			return -1;
-		}
+		if (w < 0)
+			break;
 		c += w;
 		n -= (size_t)w;
 	}
+	int e = errno;
 	close(p[1]);
-	return p[0];
+	if (n == 0)
+		return p[0];
+	close(p[0]);
+	if (e != EAGAIN) {
+		errno = e;
+		return -1;
+	}
+	if (spill(sp) < 0 || flush_mem(sp) < 0)
+		return fail(sp);
+	return spool_input_fd(sp);
 }
 
 /* spool_unread - see spool.h */

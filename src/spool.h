@@ -35,7 +35,8 @@ int spool_write(struct spool *sp, const void *buf, size_t n);
 int spool_finish(struct spool *sp);
 /* spool_input_fd - a new descriptor reading the whole content from its
  * first byte: the spill file reopened/dup'ed at offset 0, or a pipe
- * preloaded with a small in-memory message (write end closed). The
+ * preloaded with a small in-memory message (write end closed; never a
+ * blocking write: content the pipe cannot hold is spilled first). The
  * caller closes it; -1 with errno on failure */
 int spool_input_fd(struct spool *sp);
 /* spool_unread - bytes of the content not consumed through fd (from

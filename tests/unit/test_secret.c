@@ -222,6 +222,8 @@ static void test_passwordeval(void **state)
 	    {"true", NULL, -1, "passwordeval 'true' printed nothing", NULL},
 	    {"echo", NULL, -1, "printed an empty first line", NULL},
 	    {"printf '\\r\\n'", NULL, -1, "printed an empty first line", NULL},
+	    /* a C string would end at the NUL: refused, not cut */
+	    {"printf 'ab\\0cd\\n'", NULL, -1, "printed a NUL byte in its first line", NULL},
 	    {"head -c 5000 /dev/zero | tr '\\0' x", NULL, -1, "longer than 4095 bytes", NULL},
 	    /* stdin is not the command's when it is not a terminal: under
 	     * --inetd it is the client's socket */
@@ -442,6 +444,86 @@ static void test_prompt(void **state)
 		fail_msg("prompt: got ECHO still off afterwards, want it restored");
 }
 
+/* on_terminal - forkpty a child that runs passwordeval EVAL with the
+ * terminal as stdin, type typed (NULL: nothing), and get its outcome */
+static struct child on_terminal(const char *eval, const char *typed, int *master)
+{
+	int res[2];
+	assert_int_equal(pipe(res), 0);
+	fflush(NULL);
+	pid_t pid = forkpty(master, NULL, NULL, NULL);
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(res[0]);
+		struct outcome o;
+		resolve_here("dave", eval, &o);
+		write_all(res[1], &o, sizeof(o));
+		_exit(0);
+	}
+	close(res[1]);
+	if (typed) /* the terminal holds it until it is read */
+		assert_int_equal(write(*master, typed, strlen(typed)), (ssize_t)strlen(typed));
+	return (struct child){pid, res[0]};
+}
+
+/* test_passwordeval_terminal - with a terminal on stdin, passwordeval
+ * reads it (it runs in the foreground group, not stopped by SIGTTIN);
+ * one that waits there for nothing is killed at the deadline */
+static void test_passwordeval_terminal(void **state)
+{
+	int m1, m2;
+	struct child typed = on_terminal("read -r p; echo \"$p\"", "from the tty\n", &m1);
+	struct child idle = on_terminal("read -r p; echo \"$p\"", NULL, &m2);
+	struct outcome o1, o2;
+	finish(typed, "terminal, typed", &o1); /* the terminals stay open until then */
+	finish(idle, "terminal, nothing typed", &o2);
+	close(m1);
+	close(m2);
+	if (o1.rc != 0 || o1.pass_len != 12 || memcmp(o1.pass, "from the tty", 12))
+		fail_msg("terminal: got rc %d password '%.*s' (%s), want 'from the tty'", o1.rc,
+		         (int)o1.pass_len, o1.pass, o1.err);
+	check_error("terminal, nothing typed", &o2, "timed out after 10 s");
+}
+
+/* test_passwordeval_stderr - its stderr never reaches descriptor 2,
+ * which under xinetd is the client's connection */
+static void test_passwordeval_stderr(void **state)
+{
+	int err[2], res[2];
+	assert_int_equal(pipe(err), 0);
+	assert_int_equal(pipe(res), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(err[0]);
+		close(res[0]);
+		dup2(err[1], STDERR_FILENO);
+		close(err[1]);
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, STDIN_FILENO);
+		struct outcome o;
+		resolve_here("erin", "echo 'gpg: encrypted for Erin' >&2; echo pw", &o);
+		write_all(res[1], &o, sizeof(o));
+		_exit(0);
+	}
+	close(err[1]);
+	close(res[1]);
+	struct outcome o;
+	bool ok = read_outcome(res[0], &o);
+	close(res[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	char got[512];
+	ssize_t n = read(err[0], got, sizeof(got) - 1); /* every writer is gone: no wait */
+	close(err[0]);
+	got[n > 0 ? n : 0] = '\0';
+	if (!ok || o.rc != 0)
+		fail_msg("stderr: got rc %d (%s), want the password", ok ? o.rc : -99, o.err);
+	if (n > 0)
+		fail_msg("stderr: got '%s' on descriptor 2, want nothing", got);
+}
+
 /* teardown - a check that failed midway leaves no link behind */
 static int teardown(void **state)
 {
@@ -457,6 +539,8 @@ int main(void)
 	    cmocka_unit_test(test_passwordeval),
 	    cmocka_unit_test_teardown(test_keyring_unavailable, teardown),
 	    cmocka_unit_test_teardown(test_prompt, teardown),
+	    cmocka_unit_test(test_passwordeval_terminal),
+	    cmocka_unit_test(test_passwordeval_stderr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
