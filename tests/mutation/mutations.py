@@ -5,7 +5,9 @@ must occur in it exactly once, the text that replaces it, the promise
 of README.md / DESIGN.md it breaks, and the tests that must catch it:
 "unit.test_x" runs that ctest test; "test_x.py" runs that integration
 file; "test_x.py:Class.test_y" runs one case of it (small selections
-keep a full run short). When a refactoring changes a snippet, run.py
+keep a full run short). "also" lists more (file, snippet, replacement)
+edits made together with the first, for a promise the code holds twice.
+When a refactoring changes a snippet, run.py
 says "no longer applies" and counts it as a failure: update the
 snippet here together with the code.
 """
@@ -125,6 +127,8 @@ MUTATIONS = [
     dict(file="src/listener.c",
          find="\t\t\tint fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);",
          repl="\t\t\tint fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, 0);",
+         # held twice: close-on-exec, and child.c closes all from 3 up
+         also=[("src/child.c", "\tposix_spawn_file_actions_addclosefrom_np(&fa, 3);\n", "")],
          promise="only descriptors 0-2 reach a delivery command",
          tests=["test_smtp_basic.py:Basic.test_delivery_command_sees_only_std_fds"]),
 

@@ -150,15 +150,26 @@ def main():
         caught, results = 0, []
         for i, m in chosen:
             t0 = time.time()
-            path = os.path.join(tree, m["file"])
-            with open(path) as f:
-                orig = f.read()
-            n = orig.count(m["find"])
+            # one mutation may need several edits (a promise held twice)
+            edits = [(m["file"], m["find"], m["repl"])] + [tuple(e) for e in m.get("also", [])]
+            origs, n = {}, 1
+            for file, find, _ in edits:
+                path = os.path.join(tree, file)
+                if path not in origs:
+                    with open(path) as f:
+                        origs[path] = f.read()
+                if origs[path].count(find) != 1:
+                    n = origs[path].count(find)
             if n != 1:
                 verdict, detail = "no longer applies", "snippet found %d times" % n
             else:
-                with open(path, "w") as f:
-                    f.write(orig.replace(m["find"], m["repl"]))
+                texts = dict(origs)
+                for file, find, repl in edits:
+                    path = os.path.join(tree, file)
+                    texts[path] = texts[path].replace(find, repl)
+                for path, text in texts.items():
+                    with open(path, "w") as f:
+                        f.write(text)
                 try:
                     ok, out = build(tree, targets_for(m["tests"]), args.jobs)
                     if not ok:
@@ -171,8 +182,9 @@ def main():
                                 verdict, detail = "caught", "by " + sel
                                 break
                 finally:
-                    with open(path, "w") as f:
-                        f.write(orig)
+                    for path, text in origs.items():
+                        with open(path, "w") as f:
+                            f.write(text)
             if verdict == "caught":
                 caught += 1
             results.append((i, m, verdict))
