@@ -328,6 +328,31 @@ class Failures(unittest.TestCase):
             self.assertTrue(m, srv.log())
             self.assertGreater(int(m.group(1)), 10)
 
+    def test_emfile_summary_at_most_once_a_minute(self):
+        # the retries (ten a second) each fail; between the first line
+        # and the recovery only one summary per
+        # BOUND_FAILURE_SUMMARY_SECONDS may be logged, however long the
+        # machine takes (the bound grows with the time really spent)
+        with harness.Server() as srv:
+            pid = srv.proc.pid
+            soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds(pid), hard))
+            t0 = time.monotonic()
+            c = harness.RawClient(srv.port, timeout=HANG)  # waits in the backlog
+            wait_for(lambda: "event=accept-failed" in srv.log(), "the first accept failure")
+            start = switches(pid)
+            wait_for(lambda: switches(pid) > start + 30, "the listener's retries")
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            c.expect(220)
+            c.cmd("QUIT", 221)
+            c.close()
+            spent = time.monotonic() - t0
+            m = re.search(r"event=accept-recovered failures=(\d+)", srv.log())
+            self.assertTrue(m, srv.log())
+            self.assertGreater(int(m.group(1)), 10)
+            self.assertLessEqual(srv.log().count("event=accept-failing"), 1 + int(spent // 60),
+                                 srv.log())
+
 
 class ClientLimit(unittest.TestCase):
     def test_sessions_per_client(self):

@@ -412,7 +412,7 @@ MUTATIONS = [
          find="\t} else if (now - f->since_ms >=",
          repl="\t} else if (1 || now - f->since_ms >=",
          promise="EMFILE: one log line, then a summary at most every BOUND_FAILURE_SUMMARY_SECONDS",
-         tests=["test_sec_daemon.py:Failures.test_emfile_logs_one_line_then_a_summary"]),
+         tests=["test_sec_daemon.py:Failures.test_emfile_summary_at_most_once_a_minute"]),
     dict(file="src/auth.c",
          find="\t               MAP_SHARED | MAP_ANONYMOUS, -1, 0);",
          repl="\t               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);",
