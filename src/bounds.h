@@ -92,4 +92,13 @@
  * usage error. */
 #define BOUND_OPTION_REPEATS 64
 
+/* Fault rules (--fault, --faults): at most this many in all. */
+#define BOUND_FAULT_RULES 64
+/* A fault's reply text: RFC 5321 4.5.3.1.5 allows 512 octets a reply
+ * line, of which "CODE " and the CRLF take 6. */
+#define BOUND_FAULT_TEXT 506
+/* A fault rule's MATCH glob, and a line of --faults=FILE. */
+#define BOUND_FAULT_MATCH 256
+#define BOUND_FAULT_LINE 1024
+
 #endif

@@ -86,6 +86,11 @@ struct config {
 
 	const char *hostname; /* in the greeting and Received:, gethostname() */
 
+	/* scripted replies (faults.h) */
+	struct config_list faults; /* --fault=RULE, in order */
+	const char *faults_file;   /* --faults=FILE: one rule a line, or NULL */
+	unsigned fault_seed;       /* --fault-seed: 0 picks one (logged) */
+
 	/* limits (defaults in bounds.h) */
 	unsigned max_sessions;
 	unsigned max_sessions_per_client; /* 0: no limit */

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +121,30 @@ static char block[SMTP_IO_BUFFER + 2];
 static void engine_log(int prio, const char *line)
 {
 	log_msg(prio, "%s", line);
+}
+
+/* fault_delay - a fault's "delay SEC": the replies are held for SEC
+ * seconds, at most the idle timeout, on the session's clock; SIGTERM
+ * (let through by ppoll's mask) cuts it short */
+static void fault_delay(struct session *s, unsigned sec)
+{
+	long long ms = (long long)sec * 1000;
+	if (ms > s->timeout_ms)
+		ms = s->timeout_ms;
+	log_msg(LOG_DEBUG, "event=fault-delay ms=%lld client=%s", ms, s->peer);
+	struct timespec until, now;
+	smtp_io_deadline(&until, ms);
+	while (!stop_requested) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		struct timespec left = {until.tv_sec - now.tv_sec, until.tv_nsec - now.tv_nsec};
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			break;
+		ppoll(NULL, 0, &left, &wait_mask);
+	}
 }
 
 /* data_deadline - DATA ends within timeout + wire / rate (bounds.h's
@@ -264,6 +289,8 @@ static const struct engine_event *message(struct session *s, const struct engine
 	if (*result != EXIT_KIND_OK)
 		return NULL;
 	ev = engine_data_end(s->e, &d, spool_err);
+	if (ev->delay_s) /* a dot fault's delay: before the delivery */
+		fault_delay(s, ev->delay_s);
 	if (ev->kind == ENGINE_EV_DELIVER)
 		ev = deliver(s, ev, &d);
 	return ev;
@@ -312,6 +339,8 @@ static const struct engine_event *check_auth(struct session *s, const struct eng
  * ends, with *result saying how */
 static bool on_event(struct session *s, const struct engine_event *ev, enum exit_kind *result)
 {
+	if (ev->delay_s) /* a fault's delay, before what the event asks */
+		fault_delay(s, ev->delay_s);
 	switch (ev->kind) {
 	case ENGINE_EV_DATA:
 		ev = message(s, ev, result);
@@ -376,6 +405,8 @@ static enum exit_kind serve(struct session *s)
 		}
 		engine_tls_started(s->e, tls_conn_describe(s->tls));
 	}
+	if (!on_event(s, engine_opening(s->e), &result)) /* a connect fault */
+		return result;
 	for (;;) {
 		if (stop_requested) {
 			engine_shutdown(s->e);
@@ -423,6 +454,7 @@ static int session_start(struct session *s, const struct server *srv, int fd_in,
 	    .starttls = srv->tls != NULL,
 	    .tls_required = cfg->tls_required,
 	    .auth = srv->auth != NULL,
+	    .faults = srv->faults,
 	    .log = engine_log,
 	    .log_enabled = log_enabled,
 	};

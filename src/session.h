@@ -15,6 +15,7 @@
 struct cmd_template;
 struct tls_server;
 struct auth_secret;
+struct faults;
 
 /* What every session shares, built once at start-up by main.c. */
 struct server {
@@ -22,6 +23,7 @@ struct server {
 	const struct cmd_template *command; /* NULL with a mailbox */
 	struct tls_server *tls;             /* NULL without -c/-k */
 	const struct auth_secret *auth;     /* NULL without --auth */
+	const struct faults *faults;        /* --fault rules, NULL without */
 	char hostname[256];
 };
 
