@@ -250,7 +250,8 @@ int faults_add(struct faults *f, const char *text, char *err, size_t errlen)
 		return -1;
 	}
 	if (faults_parse(text, &f->rule[f->n], why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "fault rule '%.200s': %s", text, why);
+		snprintf(err, errlen, "fault rule '%.200s%s': %s", text,
+		         strlen(text) > 200 ? "..." : "", why);
 		return -1;
 	}
 	f->n++;
