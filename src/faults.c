@@ -240,18 +240,32 @@ int faults_parse(const char *text, struct fault_rule *r, char *why, size_t whyle
 	return parse_action(r, w, len, p, why, whylen);
 }
 
+/* quote - text for an error message: at most 200 bytes, bytes outside
+ * printable ASCII as \\xHH, "..." when cut */
+static void quote(const char *text, char *out, size_t cap)
+{
+	size_t n = 0, i = 0;
+	for (; text[i] && i < 200 && n + 5 < cap; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c >= 0x20 && c <= 0x7e)
+			out[n++] = (char)c;
+		else
+			n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
+	}
+	snprintf(out + n, cap - n, "%s", text[i] ? "..." : "");
+}
+
 /* faults_add - see faults.h */
 int faults_add(struct faults *f, const char *text, char *err, size_t errlen)
 {
-	char why[300];
+	char why[300], q[808];
+	quote(text, q, sizeof(q));
 	if (f->n >= BOUND_FAULT_RULES) {
-		snprintf(err, errlen, "fault rule '%.200s': more than %d rules", text,
-		         BOUND_FAULT_RULES);
+		snprintf(err, errlen, "fault rule '%s': more than %d rules", q, BOUND_FAULT_RULES);
 		return -1;
 	}
 	if (faults_parse(text, &f->rule[f->n], why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "fault rule '%.200s%s': %s", text,
-		         strlen(text) > 200 ? "..." : "", why);
+		snprintf(err, errlen, "fault rule '%s': %s", q, why);
 		return -1;
 	}
 	f->n++;

@@ -156,12 +156,14 @@ static int faults_file(char *err, size_t errlen, bool *usage)
 	}
 	char line[BOUND_FAULT_LINE + 2], why[400];
 	for (unsigned n = 1; fgets(line, sizeof(line), fp); n++) {
-		size_t len = strcspn(line, "\r\n");
+		size_t len = strcspn(line, "\n");
 		if (line[len] == '\0' && !feof(fp)) {
 			snprintf(err, errlen, "--faults=%s line %u: longer than %d octets",
 			         cfg.faults_file, n, BOUND_FAULT_LINE);
 			break;
 		}
+		if (len > 0 && line[len - 1] == '\r') /* CRLF; a CR inside is the parser's */
+			len--;
 		line[len] = '\0';
 		const char *p = line + strspn(line, " \t");
 		if (*p == '\0' || *p == '#')

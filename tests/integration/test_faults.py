@@ -286,6 +286,7 @@ class BadRules(unittest.TestCase):
                                    capture_output=True, text=True, timeout=30)
                 self.assertEqual(r.returncode, 3, (personality, rule, r.stderr))
                 quoted = rule if len(rule) <= 200 else rule[:200] + "..."
+                quoted = quoted.replace("\u00e9", "\\xc3\\xa9")  # quoted as bytes
                 self.assertIn("fault rule '%s': %s" % (quoted, why), r.stderr)
                 self.assertEqual(r.stdout, "")
 
@@ -297,6 +298,9 @@ class BadRules(unittest.TestCase):
         bad = os.path.join(d, "bad")
         with open(bad, "w") as f:
             f.write("# fine\nconnect drop\nrcpt 299 no\n")
+        cr = os.path.join(d, "cr")
+        with open(cr, "w") as f:
+            f.write("rcpt 550 5.1.1 a\rb\r\n")
         srv = harness.Server("--faults=" + good, mailbox="mbox")
         self.addCleanup(srv.stop)
         c = srv.raw()
@@ -307,6 +311,11 @@ class BadRules(unittest.TestCase):
                             os.path.join(d, "mbox")], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 3)
         self.assertIn("--faults=%s line 3: fault rule 'rcpt 299 no': '299' is not a 4xx" % bad,
+                      r.stderr)
+        r = subprocess.run([harness.binary(), "-p", "0", "--faults=" + cr, "--mailbox",
+                            os.path.join(d, "mbox")], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 3)  # a CR inside a line is refused, not cut
+        self.assertIn("line 1: fault rule 'rcpt 550 5.1.1 a\\x0db': the reply text holds byte 0x0d",
                       r.stderr)
         r = subprocess.run([harness.mockmta_binary(), "-f", "-p", "0",
                             "--faults=" + os.path.join(d, "missing"), os.path.join(d, "mbox")],
