@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bounds.h"
+
 enum personality {
 	PERSONALITY_SMTPIPE, /* also when invoked as msmtpd */
 	PERSONALITY_MOCKMTA,
@@ -49,6 +51,14 @@ struct config {
 	unsigned port;         /* 0: pick a free port, print it on stdout */
 	const char *pidfile;   /* -P, NULL for none */
 	const char *run_user;  /* --user=USER[:GROUP] after binding, or NULL */
+	/* every listener in the order given: an --interface (on --port) or a
+	 * --listen value (listen_spec.h); none given: --interface on --port */
+	struct config_listen {
+		const char *text;
+		bool interface; /* text is an --interface address */
+	} listen[BOUND_LISTENERS];
+	unsigned nlisten;
+	bool port_given; /* --port/-p N: the --interface listener is wanted */
 
 	/* logging */
 	enum log_dest log_dest;

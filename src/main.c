@@ -197,8 +197,10 @@ int main(int argc, char **argv)
 		return fail(EXIT_KIND_STARTUP, err);
 	int rc;
 	if (cfg.mode == MODE_INETD) {
+		struct session_origin from;
+		listener_origin(0, "inetd", cfg.tls_implicit, &from);
 		listener_session_signals();
-		rc = config_exit_code(&cfg, session_run(&srv, 0, 1));
+		rc = config_exit_code(&cfg, session_run(&srv, 0, 1, &from));
 	} else {
 		if (listener_open(&srv, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_STARTUP, err);

@@ -20,6 +20,7 @@
 #include "bounds.h"
 #include "cmd_template.h"
 #include "config.h"
+#include "listen_spec.h"
 #include "tls.h"
 
 /* The brake's state file under --inetd: systemd's RuntimeDirectory=smtpipe
@@ -51,12 +52,14 @@ enum {
 	OPT_MAX_SESSIONS_PER_CLIENT,
 	OPT_CLIENT_LIMIT_LOOPBACK,
 	OPT_AUTH_STATE,
+	OPT_LISTEN,
 };
 
 static const struct option long_options[] = {
     {"inetd", no_argument, NULL, OPT_INETD},
     {"interface", required_argument, NULL, OPT_INTERFACE},
     {"port", required_argument, NULL, 'p'},
+    {"listen", required_argument, NULL, OPT_LISTEN},
     {"log", required_argument, NULL, OPT_LOG},
     {"command", required_argument, NULL, OPT_COMMAND},
     {"auth", required_argument, NULL, OPT_AUTH},
@@ -125,6 +128,10 @@ static void usage(const struct config *cfg)
 	       "  -f, --foreground         listen in the foreground (implies -d)\n"
 	       "  --interface=IP           listen on IP (IPv4 or IPv6; default 127.0.0.1)\n"
 	       "  -p, --port=N             listen on port N (default 25; 0: pick one, print it)\n"
+	       "  -p IP:PORT, -p [IPv6]:PORT  the same as --listen=IP:PORT\n"
+	       "  --listen=ENDPOINT[,OPT]  also listen on IP:PORT, [IPv6]:PORT, *:PORT or\n"
+	       "                           unix:PATH; OPT: tls (implicit TLS), mode=0660,\n"
+	       "                           owner=USER[:GROUP] (unix:); repeatable\n"
 	       "  -P, --pidfile=FILE       write the daemon's PID to FILE\n"
 	       "  --user=USER[:GROUP]      run as USER after binding the port\n"
 	       "  --log=none|syslog|stderr|FILE  where to log (default: none; mockmta: syslog, or "
@@ -310,6 +317,24 @@ bool options_hostname_ok(const char *name)
 	return true;
 }
 
+/* add_listener - one --interface or --listen (or -p IP:PORT) value,
+ * kept in order; a --listen value is parsed now so that a bad one is a
+ * usage error. TEMPORARY: becomes a table row once options.c is one. */
+static int add_listener(struct config *cfg, const char *text, bool interface, char *err,
+                        size_t errlen)
+{
+	struct listen_spec ls;
+	if (!interface && listen_spec_parse(text, &ls, err, errlen) < 0)
+		return -1;
+	if (cfg->nlisten >= BOUND_LISTENERS) {
+		snprintf(err, errlen, "more than %d listeners", BOUND_LISTENERS);
+		return -1;
+	}
+	cfg->listen[cfg->nlisten].text = text;
+	cfg->listen[cfg->nlisten++].interface = interface;
+	return 0;
+}
+
 /* options_parse - see options.h */
 enum options_result options_parse(struct config *cfg, int argc, char **argv, char *err,
                                   size_t errlen)
@@ -345,9 +370,21 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 			    inet_pton(AF_INET6, optarg, buf) != 1)
 				BAD("--interface: '%s' is not an IPv4 or IPv6 address", optarg);
 			cfg->interface = optarg;
+			if (add_listener(cfg, optarg, true, err, errlen) < 0)
+				return OPTIONS_ERROR;
 			break;
 		}
+		case OPT_LISTEN:
+			if (add_listener(cfg, optarg, false, err, errlen) < 0)
+				return OPTIONS_ERROR;
+			break;
 		case 'p':
+			if (strchr(optarg, ':')) { /* mockmta's -p [IP:]PORT */
+				if (add_listener(cfg, optarg, false, err, errlen) < 0)
+					return OPTIONS_ERROR;
+				break;
+			}
+			cfg->port_given = true;
 			if (parse_number(optarg, 0, 65535, false, &v) < 0)
 				BAD("--port: '%s' is not a port number (1-65535, or 0 for any free "
 				    "port)",

@@ -64,25 +64,6 @@ static void install_signals(void)
 	sigdelset(&wait_mask, SIGINT);
 }
 
-/* peer_name - the client's address, or "local" for a pipe under inetd */
-static void peer_name(int fd, char *buf, size_t cap)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	snprintf(buf, cap, "local");
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
-	} else if (ss.ss_family == AF_INET6) {
-		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a))
-			inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)cap);
-		else
-			inet_ntop(AF_INET6, a, buf, (socklen_t)cap);
-	}
-}
-
 /* session_id - 12 hex digits, unique enough to follow one session */
 static void session_id(char *buf, size_t cap)
 {
@@ -279,20 +260,24 @@ static const struct smtp_io_limit *line_limit(const struct engine *e)
 }
 
 /* session_run - see session.h */
-enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
+enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
+                           const struct session_origin *from)
 {
 	static struct session s; /* one per process; large buffers off the stack */
 	const struct config *cfg = srv->cfg;
 	enum exit_kind result = EXIT_KIND_FAILURE;
-	char peer[64], id[24];
+	const char *peer = from->peer;
+	char id[24], uid[32] = "";
 
 	install_signals();
 	memset(&s, 0, sizeof(s));
 	s.srv = srv;
-	peer_name(fd_in, peer, sizeof(peer));
 	session_id(id, sizeof(id));
 	log_set_session(id);
-	log_msg(LOG_INFO, "event=connect client=%s", peer);
+	if (from->uid >= 0)
+		snprintf(uid, sizeof(uid), " uid=%ld", from->uid);
+	log_msg(LOG_INFO, "event=connect client=%s%s listener=%s%s", peer, uid, from->listener,
+	        from->tls ? " tls=implicit" : "");
 	if (smtp_io_init(&s.io, fd_in, fd_out, (int)cfg->timeout * 1000) < 0) {
 		log_msg(LOG_ERR, "event=error error=\"out of memory\"");
 		return EXIT_KIND_FAILURE;
@@ -307,7 +292,7 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
 	engine_init(&s.e, cfg, &feat, peer, id);
 	s.io.replies = &s.e.out;
 	s.io.waitmask = &wait_mask;
-	if (cfg->tls_implicit) { /* RFC 8314 3.3: TLS before the greeting */
+	if (from->tls) { /* RFC 8314 3.3: TLS before the greeting */
 		if (start_tls(&s, fd_in, fd_out) < 0)
 			goto out;
 		engine_tls_started(&s.e);
