@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "log.h"
 
 /* b64_value - the 6-bit value of a base64 character, -1 if none */
@@ -181,15 +182,6 @@ static struct brake *brake = &local_brake;
 static int state_fd = -1;   /* --inetd: the state file, or -1 */
 static bool always = false; /* no shared state: delay each check */
 
-/* now_ms - milliseconds of CLOCK_BOOTTIME: one clock for every process
- * of the machine, which suspend does not stop */
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* state_open - the --inetd state file: opened without following a
  * symbolic link or blocking on a FIFO, and used only when it is a
  * regular file of this user that nobody else may read or write (else
@@ -283,19 +275,17 @@ static long long reserve(long long now, long long earliest)
 /* auth_brake_wait - see auth.h */
 void auth_brake_wait(void)
 {
-	long long now = now_ms();
+	long long now = clock_now_ms();
 	long long slot = always ? now + BOUND_AUTH_DELAY_MS : reserve(now, 0);
 	if (slot <= now)
 		return;
 	log_msg(LOG_INFO, "event=auth-brake wait-ms=%lld", slot - now);
-	struct timespec until = {slot / 1000, (slot % 1000) * 1000000L};
-	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &until, NULL) == EINTR)
-		; /* a signal does not cut the brake short */
+	clock_sleep_until(slot); /* a signal does not cut the brake short */
 }
 
 /* auth_brake_failed - see auth.h */
 void auth_brake_failed(void)
 {
 	if (!always)
-		reserve(now_ms(), now_ms() + BOUND_AUTH_DELAY_MS);
+		reserve(clock_now_ms(), clock_now_ms() + BOUND_AUTH_DELAY_MS);
 }

@@ -41,6 +41,13 @@ enum exit_kind {
 	EXIT_KIND_STARTUP, /* cannot start: port in use, bad file, ... */
 };
 
+/* The values of a repeatable option (--listen, --fault), in the order
+ * given; options.c refuses one more than BOUND_OPTION_REPEATS. */
+struct config_list {
+	size_t n;
+	const char *item[BOUND_OPTION_REPEATS];
+};
+
 struct config {
 	enum personality personality;
 	const char *progname; /* for messages: "smtpipe", "msmtpd", "mockmta" */
@@ -51,14 +58,11 @@ struct config {
 	unsigned port;         /* 0: pick a free port, print it on stdout */
 	const char *pidfile;   /* -P, NULL for none */
 	const char *run_user;  /* --user=USER[:GROUP] after binding, or NULL */
-	/* every listener in the order given: an --interface (on --port) or a
-	 * --listen value (listen_spec.h); none given: --interface on --port */
-	struct config_listen {
-		const char *text;
-		bool interface; /* text is an --interface address */
-	} listen[BOUND_LISTENERS];
-	unsigned nlisten;
-	bool port_given; /* --port/-p N: the --interface listener is wanted */
+	/* msmtpd's listener: every --interface (interface: the last one) on
+	 * --port; with --listen only, when --port was given */
+	struct config_list interfaces;
+	struct config_list listen; /* --listen and -p IP:PORT values, in order (listen_spec.h) */
+	bool port_given;           /* --port or -p N given */
 
 	/* logging */
 	enum log_dest log_dest;
@@ -98,7 +102,8 @@ struct config {
 	size_t max_discard;        /* bytes of an over-size message dropped before closing */
 };
 
-/* config_exit_code - the exit code for kind under cfg's personality */
+/* config_exit_code - the exit code for kind under cfg's personality
+ * (config.c) */
 int config_exit_code(const struct config *cfg, enum exit_kind kind);
 
 #endif

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "fdio.h"
 #include "log.h"
 #include "spool.h"
 
@@ -99,19 +100,11 @@ struct out {
 /* out_flush - write the buffer, all of it */
 static int out_flush(struct out *o)
 {
-	const char *p = o->buf;
-	while (o->len > 0) {
-		ssize_t w = write(o->fd, p, o->len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		o->len -= (size_t)w;
-		o->written += w;
-	}
-	return 0;
+	size_t done;
+	int rc = fdio_write_all(o->fd, o->buf, o->len, &done);
+	o->written += (off_t)done;
+	o->len = 0; /* on an error the caller truncates the append back */
+	return rc;
 }
 
 /* out_put - buffer n bytes */

@@ -163,26 +163,6 @@ int listen_spec_parse(const char *text, struct listen_spec *out, char *err, size
 	return 0;
 }
 
-/* listen_spec_inet - see listen_spec.h */
-int listen_spec_inet(const char *ip, unsigned port, struct listen_spec *out, char *err,
-                     size_t errlen)
-{
-	unsigned char buf[16];
-	memset(out, 0, sizeof(*out));
-	out->mode = -1;
-	out->port = port;
-	if (inet_pton(AF_INET, ip, buf) == 1)
-		out->kind = LISTEN_INET;
-	else if (inet_pton(AF_INET6, ip, buf) == 1)
-		out->kind = LISTEN_INET6;
-	else {
-		snprintf(err, errlen, "--interface: '%s' is not an address", ip);
-		return -1;
-	}
-	snprintf(out->host, sizeof(out->host), "%s", ip);
-	return 0;
-}
-
 /* listen_spec_name - see listen_spec.h */
 void listen_spec_name(const struct listen_spec *ls, char *buf, size_t cap)
 {

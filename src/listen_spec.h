@@ -34,10 +34,6 @@ struct listen_spec {
 
 /* listen_spec_parse - text (a --listen value) into *out */
 int listen_spec_parse(const char *text, struct listen_spec *out, char *err, size_t errlen);
-/* listen_spec_inet - an --interface address and a --port into *out, as
- * one listener; -1 with err when ip is not an address */
-int listen_spec_inet(const char *ip, unsigned port, struct listen_spec *out, char *err,
-                     size_t errlen);
 /* listen_spec_name - the endpoint as written back: "127.0.0.1:25",
  * "[::1]:25", "*:25", "unix:/run/smtpipe.sock" */
 void listen_spec_name(const struct listen_spec *ls, char *buf, size_t cap);

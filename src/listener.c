@@ -479,13 +479,12 @@ static int open_systemd(const struct config *cfg, char *err, size_t errlen)
  * one of them has it in use already, all start again on a new one. */
 static int open_interfaces(const struct config *cfg, char *err, size_t errlen)
 {
-	const char *ips[BOUND_LISTENERS];
-	unsigned n = 0, first = nsocks;
-	for (unsigned i = 0; i < cfg->nlisten; i++)
-		if (cfg->listen[i].interface)
-			ips[n++] = cfg->listen[i].text;
-	if (n == 0)
-		ips[n++] = cfg->interface;
+	const char *const *ips = cfg->interfaces.item;
+	unsigned n = (unsigned)cfg->interfaces.n, first = nsocks;
+	if (n == 0) {
+		ips = &cfg->interface;
+		n = 1;
+	}
 	for (int attempt = 0;; attempt++) {
 		unsigned port = cfg->port;
 		unsigned i;
@@ -506,31 +505,19 @@ static int open_interfaces(const struct config *cfg, char *err, size_t errlen)
 	}
 }
 
-/* open_command_line - the listeners of the command line, in the order
- * given: msmtpd's (every --interface on --port) where the first
- * --interface stands, each --listen and -p IP:PORT; msmtpd's first
- * when no --interface came but --port did, or nothing at all */
+/* open_command_line - the listeners of the command line, in order:
+ * msmtpd's (every --interface on --port; when only --listen came, none
+ * unless --port did), then each --listen and -p IP:PORT */
 static int open_command_line(const struct config *cfg, char *err, size_t errlen)
 {
 	struct listen_spec ls;
-	bool interfaces = false;
-	for (unsigned i = 0; i < cfg->nlisten; i++)
-		interfaces |= cfg->listen[i].interface;
-	if (!interfaces && (cfg->nlisten == 0 || cfg->port_given) &&
+	if ((cfg->interfaces.n > 0 || cfg->listen.n == 0 || cfg->port_given) &&
 	    open_interfaces(cfg, err, errlen) < 0)
 		return -1;
-	for (unsigned i = 0; i < cfg->nlisten; i++) {
-		const struct config_listen *c = &cfg->listen[i];
-		if (c->interface) {
-			if (interfaces && open_interfaces(cfg, err, errlen) < 0)
-				return -1;
-			interfaces = false; /* all of them at once */
-			continue;
-		}
-		if (listen_spec_parse(c->text, &ls, err, errlen) < 0 ||
+	for (size_t i = 0; i < cfg->listen.n; i++)
+		if (listen_spec_parse(cfg->listen.item[i], &ls, err, errlen) < 0 ||
 		    open_spec(&ls, cfg->tls_implicit || ls.tls, err, errlen) < 0)
 			return -1;
-	}
 	return 0;
 }
 

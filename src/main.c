@@ -63,33 +63,6 @@ static int fail(enum exit_kind kind, const char *msg)
 	return config_exit_code(&cfg, kind);
 }
 
-/* absolute - path made absolute against the start-up directory: a
- * daemon works from "/" (listener.c), and would otherwise append to
- * "/MAILBOX", write "/PIDFILE" or reload "/cert.pem" on SIGHUP. The
- * copy lives as long as the process, as config.h promises. */
-static const char *absolute(const char *path)
-{
-	static char cwd[PATH_MAX];
-	if (!path || path[0] == '/' || (!cwd[0] && !getcwd(cwd, sizeof(cwd))))
-		return path;
-	char *abs;
-	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
-		return path;
-	return abs;
-}
-
-/* absolute_paths - every path option, for MODE_DAEMON */
-static void absolute_paths(void)
-{
-	cfg.mailbox = absolute(cfg.mailbox);
-	cfg.pidfile = absolute(cfg.pidfile);
-	cfg.spool_dir = absolute(cfg.spool_dir);
-	cfg.log_file = absolute(cfg.log_file);
-	cfg.tls_cert = absolute(cfg.tls_cert);
-	cfg.tls_key = absolute(cfg.tls_key);
-	cfg.tls_ca = absolute(cfg.tls_ca);
-}
-
 /* command_dir - --command for MODE_DAEMON: the command runs in the
  * start-up directory, so that every relative word ("sh deliver.sh",
  * "./deliver -c conf", ">>err.log") means what it meant in the
@@ -142,7 +115,7 @@ int main(int argc, char **argv)
 	 * child may inherit systemd's sockets or variables */
 	listener_systemd_adopt();
 	if (cfg.mode == MODE_DAEMON)
-		absolute_paths();
+		options_absolute_paths(&cfg);
 	/* the time zone once, here: every forked session inherits it
 	 * instead of reading /etc/localtime for its first date */
 	tzset();

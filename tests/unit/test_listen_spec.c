@@ -117,27 +117,12 @@ static void test_long_path(void **state)
 	assert_non_null(strstr(err, "longer than"));
 }
 
-static void test_interface(void **state)
-{
-	struct listen_spec ls;
-	char err[256], name[100];
-	assert_int_equal(listen_spec_inet("::1", 0, &ls, err, sizeof(err)), 0);
-	listen_spec_name(&ls, name, sizeof(name));
-	assert_string_equal(name, "[::1]:0");
-	assert_int_equal(listen_spec_inet("10.0.0.1", 25, &ls, err, sizeof(err)), 0);
-	assert_int_equal(ls.kind, LISTEN_INET);
-	assert_false(ls.tls);
-	assert_int_equal(listen_spec_inet("host", 25, &ls, err, sizeof(err)), -1);
-	assert_string_equal(err, "--interface: 'host' is not an address");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_accepted),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_long_path),
-	    cmocka_unit_test(test_interface),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
