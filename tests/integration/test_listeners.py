@@ -405,6 +405,62 @@ class EveryKind(unittest.TestCase):
                 u.close()
 
 
+class ManualExample(unittest.TestCase):
+    """The command line smtpipe(8) shows, run as written but for the ports,
+    the paths and --user (free ports, a temporary directory, this user)."""
+
+    def example(self):
+        with open(os.path.join(harness.SOURCE, "doc", "smtpipe.8")) as f:
+            src = f.read()
+        block = src.split(".nf\nsmtpipe \\-\\-listen=", 1)[1].split("\n.fi", 1)[0]
+        text = ("smtpipe --listen=" + block).replace("\\-", "-").replace("\\e\n", " ")
+        return text.split()
+
+    def test_manual_example_runs(self):
+        tmp = tempfile.mkdtemp(prefix="smtpipe-listeners-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        argv = self.example()
+        self.assertEqual(argv, ["smtpipe", "--listen=127.0.0.1:25", "--listen=[::1]:25",
+                                "--listen=127.0.0.1:465,tls",
+                                "--listen=unix:/run/smtpipe/smtp.sock", "-c", "cert.pem",
+                                "-k", "key.pem", "--user=smtpipe"])
+        p25, p465 = free_port_both(), free_port()
+        sock = os.path.join(tmp, "smtp.sock")
+        subst = {"--listen=127.0.0.1:25": "--listen=127.0.0.1:%d" % p25,
+                 "--listen=[::1]:25": "--listen=[::1]:%d" % p25,
+                 "--listen=127.0.0.1:465,tls": "--listen=127.0.0.1:%d,tls" % p465,
+                 "--listen=unix:/run/smtpipe/smtp.sock": "--listen=unix:" + sock,
+                 "cert.pem": PKI["SERVER"], "key.pem": PKI["SERVER_KEY"]}
+        argv = [subst.get(a, a) for a in argv[1:] if a != "--user=smtpipe"]
+        out = os.path.join(tmp, "out")
+        log = os.path.join(tmp, "log")
+        p = subprocess.Popen([harness.binary()] + argv + ["--log=" + log,
+                                                          "--command=" + env_command(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: os.path.exists(log) and "event=listen listener=unix:" in
+                     open(log).read(), "the start-up lines")
+            with smtplib.SMTP("127.0.0.1", p25, timeout=30) as s:
+                s.sendmail("a@b", ["c@d"], message("man v4"))
+            with smtplib.SMTP("::1", p25, timeout=30) as s:
+                s.sendmail("a@b", ["c@d"], message("man v6"))
+            with smtplib.SMTP_SSL("127.0.0.1", p465, timeout=30, context=context()) as s:
+                s.sendmail("a@b", ["c@d"], message("man tls"))
+            r = curl_unix(sock, "man unix")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got = by_subject(recorded(out, 4))
+            self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o600)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            rc = p.wait(timeout=30)
+            p.stdout.close()
+            p.stderr.close()
+        self.assertEqual(rc, 0)
+        self.assertIn("with ESMTPS", got["man tls"]["stdin"])
+        self.assertIn("([unix:%d])" % os.geteuid(), got["man unix"]["stdin"])
+        self.assertFalse(os.path.lexists(sock))
+
+
 class Refusals(unittest.TestCase):
     """Start-up failures: a clear line, the personality's status, nothing
     left half-started."""
