@@ -151,13 +151,18 @@ def curl_unix(path, subject):
     return r
 
 
-def next_port(srv):
-    """The next port line after the harness read the first: all of them
-    are printed (and flushed) at once, before serving"""
-    line = srv.proc.stdout.readline()
-    if not line.strip():
-        raise AssertionError("no further port line on stdout")
-    return int(line)
+def next_port(srv, timeout=30):
+    """The next port line after the harness read the first (from the
+    buffered stdout it read that one from); the bound only guards
+    against a hang"""
+    import threading
+    got = []
+    t = threading.Thread(target=lambda: got.append(srv.proc.stdout.readline()), daemon=True)
+    t.start()
+    t.join(timeout)
+    if not got or not got[0].strip():
+        raise AssertionError("no further port line on stdout within %d s" % timeout)
+    return int(got[0])
 
 
 def connect_retry(host, port, timeout=30):
@@ -643,7 +648,7 @@ class Systemd(unittest.TestCase):
                                  "smtpipe-listeners.socket"])
         for u in names:
             with open(os.path.join(EX, u)) as f:
-                text = f.read().replace("/usr/bin/smtpipe", harness.binary())
+                text = f.read().replace("/usr/bin/smtpipe", os.path.abspath(harness.binary()))
             with open(os.path.join(self.tmp, u), "w") as f:
                 f.write(text)
         r = subprocess.run(["systemd-analyze", "verify", "--man=no"]
