@@ -73,6 +73,11 @@
 #define BOUND_PASSWORDEVAL_SECONDS 10
 /* How long an mbox delivery waits for another writer's lock (451 after). */
 #define BOUND_MBOX_LOCK_SECONDS 10
+/* --mailbox=-: how long one message may wait for standard output to
+ * take it (a reader that stops reading); 451 after. */
+#define BOUND_MBOX_STDOUT_SECONDS 60
+/* --auth-file: the largest file read (one user:hash a line). */
+#define BOUND_AUTH_FILE_SIZE (1024 * 1024)
 /* Bytes of a delivery command's stdout+stderr copied to the log. */
 #define BOUND_COMMAND_OUTPUT 4096
 /* Log lines of one command's (or helper's) output; one more line says

@@ -100,20 +100,25 @@ struct word {
 static int scan_list(struct lex *x, bool inner);
 
 /* client_param - the scan is at a '$' that expands client data: the
- * sender ($SMTPIPE_SENDER) or recipients ($1..$9, $@, $*), bare or in
+ * sender ($SMTPIPE_SENDER), the AUTH user ($SMTPIPE_AUTH_USER: any name
+ * under --auth-accept-any) or recipients ($1..$9, $@, $*), bare or in
  * ${...}. They are as much client data as %F, and get its rules. */
 static bool client_param(const struct lex *x)
 {
+	static const char *const names[] = {"SMTPIPE_SENDER", "SMTPIPE_AUTH_USER"};
 	const char *p = x->s + x->i + 1;
-	size_t n = strlen("SMTPIPE_SENDER");
 	if (*p == '{')
 		p++;
 	if ((*p >= '1' && *p <= '9') || *p == '@' || *p == '*')
 		return true;
-	if (strncmp(p, "SMTPIPE_SENDER", n) != 0)
-		return false;
-	return !(p[n] == '_' || (p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z') ||
-	         (p[n] >= '0' && p[n] <= '9'));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+		if (strncmp(p, names[i], n) == 0 &&
+		    !(p[n] == '_' || (p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z') ||
+		      (p[n] >= '0' && p[n] <= '9')))
+			return true;
+	}
+	return false;
 }
 
 /* scan_backquote - `...`: copied; %F and quotes inside are refused (the

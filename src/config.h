@@ -69,15 +69,18 @@ struct config {
 	const char *log_file; /* with LOG_DEST_FILE */
 	int log_level;        /* syslog priority, LOG_INFO by default */
 
-	/* delivery: exactly one of command and mailbox is set */
+	/* delivery: the command, unless mailbox or maildir is set */
 	const char *command; /* "msmtp -f %F --" by default */
-	const char *mailbox; /* positional MAILBOX or --mailbox */
+	const char *mailbox; /* positional MAILBOX or --mailbox; "-": stdout */
+	const char *maildir; /* --maildir, or a MAILBOX ending in '/' */
 	const char *spool_dir;
 
 	/* authentication */
 	const char *auth_user;  /* --auth=USER[,EVAL], NULL when off */
 	const char *auth_eval;  /* NULL: keyring, then prompt */
 	const char *auth_state; /* --auth-state: the brake's file under --inetd */
+	const char *auth_file;  /* --auth-file: user:hash lines, NULL when off */
+	bool auth_accept_any;   /* --auth-accept-any: for test suites only */
 
 	/* TLS */
 	const char *tls_cert;

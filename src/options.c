@@ -149,7 +149,15 @@ static const struct option_row rows[] = {
      FIELD(mailbox),
      .path = true,
      .value_name = "FILE, MAILBOX",
-     .help = "append each message to the mbox FILE instead"},
+     .help = "append each message to the mbox FILE instead\n(-: standard output, with -f; "
+             "DIR/: a Maildir)"},
+    {.name = "maildir",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(maildir),
+     .path = true,
+     .value_name = "DIR",
+     .help = "store each message in the Maildir DIR instead"},
     {.name = "auth",
      .shorts = "",
      .kind = OPTION_STRING,
@@ -157,6 +165,18 @@ static const struct option_row rows[] = {
      .parse = parse_auth,
      .value_name = "USER[,EVAL]",
      .help = "require AUTH as USER; password from EVAL's output, or the keyring"},
+    {.name = "auth-file",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(auth_file),
+     .path = true,
+     .value_name = "FILE",
+     .help = "require AUTH as one of the users of FILE (user:crypt-hash lines)"},
+    {.name = "auth-accept-any",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(auth_accept_any),
+     .help = "tests only: accept any user and password (loopback only)"},
     {.name = "auth-state",
      .shorts = "",
      .kind = OPTION_STRING,
@@ -892,18 +912,30 @@ static enum options_result operand(struct parse *p, int argc, char **argv, char 
 static enum options_result combination(struct parse *p, char *err, size_t errlen)
 {
 	struct config *cfg = p->cfg;
-	if (cfg->mailbox && given(p, "command"))
+	if (cfg->mailbox && cfg->mailbox[strlen(cfg->mailbox) - 1] == '/') {
+		if (cfg->maildir) /* "DIR/": a Maildir, as mutt and Postfix read it */
+			return bad(cfg, err, errlen, "both --maildir and a MAILBOX given");
+		cfg->maildir = cfg->mailbox;
+		cfg->mailbox = NULL;
+	}
+	if (cfg->mailbox && cfg->maildir)
+		return bad(cfg, err, errlen, "both --maildir and a MAILBOX given");
+	if ((cfg->mailbox || cfg->maildir) && given(p, "command"))
 		return bad(cfg, err, errlen, "give either --command or a MAILBOX, not both");
+	if (cfg->auth_accept_any && (cfg->auth_user || cfg->auth_file))
+		return bad(cfg, err, errlen,
+		           "--auth-accept-any accepts anyone: it goes without --auth and "
+		           "--auth-file");
 	/* Every recipient is one argument of the command: a value whose
 	 * argument list cannot be executed would answer 451 forever. */
-	size_t most =
-	    cfg->mailbox ? cfg->max_recipients : cmd_template_max_recipients(cfg->command);
+	size_t most = cfg->mailbox || cfg->maildir ? cfg->max_recipients
+	                                           : cmd_template_max_recipients(cfg->command);
 	if (cfg->max_recipients > most)
 		return bad(cfg, err, errlen,
 		           "--max-recipients=%u: the command's argument list would not fit ARG_MAX "
 		           "with addresses of %d octets; the largest allowed is %zu",
 		           cfg->max_recipients, BOUND_PATH - 2, most);
-	if (cfg->personality == PERSONALITY_MOCKMTA && !cfg->mailbox)
+	if (cfg->personality == PERSONALITY_MOCKMTA && !cfg->mailbox && !cfg->maildir)
 		return bad(cfg, err, errlen,
 		           "MAILBOX is required (usage: mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] "
 		           "[-l LEVEL] [-P FILE] [-p PORT] [-t SEC] MAILBOX)");
@@ -952,6 +984,11 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 		r = combination(&p, err, errlen);
 	if (r == OPTIONS_RUN)
 		set_mode(&p);
+	/* standard output is the client under --inetd, /dev/null once detached */
+	if (r == OPTIONS_RUN && cfg->mailbox && strcmp(cfg->mailbox, "-") == 0 &&
+	    cfg->mode != MODE_FOREGROUND)
+		r = bad(cfg, err, errlen,
+		        "--mailbox=- writes to standard output: it needs -f (the foreground)");
 	return r;
 }
 
@@ -959,7 +996,8 @@ enum options_result options_parse(struct config *cfg, int argc, char **argv, cha
 static const char *absolute(const char *path)
 {
 	static char cwd[PATH_MAX];
-	if (!path || path[0] == '/' || (!cwd[0] && !getcwd(cwd, sizeof(cwd))))
+	if (!path || path[0] == '/' || strcmp(path, "-") == 0 ||
+	    (!cwd[0] && !getcwd(cwd, sizeof(cwd))))
 		return path;
 	char *abs;
 	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
