@@ -538,6 +538,27 @@ class Refusals(unittest.TestCase):
             with open(self.sock) as f:
                 self.assertEqual(f.read(), "precious\n")
 
+    def test_auth_accept_any_checks_every_listener(self):
+        # --auth-accept-any is for loopback and Unix sockets only: a second
+        # --interface or a --listen must not open it to the network
+        for args, want in (
+                (["--listen=0.0.0.0:0"], "--listen=0.0.0.0:0 is not"),
+                (["--listen=*:0"], "--listen=*:0 is not"),
+                (["--listen=[::]:0"], "--listen=[::]:0 is not"),
+                (["--interface=0.0.0.0", "--interface=127.0.0.1"], "--interface=0.0.0.0 is not"),
+                (["-p", "0.0.0.0:0"], "--listen=0.0.0.0:0 is not"),
+        ):
+            r = start(["--auth-accept-any", "--log=none", "--command=cat"] + args)
+            self.assertEqual(r.returncode, 3, (args, r.stderr))
+            self.assertIn(want, r.stderr, args)
+            self.assertEqual(r.stdout, "", args)
+        # loopback and Unix sockets are fine
+        srv = harness.Server("--auth-accept-any", "--listen=[::1]:0", "--listen=127.0.0.2:0",
+                             "--listen=unix:" + self.sock)
+        with srv:
+            next_port(srv)
+            next_port(srv)
+
     def test_symlink_is_refused_not_followed(self):
         target = os.path.join(self.tmp, "target")
         with open(target, "w") as f:
