@@ -396,6 +396,25 @@ class EveryKind(unittest.TestCase):
             self.assertRegex(srv.log(), r"event=client-cap client=unix:%d sessions=1 "
                                         r"listener=unix:" % os.geteuid())
 
+    def test_session_cap_across_listeners(self):
+        # --max-sessions=1: a session on one listener keeps a client of
+        # another in the backlog until it ends (no listener has its own cap)
+        srv = harness.Server("--listen=[::1]:0", "--max-sessions=1")
+        with srv:
+            v6 = next_port(srv)
+            a = srv.raw(timeout=30)
+            a.greet()
+            b = harness.RawClient(v6, host="::1", timeout=30)
+            a.cmd("QUIT", 221)
+            b.expect(220)  # served once a's session ended
+            b.cmd("QUIT", 221)
+            b.close()
+            wait_for(lambda: srv.log().count("event=close") == 2, "both sessions' close")
+            log = srv.log()
+        self.assertLess(log.index("event=close client=127.0.0.1"),
+                        log.index("event=connect client=::1"))
+        self.assertIn("event=session-cap active=1", log)
+
     def test_unix_exempt_by_default(self):
         # local clients (loopback, Unix socket) are exempt by default
         srv = harness.Server("--listen=unix:" + self.sock, "--max-sessions-per-client=1")
