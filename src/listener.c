@@ -51,6 +51,7 @@
 #include "log.h"
 #include "session.h"
 #include "tls.h"
+#include "coverage.h" /* last: it wraps _exit() in coverage builds */
 
 static struct listen_socket *socks; /* listen_socket.c's table */
 static unsigned nsocks;
