@@ -261,8 +261,10 @@ static int serve_inetd(void)
 	int rc = check_files();
 	if (rc)
 		return rc;
+	struct session_origin from;
+	listener_origin(0, "inetd", cfg.tls_implicit, &from);
 	listener_session_signals();
-	return config_exit_code(&cfg, session_run(&srv, 0, 1));
+	return config_exit_code(&cfg, session_run(&srv, 0, 1, &from));
 }
 
 /* serve_listener - bind (dropping to --user), check, accept */

@@ -68,25 +68,6 @@ static void install_signals(void)
 	sigdelset(&wait_mask, SIGINT);
 }
 
-/* peer_name - the client's address, or "local" for a pipe under inetd */
-static void peer_name(int fd, char *buf, size_t cap)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	snprintf(buf, cap, "local");
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
-	} else if (ss.ss_family == AF_INET6) {
-		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a))
-			inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)cap);
-		else
-			inet_ntop(AF_INET6, a, buf, (socklen_t)cap);
-	}
-}
-
 /* session_id - 12 hex digits, unique enough to follow one session */
 static void session_id(char *buf, size_t cap)
 {
@@ -103,6 +84,7 @@ struct session {
 	struct smtp_io io;
 	struct spool sp;
 	struct tls_conn *tls; /* NULL while plaintext */
+	const struct session_origin *from;
 	int fd_in, fd_out;
 	int timeout_ms;
 	char peer[64];
@@ -398,7 +380,7 @@ static enum exit_kind read_failed(struct session *s, enum smtp_io_status st)
 static enum exit_kind serve(struct session *s)
 {
 	enum exit_kind result = EXIT_KIND_FAILURE;
-	if (s->srv->cfg->tls_implicit) { /* RFC 8314 3.3: TLS before the greeting */
+	if (s->from->tls) { /* RFC 8314 3.3: TLS before the greeting */
 		if (start_tls(s) < 0) {
 			s->drop = true;
 			return EXIT_KIND_FAILURE;
@@ -433,17 +415,23 @@ static enum exit_kind serve(struct session *s)
 }
 
 /* session_start - the connection's parts; -1 (logged) when out of memory */
-static int session_start(struct session *s, const struct server *srv, int fd_in, int fd_out)
+static int session_start(struct session *s, const struct server *srv, int fd_in, int fd_out,
+                         const struct session_origin *from)
 {
 	const struct config *cfg = srv->cfg;
+	char uid[32] = "";
 	s->srv = srv;
+	s->from = from;
 	s->fd_in = fd_in;
 	s->fd_out = fd_out;
 	s->timeout_ms = (int)cfg->timeout * 1000;
-	peer_name(fd_in, s->peer, sizeof(s->peer));
+	snprintf(s->peer, sizeof(s->peer), "%s", from->peer);
 	session_id(s->id, sizeof(s->id));
 	log_set_session(s->id);
-	log_msg(LOG_INFO, "event=connect client=%s", s->peer);
+	if (from->uid >= 0)
+		snprintf(uid, sizeof(uid), " uid=%ld", from->uid);
+	log_msg(LOG_INFO, "event=connect client=%s%s listener=%s%s", s->peer, uid, from->listener,
+	        from->tls ? " tls=implicit" : "");
 	if (smtp_io_init(&s->io, fd_in, fd_out, s->timeout_ms) < 0) {
 		log_msg(LOG_ERR, "event=error error=\"out of memory\"");
 		return -1;
@@ -471,12 +459,13 @@ static int session_start(struct session *s, const struct server *srv, int fd_in,
 }
 
 /* session_run - see session.h */
-enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
+enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
+                           const struct session_origin *from)
 {
 	static struct session s; /* one per process; large buffers off the stack */
 	install_signals();
 	memset(&s, 0, sizeof(s));
-	if (session_start(&s, srv, fd_in, fd_out) < 0)
+	if (session_start(&s, srv, fd_in, fd_out, from) < 0)
 		return EXIT_KIND_FAILURE;
 	enum exit_kind result = serve(&s);
 	if (!s.drop) /* the last replies and the bye: one timeout */
