@@ -369,8 +369,8 @@ MUTATIONS = [
 
     # --- issue 19: the daemon ----------------------------------------------------
     dict(file="src/listener.c",
-         find="\t\t\tif (cfg->max_sessions_per_client && mine >= cfg->max_sessions_per_client &&",
-         repl="\t\t\tif (cfg->max_sessions_per_client && mine > cfg->max_sessions_per_client &&",
+         find="\tif (cfg->max_sessions_per_client && mine >= cfg->max_sessions_per_client &&",
+         repl="\tif (cfg->max_sessions_per_client && mine > cfg->max_sessions_per_client &&",
          promise="--max-sessions-per-client: that many sessions, the next gets 421 4.7.0",
          tests=["test_sec_daemon.py:ClientLimit.test_sessions_per_client"]),
     dict(file="src/listener.c",
@@ -404,8 +404,8 @@ MUTATIONS = [
          promise="no core files (RLIMIT_CORE 0): secrets never land on disk",
          tests=["test_sec_daemon.py:Hardening.test_not_dumpable_and_no_core_files"]),
     dict(file="src/listener.c",
-         find="\t\t\t\trefuse(fd,\n\t\t\t\t       \"421 4.3.2 Cannot start",
-         repl="\t\t\t\tclose(fd);\n\t\t\t\tif (0)\n\t\t\t\trefuse(fd,\n\t\t\t\t       \"421 4.3.2 Cannot start",
+         find="\t\trefuse(fd, \"421 4.3.2 Cannot start",
+         repl="\t\tclose(fd);\n\t\tif (0)\n\t\trefuse(fd, \"421 4.3.2 Cannot start",
          promise="a fork failure answers 421 4.3.2 (never a silent close)",
          tests=["test_sec_daemon.py:Failures.test_fork_failure_answers_421_and_backs_off"]),
     dict(file="src/listener.c",
