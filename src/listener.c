@@ -177,6 +177,43 @@ static int catch_signals(void)
 	return sig_fd < 0 ? -1 : 0;
 }
 
+/* open_pidfile - the -P file, for listener_open. In a shared
+ * directory another user may have put something there first: no
+ * symlink is followed, no FIFO waited on, and only a regular file with
+ * one link that is ours is written, else a hard-linked file would be
+ * overwritten, or the planter could rewrite the pid and aim whoever
+ * runs kill $(cat PIDFILE) */
+static int open_pidfile(const char *path, char *err, size_t errlen)
+{
+	pid_fd =
+	    open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+	int e = errno;
+	struct stat st, ln;
+	const char *why = NULL;
+	if (pid_fd < 0) { /* in a sticky directory the kernel may only say EACCES */
+		bool seen = lstat(path, &ln) == 0;
+		why = e == ELOOP || (seen && S_ISLNK(ln.st_mode))     ? "it is a symbolic link"
+		      : e == ENXIO || (seen && !S_ISREG(ln.st_mode))  ? "not a regular file"
+		      : seen && e == EACCES && ln.st_uid != geteuid() ? "owned by another user"
+		                                                      : strerror(e);
+	} else if (fstat(pid_fd, &st) < 0) {
+		why = strerror(errno);
+	} else if (!S_ISREG(st.st_mode)) {
+		why = "not a regular file";
+	} else if (st.st_nlink != 1) {
+		why = "it has more than one hard link";
+	} else if (st.st_uid != geteuid()) {
+		why = "owned by another user";
+	}
+	if (!why)
+		return 0;
+	snprintf(err, errlen, "cannot write %s: %s", path, why);
+	if (pid_fd >= 0)
+		close(pid_fd);
+	pid_fd = -1;
+	return -1;
+}
+
 /* listener_open - see listener.h */
 int listener_open(const struct server *srv, char *err, size_t errlen)
 {
@@ -226,18 +263,9 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 	                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	/* -P with --user: the file is made here, as root, before the drop
-	 * (in /run only root may create it); the pid goes in after detach.
-	 * No symlink is followed, no FIFO waited on. */
-	if (cfg->pidfile) {
-		pid_fd = open(cfg->pidfile,
-		              O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
-		struct stat st;
-		if (pid_fd < 0 || fstat(pid_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			snprintf(err, errlen, "cannot write %s: %s", cfg->pidfile,
-			         pid_fd < 0 ? strerror(errno) : "not a regular file");
-			return -1;
-		}
-	}
+	 * (in /run only root may create it); the pid goes in after detach. */
+	if (cfg->pidfile && open_pidfile(cfg->pidfile, err, errlen) < 0)
+		return -1;
 	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0)
 		return -1;
 	return 0;

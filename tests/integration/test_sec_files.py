@@ -135,6 +135,77 @@ class LogFile(Shared):
         self.victim_untouched()
 
 
+class PidFile(Shared):
+    """Red team, round 2: -P in a shared directory. A file planted by
+    another user (world-writable: nobody later rewrites it and aims
+    root's kill $(cat PIDFILE)) and a hard link to another file (then
+    truncated and overwritten) were accepted."""
+
+    def start_daemon(self, argv):
+        """A start-up that must fail; one that succeeds is stopped (the
+        pid comes from the daemon's own first stdout line or the file)."""
+        r = self.start(argv)
+        if r.returncode == 0:
+            self.addCleanup(self.stop_started, r)
+        return r
+
+    def stop_started(self, r):
+        for path in (self.pidfile,):
+            try:
+                with open(path) as f:
+                    os.kill(int(f.read().split()[0]), 15)
+            except (OSError, ValueError, IndexError):
+                pass
+
+    def test_refuses_another_users_file(self):
+        self.pidfile = os.path.join(self.shared, "mockmta.pid")
+        as_nobody("sh", "-c", "umask 0; echo 1 > " + self.pidfile)
+        r = self.start_daemon([harness.mockmta_binary(), "-d", "-p", "0", "--interface=127.0.0.1",
+                               "--log=none", "-P", self.pidfile,
+                               os.path.join(self.private, "box")])
+        self.assertEqual(r.returncode, 1, r)  # mockmta's start-up failure
+        self.assertIn("cannot write %s: owned by another user" % self.pidfile, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        with open(self.pidfile) as f:
+            self.assertEqual(f.read(), "1\n")  # never written
+
+    def test_refuses_a_hard_link_to_another_file(self):
+        self.pidfile = os.path.join(self.shared, "smtpipe.pid")
+        os.link(self.victim, self.pidfile)  # with protected_hardlinks off, any user can
+        r = self.start_daemon([harness.real_binary(), "-d", "--interface=127.0.0.1",
+                               "--port=0", "--log=none", "--pidfile=" + self.pidfile,
+                               "--command=cat"])
+        self.assertEqual(r.returncode, 3, r)
+        self.assertIn("cannot write %s: it has more than one hard link" % self.pidfile, r.stderr)
+        self.victim_untouched()
+
+    def test_refuses_a_planted_symlink_and_fifo(self):
+        self.pidfile = os.path.join(self.shared, "smtpipe.pid")
+        for argv, why in ((("ln", "-s", self.victim, self.pidfile), "it is a symbolic link"),
+                          (("mkfifo", self.pidfile), "not a regular file")):
+            with self.subTest(plant=argv[0]):
+                as_nobody(*argv)
+                try:
+                    r = self.start_daemon([harness.real_binary(), "--interface=127.0.0.1",
+                                           "--port=0", "--log=none",
+                                           "--pidfile=" + self.pidfile, "--command=cat"])
+                finally:
+                    as_nobody("rm", "-f", self.pidfile)
+                self.assertEqual(r.returncode, 3, r)
+                self.assertIn("cannot write %s: %s" % (self.pidfile, why), r.stderr)
+        self.victim_untouched()
+
+    def test_own_file_is_reused_and_removed(self):
+        # a file left by an earlier run of ours (root's, one link) is fine
+        self.pidfile = os.path.join(self.shared, "smtpipe.pid")
+        with open(self.pidfile, "w") as f:
+            f.write("99999\n")
+        with harness.Server("--pidfile=" + self.pidfile) as srv:
+            with open(self.pidfile) as f:
+                self.assertEqual(int(f.read()), srv.proc.pid)
+        self.assertFalse(os.path.exists(self.pidfile))
+
+
 class SpoolDir(unittest.TestCase):
     def inetd(self, *args):
         """An --inetd start-up with no client (stdin at EOF)."""
