@@ -28,7 +28,9 @@ static const struct config *opened; /* what log_reopen opens again */
 
 /* log_open_file - see log.h; O_NONBLOCK so that a FIFO planted where
  * the file should be cannot hang the open, O_NOFOLLOW so that root
- * never appends to where a symlink points */
+ * never appends to where a symlink points; and the file must be ours
+ * or root's, since whoever owns it can write lines we never wrote
+ * (event=auth-failed client=ADDR, which fail2ban turns into a ban) */
 int log_open_file(const char *path, char *err, size_t errlen)
 {
 	int f = open(path,
@@ -42,6 +44,8 @@ int log_open_file(const char *path, char *err, size_t errlen)
 		         e == ELOOP || (seen && S_ISLNK(ln.st_mode)) ? "it is a symbolic link"
 		         : e == ENXIO || (seen && !S_ISREG(ln.st_mode) && !S_ISDIR(ln.st_mode))
 		             ? "not a regular file"
+		         : seen && e == EACCES && ln.st_uid != geteuid() && ln.st_uid != 0
+		             ? "owned by another user"
 		             : strerror(e));
 		return -1;
 	}
@@ -53,6 +57,8 @@ int log_open_file(const char *path, char *err, size_t errlen)
 		why = "not a regular file";
 	else if (st.st_nlink != 1)
 		why = "it has more than one hard link";
+	else if (st.st_uid != geteuid() && st.st_uid != 0)
+		why = "owned by another user";
 	else if (fcntl(f, F_SETFL, O_WRONLY | O_APPEND) < 0)
 		why = strerror(errno);
 	if (why) {

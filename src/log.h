@@ -26,9 +26,9 @@ int log_open(const struct config *cfg, char *err, size_t errlen);
  * says why; 0 for other destinations */
 int log_reopen(char *err, size_t errlen);
 /* log_open_file - open path for appending as log_open does (also for
- * a reopen): refused unless it is a regular file with one link, never
- * through a symlink, never blocking on a FIFO; the descriptor, or -1
- * with err filled */
+ * a reopen): refused unless it is a regular file with one link, owned
+ * by the effective user or root, never through a symlink, never
+ * blocking on a FIFO; the descriptor, or -1 with err filled */
 int log_open_file(const char *path, char *err, size_t errlen);
 /* log_set_session - prefix later lines with session=ID ("" for none) */
 void log_set_session(const char *id);

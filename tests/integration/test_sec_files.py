@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -133,6 +134,44 @@ class LogFile(Shared):
         self.assertEqual(r.returncode, 3, r)
         self.assertIn("cannot open log file %s: it has more than one hard link" % log, r.stderr)
         self.victim_untouched()
+
+    def test_refuses_another_users_file(self):
+        # red team, round 2: nobody pre-creates the log (mode 666) and
+        # appends auth-failed lines that the fail2ban filter turns into a
+        # ban of any address; it must be ours (or root's), as the mailbox
+        log = os.path.join(self.shared, "smtpipe.log")
+        as_nobody("sh", "-c", "umask 0; : > " + log)
+        r = self.smtpipe(log)
+        self.assertEqual(r.returncode, 3, r)
+        self.assertIn("cannot open log file %s: owned by another user" % log, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertEqual(os.path.getsize(log), 0)  # not a line of ours in it
+
+    def test_reopen_refuses_another_users_file(self):
+        # after logrotate renamed the log, SIGHUP opens the path again:
+        # a file nobody put there meanwhile is refused, the old one kept
+        log = os.path.join(self.shared, "smtpipe.log")
+        p = subprocess.Popen([harness.real_binary(), "--interface=127.0.0.1", "--port=0",
+                              "--log=" + log, "--command=cat"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        try:
+            self.assertTrue(p.stdout.readline().strip())
+            os.rename(log, log + ".1")
+            as_nobody("sh", "-c", "umask 0; : > " + log)
+            p.send_signal(1)
+            deadline = time.time() + 30  # only guards a hang: wait for the line
+            text = ""
+            while "event=log-reopen" not in text and time.time() < deadline:
+                time.sleep(0.05)
+                with open(log + ".1") as f:
+                    text = f.read()
+        finally:
+            p.terminate()
+            p.wait(timeout=30)
+            p.stdout.close()
+        self.assertIn("event=log-reopen-failed", text)
+        self.assertIn("owned by another user", text)
+        self.assertEqual(os.path.getsize(log), 0)
 
 
 class PidFile(Shared):
