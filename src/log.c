@@ -69,6 +69,22 @@ int log_open_file(const char *path, char *err, size_t errlen)
 	return f;
 }
 
+/* log_stderr_is_client - see log.h; the same socket (device and inode)
+ * as descriptor 0 or 1, as xinetd and GNU pies hand over one connection
+ * on 0-2. systemd's StandardError=journal is another socket, and stays
+ * the log. */
+bool log_stderr_is_client(void)
+{
+	struct stat e, c;
+	if (fstat(STDERR_FILENO, &e) < 0 || !S_ISSOCK(e.st_mode))
+		return false;
+	for (int d = STDIN_FILENO; d <= STDOUT_FILENO; d++)
+		if (fstat(d, &c) == 0 && S_ISSOCK(c.st_mode) && c.st_dev == e.st_dev &&
+		    c.st_ino == e.st_ino)
+			return true;
+	return false;
+}
+
 /* log_open - see log.h */
 int log_open(const struct config *cfg, char *err, size_t errlen)
 {
@@ -85,6 +101,13 @@ int log_open(const struct config *cfg, char *err, size_t errlen)
 			dest = LOG_DEST_NONE;
 			return -1;
 		}
+	} else if (dest == LOG_DEST_STDERR && log_stderr_is_client()) {
+		/* never into the SMTP stream: the client's words would be
+		 * echoed to it, and it would read our lines as replies */
+		dest = LOG_DEST_SYSLOG;
+		openlog(prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
+		log_msg(LOG_NOTICE, "event=log-fallback to=syslog reason=\"%s\"",
+		        "--log=stderr, but stderr is the client's connection");
 	} else if (dest == LOG_DEST_STDERR) {
 		fd = STDERR_FILENO;
 	}

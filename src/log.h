@@ -14,6 +14,7 @@
 #ifndef SMTPIPE_LOG_H
 #define SMTPIPE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <syslog.h>
 
@@ -21,6 +22,10 @@ struct config;
 
 /* log_open - open the destination of cfg; -1 with err filled on failure */
 int log_open(const struct config *cfg, char *err, size_t errlen);
+/* log_stderr_is_client - descriptor 2 is the socket of descriptor 0
+ * or 1 (xinetd, GNU pies): nothing for an administrator may go there.
+ * --log=stderr then logs to syslog instead. */
+bool log_stderr_is_client(void);
 /* log_reopen - with --log=FILE, open FILE again (SIGHUP, after
  * logrotate renamed it); on failure the old file stays in use and err
  * says why; 0 for other destinations */

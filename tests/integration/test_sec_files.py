@@ -291,6 +291,120 @@ class SpoolDir(unittest.TestCase):
                                     % d.replace(".", r"\."))
 
 
+PRIVATE_DEV = """
+for d in null zero random urandom; do : > "$1/$d" && mount --bind "/dev/$d" "$1/$d" || exit 97; done
+mount --bind "$1" /dev || exit 97
+shift
+exec "$@"
+"""
+
+
+class StderrIsTheClient(unittest.TestCase):
+    """Red team, round 2: with --inetd --log=stderr under xinetd or GNU
+    pies, descriptor 2 is the client's connection, and log lines (the
+    client's own words among them) went into the SMTP stream. When fd 2
+    is the same socket as fd 0 or 1, --log=stderr falls back to syslog;
+    a different socket on fd 2 (systemd's StandardError=journal) keeps
+    the log and the start-up errors. Real sockets on 0-2; syslog on a
+    private /dev/log (unshare -m, as test_syslog.py)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="smtpipe-stderr-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.dev = os.path.join(self.tmp, "dev")
+        os.mkdir(self.dev)
+        self.syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.syslog.bind(os.path.join(self.dev, "log"))
+        self.addCleanup(self.syslog.close)
+
+    def converse(self, sock):
+        """A whole session over sock: everything the client got."""
+        c = harness.RawClient(0, sock=sock, timeout=30)
+        c.greet()
+        c.message("Subject: x\r\n\r\nhello\r\n.\r\n", 250, sender="s@e.org",
+                  rcpts=("r@d.test",))
+        c.cmd("QUIT", 221)
+        return c
+
+    def test_stderr_on_the_client_socket_falls_back_to_syslog(self):
+        a, b = socket.socketpair()
+        p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                              PRIVATE_DEV, "sh", self.dev, harness.real_binary(), "--inetd",
+                              "--log=stderr", "--log-level=debug",
+                              "--command=cat >/dev/null; :"], stdin=b, stdout=b, stderr=b)
+        b.close()
+        try:
+            a.settimeout(30)
+            stream = b""
+            a.sendall(b"EHLO c.test\r\nMAIL FROM:<s@e.org>\r\nRCPT TO:<r@d.test>\r\nDATA\r\n")
+            a.sendall(b"Subject: x\r\n\r\nhello\r\n.\r\nQUIT\r\n")
+            while True:
+                chunk = a.recv(65536)
+                if not chunk:
+                    break
+                stream += chunk
+        finally:
+            a.close()
+        self.assertEqual(p.wait(timeout=30), 0)
+        text = stream.decode(errors="replace")
+        lines = text.split("\r\n")
+        self.assertEqual(lines[-1], "", text)
+        for line in lines[:-1]:  # nothing but SMTP replies reached the client
+            self.assertRegex(line, r"^[2-5]\d\d[ -]", text)
+        self.assertNotIn("event=", text)
+        self.assertIn("\r\n250 2.0.0", text)  # the message was delivered
+        self.assertIn("221", text)
+        # the log went to syslog instead, and says why once
+        got = []
+        self.syslog.settimeout(10)
+        while not any("event=close" in g for g in got):
+            got.append(self.syslog.recv(4096).decode(errors="replace"))
+        self.assertTrue(any("event=log-fallback" in g and "to=syslog" in g for g in got), got)
+
+    def test_a_different_socket_on_fd_2_keeps_the_log(self):
+        # systemd Accept=yes with StandardError=journal: 0 and 1 are the
+        # connection, 2 is the journal's socket
+        a, b = socket.socketpair()
+        j, k = socket.socketpair()
+        p = subprocess.Popen([harness.real_binary(), "--inetd", "--log=stderr",
+                              "--log-level=debug", "--command=cat >/dev/null; :"],
+                             stdin=b, stdout=b, stderr=k)
+        b.close()
+        k.close()
+        try:
+            self.converse(a)
+        finally:
+            a.close()
+        self.assertEqual(p.wait(timeout=30), 0)
+        j.settimeout(30)
+        journal = b""
+        while True:
+            chunk = j.recv(65536)
+            if not chunk:
+                break
+            journal += chunk
+        j.close()
+        self.assertIn(b"event=close", journal)
+        self.assertNotIn(b"event=log-fallback", journal)
+
+    def test_startup_error_reaches_a_journal_socket_on_fd_2(self):
+        a, b = socket.socketpair()
+        j, k = socket.socketpair()
+        p = subprocess.Popen([harness.real_binary(), "--inetd", "--log=none", "--command=cat",
+                              "--spool-dir=/nonexistent/spool"], stdin=b, stdout=b, stderr=k)
+        b.close()
+        k.close()
+        a.settimeout(30)
+        j.settimeout(30)
+        client = a.recv(4096)
+        a.close()
+        journal = j.recv(4096)
+        j.close()
+        self.assertEqual(p.wait(timeout=30), 3)
+        self.assertEqual(client, b"", "the client got start-up text")
+        self.assertIn(b"cannot spool large messages in /nonexistent/spool", journal)
+
+
 class Hostname(unittest.TestCase):
     def test_option_refuses_what_a_header_cannot_hold(self):
         for bad in ("a;b", 'a"b', "<a>", "a\\b", "a b", "a\tb", "a\x01b", "a(b)c",
