@@ -207,6 +207,7 @@ static void test_refused(void **state)
 	    {"unalias -a; cat >x", "'unalias'"},
 	    {"readonly X; cat >x", "'readonly'"},
 	    {"compgen -W x; cat >x", "'compgen'"},
+	    {"history -w %F; cat >x", "'history'"},
 	    {"mapfile X; cat >x", "'mapfile'"},
 	    {"printf -v X %s %F; cat >x", "printf"},
 	    {"printf %F x; cat >x", "printf"},
