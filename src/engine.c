@@ -1,16 +1,19 @@
 /*
  * engine.c - the SMTP server state machine
  *
- * A command table says where each verb is allowed and what it needs
- * (HELO first, TLS under --tls-required, AUTH under --auth); the
- * dispatcher answers 500/501/503/530 before any handler runs, so the
- * handlers stay short. A client mistake gets its reply, counts as an
- * error, and the session goes on; at cfg->max_errors it ends with 421.
- * The transaction resets on RSET, HELO/EHLO, STARTTLS and after each
- * message. The engine makes no system calls beyond the log.
+ * One command table, indexed by verb, says in which states each verb is
+ * allowed, what it needs (TLS under --tls-required, AUTH under --auth,
+ * a feature that is offered, a fact not yet true) and what the refusal
+ * says; the dispatcher answers 503/501/530 (and 502, 554) before any
+ * handler runs, so the handlers stay short. A client mistake gets its
+ * reply, counts as an error, and the session goes on; at
+ * cfg->max_errors it ends with 421. The transaction resets on RSET,
+ * HELO/EHLO, STARTTLS and after each message. The engine makes no
+ * system calls: its log lines go to the session's hook (engine.h).
  */
 #include "engine.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,61 +21,133 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "bounds.h"
 #include "config.h"
 #include "data.h"
-#include "deliver.h"
 #include "log.h"
+#include "smtp_cmd.h"
 
+enum engine_state {
+	STATE_CONNECTED,  /* before HELO/EHLO */
+	STATE_READY,      /* greeted, no transaction */
+	STATE_MAIL,       /* MAIL accepted, no recipient yet */
+	STATE_RCPT,       /* at least one recipient */
+	STATE_DATA,       /* reading message text */
+	STATE_AUTH_PLAIN, /* waiting for the PLAIN response after 334 */
+	STATE_AUTH_USER,  /* LOGIN: waiting for the user name */
+	STATE_AUTH_PASS,  /* LOGIN: waiting for the password */
+	STATE_CLOSED,
+};
+
+/* for the debug log of every state change */
+static const char *const state_names[] = {
+    [STATE_CONNECTED] = "connected", [STATE_READY] = "ready",
+    [STATE_MAIL] = "mail",           [STATE_RCPT] = "rcpt",
+    [STATE_DATA] = "data",           [STATE_AUTH_PLAIN] = "auth-plain",
+    [STATE_AUTH_USER] = "auth-user", [STATE_AUTH_PASS] = "auth-pass",
+    [STATE_CLOSED] = "closed",
+};
+
+/* facts about the session, as flag bits */
 enum {
-	CMD_NEEDS_HELO = 1 << 0, /* 503 before HELO/EHLO */
-	CMD_NO_ARGS = 1 << 1,    /* 501 with an argument */
-	CMD_NEEDS_TLS = 1 << 2,  /* 530 without TLS under --tls-required */
-	CMD_NEEDS_AUTH = 1 << 3, /* 530 before AUTH under --auth */
+	FLAG_ESMTP = 1 << 0,  /* greeted with EHLO */
+	FLAG_TLS = 1 << 1,    /* TLS is active */
+	FLAG_AUTHED = 1 << 2, /* AUTH succeeded */
+	/* the AUTH LOGIN user did not fit auth_user, so the check that
+	 * follows must fail (a cut name is never compared as the whole) */
+	FLAG_LOGIN_USER_LONG = 1 << 3,
 };
 
-/* A flag of struct engine's flags known only here: the AUTH LOGIN user
- * did not fit auth_user, so the check that follows must fail (a cut
- * name must never be compared as if it were the whole). */
-#define FLAG_LOGIN_USER_LONG (1u << 8)
+/* One transaction (MAIL .. end of DATA); reset by RSET, HELO/EHLO,
+ * STARTTLS and after each message. */
+struct transaction {
+	char sender[BOUND_PATH + 1];
+	struct mail_params params;
+	char *rcpt_buf; /* recipients, NUL-separated */
+	size_t rcpt_used;
+	size_t rcpt_cap;
+	const char **rcpts; /* pointers into rcpt_buf, built at delivery */
+	size_t nrcpt;
+};
 
-typedef enum engine_event (*cmd_fn)(struct engine *e, const char *args, size_t len);
-
-static enum engine_event cmd_helo(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_ehlo(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_mail(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_rcpt(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_data(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_rset(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_noop(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_quit(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_help(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_vrfy(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_expn(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_starttls(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_auth(struct engine *e, const char *args, size_t len);
-static enum engine_event cmd_not_implemented(struct engine *e, const char *args, size_t len);
-
-static const struct command {
-	enum smtp_verb verb;
-	cmd_fn fn;
+struct engine {
+	const struct config *cfg;
+	struct engine_features feat;
+	struct reply_buf *out;
+	enum engine_state state;
+	enum engine_end end; /* why, once CLOSED */
 	unsigned flags;
-} commands[] = {
-    {VERB_HELO, cmd_helo, 0},
-    {VERB_EHLO, cmd_ehlo, 0},
-    {VERB_MAIL, cmd_mail, CMD_NEEDS_HELO | CMD_NEEDS_TLS | CMD_NEEDS_AUTH},
-    {VERB_RCPT, cmd_rcpt, CMD_NEEDS_HELO | CMD_NEEDS_TLS | CMD_NEEDS_AUTH},
-    {VERB_DATA, cmd_data, CMD_NEEDS_HELO | CMD_NO_ARGS | CMD_NEEDS_TLS | CMD_NEEDS_AUTH},
-    {VERB_RSET, cmd_rset, CMD_NO_ARGS},
-    {VERB_NOOP, cmd_noop, 0},
-    {VERB_QUIT, cmd_quit, 0},
-    {VERB_HELP, cmd_help, 0},
-    {VERB_VRFY, cmd_vrfy, 0},
-    {VERB_EXPN, cmd_expn, 0},
-    {VERB_STARTTLS, cmd_starttls, CMD_NEEDS_HELO | CMD_NO_ARGS},
-    {VERB_AUTH, cmd_auth, CMD_NEEDS_HELO | CMD_NEEDS_TLS},
-    {VERB_BDAT, cmd_not_implemented, 0},
-    {VERB_NOT_IMPLEMENTED, cmd_not_implemented, 0},
+	unsigned errors;
+	unsigned messages; /* accepted so far */
+	struct transaction tx;
+	char helo[256];     /* client's HELO/EHLO name */
+	char peer[64];      /* client address for logs and Received */
+	char id[24];        /* session id */
+	char tls_desc[160]; /* the TLS session, for Received */
+	bool has_tls_desc;
+	char with[16];        /* the Received: protocol of the message */
+	char auth_user[256];  /* decoded, for the check and the log */
+	char auth_pass[1024]; /* wiped after every check */
+	size_t auth_user_len;
+	size_t auth_pass_len;
+	char auth_mech[8]; /* "PLAIN" or "LOGIN", for the log */
+	const char *verb;  /* the command being answered, for the log */
+	struct engine_event ev;
 };
+
+/* elog - one line to the session's log hook, if it wants lines at prio */
+__attribute__((format(printf, 3, 4))) static void elog(const struct engine *e, int prio,
+                                                       const char *fmt, ...)
+{
+	if (!e->feat.log || (e->feat.log_enabled && !e->feat.log_enabled(prio)))
+		return;
+	char line[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	e->feat.log(prio, line);
+}
+
+/* set_state - every state change, logged by name */
+static void set_state(struct engine *e, enum engine_state st)
+{
+	if (st != e->state)
+		elog(e, LOG_DEBUG, "event=state from=%s to=%s", state_names[e->state],
+		     state_names[st]);
+	e->state = st;
+}
+
+/* in_auth - the next line answers a 334 challenge */
+static bool in_auth(const struct engine *e)
+{
+	return e->state == STATE_AUTH_PLAIN || e->state == STATE_AUTH_USER ||
+	       e->state == STATE_AUTH_PASS;
+}
+
+/* begin - every public call starts from an empty event */
+static void begin(struct engine *e)
+{
+	memset(&e->ev, 0, sizeof(e->ev));
+}
+
+/* emit - the event of the call that ends now */
+static const struct engine_event *emit(struct engine *e, enum engine_event_kind kind)
+{
+	e->ev.kind = kind;
+	e->ev.auth_response = in_auth(e);
+	if (kind == ENGINE_EV_CLOSE)
+		e->ev.end = e->end;
+	return &e->ev;
+}
+
+/* close_session - the session ends for why */
+static enum engine_event_kind close_session(struct engine *e, enum engine_end why)
+{
+	set_state(e, STATE_CLOSED);
+	e->end = why;
+	return ENGINE_EV_CLOSE;
+}
 
 /* tx_reset - forget the transaction, keep the recipient buffer */
 static void tx_reset(struct transaction *tx)
@@ -88,39 +163,41 @@ static void tx_reset(struct transaction *tx)
 /* wipe_credentials - the decoded user and password are gone after use */
 static void wipe_credentials(struct engine *e)
 {
+	explicit_bzero(e->auth_user, sizeof(e->auth_user));
 	explicit_bzero(e->auth_pass, sizeof(e->auth_pass));
+	e->auth_user_len = 0;
 	e->auth_pass_len = 0;
+	memset(&e->ev.cred, 0, sizeof(e->ev.cred));
 }
 
-/* engine_init - see engine.h */
-void engine_init(struct engine *e, const struct config *cfg, const struct engine_features *feat,
-                 const char *peer, const char *id)
+/* engine_new - see engine.h */
+struct engine *engine_new(const struct config *cfg, const struct engine_features *feat,
+                          const char *peer, const char *id, struct reply_buf *out)
 {
-	memset(e, 0, sizeof(*e));
+	struct engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
 	e->cfg = cfg;
 	e->feat = *feat;
 	if (!e->feat.hostname)
 		e->feat.hostname = "localhost";
+	e->out = out;
 	snprintf(e->peer, sizeof(e->peer), "%s", peer);
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->state = STATE_CONNECTED;
-	reply_add(&e->out, 220, true, "%s ESMTP smtpipe", e->feat.hostname);
+	reply_add(e->out, 220, true, "%s ESMTP smtpipe", e->feat.hostname);
+	return e;
 }
 
 /* engine_free - release the transaction and wipe credentials */
 void engine_free(struct engine *e)
 {
+	if (!e)
+		return;
 	tx_reset(&e->tx);
 	free(e->tx.rcpt_buf);
-	e->tx.rcpt_buf = NULL;
 	wipe_credentials(e);
-}
-
-/* engine_line_limit - AUTH lines may be long (RFC 4954 4); commands are
- * checked against BOUND_COMMAND_LINE by the engine itself */
-size_t engine_line_limit(const struct engine *e)
-{
-	return BOUND_AUTH_LINE;
+	free(e);
 }
 
 /* log_rejected - one line for a refused command, so that a client can
@@ -128,57 +205,178 @@ size_t engine_line_limit(const struct engine *e)
  * and the reply are the server's own words, never the AUTH data */
 static void log_rejected(const struct engine *e, int code, const char *text)
 {
-	log_msg(code >= 500 ? LOG_INFO : LOG_DEBUG,
-	        "event=command-rejected client=%s command=%s reply=\"%d %s\"", e->peer,
-	        e->verb ? e->verb : "UNKNOWN", code, text);
+	elog(e, code >= 500 ? LOG_INFO : LOG_DEBUG,
+	     "event=command-rejected client=%s command=%s reply=\"%d %s\"", e->peer,
+	     e->verb ? e->verb : "UNKNOWN", code, text);
 }
 
 /* count_error - reply to a client mistake that is logged elsewhere; the
  * error cap ends the session with 421 (Postfix smtpd_hard_error_limit) */
-static enum engine_event count_error(struct engine *e, int code, const char *text)
+static enum engine_event_kind count_error(struct engine *e, int code, const char *text)
 {
-	reply_add(&e->out, code, true, "%s", text);
+	reply_add(e->out, code, true, "%s", text);
 	e->errors++;
 	if (e->cfg->max_errors && e->errors >= e->cfg->max_errors) {
-		log_msg(LOG_NOTICE, "event=too-many-errors errors=%u client=%s", e->errors,
-		        e->peer);
-		reply_add(&e->out, 421, true, "4.7.0 %s Error: too many errors", e->feat.hostname);
-		e->state = STATE_CLOSED;
-		return ENGINE_EV_CLOSE;
+		elog(e, LOG_NOTICE, "event=too-many-errors errors=%u client=%s", e->errors,
+		     e->peer);
+		reply_add(e->out, 421, true, "4.7.0 %s Error: too many errors", e->feat.hostname);
+		return close_session(e, ENGINE_END_ERRORS);
 	}
 	return ENGINE_EV_NONE;
 }
 
 /* client_error - reply to a client mistake, log it, count it */
-static enum engine_event client_error(struct engine *e, int code, const char *text)
+static enum engine_event_kind client_error(struct engine *e, int code, const char *text)
 {
 	log_rejected(e, code, text);
 	return count_error(e, code, text);
 }
 
-/* in_transaction - MAIL has been accepted */
-static bool in_transaction(const struct engine *e)
+/* --- the command table ------------------------------------------- */
+
+/* A handler gets the arguments without trailing blanks; one that needs
+ * none casts them to void (-Wunused-parameter). */
+typedef enum engine_event_kind (*cmd_fn)(struct engine *e, const char *args, size_t len);
+
+static enum engine_event_kind cmd_helo(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_ehlo(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_mail(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_rcpt(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_rset(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_noop(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_quit(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_help(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_vrfy(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_expn(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_starttls(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_auth(struct engine *e, const char *args, size_t len);
+static enum engine_event_kind cmd_not_implemented(struct engine *e, const char *args, size_t len);
+
+#define ST(s) (1u << (s))
+/* the states in which the engine reads commands */
+#define ST_GREETED (ST(STATE_READY) | ST(STATE_MAIL) | ST(STATE_RCPT))
+#define ST_ANY     (ST(STATE_CONNECTED) | ST_GREETED)
+
+enum {
+	CMD_NO_ARGS = 1 << 0,    /* 501 with an argument */
+	CMD_BEFORE_TLS = 1 << 1, /* allowed before STARTTLS under --tls-required (else 530) */
+	CMD_NEEDS_AUTH = 1 << 2, /* 530 before AUTH under --auth */
+	/* RFC 2920 3.1: the last command of a pipelined group; smtp_io
+	 * writes the replies before any read that would wait, which sends
+	 * every group's replies in time, so this records the RFC's list
+	 * for the reader and the tests (test_engine.c) */
+	CMD_ENDS_GROUP = 1 << 3,
+};
+
+/* A reply the dispatcher gives instead of running a handler; states:
+ * where it applies (for a refusal by state). */
+struct refusal {
+	unsigned states;
+	int code;
+	const char *text;
+};
+
+/* needs: a feature that must be offered (FEAT_*), else not_offered;
+ * once: a fact (FLAG_*) that the verb makes true, refused with again
+ * when it already is; wrong_state: the first entry whose states hold
+ * the current one, when states does not (before HELO/EHLO, always
+ * "send HELO/EHLO first", which comes before the 501 and 530 checks) */
+enum { FEAT_STARTTLS = 1 << 0, FEAT_AUTH = 1 << 1 };
+
+static const struct command {
+	cmd_fn fn;
+	unsigned states;
+	unsigned flags;
+	unsigned needs, once;
+	struct refusal not_offered, again;
+	struct refusal wrong_state[2];
+} commands[] = {
+    [VERB_HELO] = {cmd_helo, ST_ANY, CMD_BEFORE_TLS},
+    [VERB_EHLO] = {cmd_ehlo, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_MAIL] = {cmd_mail, ST(STATE_READY), CMD_NEEDS_AUTH,
+                   .wrong_state = {{ST_ANY, 503, "5.5.1 Error: nested MAIL command"}}},
+    [VERB_RCPT] = {cmd_rcpt, ST(STATE_MAIL) | ST(STATE_RCPT), CMD_NEEDS_AUTH,
+                   .wrong_state = {{ST_ANY, 503, "5.5.1 Error: need MAIL command"}}},
+    /* RFC 2920 3.1: 554 when no recipient was accepted, so that a
+     * pipelining client does not send the text */
+    [VERB_DATA] = {cmd_data, ST(STATE_RCPT), CMD_NO_ARGS | CMD_NEEDS_AUTH | CMD_ENDS_GROUP,
+                   .wrong_state = {{ST(STATE_MAIL), 554, "5.5.1 Error: no valid recipients"},
+                                   {ST_ANY, 503, "5.5.1 Error: need RCPT command"}}},
+    [VERB_RSET] = {cmd_rset, ST_ANY, CMD_NO_ARGS | CMD_BEFORE_TLS},
+    [VERB_NOOP] = {cmd_noop, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_QUIT] = {cmd_quit, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_HELP] = {cmd_help, ST_ANY, CMD_BEFORE_TLS},
+    [VERB_VRFY] = {cmd_vrfy, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_EXPN] = {cmd_expn, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+    [VERB_STARTTLS] = {cmd_starttls,
+                       ST_GREETED,
+                       CMD_NO_ARGS | CMD_BEFORE_TLS | CMD_ENDS_GROUP,
+                       FEAT_STARTTLS,
+                       FLAG_TLS,
+                       {0, 502, "5.5.1 Error: command not implemented"},
+                       {0, 503, "5.5.1 Error: TLS already active"}},
+    [VERB_AUTH] = {cmd_auth,
+                   ST(STATE_READY),
+                   CMD_ENDS_GROUP,
+                   FEAT_AUTH,
+                   FLAG_AUTHED,
+                   {0, 503, "5.5.1 Error: authentication not enabled"},
+                   {0, 503, "5.5.1 Error: already authenticated"},
+                   {{ST_ANY, 503, "5.5.1 Error: AUTH not permitted during a mail transaction"}}},
+    [VERB_BDAT] = {cmd_not_implemented, ST_ANY, CMD_BEFORE_TLS},
+    [VERB_NOT_IMPLEMENTED] = {cmd_not_implemented, ST_ANY, CMD_BEFORE_TLS | CMD_ENDS_GROUP},
+};
+
+/* offered - the FEAT_* bits of what this process offers */
+static unsigned offered(const struct engine *e)
 {
-	return e->state == STATE_MAIL || e->state == STATE_RCPT;
+	return (e->feat.starttls ? FEAT_STARTTLS : 0) | (e->feat.auth ? FEAT_AUTH : 0);
 }
 
-static enum engine_event auth_response(struct engine *e, const char *line, size_t len,
-                                       bool too_long);
-
-/* engine_line - see engine.h */
-enum engine_event engine_line(struct engine *e, const char *line, size_t len, bool too_long)
+/* refuse - the dispatcher's checks in the order of their replies; NULL
+ * when the handler may run; *syntax is set for the 501 */
+static const struct refusal *refuse(const struct engine *e, const struct command *c, size_t alen,
+                                    bool *syntax)
 {
-	if (e->state == STATE_CLOSED)
-		return ENGINE_EV_CLOSE;
-	if (e->state == STATE_AUTH_PLAIN || e->state == STATE_AUTH_USER ||
-	    e->state == STATE_AUTH_PASS) {
-		e->verb = "AUTH"; /* a response line: its text is never logged */
-		return auth_response(e, line, len, too_long);
+	static const struct refusal helo_first = {0, 503, "5.5.1 Error: send HELO/EHLO first"},
+	                            need_tls = {0, 530,
+	                                        "5.7.0 Must issue a STARTTLS command first"},
+	                            need_auth = {0, 530, "5.7.0 Authentication required"},
+	                            sequence = {0, 503, "5.5.1 Error: bad sequence of commands"};
+	*syntax = false;
+	if (e->state == STATE_CONNECTED && !(c->states & ST(STATE_CONNECTED)))
+		return &helo_first;
+	if ((c->flags & CMD_NO_ARGS) && alen > 0) {
+		*syntax = true;
+		return NULL;
 	}
+	if (!(c->flags & CMD_BEFORE_TLS) && e->feat.tls_required && !(e->flags & FLAG_TLS))
+		return &need_tls;
+	if ((c->flags & CMD_NEEDS_AUTH) && e->feat.auth && !(e->flags & FLAG_AUTHED))
+		return &need_auth;
+	if (c->needs && !(offered(e) & c->needs))
+		return &c->not_offered;
+	if (c->once && (e->flags & c->once))
+		return &c->again;
+	if (c->states & ST(e->state))
+		return NULL;
+	for (size_t i = 0; i < 2; i++)
+		if (c->wrong_state[i].states & ST(e->state))
+			return &c->wrong_state[i];
+	return &sequence; /* a state that reads no commands: a bug */
+}
+
+static enum engine_event_kind auth_response(struct engine *e, const char *line, size_t len,
+                                            bool too_long);
+
+/* dispatch - one command line: refusals first, then the handler */
+static enum engine_event_kind dispatch(struct engine *e, const char *line, size_t len,
+                                       bool too_long)
+{
 	e->verb = NULL;
 	if (memchr(line, '\0', len))
 		return client_error(e, 500, "5.5.2 Error: NUL byte in command");
-
 	const char *args;
 	size_t alen;
 	bool bad_sep;
@@ -189,26 +387,36 @@ enum engine_event engine_line(struct engine *e, const char *line, size_t len, bo
 		return client_error(e, 500, "5.5.2 Error: line too long");
 	if (verb == VERB_UNKNOWN || bad_sep)
 		return client_error(e, 500, "5.5.2 Error: command not recognized");
-
-	const struct command *c = NULL;
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (commands[i].verb == verb)
-			c = &commands[i];
+	const struct command *c = &commands[verb];
 	while (alen > 0 && args[alen - 1] == ' ') /* trailing blanks are noise */
 		alen--;
-	if ((c->flags & CMD_NEEDS_HELO) && e->state == STATE_CONNECTED)
-		return client_error(e, 503, "5.5.1 Error: send HELO/EHLO first");
-	if ((c->flags & CMD_NO_ARGS) && alen > 0) {
+	bool syntax;
+	const struct refusal *r = refuse(e, c, alen, &syntax);
+	if (syntax) {
 		char text[64];
 		snprintf(text, sizeof(text), "5.5.4 Syntax: %s", smtp_cmd_verb_name(verb));
 		return client_error(e, 501, text);
 	}
-	if ((c->flags & CMD_NEEDS_TLS) && e->feat.tls_required && !(e->flags & FLAG_TLS))
-		return client_error(e, 530, "5.7.0 Must issue a STARTTLS command first");
-	if ((c->flags & CMD_NEEDS_AUTH) && e->feat.auth && !(e->flags & FLAG_AUTHED))
-		return client_error(e, 530, "5.7.0 Authentication required");
+	if (r)
+		return client_error(e, r->code, r->text);
 	return c->fn(e, args, alen);
 }
+
+/* engine_line - see engine.h */
+const struct engine_event *engine_line(struct engine *e, const char *line, size_t len,
+                                       bool too_long)
+{
+	begin(e);
+	if (e->state == STATE_CLOSED)
+		return emit(e, ENGINE_EV_CLOSE);
+	if (in_auth(e)) {
+		e->verb = "AUTH"; /* a response line: its text is never logged */
+		return emit(e, auth_response(e, line, len, too_long));
+	}
+	return emit(e, dispatch(e, line, len, too_long));
+}
+
+/* --- the handlers ------------------------------------------------- */
 
 /* greet - what HELO and EHLO share */
 static bool greet(struct engine *e, const char *args, size_t len, const char *verb)
@@ -222,30 +430,30 @@ static bool greet(struct engine *e, const char *args, size_t len, const char *ve
 	memcpy(e->helo, args, len);
 	e->helo[len] = '\0';
 	tx_reset(&e->tx);
-	e->state = STATE_READY;
+	set_state(e, STATE_READY);
 	char esc[sizeof(e->helo) * 4];
 	log_escape(esc, sizeof(esc), e->helo, len);
-	log_msg(LOG_DEBUG, "event=helo verb=%s name=\"%s\"", verb, esc);
+	elog(e, LOG_DEBUG, "event=helo verb=%s name=\"%s\"", verb, esc);
 	return true;
 }
 
 /* cmd_helo - RFC 5321 4.1.1.1, plain SMTP */
-static enum engine_event cmd_helo(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_helo(struct engine *e, const char *args, size_t len)
 {
 	if (greet(e, args, len, "HELO")) {
 		e->flags &= ~(unsigned)FLAG_ESMTP;
-		reply_add(&e->out, 250, true, "%s", e->feat.hostname);
+		reply_add(e->out, 250, true, "%s", e->feat.hostname);
 	}
 	return e->state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
 }
 
 /* cmd_ehlo - RFC 5321 4.1.1.1 with the extensions we offer */
-static enum engine_event cmd_ehlo(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_ehlo(struct engine *e, const char *args, size_t len)
 {
 	if (!greet(e, args, len, "EHLO"))
 		return e->state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
 	e->flags |= FLAG_ESMTP;
-	struct reply_buf *o = &e->out;
+	struct reply_buf *o = e->out;
 	reply_add(o, 250, false, "%s Hello %s", e->feat.hostname, e->helo);
 	reply_add(o, 250, false, "PIPELINING");
 	reply_add(o, 250, false, "SIZE %zu", e->cfg->max_message_size);
@@ -262,7 +470,7 @@ static enum engine_event cmd_ehlo(struct engine *e, const char *args, size_t len
 }
 
 /* path_reply - the reply for a refused path */
-static enum engine_event path_reply(struct engine *e, enum path_error pe, bool sender)
+static enum engine_event_kind path_reply(struct engine *e, enum path_error pe, bool sender)
 {
 	switch (pe) {
 	case PATH_TOO_LONG:
@@ -283,10 +491,8 @@ static enum engine_event path_reply(struct engine *e, enum path_error pe, bool s
 }
 
 /* cmd_mail - RFC 5321 4.1.1.2 with SIZE, BODY, SMTPUTF8, AUTH= */
-static enum engine_event cmd_mail(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_mail(struct engine *e, const char *args, size_t len)
 {
-	if (in_transaction(e))
-		return client_error(e, 503, "5.5.1 Error: nested MAIL command");
 	char addr[BOUND_PATH + 1];
 	const char *rest;
 	size_t rlen;
@@ -312,11 +518,11 @@ static enum engine_event cmd_mail(struct engine *e, const char *args, size_t len
 	tx_reset(&e->tx);
 	memcpy(e->tx.sender, addr, strlen(addr) + 1);
 	e->tx.params = mp;
-	e->state = STATE_MAIL;
+	set_state(e, STATE_MAIL);
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	log_msg(LOG_DEBUG, "event=mail size=%llu from=\"%s\"", mp.size, esc);
-	reply_add(&e->out, 250, true, "2.1.0 Ok");
+	elog(e, LOG_DEBUG, "event=mail size=%llu from=\"%s\"", mp.size, esc);
+	reply_add(e->out, 250, true, "2.1.0 Ok");
 	return ENGINE_EV_NONE;
 }
 
@@ -341,10 +547,8 @@ static bool add_rcpt(struct transaction *tx, const char *addr)
 }
 
 /* cmd_rcpt - RFC 5321 4.1.1.3 */
-static enum engine_event cmd_rcpt(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_rcpt(struct engine *e, const char *args, size_t len)
 {
-	if (!in_transaction(e))
-		return client_error(e, 503, "5.5.1 Error: need MAIL command");
 	char addr[BOUND_PATH + 1];
 	const char *rest;
 	size_t rlen;
@@ -358,124 +562,150 @@ static enum engine_event cmd_rcpt(struct engine *e, const char *args, size_t len
 		return client_error(e, 555, "5.5.4 Unsupported RCPT parameter");
 	/* RFC 5321 4.5.3.1.10: 452 asks the client to send the rest later. */
 	if (e->tx.nrcpt >= e->cfg->max_recipients) {
-		log_msg(LOG_NOTICE, "event=too-many-recipients limit=%u client=%s",
-		        e->cfg->max_recipients, e->peer);
-		reply_add(&e->out, 452, true, "4.5.3 Too many recipients");
+		elog(e, LOG_NOTICE, "event=too-many-recipients limit=%u client=%s",
+		     e->cfg->max_recipients, e->peer);
+		reply_add(e->out, 452, true, "4.5.3 Too many recipients");
 		return ENGINE_EV_NONE;
 	}
 	if (!add_rcpt(&e->tx, addr)) {
-		reply_add(&e->out, 452, true, "4.3.1 Insufficient system storage");
+		reply_add(e->out, 452, true, "4.3.1 Insufficient system storage");
 		return ENGINE_EV_NONE;
 	}
-	e->state = STATE_RCPT;
+	set_state(e, STATE_RCPT);
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	log_msg(LOG_DEBUG, "event=rcpt to=\"%s\"", esc);
-	reply_add(&e->out, 250, true, "2.1.5 Ok");
+	elog(e, LOG_DEBUG, "event=rcpt to=\"%s\"", esc);
+	reply_add(e->out, 250, true, "2.1.5 Ok");
 	return ENGINE_EV_NONE;
 }
 
-/* cmd_data - RFC 5321 4.1.1.4; RFC 2920 3.1: 554 when no recipient
- * was accepted, so a pipelining client does not send the text */
-static enum engine_event cmd_data(struct engine *e, const char *args, size_t len)
+/* trace - what the Received: header of the message says; RFC 3848 and
+ * RFC 6531 7 name the protocol: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP... */
+static void trace(struct engine *e, struct engine_trace *t)
 {
-	if (e->state == STATE_MAIL)
-		return client_error(e, 554, "5.5.1 Error: no valid recipients");
-	if (e->state != STATE_RCPT)
-		return client_error(e, 503, "5.5.1 Error: need RCPT command");
-	e->state = STATE_DATA;
-	reply_add(&e->out, 354, true, "End data with <CR><LF>.<CR><LF>");
+	const char *base = e->tx.params.smtputf8     ? "UTF8SMTP"
+	                   : (e->flags & FLAG_ESMTP) ? "ESMTP"
+	                                             : "SMTP";
+	snprintf(e->with, sizeof(e->with), "%s%s%s", base, (e->flags & FLAG_TLS) ? "S" : "",
+	         (e->flags & FLAG_AUTHED) ? "A" : "");
+	t->helo = e->helo[0] ? e->helo : "unknown";
+	t->peer = e->peer;
+	t->by = e->feat.hostname;
+	t->with = e->with;
+	t->tls = (e->flags & FLAG_TLS) && e->has_tls_desc ? e->tls_desc : NULL;
+	t->id = e->id;
+	t->msgno = e->messages + 1;
+	t->for_rcpt = e->tx.nrcpt == 1 ? e->tx.rcpt_buf : NULL;
+}
+
+/* cmd_data - RFC 5321 4.1.1.4 (the table refused it without recipients) */
+static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_t len)
+{
+	(void)args, (void)len;
+	set_state(e, STATE_DATA);
+	reply_add(e->out, 354, true, "End data with <CR><LF>.<CR><LF>");
+	trace(e, &e->ev.trace);
 	return ENGINE_EV_DATA;
 }
 
 /* cmd_rset - RFC 5321 4.1.1.5 */
-static enum engine_event cmd_rset(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_rset(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	tx_reset(&e->tx);
 	if (e->state != STATE_CONNECTED)
-		e->state = STATE_READY;
-	reply_add(&e->out, 250, true, "2.0.0 Ok");
+		set_state(e, STATE_READY);
+	reply_add(e->out, 250, true, "2.0.0 Ok");
 	return ENGINE_EV_NONE;
 }
 
 /* cmd_noop - RFC 5321 4.1.1.9: an argument is allowed and ignored */
-static enum engine_event cmd_noop(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_noop(struct engine *e, const char *args, size_t len)
 {
-	reply_add(&e->out, 250, true, "2.0.0 Ok");
+	(void)args, (void)len;
+	reply_add(e->out, 250, true, "2.0.0 Ok");
 	return ENGINE_EV_NONE;
 }
 
 /* cmd_quit - RFC 5321 4.1.1.10 */
-static enum engine_event cmd_quit(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_quit(struct engine *e, const char *args, size_t len)
 {
-	reply_add(&e->out, 221, true, "2.0.0 Bye");
-	e->state = STATE_CLOSED;
-	return ENGINE_EV_CLOSE;
+	(void)args, (void)len;
+	reply_add(e->out, 221, true, "2.0.0 Bye");
+	return close_session(e, ENGINE_END_QUIT);
 }
 
 /* cmd_help - RFC 5321 4.1.1.8 */
-static enum engine_event cmd_help(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_help(struct engine *e, const char *args, size_t len)
 {
-	reply_add(&e->out, 214, false, "2.0.0 smtpipe: commands supported:");
-	reply_add(&e->out, 214, false, "2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
+	(void)args, (void)len;
+	reply_add(e->out, 214, false, "2.0.0 smtpipe: commands supported:");
+	reply_add(e->out, 214, false, "2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
 	if (e->feat.starttls || e->feat.auth) /* no empty 214-2.0.0 line */
-		reply_add(&e->out, 214, false, "2.0.0   %s%s%s", e->feat.starttls ? "STARTTLS" : "",
+		reply_add(e->out, 214, false, "2.0.0   %s%s%s", e->feat.starttls ? "STARTTLS" : "",
 		          e->feat.starttls && e->feat.auth ? " " : "", e->feat.auth ? "AUTH" : "");
-	reply_add(&e->out, 214, true, "2.0.0 End of HELP info");
+	reply_add(e->out, 214, true, "2.0.0 End of HELP info");
 	return ENGINE_EV_NONE;
 }
 
 /* cmd_vrfy - RFC 5321 3.5.3: 252, we neither confirm nor deny */
-static enum engine_event cmd_vrfy(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_vrfy(struct engine *e, const char *args, size_t len)
 {
+	(void)args;
 	if (len == 0)
 		return client_error(e, 501, "5.5.4 Syntax: VRFY address");
-	reply_add(&e->out, 252, true, "2.5.0 Cannot VRFY user, but will accept message");
+	reply_add(e->out, 252, true, "2.5.0 Cannot VRFY user, but will accept message");
 	return ENGINE_EV_NONE;
 }
 
-/* cmd_expn - mailing lists are not ours to expand */
-static enum engine_event cmd_expn(struct engine *e, const char *args, size_t len)
+/* cmd_expn - mailing lists are not ours to expand (not counted as an
+ * error: a client may ask) */
+static enum engine_event_kind cmd_expn(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	log_rejected(e, 502, "5.5.1 EXPN not implemented");
-	reply_add(&e->out, 502, true, "5.5.1 EXPN not implemented");
+	reply_add(e->out, 502, true, "5.5.1 EXPN not implemented");
 	return ENGINE_EV_NONE;
 }
 
 /* cmd_not_implemented - known verbs we do not offer (BDAT without
  * CHUNKING, TURN, ETRN, ...) */
-static enum engine_event cmd_not_implemented(struct engine *e, const char *args, size_t len)
+static enum engine_event_kind cmd_not_implemented(struct engine *e, const char *args, size_t len)
 {
+	(void)args, (void)len;
 	return client_error(e, 502, "5.5.1 Error: command not implemented");
 }
 
-/* cmd_starttls - RFC 3207 */
-static enum engine_event cmd_starttls(struct engine *e, const char *args, size_t len)
+/* cmd_starttls - RFC 3207 (offered, no TLS yet: the table checked) */
+static enum engine_event_kind cmd_starttls(struct engine *e, const char *args, size_t len)
 {
-	if (!e->feat.starttls)
-		return client_error(e, 502, "5.5.1 Error: command not implemented");
-	if (e->flags & FLAG_TLS)
-		return client_error(e, 503, "5.5.1 Error: TLS already active");
+	(void)args, (void)len;
 	tx_reset(&e->tx);
-	reply_add(&e->out, 220, true, "2.0.0 Ready to start TLS");
+	reply_add(e->out, 220, true, "2.0.0 Ready to start TLS");
 	return ENGINE_EV_STARTTLS;
 }
 
 /* engine_tls_started - RFC 3207 4.2: forget everything, expect EHLO */
-void engine_tls_started(struct engine *e)
+const struct engine_event *engine_tls_started(struct engine *e, const char *tls_desc)
 {
+	begin(e);
+	snprintf(e->tls_desc, sizeof(e->tls_desc), "%s", tls_desc ? tls_desc : "");
+	e->has_tls_desc = tls_desc != NULL;
 	e->flags |= FLAG_TLS;
 	e->flags &= ~(unsigned)FLAG_ESMTP;
 	e->helo[0] = '\0';
 	tx_reset(&e->tx);
-	e->state = STATE_CONNECTED;
+	set_state(e, STATE_CONNECTED);
+	return emit(e, ENGINE_EV_NONE);
 }
 
-/* auth_credentials - store decoded credentials for the session's check;
+/* --- AUTH (RFC 4954) ---------------------------------------------- */
+
+/* auth_credentials - hand decoded credentials to the session's check;
  * a field over its buffer leaves pass_len 0, which never matches (an
  * empty password is refused at start-up) */
-static enum engine_event auth_credentials(struct engine *e, const char *user, size_t ulen,
-                                          const char *pass, size_t plen)
+static enum engine_event_kind auth_credentials(struct engine *e, const char *user, size_t ulen,
+                                               const char *pass, size_t plen)
 {
 	e->auth_user_len = ulen < sizeof(e->auth_user) ? ulen : sizeof(e->auth_user) - 1;
 	memmove(e->auth_user, user, e->auth_user_len); /* LOGIN passes auth_user itself */
@@ -486,16 +716,27 @@ static enum engine_event auth_credentials(struct engine *e, const char *user, si
 	} else {
 		e->auth_pass_len = 0;
 	}
-	e->state = STATE_READY;
+	set_state(e, STATE_READY);
+	return ENGINE_EV_AUTH;
+}
+
+/* credentials_event - the event carries what auth_credentials kept */
+static enum engine_event_kind credentials_event(struct engine *e)
+{
+	e->ev.cred = (struct engine_credentials){.mech = e->auth_mech,
+	                                         .user = e->auth_user,
+	                                         .user_len = e->auth_user_len,
+	                                         .pass = e->auth_pass,
+	                                         .pass_len = e->auth_pass_len};
 	return ENGINE_EV_AUTH;
 }
 
 /* auth_plain - decode a PLAIN response (RFC 4616 2) */
-static enum engine_event auth_plain(struct engine *e, const char *b64, size_t len)
+static enum engine_event_kind auth_plain(struct engine *e, const char *b64, size_t len)
 {
 	char buf[BOUND_AUTH_LINE];
 	long n = (len == 1 && b64[0] == '=') ? 0 : auth_b64_decode(b64, len, buf, sizeof(buf));
-	e->state = STATE_READY;
+	set_state(e, STATE_READY);
 	if (n < 0)
 		return client_error(e, 501, "5.5.2 Invalid base64 data");
 	const char *zid, *user, *pass;
@@ -506,67 +747,67 @@ static enum engine_event auth_plain(struct engine *e, const char *b64, size_t le
 	}
 	/* We only act as the user who logs in: an authzid must name them. */
 	bool zid_ok = zl == 0 || (zl == ul && memcmp(zid, user, ul) == 0);
-	enum engine_event ev = auth_credentials(e, user, ul, pass, zid_ok ? pl : 0);
+	auth_credentials(e, user, ul, pass, zid_ok ? pl : 0);
 	if (!zid_ok)
 		e->auth_pass_len = 0;
 	explicit_bzero(buf, sizeof(buf));
-	return ev;
+	return credentials_event(e);
+}
+
+/* auth_login_user - the LOGIN user name; the password is asked next */
+static enum engine_event_kind auth_login_user(struct engine *e, const char *buf, size_t n)
+{
+	size_t ul = n < sizeof(e->auth_user) ? n : sizeof(e->auth_user) - 1;
+	memcpy(e->auth_user, buf, ul);
+	e->auth_user[ul] = '\0';
+	e->auth_user_len = ul; /* cut for the log only: */
+	if (n >= sizeof(e->auth_user))
+		e->flags |= FLAG_LOGIN_USER_LONG;
+	set_state(e, STATE_AUTH_PASS);
+	reply_add(e->out, 334, true, "UGFzc3dvcmQ6"); /* "Password:" */
+	return ENGINE_EV_NONE;
+}
+
+/* auth_abort - a cancelled or unusable response: back to READY */
+static enum engine_event_kind auth_abort(struct engine *e, int code, const char *text)
+{
+	set_state(e, STATE_READY);
+	e->flags &= ~(unsigned)FLAG_LOGIN_USER_LONG;
+	wipe_credentials(e);
+	return client_error(e, code, text);
 }
 
 /* auth_response - a line after a 334 challenge */
-static enum engine_event auth_response(struct engine *e, const char *line, size_t len,
-                                       bool too_long)
+static enum engine_event_kind auth_response(struct engine *e, const char *line, size_t len,
+                                            bool too_long)
 {
-	enum engine_state st = e->state;
-	if (len == 1 && line[0] == '*') {
-		e->state = STATE_READY;
-		e->flags &= ~FLAG_LOGIN_USER_LONG;
-		wipe_credentials(e);
-		return client_error(e, 501, "5.7.0 Authentication cancelled");
-	}
-	if (too_long) {
-		e->state = STATE_READY;
-		wipe_credentials(e);
-		return client_error(e, 500, "5.5.2 Error: line too long");
-	}
-	if (st == STATE_AUTH_PLAIN)
+	if (len == 1 && line[0] == '*')
+		return auth_abort(e, 501, "5.7.0 Authentication cancelled");
+	if (too_long)
+		return auth_abort(e, 500, "5.5.2 Error: line too long");
+	if (e->state == STATE_AUTH_PLAIN)
 		return auth_plain(e, line, len);
 	char buf[BOUND_AUTH_LINE];
 	long n = auth_b64_decode(line, len, buf, sizeof(buf));
-	if (n < 0) {
-		e->state = STATE_READY;
-		wipe_credentials(e);
-		return client_error(e, 501, "5.5.2 Invalid base64 data");
+	if (n < 0)
+		return auth_abort(e, 501, "5.5.2 Invalid base64 data");
+	if (e->state == STATE_AUTH_USER) {
+		enum engine_event_kind k = auth_login_user(e, buf, (size_t)n);
+		explicit_bzero(buf, sizeof(buf));
+		return k;
 	}
-	if (st == STATE_AUTH_USER) {
-		size_t ul = (size_t)n < sizeof(e->auth_user) ? (size_t)n : sizeof(e->auth_user) - 1;
-		memcpy(e->auth_user, buf, ul);
-		e->auth_user[ul] = '\0';
-		e->auth_user_len = ul; /* cut for the log only: */
-		if ((size_t)n >= sizeof(e->auth_user))
-			e->flags |= FLAG_LOGIN_USER_LONG;
-		e->state = STATE_AUTH_PASS;
-		reply_add(&e->out, 334, true, "UGFzc3dvcmQ6"); /* "Password:" */
-		return ENGINE_EV_NONE;
-	}
-	enum engine_event ev = auth_credentials(e, e->auth_user, e->auth_user_len, buf, (size_t)n);
+	auth_credentials(e, e->auth_user, e->auth_user_len, buf, (size_t)n);
 	if (e->flags & FLAG_LOGIN_USER_LONG)
 		e->auth_pass_len = 0; /* as PLAIN does: never matches */
-	e->flags &= ~FLAG_LOGIN_USER_LONG;
+	e->flags &= ~(unsigned)FLAG_LOGIN_USER_LONG;
 	explicit_bzero(buf, sizeof(buf));
-	return ev;
+	return credentials_event(e);
 }
 
-/* cmd_auth - RFC 4954 4 with PLAIN and LOGIN */
-static enum engine_event cmd_auth(struct engine *e, const char *args, size_t len)
+/* cmd_auth - RFC 4954 4 with PLAIN and LOGIN (offered, not yet
+ * authenticated, outside a transaction: the table checked) */
+static enum engine_event_kind cmd_auth(struct engine *e, const char *args, size_t len)
 {
-	if (!e->feat.auth)
-		return client_error(e, 503, "5.5.1 Error: authentication not enabled");
-	if (e->flags & FLAG_AUTHED)
-		return client_error(e, 503, "5.5.1 Error: already authenticated");
-	if (in_transaction(e))
-		return client_error(e, 503,
-		                    "5.5.1 Error: AUTH not permitted during a mail transaction");
 	const char *sp = memchr(args, ' ', len);
 	size_t ml = sp ? (size_t)(sp - args) : len;
 	const char *ir = sp ? sp + 1 : NULL;
@@ -577,36 +818,39 @@ static enum engine_event cmd_auth(struct engine *e, const char *args, size_t len
 		snprintf(e->auth_mech, sizeof(e->auth_mech), "PLAIN");
 		if (ir)
 			return auth_plain(e, ir, irl);
-		e->state = STATE_AUTH_PLAIN;
+		set_state(e, STATE_AUTH_PLAIN);
 		/* RFC 4954 4: "334" SP [base64] CRLF, so an empty challenge is
 		 * "334 " (GNU SASL refuses a second space as bad base64) */
-		reply_add(&e->out, 334, true, "%s", "");
+		reply_add(e->out, 334, true, "%s", "");
 		return ENGINE_EV_NONE;
 	}
 	if (ml == 5 && strncasecmp(args, "LOGIN", 5) == 0) {
 		snprintf(e->auth_mech, sizeof(e->auth_mech), "LOGIN");
-		e->flags &= ~FLAG_LOGIN_USER_LONG;
-		e->state = STATE_AUTH_USER;
+		e->flags &= ~(unsigned)FLAG_LOGIN_USER_LONG;
+		set_state(e, STATE_AUTH_USER);
 		if (ir) /* an initial response carries the user name */
 			return auth_response(e, ir, irl, false);
-		reply_add(&e->out, 334, true, "VXNlcm5hbWU6"); /* "Username:" */
+		reply_add(e->out, 334, true, "VXNlcm5hbWU6"); /* "Username:" */
 		return ENGINE_EV_NONE;
 	}
 	return client_error(e, 504, "5.5.4 Unrecognized authentication type");
 }
 
 /* engine_auth_result - the session checked the credentials */
-void engine_auth_result(struct engine *e, bool ok)
+const struct engine_event *engine_auth_result(struct engine *e, bool ok)
 {
+	begin(e);
 	wipe_credentials(e);
 	if (ok) {
 		e->flags |= FLAG_AUTHED;
-		reply_add(&e->out, 235, true, "2.7.0 Authentication successful");
-	} else {
-		/* the session logs event=auth-failed */
-		count_error(e, 535, "5.7.8 Authentication credentials invalid");
+		reply_add(e->out, 235, true, "2.7.0 Authentication successful");
+		return emit(e, ENGINE_EV_NONE);
 	}
+	/* the session logs event=auth-failed */
+	return emit(e, count_error(e, 535, "5.7.8 Authentication credentials invalid"));
 }
+
+/* --- the end of DATA and delivery ---------------------------------- */
 
 /* envelope_ready - the recipient list for the delivery; out of memory
  * is a reason to try again later (451), never a permanent failure */
@@ -616,9 +860,9 @@ static bool envelope_ready(struct engine *e)
 	free(tx->rcpts);
 	tx->rcpts = calloc(tx->nrcpt + 1, sizeof(*tx->rcpts));
 	if (!tx->rcpts) {
-		log_msg(LOG_ERR, "event=rejected reason=out-of-memory client=%s nrcpt=%zu", e->peer,
-		        tx->nrcpt);
-		reply_add(&e->out, 451, true, "4.3.0 Out of memory, try again later");
+		elog(e, LOG_ERR, "event=rejected reason=out-of-memory client=%s nrcpt=%zu", e->peer,
+		     tx->nrcpt);
+		reply_add(e->out, 451, true, "4.3.0 Out of memory, try again later");
 		tx_reset(tx);
 		return false;
 	}
@@ -627,116 +871,108 @@ static bool envelope_ready(struct engine *e)
 		tx->rcpts[i] = p;
 		p += strlen(p) + 1;
 	}
+	e->ev.envelope = (struct delivery){
+	    .sender = tx->sender, .rcpts = tx->rcpts, .nrcpt = tx->nrcpt, .id = e->id};
+	e->ev.msgno = e->messages + 1;
 	return true;
 }
 
-/* engine_data_end - see engine.h */
-enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d, int spool_error)
+/* spool_failed - 452: the disk, not the client, is at fault */
+static void spool_failed(struct engine *e, const struct data_decoder *d, int spool_error)
 {
-	e->state = STATE_READY;
+	const char *dir = e->cfg->spool_dir ? e->cfg->spool_dir : "";
+	char esc[1024];
+	log_escape(esc, sizeof(esc), dir, strlen(dir));
+	elog(e, LOG_ERR,
+	     "event=rejected reason=spool-error client=%s size=%zu spool-dir=\"%s\" error=\"%s\"",
+	     e->peer, d->size, esc, strerror(spool_error));
+	reply_add(e->out, 452, true, "4.3.1 Insufficient system storage");
+}
+
+/* engine_data_end - see engine.h */
+const struct engine_event *engine_data_end(struct engine *e, const struct data_decoder *d,
+                                           int spool_error)
+{
+	begin(e);
+	set_state(e, STATE_READY);
 	const char *why = NULL;
-	enum engine_event ev = ENGINE_EV_NONE;
+	enum engine_event_kind k = ENGINE_EV_NONE;
 	if (d->too_big) {
 		why = "too-big";
-		ev = count_error(e, 552, "5.3.4 Message size exceeds fixed limit");
+		k = count_error(e, 552, "5.3.4 Message size exceeds fixed limit");
 	} else if (d->line_too_long) {
 		why = "line-too-long";
-		ev = count_error(e, 500, "5.5.2 Error: line too long in message text");
+		k = count_error(e, 500, "5.5.2 Error: line too long in message text");
 	} else if (spool_error) {
-		char dir[1024];
-		log_escape(dir, sizeof(dir), e->cfg->spool_dir ? e->cfg->spool_dir : "",
-		           e->cfg->spool_dir ? strlen(e->cfg->spool_dir) : 0);
-		log_msg(LOG_ERR,
-		        "event=rejected reason=spool-error client=%s size=%zu spool-dir=\"%s\" "
-		        "error=\"%s\"",
-		        e->peer, d->size, dir, strerror(spool_error));
-		reply_add(&e->out, 452, true, "4.3.1 Insufficient system storage");
-		tx_reset(&e->tx);
-		return ENGINE_EV_NONE;
+		spool_failed(e, d, spool_error);
 	} else {
-		return envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE;
+		return emit(e, envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE);
 	}
-	log_msg(LOG_NOTICE, "event=rejected reason=%s client=%s size=%zu longest-line=%zu", why,
-	        e->peer, d->size, d->longest);
+	if (why)
+		elog(e, LOG_NOTICE, "event=rejected reason=%s client=%s size=%zu longest-line=%zu",
+		     why, e->peer, d->size, d->longest);
 	tx_reset(&e->tx);
-	return ev;
+	return emit(e, k);
 }
 
-/* engine_envelope - see engine.h */
-void engine_envelope(struct engine *e, struct delivery *d)
-{
-	struct transaction *tx = &e->tx; /* rcpts: built by engine_data_end */
-	d->sender = tx->sender;
-	d->rcpts = tx->rcpts;
-	d->nrcpt = tx->rcpts ? tx->nrcpt : 0;
-	d->id = e->id;
-}
-
-/* engine_received - RFC 5321 4.4 trace header, protocol names of RFC 3848 */
-size_t engine_received(const struct engine *e, const char *hostname, const char *tls_desc,
-                       time_t now, char *buf, size_t cap)
+/* engine_received - RFC 5321 4.4 trace header */
+size_t engine_received(const struct engine_trace *t, time_t now, char *buf, size_t cap)
 {
 	char date[64];
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	/* RFC 3848 and RFC 6531 7: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP... */
-	const char *base = e->tx.params.smtputf8     ? "UTF8SMTP"
-	                   : (e->flags & FLAG_ESMTP) ? "ESMTP"
-	                                             : "SMTP";
-	char with[16];
-	snprintf(with, sizeof(with), "%s%s%s", base, (e->flags & FLAG_TLS) ? "S" : "",
-	         (e->flags & FLAG_AUTHED) ? "A" : "");
 	char tls[160] = "";
-	if (tls_desc && (e->flags & FLAG_TLS))
-		snprintf(tls, sizeof(tls), "\n\t(%s)", tls_desc);
+	if (t->tls)
+		snprintf(tls, sizeof(tls), "\n\t(%s)", t->tls);
 	char rcpt[BOUND_PATH + 16] = "";
-	if (e->tx.nrcpt == 1)
-		snprintf(rcpt, sizeof(rcpt), "\n\tfor <%s>", e->tx.rcpt_buf);
+	if (t->for_rcpt)
+		snprintf(rcpt, sizeof(rcpt), "\n\tfor <%s>", t->for_rcpt);
 	int n = snprintf(
 	    buf, cap, "Received: from %s ([%s])\n\tby %s (smtpipe) with %s id %s.%u%s%s;\n\t%s\n",
-	    e->helo[0] ? e->helo : "unknown", e->peer, hostname, with, e->id, e->messages + 1, tls,
-	    rcpt, date);
+	    t->helo, t->peer, t->by, t->with, t->id, t->msgno, tls, rcpt, date);
 	return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
 /* engine_delivered - the delivery result becomes the reply */
-void engine_delivered(struct engine *e, const struct delivery_result *r)
+const struct engine_event *engine_delivered(struct engine *e, const struct delivery_result *r)
 {
+	begin(e);
 	if (r->code == 250)
 		e->messages++;
-	reply_add(&e->out, r->code, true, "%s", r->text);
+	reply_add(e->out, r->code, true, "%s", r->text);
 	tx_reset(&e->tx);
-	e->state = STATE_READY;
+	set_state(e, STATE_READY);
+	return emit(e, ENGINE_EV_NONE);
 }
 
-/* engine_unfinished - see engine.h */
-const char *engine_unfinished(const struct engine *e)
+/* --- the end of the session ---------------------------------------- */
+
+/* engine_gone - see engine.h */
+const struct engine_event *engine_gone(struct engine *e)
 {
-	switch (e->state) {
-	case STATE_AUTH_PLAIN:
-	case STATE_AUTH_USER:
-	case STATE_AUTH_PASS:
-		return "mid-auth";
-	case STATE_MAIL:
-	case STATE_RCPT:
-	case STATE_DATA:
-		return "mid-transaction";
-	default:
-		return NULL;
-	}
+	begin(e);
+	if (in_auth(e))
+		e->ev.unfinished = "mid-auth";
+	else if (e->state == STATE_MAIL || e->state == STATE_RCPT || e->state == STATE_DATA)
+		e->ev.unfinished = "mid-transaction";
+	if (e->state != STATE_CLOSED)
+		close_session(e, ENGINE_END_GONE);
+	return emit(e, ENGINE_EV_CLOSE);
 }
 
 /* engine_timeout - RFC 5321 4.5.3.2: 421 and close */
-void engine_timeout(struct engine *e)
+const struct engine_event *engine_timeout(struct engine *e)
 {
-	reply_add(&e->out, 421, true, "4.4.2 %s Error: timeout exceeded", e->feat.hostname);
-	e->state = STATE_CLOSED;
+	begin(e);
+	reply_add(e->out, 421, true, "4.4.2 %s Error: timeout exceeded", e->feat.hostname);
+	return emit(e, close_session(e, ENGINE_END_TIMEOUT));
 }
 
 /* engine_shutdown - the daemon is going away */
-void engine_shutdown(struct engine *e)
+const struct engine_event *engine_shutdown(struct engine *e)
 {
-	reply_add(&e->out, 421, true, "4.3.2 %s Service shutting down", e->feat.hostname);
-	e->state = STATE_CLOSED;
+	begin(e);
+	reply_add(e->out, 421, true, "4.3.2 %s Service shutting down", e->feat.hostname);
+	return emit(e, close_session(e, ENGINE_END_SHUTDOWN));
 }

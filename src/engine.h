@@ -1,14 +1,44 @@
 /*
  * engine.h - the SMTP state machine (RFC 5321 server side)
  *
- * Parsed lines in, replies (into a reply_buf) and events out; no system
- * calls, so unit tests drive it from transcripts with no socket. The
- * session carries out the events: it reads message text after
- * ENGINE_EV_DATA, delivers after ENGINE_EV_DELIVER, runs the TLS
- * handshake after ENGINE_EV_STARTTLS, checks credentials after
- * ENGINE_EV_AUTH, and closes after ENGINE_EV_CLOSE. Every command in
- * every state has its reply and the session goes on; only QUIT, the
- * error cap and a timeout end it.
+ * Parsed lines in, replies and events out; no system calls, so unit
+ * tests drive it from transcripts with no socket. struct engine is
+ * private to engine.c: the session learns everything it needs from the
+ * events, never from the engine's state.
+ *
+ * The contract, one call and one event at a time (every call returns
+ * the event, valid until the next call; its strings point into the
+ * engine and live as long):
+ *
+ *   e = engine_new(cfg, &features, peer, id, &replies)  queues the 220
+ *   ev = engine_line(e, line, len, too_long)
+ *     NONE      read the next line; ev->auth_response says that it is
+ *               an AUTH response (RFC 4954: up to BOUND_AUTH_LINE)
+ *     DATA      354 queued: write engine_received(&ev->trace, now, ..)
+ *               to the spool, read the text, then engine_data_end
+ *     STARTTLS  220 queued: flush, drop buffered input, handshake, then
+ *               engine_tls_started (or end the session)
+ *     AUTH      check ev->cred (mechanism, user, password), log the
+ *               result, then engine_auth_result, which wipes them
+ *     CLOSE     flush and end; ev->end says why: QUIT (221), ERRORS
+ *               (the error cap's 421), TIMEOUT, SHUTDOWN, GONE
+ *   ev = engine_data_end(e, decoder, spool_errno)
+ *     DELIVER   hand ev->envelope on (sender, recipients, id; message
+ *               ev->msgno of the session), then engine_delivered
+ *     NONE, CLOSE  the refusal is queued, nothing to deliver
+ *   ev = engine_delivered(e, result)      the result is the reply
+ *   ev = engine_timeout(e) / engine_shutdown(e)   421 queued, CLOSE
+ *   ev = engine_gone(e)    the client went away: CLOSE, ev->unfinished
+ *   engine_free(e)         wipes what is left of the credentials
+ *
+ * One message costs three calls: engine_line("DATA"), engine_data_end
+ * and engine_delivered (engine_received is a pure formatter).
+ *
+ * Logging: the engine never logs by itself. Its lines (refused
+ * commands, limits, and every state change at LOG_DEBUG as
+ * "event=state from=ready to=mail") go to the features' log hook,
+ * already formatted and with client text escaped; without a hook (unit
+ * tests, the fuzzer) they are dropped.
  */
 #ifndef SMTPIPE_ENGINE_H
 #define SMTPIPE_ENGINE_H
@@ -17,41 +47,62 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "bounds.h"
+#include "deliver.h"
 #include "reply.h"
-#include "smtp_cmd.h"
 
 struct config;
 struct data_decoder;
-struct delivery;
-struct delivery_result;
+struct engine;
 
-enum engine_state {
-	STATE_CONNECTED,  /* before HELO/EHLO */
-	STATE_READY,      /* greeted, no transaction */
-	STATE_MAIL,       /* MAIL accepted, no recipient yet */
-	STATE_RCPT,       /* at least one recipient */
-	STATE_DATA,       /* reading message text */
-	STATE_AUTH_PLAIN, /* waiting for the PLAIN response after 334 */
-	STATE_AUTH_USER,  /* LOGIN: waiting for the user name */
-	STATE_AUTH_PASS,  /* LOGIN: waiting for the password */
-	STATE_CLOSED,
+enum engine_event_kind {
+	ENGINE_EV_NONE,
+	ENGINE_EV_DATA,
+	ENGINE_EV_DELIVER,
+	ENGINE_EV_STARTTLS,
+	ENGINE_EV_AUTH,
+	ENGINE_EV_CLOSE,
 };
 
-/* facts about the session, as flag bits */
-enum {
-	FLAG_ESMTP = 1 << 0,  /* greeted with EHLO */
-	FLAG_TLS = 1 << 1,    /* TLS is active */
-	FLAG_AUTHED = 1 << 2, /* AUTH succeeded */
+/* Why a session ends (ENGINE_EV_CLOSE). */
+enum engine_end {
+	ENGINE_END_NONE,
+	ENGINE_END_QUIT,     /* 221 after QUIT */
+	ENGINE_END_ERRORS,   /* 421 at the error cap */
+	ENGINE_END_TIMEOUT,  /* 421 after engine_timeout */
+	ENGINE_END_SHUTDOWN, /* 421 after engine_shutdown */
+	ENGINE_END_GONE,     /* the client went away (engine_gone) */
 };
 
-enum engine_event {
-	ENGINE_EV_NONE,     /* read the next line */
-	ENGINE_EV_DATA,     /* 354 sent: feed message text, then engine_data_end */
-	ENGINE_EV_DELIVER,  /* message complete: deliver, then engine_delivered */
-	ENGINE_EV_STARTTLS, /* 220 queued: flush, discard input, handshake, engine_tls_started */
-	ENGINE_EV_AUTH,     /* credentials decoded: check, then engine_auth_result */
-	ENGINE_EV_CLOSE,    /* flush and end the session */
+/* Decoded AUTH credentials; wiped by engine_auth_result. */
+struct engine_credentials {
+	const char *mech; /* "PLAIN" or "LOGIN", for the log */
+	const char *user; /* client text: escape it before logging */
+	size_t user_len;
+	const char *pass; /* a length of 0 never matches (cut or bad authzid) */
+	size_t pass_len;
+};
+
+/* What the Received: header of a message says (RFC 5321 4.4). */
+struct engine_trace {
+	const char *helo;     /* the client's HELO/EHLO name, or "unknown" */
+	const char *peer;     /* the client's address */
+	const char *by;       /* our host name */
+	const char *with;     /* RFC 3848 protocol: ESMTP, ESMTPSA, UTF8SMTP... */
+	const char *tls;      /* the TLS session, or NULL */
+	const char *id;       /* the session id */
+	unsigned msgno;       /* the message's number in the session, from 1 */
+	const char *for_rcpt; /* the one recipient, or NULL with several */
+};
+
+struct engine_event {
+	enum engine_event_kind kind;
+	bool auth_response;             /* the next line answers a 334 */
+	enum engine_end end;            /* CLOSE */
+	const char *unfinished;         /* GONE: "mid-auth", "mid-transaction" or NULL */
+	struct engine_credentials cred; /* AUTH */
+	struct engine_trace trace;      /* DATA */
+	struct delivery envelope;       /* DELIVER */
+	unsigned msgno;                 /* DELIVER: as trace.msgno */
 };
 
 /* What the engine may offer, fixed for the process. */
@@ -60,71 +111,43 @@ struct engine_features {
 	bool starttls;        /* TLS credentials are loaded */
 	bool tls_required;    /* STARTTLS before AUTH and MAIL */
 	bool auth;            /* --auth given: AUTH offered and required */
+	/* the log hook: one formatted line at a syslog priority; NULL drops
+	 * them; log_enabled (may be NULL) saves formatting dropped lines */
+	void (*log)(int prio, const char *line);
+	int (*log_enabled)(int prio);
 };
 
-/* One transaction (MAIL .. end of DATA); reset by RSET, HELO/EHLO,
- * STARTTLS and after each message. */
-struct transaction {
-	char sender[BOUND_PATH + 1];
-	struct mail_params params;
-	char *rcpt_buf; /* recipients, NUL-separated */
-	size_t rcpt_used;
-	size_t rcpt_cap;
-	const char **rcpts; /* pointers into rcpt_buf, built at delivery */
-	size_t nrcpt;
-};
-
-struct engine {
-	const struct config *cfg;
-	struct engine_features feat;
-	enum engine_state state;
-	unsigned flags;
-	unsigned errors;
-	unsigned messages; /* accepted so far */
-	struct reply_buf out;
-	struct transaction tx;
-	char helo[256];       /* client's HELO/EHLO name */
-	char peer[64];        /* client address for logs and Received */
-	char id[24];          /* session id */
-	char auth_user[256];  /* decoded, for the check and the log */
-	char auth_pass[1024]; /* wiped after every check */
-	size_t auth_user_len;
-	size_t auth_pass_len;
-	char auth_mech[8]; /* "PLAIN" or "LOGIN", for the log */
-	const char *verb;  /* the command being answered, for the log */
-};
-
-/* engine_init - a new session; queues the 220 greeting */
-void engine_init(struct engine *e, const struct config *cfg, const struct engine_features *feat,
-                 const char *peer, const char *id);
+/* engine_new - a new session whose replies go to out; queues the 220
+ * greeting; NULL when out of memory */
+struct engine *engine_new(const struct config *cfg, const struct engine_features *feat,
+                          const char *peer, const char *id, struct reply_buf *out);
+/* engine_free - release the session and wipe the credentials (NULL is fine) */
 void engine_free(struct engine *e);
-/* engine_line_limit - the longest line the session should accept now */
-size_t engine_line_limit(const struct engine *e);
-/* engine_line - one line from the client, without its line ending */
-enum engine_event engine_line(struct engine *e, const char *line, size_t len, bool too_long);
+/* engine_line - one line from the client, without its line ending;
+ * too_long: it was longer than the session's bound and is not given */
+const struct engine_event *engine_line(struct engine *e, const char *line, size_t len,
+                                       bool too_long);
 /* engine_data_end - the decoder saw the end of data (or the spool
- * failed: spool_error is an errno); returns DELIVER or NONE with the
- * reply queued */
-enum engine_event engine_data_end(struct engine *e, const struct data_decoder *d, int spool_error);
-/* engine_envelope - the envelope of the message about to be delivered */
-void engine_envelope(struct engine *e, struct delivery *d);
-/* engine_received - the Received: header for the current message (LF
- * line endings, folded), into buf; returns its length */
-size_t engine_received(const struct engine *e, const char *hostname, const char *tls_desc,
-                       time_t now, char *buf, size_t cap);
+ * failed: spool_error is an errno); DELIVER, or the refusal queued */
+const struct engine_event *engine_data_end(struct engine *e, const struct data_decoder *d,
+                                           int spool_error);
 /* engine_delivered - queue the reply for the delivery result, reset the
  * transaction */
-void engine_delivered(struct engine *e, const struct delivery_result *r);
-/* engine_tls_started - after a successful handshake: reset to CONNECTED */
-void engine_tls_started(struct engine *e);
+const struct engine_event *engine_delivered(struct engine *e, const struct delivery_result *r);
+/* engine_tls_started - after a successful handshake (tls_desc, for
+ * Received:, may be NULL): forget everything, expect EHLO (RFC 3207 4.2) */
+const struct engine_event *engine_tls_started(struct engine *e, const char *tls_desc);
 /* engine_auth_result - after ENGINE_EV_AUTH; wipes the credentials */
-void engine_auth_result(struct engine *e, bool ok);
-/* engine_unfinished - what a client that goes away now leaves undone,
- * for the log: "mid-auth", "mid-transaction", or NULL */
-const char *engine_unfinished(const struct engine *e);
+const struct engine_event *engine_auth_result(struct engine *e, bool ok);
 /* engine_timeout - queue 421 and close */
-void engine_timeout(struct engine *e);
+const struct engine_event *engine_timeout(struct engine *e);
 /* engine_shutdown - the daemon is stopping: 421 and close */
-void engine_shutdown(struct engine *e);
+const struct engine_event *engine_shutdown(struct engine *e);
+/* engine_gone - the client went away: close, saying what it left undone */
+const struct engine_event *engine_gone(struct engine *e);
+
+/* engine_received - the Received: header for trace (LF line endings,
+ * folded) into buf; returns its length; a pure function */
+size_t engine_received(const struct engine_trace *t, time_t now, char *buf, size_t cap);
 
 #endif

@@ -35,18 +35,6 @@ void reply_add(struct reply_buf *rb, int code, bool last, const char *fmt, ...)
 	rb->len += used + 2;
 }
 
-/* reply_last_code - the code of the last line in the buffer */
-int reply_last_code(const struct reply_buf *rb)
-{
-	if (rb->len < 5)
-		return 0;
-	size_t i = rb->len - 2; /* at the final CRLF */
-	while (i > 0 && rb->data[i - 1] != '\n')
-		i--;
-	const char *p = rb->data + i;
-	return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-}
-
 /* reply_half_full - time to flush, whatever input is waiting */
 bool reply_half_full(const struct reply_buf *rb)
 {

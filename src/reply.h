@@ -23,8 +23,6 @@ struct reply_buf {
  * whether it ends a multiline reply; fmt is printf-like */
 void reply_add(struct reply_buf *rb, int code, bool last, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* reply_last_code - the code of the last reply added, 0 when empty */
-int reply_last_code(const struct reply_buf *rb);
 /* reply_half_full - whether the session should flush now */
 bool reply_half_full(const struct reply_buf *rb);
 

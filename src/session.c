@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "bounds.h"
 #include "data.h"
 #include "deliver.h"
 #include "deliver_mbox.h"
@@ -37,6 +38,7 @@ static volatile sig_atomic_t stop_requested;
 /* on_stop - SIGTERM/SIGINT: finish what is in flight, then 421 */
 static void on_stop(int sig)
 {
+	(void)sig;
 	stop_requested = 1;
 }
 
@@ -94,15 +96,30 @@ static void session_id(char *buf, size_t cap)
 
 struct session {
 	const struct server *srv;
-	struct engine e;
+	struct engine *e;
+	struct reply_buf out; /* the engine's replies, written by smtp_io */
 	struct smtp_io io;
 	struct spool sp;
+	struct tls_conn *tls; /* NULL while plaintext */
+	int fd_in, fd_out;
+	int timeout_ms;
+	char peer[64];
+	char id[24];
+	unsigned messages;  /* handed on with 250 */
+	bool auth_response; /* the next line answers a 334 (longer bound) */
+	bool drop;          /* end without writing the replies still queued */
 };
 
 /* Decoded DATA on its way to the spool. Outside struct session so that
  * a session that never sends DATA never touches (and never dirties
  * after fork) these 16 pages. */
 static char block[SMTP_IO_BUFFER + 2];
+
+/* engine_log - the engine's log hook: its lines come formatted */
+static void engine_log(int prio, const char *line)
+{
+	log_msg(prio, "%s", line);
+}
 
 /* data_deadline - DATA ends within timeout + wire / rate (bounds.h's
  * BOUND_DATA_MIN_RATE): the client earns time only by sending; once
@@ -111,27 +128,42 @@ static void data_deadline(struct session *s, const struct timespec *start, unsig
                           const struct timespec *stop_by)
 {
 	const struct config *cfg = s->srv->cfg;
-	unsigned long long ms = (unsigned long long)s->io.timeout_ms +
+	unsigned long long ms = (unsigned long long)s->timeout_ms +
 	                        wire / cfg->data_min_rate * 1000 +
 	                        wire % cfg->data_min_rate * 1000 / cfg->data_min_rate;
-	struct timespec *d = &s->io.read_deadline;
-	d->tv_sec = start->tv_sec + (time_t)(ms / 1000);
-	d->tv_nsec = start->tv_nsec + (long)(ms % 1000) * 1000000L;
-	if (d->tv_nsec >= 1000000000L) {
-		d->tv_sec++;
-		d->tv_nsec -= 1000000000L;
+	struct timespec d;
+	d.tv_sec = start->tv_sec + (time_t)(ms / 1000);
+	d.tv_nsec = start->tv_nsec + (long)(ms % 1000) * 1000000L;
+	if (d.tv_nsec >= 1000000000L) {
+		d.tv_sec++;
+		d.tv_nsec -= 1000000000L;
 	}
-	if (stop_by && (stop_by->tv_sec < d->tv_sec ||
-	                (stop_by->tv_sec == d->tv_sec && stop_by->tv_nsec < d->tv_nsec)))
-		*d = *stop_by;
+	if (stop_by && (stop_by->tv_sec < d.tv_sec ||
+	                (stop_by->tv_sec == d.tv_sec && stop_by->tv_nsec < d.tv_nsec)))
+		d = *stop_by;
+	smtp_io_set_read_deadline(&s->io, &d);
 }
 
-/* receive_message - DATA text into the spool; EXIT_KIND_OK when the end
- * of data was seen, else how the session must end (nothing delivered).
- * *cut: the message went past --max-message-size + --max-discard, so
- * the rest is not read (the caller answers 552 and ends the session) */
-static enum exit_kind receive_message(struct session *s, struct data_decoder *d, int *spool_err,
-                                      bool *cut)
+/* data_timeout - the DATA phase ran out of time: nothing is delivered */
+static enum exit_kind data_timeout(struct session *s, const struct data_decoder *d, bool stopping)
+{
+	log_msg(LOG_NOTICE, "event=timeout phase=%s client=%s size=%zu%s nothing-delivered",
+	        smtp_io_write_timed_out(&s->io) ? "reply" : "data", s->peer, d->size,
+	        stopping ? " stopping" : "");
+	if (stopping)
+		engine_shutdown(s->e);
+	else
+		engine_timeout(s->e);
+	return EXIT_KIND_TIMEOUT;
+}
+
+/* receive_message - DATA text into the spool after the Received:
+ * header of trace; EXIT_KIND_OK when the end of data was seen, else how
+ * the session must end (nothing delivered). *cut: the message went past
+ * --max-message-size + --max-discard, so the rest is not read (the
+ * caller answers 552 and ends the session) */
+static enum exit_kind receive_message(struct session *s, const struct engine_trace *trace,
+                                      struct data_decoder *d, int *spool_err, bool *cut)
 {
 	const struct config *cfg = s->srv->cfg;
 	char hdr[1024];
@@ -139,11 +171,9 @@ static enum exit_kind receive_message(struct session *s, struct data_decoder *d,
 	bool stopping = false;       /* SIGTERM: one more timeout to finish */
 	unsigned long long wire = 0; /* bytes of message text read */
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	size_t hl = engine_received(&s->e, s->srv->hostname,
-	                            s->io.tls ? tls_conn_describe(s->io.tls) : NULL, time(NULL),
-	                            hdr, sizeof(hdr));
+	size_t hl = engine_received(trace, time(NULL), hdr, sizeof(hdr));
 	spool_reset(&s->sp);
-	spool_write(&s->sp, hdr, hl);
+	int err = spool_write(&s->sp, hdr, hl) < 0 ? errno : 0; /* the first error sticks */
 	data_decoder_init(d, cfg->max_message_size,
 	                  cfg->max_line_length > 2 ? cfg->max_line_length - 2 : 0);
 	size_t budget = cfg->max_message_size + cfg->max_discard;
@@ -158,88 +188,102 @@ static enum exit_kind receive_message(struct session *s, struct data_decoder *d,
 		if (st == SMTP_IO_ERROR && errno == EINTR) {
 			/* a message in flight is finished first, within one more
 			 * timeout, so that SIGTERM ends the daemon in bounded time */
-			s->io.waitmask = NULL;
+			smtp_io_set_waitmask(&s->io, NULL);
 			stopping = true;
-			smtp_io_deadline(&stop_by, s->io.timeout_ms);
+			smtp_io_deadline(&stop_by, s->timeout_ms);
 			continue;
 		}
-		if (st == SMTP_IO_TIMEOUT) {
-			log_msg(LOG_NOTICE,
-			        "event=timeout phase=%s client=%s size=%zu%s nothing-delivered",
-			        s->io.write_timed_out ? "reply" : "data", s->e.peer, d->size,
-			        stopping ? " stopping" : "");
-			if (stopping)
-				engine_shutdown(&s->e);
-			else
-				engine_timeout(&s->e);
-			return EXIT_KIND_TIMEOUT;
-		}
+		if (st == SMTP_IO_TIMEOUT)
+			return data_timeout(s, d, stopping);
 		if (st != SMTP_IO_OK) {
 			log_msg(LOG_NOTICE,
 			        "event=disconnect phase=data size=%zu nothing-delivered", d->size);
 			return EXIT_KIND_FAILURE;
 		}
 		size_t used = data_decode(d, in, n, block, &out);
-		if (!d->too_big && !s->sp.error)
-			spool_write(&s->sp, block, out);
+		if (!d->too_big && !err && spool_write(&s->sp, block, out) < 0)
+			err = errno;
 		smtp_io_consume(&s->io, used);
 		wire += used;
 		if (d->too_big && !d->done && d->size > budget) {
 			log_msg(LOG_NOTICE,
 			        "event=too-big phase=data client=%s size=%zu limit=%zu "
 			        "max-discard=%zu nothing-delivered",
-			        s->e.peer, d->size, cfg->max_message_size, cfg->max_discard);
+			        s->peer, d->size, cfg->max_message_size, cfg->max_discard);
 			*cut = true;
 			return EXIT_KIND_FAILURE;
 		}
 	}
-	if (!s->sp.error)
-		spool_finish(&s->sp);
-	*spool_err = s->sp.error;
+	if (!err && spool_finish(&s->sp) < 0)
+		err = errno;
+	*spool_err = err;
 	return EXIT_KIND_OK;
 }
 
 /* deliver - hand the spooled message on and log the result */
-static void deliver(struct session *s, const struct data_decoder *d)
+static const struct engine_event *deliver(struct session *s, const struct engine_event *ev,
+                                          const struct data_decoder *d)
 {
 	const struct config *cfg = s->srv->cfg;
-	struct delivery dv;
+	const struct delivery *dv = &ev->envelope;
 	struct delivery_result r = {.exit_status = -1};
-	engine_envelope(&s->e, &dv);
 	if (cfg->mailbox)
-		deliver_mbox_run(cfg->mailbox, &dv, &s->sp, &r);
+		deliver_mbox_run(cfg->mailbox, dv, &s->sp, &r);
 	else
-		deliver_pipe_run(s->srv->command, &dv, &s->sp, cfg->delivery_timeout, &r);
+		deliver_pipe_run(s->srv->command, dv, &s->sp, cfg->delivery_timeout, &r);
 	char from[BOUND_PATH * 4 + 8];
-	log_escape(from, sizeof(from), dv.sender, strlen(dv.sender));
+	log_escape(from, sizeof(from), dv->sender, strlen(dv->sender));
 	log_msg(r.code == 250 ? LOG_INFO : LOG_WARNING,
 	        "event=%s msg=%s.%u nrcpt=%zu size=%zu result=%d status=%d%s%s from=\"%s\"",
 	        r.code == 250  ? "delivered"
 	        : r.code < 500 ? "deferred"
 	                       : "failed",
-	        s->e.id, s->e.messages + 1, dv.nrcpt, d->size, r.code, r.exit_status,
+	        dv->id, ev->msgno, dv->nrcpt, d->size, r.code, r.exit_status,
 	        r.timed_out ? " timed-out" : "", d->bare_lf ? " bare-lf" : "", from);
-	engine_delivered(&s->e, &r);
+	if (r.code == 250)
+		s->messages++;
+	ev = engine_delivered(s->e, &r);
 	spool_reset(&s->sp);
+	return ev;
+}
+
+/* message - the text after 354 into the spool, then its delivery; the
+ * engine's event after it, or NULL when the session ends (*result) */
+static const struct engine_event *message(struct session *s, const struct engine_event *ev,
+                                          enum exit_kind *result)
+{
+	struct data_decoder d;
+	int spool_err = 0;
+	bool cut;
+	*result = receive_message(s, &ev->trace, &d, &spool_err, &cut);
+	if (cut) /* 19.8: 552, and the rest is never read */
+		engine_data_end(s->e, &d, 0);
+	if (*result != EXIT_KIND_OK)
+		return NULL;
+	ev = engine_data_end(s->e, &d, spool_err);
+	if (ev->kind == ENGINE_EV_DELIVER)
+		ev = deliver(s, ev, &d);
+	return ev;
 }
 
 /* start_tls - RFC 3207 4.2: after the 220, drop buffered plaintext,
  * handshake, and start over; -1 ends the session */
-static int start_tls(struct session *s, int fd_in, int fd_out)
+static int start_tls(struct session *s)
 {
 	char err[256];
 	struct timespec deadline; /* for the whole handshake, however it trickles */
 	smtp_io_discard_input(&s->io);
-	int ms = s->io.timeout_ms < BOUND_HANDSHAKE_SECONDS * 1000 ? s->io.timeout_ms
-	                                                           : BOUND_HANDSHAKE_SECONDS * 1000;
+	int ms = s->timeout_ms < BOUND_HANDSHAKE_SECONDS * 1000 ? s->timeout_ms
+	                                                        : BOUND_HANDSHAKE_SECONDS * 1000;
 	smtp_io_deadline(&deadline, ms);
 	struct tls_conn *c =
-	    tls_conn_handshake(s->srv->tls, fd_in, fd_out, &deadline, err, sizeof(err));
+	    tls_conn_handshake(s->srv->tls, s->fd_in, s->fd_out, &deadline, err, sizeof(err));
 	if (!c) {
-		log_msg(LOG_NOTICE, "event=tls-failed client=%s error=\"%s\"", s->e.peer, err);
+		log_msg(LOG_NOTICE, "event=tls-failed client=%s error=\"%s\"", s->peer, err);
 		return -1;
 	}
-	s->io.tls = c;
+	s->tls = c;
+	smtp_io_set_tls(&s->io, c);
 	const char *peer = tls_conn_peer(c);
 	log_msg(LOG_INFO, "event=starttls %s%s%s%s", tls_conn_describe(c),
 	        peer ? " client-cert=\"" : "", peer ? peer : "", peer ? "\"" : "");
@@ -247,139 +291,167 @@ static int start_tls(struct session *s, int fd_in, int fd_out)
 }
 
 /* check_auth - behind the brake, in constant time; logs for fail2ban */
-static void check_auth(struct session *s)
+static const struct engine_event *check_auth(struct session *s, const struct engine_event *ev)
 {
-	struct engine *e = &s->e;
+	const struct engine_credentials *c = &ev->cred;
 	auth_brake_wait();
-	bool ok = auth_check(s->srv->auth, e->auth_user, e->auth_user_len, e->auth_pass,
-	                     e->auth_pass_len);
+	bool ok = auth_check(s->srv->auth, c->user, c->user_len, c->pass, c->pass_len);
 	if (!ok)
 		auth_brake_failed();
 	char user[1024];
-	log_escape(user, sizeof(user), e->auth_user, e->auth_user_len);
+	log_escape(user, sizeof(user), c->user, c->user_len);
 	log_msg(ok ? LOG_INFO : LOG_WARNING, "event=%s client=%s mech=%s user=\"%s\"",
-	        ok ? "auth-ok" : "auth-failed", e->peer, e->auth_mech, user);
-	engine_auth_result(e, ok);
+	        ok ? "auth-ok" : "auth-failed", s->peer, c->mech, user);
+	return engine_auth_result(s->e, ok); /* wipes the credentials */
+}
+
+/* on_event - carry out one event of the engine; false when the session
+ * ends, with *result saying how */
+static bool on_event(struct session *s, const struct engine_event *ev, enum exit_kind *result)
+{
+	switch (ev->kind) {
+	case ENGINE_EV_DATA:
+		ev = message(s, ev, result);
+		if (!ev)
+			return false;
+		break;
+	case ENGINE_EV_STARTTLS:
+		if (smtp_io_flush(&s->io, &s->out) != SMTP_IO_OK || start_tls(s) < 0) {
+			s->drop = true;
+			*result = EXIT_KIND_FAILURE;
+			return false;
+		}
+		ev = engine_tls_started(s->e, tls_conn_describe(s->tls));
+		break;
+	case ENGINE_EV_AUTH:
+		ev = check_auth(s, ev);
+		break;
+	default:
+		break;
+	}
+	s->auth_response = ev->auth_response;
+	if (ev->kind != ENGINE_EV_CLOSE)
+		return true;
+	*result = ev->end == ENGINE_END_QUIT ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
+	return false;
 }
 
 /* line_limit - RFC 5321 4.5.3.1.4's 512 octets for a command, known
  * as soon as that many arrive; AUTH lines and responses may be longer
- * (RFC 4954 4, engine_line_limit) */
-static const struct smtp_io_limit *line_limit(const struct engine *e)
+ * (RFC 4954 4) */
+static const struct smtp_io_limit *line_limit(const struct session *s)
 {
-	static struct smtp_io_limit cmd = {BOUND_COMMAND_LINE - 2, "AUTH ", 0};
-	static struct smtp_io_limit auth;
-	if (e->state == STATE_AUTH_PLAIN || e->state == STATE_AUTH_USER ||
-	    e->state == STATE_AUTH_PASS) {
-		auth.max = engine_line_limit(e);
-		return &auth;
+	static const struct smtp_io_limit cmd = {BOUND_COMMAND_LINE - 2, "AUTH ", BOUND_AUTH_LINE};
+	static const struct smtp_io_limit auth = {BOUND_AUTH_LINE, NULL, 0};
+	return s->auth_response ? &auth : &cmd;
+}
+
+/* read_failed - no line: a timeout, or the client went away */
+static enum exit_kind read_failed(struct session *s, enum smtp_io_status st)
+{
+	if (st == SMTP_IO_TIMEOUT) {
+		log_msg(LOG_NOTICE, "event=timeout phase=%s client=%s",
+		        smtp_io_write_timed_out(&s->io) ? "reply" : "command", s->peer);
+		engine_timeout(s->e);
+		return EXIT_KIND_TIMEOUT;
 	}
-	cmd.long_max = engine_line_limit(e);
-	return &cmd;
+	const char *mid = engine_gone(s->e)->unfinished; /* mid-auth, mid-transaction */
+	log_msg(mid ? LOG_NOTICE : LOG_INFO, "event=disconnect client=%s%s%s", s->peer,
+	        mid ? " " : "", mid ? mid : "");
+	s->drop = true;
+	return !mid && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
+}
+
+/* serve - lines in, events carried out, until the session ends */
+static enum exit_kind serve(struct session *s)
+{
+	enum exit_kind result = EXIT_KIND_FAILURE;
+	if (s->srv->cfg->tls_implicit) { /* RFC 8314 3.3: TLS before the greeting */
+		if (start_tls(s) < 0) {
+			s->drop = true;
+			return EXIT_KIND_FAILURE;
+		}
+		engine_tls_started(s->e, tls_conn_describe(s->tls));
+	}
+	for (;;) {
+		if (stop_requested) {
+			engine_shutdown(s->e);
+			return EXIT_KIND_OK;
+		}
+		const char *line = "";
+		size_t len = 0;
+		bool too_long = false;
+		enum smtp_io_status st = SMTP_IO_OK;
+		if (reply_half_full(&s->out)) /* a write that times out ends it as a read does */
+			st = smtp_io_flush(&s->io, &s->out);
+		if (st == SMTP_IO_OK)
+			st = smtp_io_read_line(&s->io, line_limit(s), &line, &len, &too_long);
+		if (st == SMTP_IO_ERROR && errno == EINTR)
+			continue;
+		if (st != SMTP_IO_OK)
+			return read_failed(s, st);
+		if (too_long)
+			log_msg(LOG_NOTICE, "event=line-too-long client=%s limit=%zu", s->peer,
+			        line_limit(s)->max);
+		if (!on_event(s, engine_line(s->e, line, len, too_long), &result))
+			return result;
+	}
+}
+
+/* session_start - the connection's parts; -1 (logged) when out of memory */
+static int session_start(struct session *s, const struct server *srv, int fd_in, int fd_out)
+{
+	const struct config *cfg = srv->cfg;
+	s->srv = srv;
+	s->fd_in = fd_in;
+	s->fd_out = fd_out;
+	s->timeout_ms = (int)cfg->timeout * 1000;
+	peer_name(fd_in, s->peer, sizeof(s->peer));
+	session_id(s->id, sizeof(s->id));
+	log_set_session(s->id);
+	log_msg(LOG_INFO, "event=connect client=%s", s->peer);
+	if (smtp_io_init(&s->io, fd_in, fd_out, s->timeout_ms) < 0) {
+		log_msg(LOG_ERR, "event=error error=\"out of memory\"");
+		return -1;
+	}
+	spool_init(&s->sp, cfg->spool_dir);
+	struct engine_features feat = {
+	    .hostname = srv->hostname,
+	    .starttls = srv->tls != NULL,
+	    .tls_required = cfg->tls_required,
+	    .auth = srv->auth != NULL,
+	    .log = engine_log,
+	    .log_enabled = log_enabled,
+	};
+	s->e = engine_new(cfg, &feat, s->peer, s->id, &s->out);
+	if (!s->e) {
+		log_msg(LOG_ERR, "event=error error=\"out of memory\"");
+		spool_free(&s->sp);
+		smtp_io_free(&s->io);
+		return -1;
+	}
+	smtp_io_set_replies(&s->io, &s->out);
+	smtp_io_set_waitmask(&s->io, &wait_mask);
+	return 0;
 }
 
 /* session_run - see session.h */
 enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
 {
 	static struct session s; /* one per process; large buffers off the stack */
-	const struct config *cfg = srv->cfg;
-	enum exit_kind result = EXIT_KIND_FAILURE;
-	char peer[64], id[24];
-
 	install_signals();
 	memset(&s, 0, sizeof(s));
-	s.srv = srv;
-	peer_name(fd_in, peer, sizeof(peer));
-	session_id(id, sizeof(id));
-	log_set_session(id);
-	log_msg(LOG_INFO, "event=connect client=%s", peer);
-	if (smtp_io_init(&s.io, fd_in, fd_out, (int)cfg->timeout * 1000) < 0) {
-		log_msg(LOG_ERR, "event=error error=\"out of memory\"");
+	if (session_start(&s, srv, fd_in, fd_out) < 0)
 		return EXIT_KIND_FAILURE;
-	}
-	spool_init(&s.sp, cfg->spool_dir);
-	struct engine_features feat = {
-	    .hostname = srv->hostname,
-	    .starttls = srv->tls != NULL,
-	    .tls_required = cfg->tls_required,
-	    .auth = srv->auth != NULL,
-	};
-	engine_init(&s.e, cfg, &feat, peer, id);
-	s.io.replies = &s.e.out;
-	s.io.waitmask = &wait_mask;
-	if (cfg->tls_implicit) { /* RFC 8314 3.3: TLS before the greeting */
-		if (start_tls(&s, fd_in, fd_out) < 0)
-			goto out;
-		engine_tls_started(&s.e);
-	}
-
-	for (;;) {
-		if (stop_requested) {
-			engine_shutdown(&s.e);
-			result = EXIT_KIND_OK;
-			break;
-		}
-		const char *line = "";
-		size_t len = 0;
-		bool too_long = false;
-		enum smtp_io_status st = SMTP_IO_OK;
-		if (reply_half_full(&s.e.out)) /* a write that times out ends it as a read does */
-			st = smtp_io_flush(&s.io, &s.e.out);
-		if (st == SMTP_IO_OK)
-			st = smtp_io_read_line(&s.io, line_limit(&s.e), &line, &len, &too_long);
-		if (st == SMTP_IO_ERROR && errno == EINTR)
-			continue;
-		if (st == SMTP_IO_TIMEOUT) {
-			log_msg(LOG_NOTICE, "event=timeout phase=%s client=%s",
-			        s.io.write_timed_out ? "reply" : "command", peer);
-			engine_timeout(&s.e);
-			result = EXIT_KIND_TIMEOUT;
-			break;
-		}
-		if (st != SMTP_IO_OK) {
-			const char *mid = engine_unfinished(&s.e); /* mid-auth, mid-transaction */
-			log_msg(mid ? LOG_NOTICE : LOG_INFO, "event=disconnect client=%s%s%s", peer,
-			        mid ? " " : "", mid ? mid : "");
-			result = !mid && st == SMTP_IO_EOF ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
-			goto out;
-		}
-		if (too_long)
-			log_msg(LOG_NOTICE, "event=line-too-long client=%s limit=%zu", peer,
-			        line_limit(&s.e)->max);
-		enum engine_event ev = engine_line(&s.e, line, len, too_long);
-		if (ev == ENGINE_EV_DATA) {
-			struct data_decoder d;
-			int spool_err = 0;
-			bool cut;
-			result = receive_message(&s, &d, &spool_err, &cut);
-			if (cut) /* 19.8: 552, and the rest is never read */
-				engine_data_end(&s.e, &d, 0);
-			if (result != EXIT_KIND_OK)
-				break;
-			if (engine_data_end(&s.e, &d, spool_err) == ENGINE_EV_DELIVER)
-				deliver(&s, &d);
-			ev = s.e.state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
-		} else if (ev == ENGINE_EV_STARTTLS) {
-			if (smtp_io_flush(&s.io, &s.e.out) != SMTP_IO_OK ||
-			    start_tls(&s, fd_in, fd_out) < 0)
-				goto out;
-			engine_tls_started(&s.e);
-		} else if (ev == ENGINE_EV_AUTH) {
-			check_auth(&s);
-			ev = s.e.state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
-		}
-		if (ev == ENGINE_EV_CLOSE) {
-			result =
-			    reply_last_code(&s.e.out) == 221 ? EXIT_KIND_OK : EXIT_KIND_FAILURE;
-			break;
-		}
-	}
-	smtp_io_close(&s.io, &s.e.out); /* the last replies and the bye: one timeout */
-out:
-	log_msg(LOG_INFO, "event=close client=%s messages=%u in=%llu out=%llu", peer, s.e.messages,
-	        s.io.bytes_in, s.io.bytes_out);
+	enum exit_kind result = serve(&s);
+	if (!s.drop) /* the last replies and the bye: one timeout */
+		smtp_io_close(&s.io, &s.out);
+	unsigned long long in, out;
+	smtp_io_bytes(&s.io, &in, &out);
+	log_msg(LOG_INFO, "event=close client=%s messages=%u in=%llu out=%llu", s.peer, s.messages,
+	        in, out);
 	smtp_io_close(&s.io, NULL);
-	engine_free(&s.e);
+	engine_free(s.e);
 	spool_free(&s.sp);
 	smtp_io_free(&s.io);
 	return result;

@@ -278,9 +278,8 @@ enum param_error smtp_cmd_mail_params(const char *p, size_t len, struct mail_par
 			mp->size = v;
 			mp->size_given = true;
 		} else if (kw_is(kw, kwl, "BODY")) {
-			if (val && kw_is(val, vall, "8BITMIME"))
-				mp->body_8bit = true;
-			else if (!val || !kw_is(val, vall, "7BIT"))
+			/* RFC 6152: either is fine, message text is passed as it is */
+			if (!val || !(kw_is(val, vall, "8BITMIME") || kw_is(val, vall, "7BIT")))
 				return PARAM_SYNTAX;
 		} else if (kw_is(kw, kwl, "SMTPUTF8")) {
 			if (val)

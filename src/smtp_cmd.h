@@ -51,8 +51,7 @@ enum path_error {
 struct mail_params {
 	unsigned long long size; /* SIZE=, 0 if absent */
 	bool size_given;
-	bool body_8bit; /* BODY=8BITMIME */
-	bool smtputf8;  /* SMTPUTF8 */
+	bool smtputf8; /* SMTPUTF8 */
 };
 
 /* smtp_cmd_path - parse "FROM:<path> params" (prefix "FROM:" or "TO:",

@@ -267,12 +267,6 @@ void smtp_io_consume(struct smtp_io *io, size_t n)
 	io->start += n;
 }
 
-/* smtp_io_pending - buffered input, here or inside TLS */
-bool smtp_io_pending(struct smtp_io *io)
-{
-	return io->start < io->end || (io->tls && tls_conn_pending(io->tls) > 0);
-}
-
 /* smtp_io_discard_input - RFC 3207 5: nothing sent before the handshake
  * may be acted on after it */
 void smtp_io_discard_input(struct smtp_io *io)
@@ -373,4 +367,43 @@ void smtp_io_close(struct smtp_io *io, struct reply_buf *rb)
 	if (io->tls)
 		tls_conn_close(io->tls, &deadline);
 	io->tls = NULL;
+}
+
+/* smtp_io_set_replies - see smtp_io.h */
+void smtp_io_set_replies(struct smtp_io *io, struct reply_buf *rb)
+{
+	io->replies = rb;
+}
+
+/* smtp_io_set_waitmask - see smtp_io.h */
+void smtp_io_set_waitmask(struct smtp_io *io, const sigset_t *mask)
+{
+	io->waitmask = mask;
+}
+
+/* smtp_io_set_tls - see smtp_io.h */
+void smtp_io_set_tls(struct smtp_io *io, struct tls_conn *c)
+{
+	io->tls = c;
+}
+
+/* smtp_io_set_read_deadline - see smtp_io.h */
+void smtp_io_set_read_deadline(struct smtp_io *io, const struct timespec *d)
+{
+	io->read_deadline = *d;
+}
+
+/* smtp_io_write_timed_out - see smtp_io.h */
+bool smtp_io_write_timed_out(const struct smtp_io *io)
+{
+	return io->write_timed_out;
+}
+
+/* smtp_io_bytes - see smtp_io.h */
+void smtp_io_bytes(const struct smtp_io *io, unsigned long long *in, unsigned long long *out)
+{
+	if (in)
+		*in = io->bytes_in;
+	if (out)
+		*out = io->bytes_out;
 }

@@ -82,9 +82,6 @@ enum smtp_io_status smtp_io_read_line(struct smtp_io *io, const struct smtp_io_l
  * is, until io->read_deadline; *data stays valid until smtp_io_consume */
 enum smtp_io_status smtp_io_read_block(struct smtp_io *io, const char **data, size_t *len);
 void smtp_io_consume(struct smtp_io *io, size_t n);
-/* smtp_io_pending - whether input is waiting (buffered here or in TLS,
- * or readable on the descriptor right now) */
-bool smtp_io_pending(struct smtp_io *io);
 /* smtp_io_discard_input - drop everything buffered (before a TLS handshake) */
 void smtp_io_discard_input(struct smtp_io *io);
 /* smtp_io_write - write all n bytes within one timeout */
@@ -95,5 +92,19 @@ enum smtp_io_status smtp_io_flush(struct smtp_io *io, struct reply_buf *rb);
  * (close_notify), both within one timeout, or not at all once a write
  * has failed; the descriptors are the caller's */
 void smtp_io_close(struct smtp_io *io, struct reply_buf *rb);
+
+/* Accessors, so that a caller never reaches into struct smtp_io. */
+/* smtp_io_set_replies - the buffer written before any read would wait */
+void smtp_io_set_replies(struct smtp_io *io, struct reply_buf *rb);
+/* smtp_io_set_waitmask - the signal mask while waiting (ppoll), or NULL */
+void smtp_io_set_waitmask(struct smtp_io *io, const sigset_t *mask);
+/* smtp_io_set_tls - reads and writes go through c from now on */
+void smtp_io_set_tls(struct smtp_io *io, struct tls_conn *c);
+/* smtp_io_set_read_deadline - no smtp_io_read_block waits past d */
+void smtp_io_set_read_deadline(struct smtp_io *io, const struct timespec *d);
+/* smtp_io_write_timed_out - the last timeout was a write's (for the log) */
+bool smtp_io_write_timed_out(const struct smtp_io *io);
+/* smtp_io_bytes - bytes read and written so far (either may be NULL) */
+void smtp_io_bytes(const struct smtp_io *io, unsigned long long *in, unsigned long long *out);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "config.h"
 #include "data.h"
 #include "deliver.h"
@@ -21,38 +22,60 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* feed_data - message text until the end of data; returns bytes used */
-static size_t feed_data(struct engine *e, const uint8_t *p, size_t n, uint8_t blockseed)
+static struct reply_buf out; /* the session would have flushed it */
+
+/* check_envelope - what a delivery command is given is sane */
+static void check_envelope(const struct engine_event *ev, const struct config *cfg)
 {
-	static char out[BOUND_AUTH_LINE * 8];
+	const struct delivery *dv = &ev->envelope;
+	if (dv->nrcpt == 0 || dv->nrcpt > cfg->max_recipients)
+		__builtin_trap(); /* DATA needs 1..max recipients */
+	for (size_t i = 0; i < dv->nrcpt; i++)
+		if (dv->rcpts[i][0] == '-' || dv->rcpts[i][0] == '\0')
+			__builtin_trap(); /* never an option, never empty */
+	if (dv->sender[0] == '-' || dv->rcpts[dv->nrcpt] != NULL)
+		__builtin_trap();
+}
+
+/* feed_data - message text until the end of data; returns bytes used,
+ * *closed when the engine ended the session */
+static size_t feed_data(struct engine *e, const struct config *cfg, const uint8_t *p, size_t n,
+                        uint8_t blockseed, bool *closed)
+{
+	static char dec[BOUND_AUTH_LINE * 8];
 	struct data_decoder d;
-	data_decoder_init(&d, e->cfg->max_message_size, e->cfg->max_line_length - 2);
+	data_decoder_init(&d, cfg->max_message_size, cfg->max_line_length - 2);
 	size_t pos = 0, block = 1 + (blockseed % 64) * 97;
 	while (pos < n && !d.done) {
 		size_t len = n - pos < block ? n - pos : block, w;
-		if (len > sizeof(out) - 2)
-			len = sizeof(out) - 2;
-		pos += data_decode(&d, (const char *)p + pos, len, out, &w);
+		if (len > sizeof(dec) - 2)
+			len = sizeof(dec) - 2;
+		pos += data_decode(&d, (const char *)p + pos, len, dec, &w);
 		if (w > len + 2)
 			__builtin_trap(); /* the decoder's output bound */
 	}
 	if (!d.done)
 		return pos;
-	if (engine_data_end(e, &d, blockseed == 7 ? 28 : 0) == ENGINE_EV_DELIVER) {
-		struct delivery dv;
-		engine_envelope(e, &dv);
-		if (dv.nrcpt == 0 || dv.nrcpt > e->cfg->max_recipients)
-			__builtin_trap(); /* DATA needs 1..max recipients */
-		for (size_t i = 0; i < dv.nrcpt; i++)
-			if (dv.rcpts[i][0] == '-' || dv.rcpts[i][0] == '\0')
-				__builtin_trap(); /* never an option, never empty */
-		if (dv.sender[0] == '-')
-			__builtin_trap();
+	out.len = 0;
+	const struct engine_event *ev = engine_data_end(e, &d, blockseed == 7 ? 28 : 0);
+	if (out.len == 0 && ev->kind != ENGINE_EV_DELIVER)
+		__builtin_trap(); /* a refused message gets its reply */
+	if (ev->kind == ENGINE_EV_DELIVER) {
+		check_envelope(ev, cfg);
 		struct delivery_result r = {.code = blockseed & 1 ? 250 : 451};
 		memcpy(r.text, "x", 2);
-		engine_delivered(e, &r);
+		ev = engine_delivered(e, &r);
 	}
+	*closed = ev->kind == ENGINE_EV_CLOSE;
 	return pos;
+}
+
+/* auth_ok - the check of the transcripts: alice/secret */
+static bool auth_ok(const struct engine_event *ev)
+{
+	const struct engine_credentials *c = &ev->cred;
+	return c->user_len == 5 && memcmp(c->user, "alice", 5) == 0 && c->pass_len == 6 &&
+	       memcmp(c->pass, "secret", 6) == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -72,11 +95,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .tls_required = sel & 2,
 	    .auth = sel & 4,
 	};
-	static struct engine e;
-	engine_init(&e, &cfg, &feat, "192.0.2.1", "FUZZ");
+	out.len = 0;
+	struct engine *e = engine_new(&cfg, &feat, "192.0.2.1", "FUZZ", &out);
+	if (!e)
+		return 0;
 	const uint8_t *p = data + 1, *end = data + size;
-	while (p < end && e.state != STATE_CLOSED) {
-		e.out.len = 0; /* the session would have flushed */
+	bool closed = false;
+	while (p < end && !closed) {
+		out.len = 0; /* the session would have flushed */
 		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		const uint8_t *next = nl ? nl + 1 : end;
@@ -84,19 +110,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t l = too_long ? 0 : len;
 		if (l > 0 && p[l - 1] == '\r')
 			l--;
-		enum engine_event ev = engine_line(&e, (const char *)p, l, too_long);
+		const struct engine_event *ev = engine_line(e, (const char *)p, l, too_long);
 		p = next;
-		if (e.out.len == 0 && ev != ENGINE_EV_AUTH)
+		if (out.len == 0 && ev->kind != ENGINE_EV_AUTH)
 			__builtin_trap(); /* every command gets a reply */
-		if (ev == ENGINE_EV_DATA)
-			p += feed_data(&e, p, (size_t)(end - p), (uint8_t)len);
-		else if (ev == ENGINE_EV_STARTTLS)
-			engine_tls_started(&e);
-		else if (ev == ENGINE_EV_AUTH)
-			engine_auth_result(
-			    &e, e.auth_user_len == 5 && memcmp(e.auth_user, "alice", 5) == 0 &&
-			            e.auth_pass_len == 6 && memcmp(e.auth_pass, "secret", 6) == 0);
+		if (ev->kind == ENGINE_EV_DATA)
+			p += feed_data(e, &cfg, p, (size_t)(end - p), (uint8_t)len, &closed);
+		else if (ev->kind == ENGINE_EV_STARTTLS)
+			ev = engine_tls_started(e, "fuzz TLS");
+		else if (ev->kind == ENGINE_EV_AUTH)
+			ev = engine_auth_result(e, auth_ok(ev));
+		if (ev->kind == ENGINE_EV_CLOSE)
+			closed = true;
 	}
-	engine_free(&e);
+	engine_free(e);
 	return 0;
 }

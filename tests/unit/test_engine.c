@@ -246,6 +246,76 @@ static size_t expand(const char *in, size_t len, char *out)
 	return o;
 }
 
+/* Lines from the engine's log hook, kept for the cases that look. */
+static char logged[64][512];
+static size_t nlogged;
+
+static void record_log(int prio, const char *line)
+{
+	if (nlogged < sizeof(logged) / sizeof(logged[0]))
+		snprintf(logged[nlogged++], sizeof(logged[0]), "%d %s", prio, line);
+}
+
+/* was_logged - whether a recorded line holds text */
+static bool was_logged(const char *text)
+{
+	for (size_t i = 0; i < nlogged; i++)
+		if (strstr(logged[i], text))
+			return true;
+	return false;
+}
+
+/* check_alice - the AUTH check of the transcripts: alice/secret */
+static bool check_alice(const struct engine_event *ev)
+{
+	const struct engine_credentials *c = &ev->cred;
+	return c->user_len == 5 && memcmp(c->user, "alice", 5) == 0 && c->pass_len == 6 &&
+	       memcmp(c->pass, "secret", 6) == 0;
+}
+
+/* end_of_data - the decoder saw the end: deliver with code */
+static void end_of_data(struct engine *e, const struct data_decoder *d, int code)
+{
+	const struct engine_event *ev = engine_data_end(e, d, 0);
+	if (ev->kind != ENGINE_EV_DELIVER)
+		return;
+	struct delivery_result r = {.code = code};
+	snprintf(r.text, sizeof(r.text), "%s", r.code == 250 ? "2.0.0 Ok" : "4.3.0 failed");
+	engine_delivered(e, &r);
+}
+
+/* command - one C line to the engine, its event carried out as the
+ * session would; returns whether message text follows */
+static bool command(struct engine *e, const char *line, size_t n)
+{
+	const struct engine_event *ev = engine_line(e, line, n > 19000 ? 0 : n, n > 19000);
+	if (ev->kind == ENGINE_EV_STARTTLS)
+		engine_tls_started(e, NULL);
+	else if (ev->kind == ENGINE_EV_AUTH)
+		engine_auth_result(e, check_alice(ev));
+	return ev->kind == ENGINE_EV_DATA;
+}
+
+/* match_reply - the next reply lines against one S line; fails the test */
+static void match_reply(const struct tcase *tc, const struct reply_buf *out, size_t *rpos,
+                        const char *p, size_t len)
+{
+	bool skip = p[1] == '~', exact = p[1] == '=';
+	for (;;) {
+		if (*rpos >= out->len)
+			fail_msg("%s: want '%.*s', got no more replies", tc->name, (int)len, p);
+		const char *r = out->data + *rpos;
+		const char *crlf = strstr(r, "\r\n");
+		size_t rl = (size_t)(crlf - r);
+		*rpos += rl + 2;
+		if (rl >= len - 3 && memcmp(r, p + 3, len - 3) == 0 && (!exact || rl == len - 3))
+			return;
+		if (!skip)
+			fail_msg("%s: got '%.*s', want '%.*s'", tc->name, (int)rl, r, (int)len - 3,
+			         p + 3);
+	}
+}
+
 /* run_case - play one transcript */
 static void run_case(const struct tcase *tc)
 {
@@ -259,79 +329,44 @@ static void run_case(const struct tcase *tc)
 	                               .starttls = tc->starttls,
 	                               .tls_required = tc->tls_required,
 	                               .auth = tc->auth};
-	static struct engine e;
-	engine_init(&e, &cfg, &feat, "127.0.0.1", "TESTID");
+	static struct reply_buf out;
+	out.len = 0;
+	struct engine *e = engine_new(&cfg, &feat, "127.0.0.1", "TESTID", &out);
+	assert_non_null(e);
 	size_t rpos = 0; /* reply bytes matched so far */
 	bool in_data = false;
 	struct data_decoder d;
 	static char line[32768], dec[32768];
-	const char *p = tc->transcript;
-	while (*p) {
+	for (const char *p = tc->transcript; *p;) {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
 		if (strncmp(p, "C: ", 3) == 0) {
-			if (rpos != e.out.len)
+			if (rpos != out.len)
 				fail_msg("%s: unmatched reply before '%.*s': got '%.*s'", tc->name,
-				         (int)len, p, (int)(e.out.len - rpos), e.out.data + rpos);
-			e.out.len = rpos = 0;
+				         (int)len, p, (int)(out.len - rpos), out.data + rpos);
+			out.len = rpos = 0;
 			size_t n = expand(p + 3, len - 3, line);
 			if (in_data) {
 				line[n++] = '\r';
 				line[n++] = '\n';
-				size_t out;
-				data_decode(&d, line, n, dec, &out);
+				size_t used;
+				data_decode(&d, line, n, dec, &used);
 				if (d.done) {
 					in_data = false;
-					if (engine_data_end(&e, &d, 0) == ENGINE_EV_DELIVER) {
-						struct delivery dv;
-						engine_envelope(&e, &dv);
-						struct delivery_result r = {
-						    .code =
-						        tc->deliver_code ? tc->deliver_code : 250};
-						snprintf(r.text, sizeof(r.text), "%s",
-						         r.code == 250 ? "2.0.0 Ok"
-						                       : "4.3.0 failed");
-						engine_delivered(&e, &r);
-					}
+					end_of_data(e, &d,
+					            tc->deliver_code ? tc->deliver_code : 250);
 				}
-			} else {
-				enum engine_event ev =
-				    engine_line(&e, line, n > 19000 ? 0 : n, n > 19000);
-				if (ev == ENGINE_EV_DATA) {
-					in_data = true;
-					data_decoder_init(&d, cfg.max_message_size, 998);
-				} else if (ev == ENGINE_EV_STARTTLS) {
-					engine_tls_started(&e);
-				} else if (ev == ENGINE_EV_AUTH) {
-					bool ok = e.auth_user_len == 5 &&
-					          memcmp(e.auth_user, "alice", 5) == 0 &&
-					          e.auth_pass_len == 6 &&
-					          memcmp(e.auth_pass, "secret", 6) == 0;
-					engine_auth_result(&e, ok);
-				}
+			} else if (command(e, line, n)) {
+				in_data = true;
+				data_decoder_init(&d, cfg.max_message_size, 998);
 			}
 		} else if (strncmp(p, "S: ", 3) == 0 || strncmp(p, "S~ ", 3) == 0 ||
 		           strncmp(p, "S= ", 3) == 0) {
-			bool skip = p[1] == '~', exact = p[1] == '=';
-			for (;;) {
-				if (rpos >= e.out.len)
-					fail_msg("%s: want '%.*s', got no more replies", tc->name,
-					         (int)len, p);
-				const char *r = e.out.data + rpos;
-				const char *crlf = strstr(r, "\r\n");
-				size_t rl = (size_t)(crlf - r);
-				rpos += rl + 2;
-				if (rl >= len - 3 && memcmp(r, p + 3, len - 3) == 0 &&
-				    (!exact || rl == len - 3))
-					break;
-				if (!skip)
-					fail_msg("%s: got '%.*s', want '%.*s'", tc->name, (int)rl,
-					         r, (int)len - 3, p + 3);
-			}
+			match_reply(tc, &out, &rpos, p, len);
 		}
 		p += len + (nl != NULL);
 	}
-	engine_free(&e);
+	engine_free(e);
 }
 
 static void test_transcripts(void **state)
@@ -340,18 +375,41 @@ static void test_transcripts(void **state)
 		run_case(&cases[i]);
 }
 
+/* session - a new engine for the cases below, replies into out, log
+ * lines recorded */
+static struct engine *session(const struct config *cfg, bool auth, struct reply_buf *out)
+{
+	struct engine_features feat = {.hostname = "mx.example", .auth = auth, .log = record_log};
+	nlogged = 0;
+	out->len = 0;
+	struct engine *e = engine_new(cfg, &feat, "192.0.2.1", "ABC", out);
+	assert_non_null(e);
+	return e;
+}
+
+/* feed - lines to the engine, replies dropped; the last event */
+static const struct engine_event *feed(struct engine *e, struct reply_buf *out,
+                                       const char *const *lines, size_t n)
+{
+	const struct engine_event *ev = NULL;
+	for (size_t i = 0; i < n; i++) {
+		out->len = 0;
+		ev = engine_line(e, lines[i], strlen(lines[i]), false);
+	}
+	return ev;
+}
+
 /* test_received - the trace header is safe and complete */
 static void test_received(void **state)
 {
 	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
-	struct engine_features feat = {.hostname = "mx.example"};
-	static struct engine e;
-	engine_init(&e, &cfg, &feat, "192.0.2.1", "ABC");
-	const char *lines[] = {"EHLO client.example", "MAIL FROM:<a@b>", "RCPT TO:<c@d>"};
-	for (size_t i = 0; i < 3; i++)
-		engine_line(&e, lines[i], strlen(lines[i]), false);
+	static struct reply_buf out;
+	struct engine *e = session(&cfg, false, &out);
+	const char *lines[] = {"EHLO client.example", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"};
+	const struct engine_event *ev = feed(e, &out, lines, 4);
+	assert_int_equal(ev->kind, ENGINE_EV_DATA);
 	char buf[1024];
-	size_t n = engine_received(&e, "mx.example", NULL, 0, buf, sizeof(buf));
+	size_t n = engine_received(&ev->trace, 0, buf, sizeof(buf));
 	const char *want = "Received: from client.example ([192.0.2.1])\n"
 	                   "\tby mx.example (smtpipe) with ESMTP id ABC.1\n"
 	                   "\tfor <c@d>;\n"
@@ -359,18 +417,32 @@ static void test_received(void **state)
 	if (n != strlen(want) || strcmp(buf, want) != 0)
 		fail_msg("got:\n%s\nwant:\n%s", buf, want);
 	assert_null(strchr(buf, '\r'));
-	engine_free(&e);
+	engine_free(e);
 }
 
-/* feed - lines to the engine, replies dropped */
-static enum engine_event feed(struct engine *e, const char *const *lines, size_t n)
+/* test_received_tls - after STARTTLS the header names the protocol
+ * with S and A and carries the TLS session given to engine_tls_started */
+static void test_received_tls(void **state)
 {
-	enum engine_event ev = ENGINE_EV_NONE;
-	for (size_t i = 0; i < n; i++) {
-		e->out.len = 0;
-		ev = engine_line(e, lines[i], strlen(lines[i]), false);
-	}
-	return ev;
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
+	static struct reply_buf out;
+	struct engine *e = session(&cfg, true, &out);
+	const char *lines[] = {"EHLO c", "AUTH PLAIN AGFsaWNlAHNlY3JldA=="};
+	assert_int_equal(feed(e, &out, lines, 2)->kind, ENGINE_EV_AUTH);
+	engine_auth_result(e, true);
+	engine_tls_started(e, "TLS1.3 AES");
+	const char *msg[] = {"HELO c", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "RCPT TO:<e@f>", "DATA"};
+	const struct engine_event *ev = feed(e, &out, msg, 5);
+	assert_int_equal(ev->kind, ENGINE_EV_DATA);
+	char buf[1024];
+	engine_received(&ev->trace, 0, buf, sizeof(buf));
+	const char *want = "Received: from c ([192.0.2.1])\n"
+	                   "\tby mx.example (smtpipe) with SMTPSA id ABC.1\n"
+	                   "\t(TLS1.3 AES);\n"
+	                   "\tThu, 01 Jan 1970 00:00:00 +0000\n";
+	if (strcmp(buf, want) != 0)
+		fail_msg("got:\n%s\nwant:\n%s", buf, want);
+	engine_free(e);
 }
 
 /* test_recipient_list_out_of_memory - issue 12.14: a failed allocation
@@ -379,37 +451,38 @@ static enum engine_event feed(struct engine *e, const char *const *lines, size_t
 static void test_recipient_list_out_of_memory(void **state)
 {
 	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
-	struct engine_features feat = {.hostname = "mx.example"};
-	static struct engine e;
-	engine_init(&e, &cfg, &feat, "192.0.2.1", "ABC");
+	static struct reply_buf out;
+	struct engine *e = session(&cfg, false, &out);
 	const char *lines[] = {"EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "RCPT TO:<e@f>",
 	                       "DATA"};
-	assert_int_equal(feed(&e, lines, 5), ENGINE_EV_DATA);
+	assert_int_equal(feed(e, &out, lines, 5)->kind, ENGINE_EV_DATA);
 	struct data_decoder d;
 	data_decoder_init(&d, cfg.max_message_size, 998);
 	char dec[64];
-	size_t out;
-	data_decode(&d, ".\r\n", 3, dec, &out);
+	size_t n;
+	data_decode(&d, ".\r\n", 3, dec, &n);
 	assert_true(d.done);
-	e.out.len = 0;
+	out.len = 0;
 	fail_next_calloc = true;
-	enum engine_event ev = engine_data_end(&e, &d, 0);
+	const struct engine_event *ev = engine_data_end(e, &d, 0);
 	fail_next_calloc = false;
-	if (ev != ENGINE_EV_NONE || e.out.len < 9 || memcmp(e.out.data, "451 4.3.0", 9) != 0)
-		fail_msg("got event %d reply '%.*s', want no delivery and 451 4.3.0", (int)ev,
-		         (int)e.out.len, e.out.data);
+	if (ev->kind != ENGINE_EV_NONE || out.len < 9 || memcmp(out.data, "451 4.3.0", 9) != 0)
+		fail_msg("got event %d reply '%.*s', want no delivery and 451 4.3.0", (int)ev->kind,
+		         (int)out.len, out.data);
 	/* the session goes on: the next message is delivered to its list */
-	assert_int_equal(feed(&e, lines + 1, 4), ENGINE_EV_DATA);
+	assert_int_equal(feed(e, &out, lines + 1, 4)->kind, ENGINE_EV_DATA);
 	data_decoder_init(&d, cfg.max_message_size, 998);
-	data_decode(&d, ".\r\n", 3, dec, &out);
-	assert_int_equal(engine_data_end(&e, &d, 0), ENGINE_EV_DELIVER);
-	struct delivery dv;
-	engine_envelope(&e, &dv);
-	assert_int_equal(dv.nrcpt, 2);
-	assert_string_equal(dv.rcpts[0], "c@d");
-	assert_string_equal(dv.rcpts[1], "e@f");
-	assert_null(dv.rcpts[2]);
-	engine_free(&e);
+	data_decode(&d, ".\r\n", 3, dec, &n);
+	ev = engine_data_end(e, &d, 0);
+	assert_int_equal(ev->kind, ENGINE_EV_DELIVER);
+	assert_int_equal(ev->envelope.nrcpt, 2);
+	assert_string_equal(ev->envelope.sender, "a@b");
+	assert_string_equal(ev->envelope.rcpts[0], "c@d");
+	assert_string_equal(ev->envelope.rcpts[1], "e@f");
+	assert_null(ev->envelope.rcpts[2]);
+	assert_string_equal(ev->envelope.id, "ABC");
+	assert_int_equal(ev->msgno, 1);
+	engine_free(e);
 }
 
 /* login - AUTH LOGIN with user and password, checked by the real
@@ -417,23 +490,23 @@ static void test_recipient_list_out_of_memory(void **state)
 static int login(const struct auth_secret *s, const char *user, const char *pass)
 {
 	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
-	struct engine_features feat = {.hostname = "mx.example", .auth = true};
-	static struct engine e;
-	engine_init(&e, &cfg, &feat, "192.0.2.1", "ABC");
+	static struct reply_buf out;
+	struct engine *e = session(&cfg, true, &out);
 	static char b64[4096];
 	const char *lines[] = {"EHLO c", "AUTH LOGIN"};
-	feed(&e, lines, 2);
+	assert_true(feed(e, &out, lines, 2)->auth_response);
 	auth_b64_encode(user, strlen(user), b64, sizeof(b64));
-	e.out.len = 0;
-	assert_int_equal(engine_line(&e, b64, strlen(b64), false), ENGINE_EV_NONE);
+	out.len = 0;
+	assert_int_equal(engine_line(e, b64, strlen(b64), false)->kind, ENGINE_EV_NONE);
 	auth_b64_encode(pass, strlen(pass), b64, sizeof(b64));
-	e.out.len = 0;
-	if (engine_line(&e, b64, strlen(b64), false) != ENGINE_EV_AUTH)
+	out.len = 0;
+	const struct engine_event *ev = engine_line(e, b64, strlen(b64), false);
+	if (ev->kind != ENGINE_EV_AUTH)
 		fail_msg("user of %zu bytes: got no check, want one", strlen(user));
 	engine_auth_result(
-	    &e, auth_check(s, e.auth_user, e.auth_user_len, e.auth_pass, e.auth_pass_len));
-	int code = atoi(e.out.data);
-	engine_free(&e);
+	    e, auth_check(s, ev->cred.user, ev->cred.user_len, ev->cred.pass, ev->cred.pass_len));
+	int code = atoi(out.data);
+	engine_free(e);
 	return code;
 }
 
@@ -458,13 +531,165 @@ static void test_login_user_compared_whole(void **state)
 	}
 }
 
+/* test_credentials_wiped - the AUTH event carries the credentials, the
+ * result wipes them, and no log line ever holds the password */
+static void test_credentials_wiped(void **state)
+{
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
+	static struct reply_buf out;
+	struct engine *e = session(&cfg, true, &out);
+	const char *lines[] = {"EHLO c", "AUTH PLAIN AGFsaWNlAHNlY3JldA=="};
+	const struct engine_event *ev = feed(e, &out, lines, 2);
+	assert_int_equal(ev->kind, ENGINE_EV_AUTH);
+	assert_string_equal(ev->cred.mech, "PLAIN");
+	assert_true(check_alice(ev));
+	const char *pass = ev->cred.pass, *user = ev->cred.user; /* inside the engine */
+	ev = engine_auth_result(e, false);
+	for (size_t i = 0; i < 6; i++)
+		if (pass[i] != '\0' || user[i] != '\0')
+			fail_msg("byte %zu of the credentials survived the check", i);
+	assert_null(ev->cred.pass);
+	assert_int_equal(ev->cred.pass_len, 0);
+	for (size_t i = 0; i < nlogged; i++)
+		if (strstr(logged[i], "secret") || strstr(logged[i], "AGFsaWNl"))
+			fail_msg("a log line holds the credentials: %s", logged[i]);
+	engine_free(e);
+}
+
+/* test_state_changes_logged - every state change is one debug line by
+ * name, through the hook, never anything else at debug for it */
+static void test_state_changes_logged(void **state)
+{
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
+	static struct reply_buf out;
+	struct engine *e = session(&cfg, false, &out);
+	const char *lines[] = {"EHLO c", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"};
+	feed(e, &out, lines, 4);
+	struct data_decoder d;
+	data_decoder_init(&d, cfg.max_message_size, 998);
+	char dec[64];
+	size_t n;
+	data_decode(&d, ".\r\n", 3, dec, &n);
+	end_of_data(e, &d, 250);
+	const char *quit[] = {"QUIT"};
+	feed(e, &out, quit, 1);
+	static const char *const want[] = {
+	    "7 event=state from=connected to=ready", "7 event=state from=ready to=mail",
+	    "7 event=state from=mail to=rcpt",       "7 event=state from=rcpt to=data",
+	    "7 event=state from=data to=ready",      "7 event=state from=ready to=closed",
+	};
+	size_t got = 0;
+	for (size_t i = 0; i < nlogged; i++) {
+		if (!strstr(logged[i], "event=state "))
+			continue;
+		if (got >= sizeof(want) / sizeof(want[0]) || strcmp(logged[i], want[got]) != 0)
+			fail_msg("state line %zu: got '%s', want '%s'", got, logged[i],
+			         got < sizeof(want) / sizeof(want[0]) ? want[got] : "(none)");
+		got++;
+	}
+	assert_int_equal(got, sizeof(want) / sizeof(want[0]));
+	assert_true(was_logged("event=mail size=0 from=\"a@b\""));
+	engine_free(e);
+}
+
+/* test_why_it_ends - the CLOSE event says why, so that the session
+ * never reads a reply back to know */
+static void test_why_it_ends(void **state)
+{
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 2};
+	static struct reply_buf out;
+	struct engine *e = session(&cfg, true, &out);
+	const char *quit[] = {"QUIT"}, *junk[] = {"X", "Y"}, *mid[] = {"EHLO c", "AUTH LOGIN"};
+	const struct engine_event *ev = feed(e, &out, quit, 1);
+	assert_int_equal(ev->kind, ENGINE_EV_CLOSE);
+	assert_int_equal(ev->end, ENGINE_END_QUIT);
+	/* after the end every line is answered by CLOSE, with no reply */
+	ev = feed(e, &out, junk, 1);
+	assert_int_equal(ev->kind, ENGINE_EV_CLOSE);
+	assert_int_equal(ev->end, ENGINE_END_QUIT);
+	assert_int_equal(out.len, 0);
+	engine_free(e);
+
+	e = session(&cfg, true, &out);
+	ev = feed(e, &out, junk, 2);
+	assert_int_equal(ev->kind, ENGINE_EV_CLOSE);
+	assert_int_equal(ev->end, ENGINE_END_ERRORS);
+	assert_true(was_logged("5 event=too-many-errors errors=2 client=192.0.2.1"));
+	engine_free(e);
+
+	e = session(&cfg, true, &out);
+	assert_int_equal(engine_timeout(e)->end, ENGINE_END_TIMEOUT);
+	engine_free(e);
+	e = session(&cfg, true, &out);
+	assert_int_equal(engine_shutdown(e)->end, ENGINE_END_SHUTDOWN);
+	assert_non_null(strstr(out.data, "421 4.3.2 mx.example Service shutting down\r\n"));
+	engine_free(e);
+
+	e = session(&cfg, true, &out);
+	assert_null(engine_gone(e)->unfinished);
+	engine_free(e);
+	e = session(&cfg, true, &out);
+	feed(e, &out, mid, 2);
+	ev = engine_gone(e);
+	assert_int_equal(ev->end, ENGINE_END_GONE);
+	assert_string_equal(ev->unfinished, "mid-auth");
+	engine_free(e);
+}
+
+/* test_refusals_before_handlers - the dispatcher's order: HELO first,
+ * then 501, then 530 (TLS, then AUTH), then what is not offered or
+ * already done, then the state */
+static void test_refusals_before_handlers(void **state)
+{
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 100};
+	static const struct {
+		bool starttls, tls_required, auth;
+		const char *setup, *line, *want;
+	} refusals[] = {
+	    {0, 0, 0, "", "DATA x", "503 5.5.1 Error: send HELO/EHLO first"},
+	    {0, 0, 0, "EHLO c", "DATA x", "501 5.5.4 Syntax: DATA"},
+	    {0, 1, 1, "EHLO c", "DATA x", "501 5.5.4 Syntax: DATA"},
+	    {0, 1, 1, "EHLO c", "DATA", "530 5.7.0 Must issue a STARTTLS command first"},
+	    {0, 0, 1, "EHLO c", "DATA", "530 5.7.0 Authentication required"},
+	    {0, 0, 0, "EHLO c", "DATA", "503 5.5.1 Error: need RCPT command"},
+	    {0, 0, 0, "EHLO c", "STARTTLS", "502 5.5.1 Error: command not implemented"},
+	    {0, 1, 0, "EHLO c", "AUTH PLAIN", "530 5.7.0 Must issue a STARTTLS"},
+	    {0, 0, 0, "EHLO c", "AUTH PLAIN", "503 5.5.1 Error: authentication not enabled"},
+	    {0, 0, 0, "EHLO c", "RCPT TO:<a@b>", "503 5.5.1 Error: need MAIL command"},
+	    {1, 0, 0, "EHLO c", "STARTTLS x", "501 5.5.4 Syntax: STARTTLS"},
+	    {0, 0, 0, "EHLO c", "ETRN x", "502 5.5.1 Error: command not implemented"},
+	    {0, 0, 0, "", "RSET x", "501 5.5.4 Syntax: RSET"},
+	};
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		struct engine_features feat = {.hostname = "mx.example",
+		                               .starttls = refusals[i].starttls,
+		                               .tls_required = refusals[i].tls_required,
+		                               .auth = refusals[i].auth};
+		static struct reply_buf out;
+		struct engine *e = engine_new(&cfg, &feat, "192.0.2.1", "ABC", &out);
+		if (refusals[i].setup[0])
+			feed(e, &out, &refusals[i].setup, 1);
+		feed(e, &out, &refusals[i].line, 1);
+		if (out.len < strlen(refusals[i].want) ||
+		    memcmp(out.data, refusals[i].want, strlen(refusals[i].want)) != 0)
+			fail_msg("'%s' after '%s': got '%.*s', want '%s'", refusals[i].line,
+			         refusals[i].setup, (int)out.len, out.data, refusals[i].want);
+		engine_free(e);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_transcripts),
 	    cmocka_unit_test(test_received),
+	    cmocka_unit_test(test_received_tls),
 	    cmocka_unit_test(test_recipient_list_out_of_memory),
 	    cmocka_unit_test(test_login_user_compared_whole),
+	    cmocka_unit_test(test_credentials_wiped),
+	    cmocka_unit_test(test_state_changes_logged),
+	    cmocka_unit_test(test_why_it_ends),
+	    cmocka_unit_test(test_refusals_before_handlers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -157,31 +157,29 @@ static void test_mail_params(void **state)
 		const char *p;
 		enum param_error want;
 		unsigned long long size;
-		bool b8, utf8;
+		bool utf8;
 	} cases[] = {
-	    {"", PARAM_OK, 0, false, false},
-	    {"SIZE=1000", PARAM_OK, 1000, false, false},
-	    {"size=1000 body=8bitmime", PARAM_OK, 1000, true, false},
-	    {"BODY=7BIT SMTPUTF8", PARAM_OK, 0, false, true},
-	    {"AUTH=<>", PARAM_OK, 0, false, false},
-	    {"SIZE=99999999999999999999", PARAM_OK, ~0ULL, false, false},
-	    {"SIZE=", PARAM_SYNTAX, 0, false, false},
-	    {"SIZE=12a", PARAM_SYNTAX, 0, false, false},
-	    {"SIZE=1 SIZE=2", PARAM_SYNTAX, 0, false, false},
-	    {"BODY=BINARYMIME", PARAM_SYNTAX, 0, false, false},
-	    {"SMTPUTF8=yes", PARAM_SYNTAX, 0, false, false},
-	    {"RET=HDRS", PARAM_UNSUPPORTED, 0, false, false},
-	    {"X-FOO", PARAM_UNSUPPORTED, 0, false, false},
+	    {"", PARAM_OK, 0, false},
+	    {"SIZE=1000", PARAM_OK, 1000, false},
+	    {"size=1000 body=8bitmime", PARAM_OK, 1000, false},
+	    {"BODY=7BIT SMTPUTF8", PARAM_OK, 0, true},
+	    {"AUTH=<>", PARAM_OK, 0, false},
+	    {"SIZE=99999999999999999999", PARAM_OK, ~0ULL, false},
+	    {"SIZE=", PARAM_SYNTAX, 0, false},
+	    {"SIZE=12a", PARAM_SYNTAX, 0, false},
+	    {"SIZE=1 SIZE=2", PARAM_SYNTAX, 0, false},
+	    {"BODY=BINARYMIME", PARAM_SYNTAX, 0, false},
+	    {"SMTPUTF8=yes", PARAM_SYNTAX, 0, false},
+	    {"RET=HDRS", PARAM_UNSUPPORTED, 0, false},
+	    {"X-FOO", PARAM_UNSUPPORTED, 0, false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct mail_params mp;
 		enum param_error pe = smtp_cmd_mail_params(cases[i].p, strlen(cases[i].p), &mp);
 		if (pe != cases[i].want)
 			fail_msg("'%s': got %d, want %d", cases[i].p, pe, cases[i].want);
-		if (pe == PARAM_OK && (mp.size != cases[i].size || mp.body_8bit != cases[i].b8 ||
-		                       mp.smtputf8 != cases[i].utf8))
-			fail_msg("'%s': got size %llu 8bit %d utf8 %d", cases[i].p, mp.size,
-			         mp.body_8bit, mp.smtputf8);
+		if (pe == PARAM_OK && (mp.size != cases[i].size || mp.smtputf8 != cases[i].utf8))
+			fail_msg("'%s': got size %llu utf8 %d", cases[i].p, mp.size, mp.smtputf8);
 	}
 	assert_int_equal(smtp_cmd_rcpt_params("", 0), PARAM_OK);
 	assert_int_equal(smtp_cmd_rcpt_params("NOTIFY=NEVER", 12), PARAM_UNSUPPORTED);
