@@ -6,10 +6,11 @@
 # on a fresh Debian 12 machine). Quiet unless something fails.
 set -euo pipefail
 
-build_pkgs=(gcc make cmake pkg-config libc6-dev libgnutls28-dev libsecret-1-dev libcmocka-dev)
+build_pkgs=(gcc make cmake pkg-config libc6-dev libgnutls28-dev libsecret-1-dev libcmocka-dev
+    libcrypt-dev)
 test_pkgs=(python3 swaks libnet-ssleay-perl libdigest-hmac-perl msmtp curl gnutls-bin openssl
     mailutils dbus-daemon dbus-bin gnome-keyring libsecret-tools clang-14 libclang-rt-14-dev
-    llvm-14 valgrind groff-base mandoc procps xinetd systemd fail2ban)
+    llvm-14 valgrind groff-base mandoc procps xinetd systemd fail2ban python3-pytest)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = --test ] && want+=("${test_pkgs[@]}")

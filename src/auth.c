@@ -10,19 +10,26 @@
  */
 #include "auth.h"
 
+#include <arpa/inet.h>
+#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bounds.h"
+#include "clock.h"
+#include "config.h"
 #include "log.h"
 
 /* b64_value - the 6-bit value of a base64 character, -1 if none */
@@ -142,15 +149,29 @@ static unsigned ct_equal(const char *want, size_t wlen, const char *got, size_t 
 	return acc;
 }
 
-/* auth_check - see auth.h; both fields are always compared */
+static bool file_check(const char *user, size_t ulen, const char *pass, size_t plen);
+static void note_user(const char *user, size_t ulen);
+
+/* auth_check - see auth.h; both fields are always compared, and both
+ * the --auth account and the --auth-file users are always checked */
 bool auth_check(const struct auth_secret *s, const char *user, size_t ulen, const char *pass,
                 size_t plen)
 {
-	if (!s || !s->user || !s->password)
+	if (!s)
 		return false;
-	unsigned d = ct_equal(s->user, s->user_len, user, ulen);
-	d |= ct_equal(s->password, s->password_len, pass, plen);
-	return d == 0 && plen > 0;
+	bool ok = false;
+	if (s->accept_any) /* the environment cannot carry a NUL */
+		ok = ulen > 0 && plen > 0 && !memchr(user, '\0', ulen);
+	if (s->user && s->password) {
+		unsigned d = ct_equal(s->user, s->user_len, user, ulen);
+		d |= ct_equal(s->password, s->password_len, pass, plen);
+		ok |= d == 0 && plen > 0;
+	}
+	if (s->file)
+		ok |= file_check(user, ulen, pass, plen);
+	if (ok)
+		note_user(user, ulen);
+	return ok;
 }
 
 /* auth_secret_wipe - see auth.h */
@@ -180,15 +201,6 @@ static struct brake local_brake;
 static struct brake *brake = &local_brake;
 static int state_fd = -1;   /* --inetd: the state file, or -1 */
 static bool always = false; /* no shared state: delay each check */
-
-/* now_ms - milliseconds of CLOCK_BOOTTIME: one clock for every process
- * of the machine, which suspend does not stop */
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* state_open - the --inetd state file: opened without following a
  * symbolic link or blocking on a FIFO, and used only when it is a
@@ -283,19 +295,324 @@ static long long reserve(long long now, long long earliest)
 /* auth_brake_wait - see auth.h */
 void auth_brake_wait(void)
 {
-	long long now = now_ms();
+	long long now = clock_now_ms();
 	long long slot = always ? now + BOUND_AUTH_DELAY_MS : reserve(now, 0);
 	if (slot <= now)
 		return;
 	log_msg(LOG_INFO, "event=auth-brake wait-ms=%lld", slot - now);
-	struct timespec until = {slot / 1000, (slot % 1000) * 1000000L};
-	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &until, NULL) == EINTR)
-		; /* a signal does not cut the brake short */
+	clock_sleep_until(slot); /* a signal does not cut the brake short */
 }
 
 /* auth_brake_failed - see auth.h */
 void auth_brake_failed(void)
 {
 	if (!always)
-		reserve(now_ms(), now_ms() + BOUND_AUTH_DELAY_MS);
+		reserve(clock_now_ms(), clock_now_ms() + BOUND_AUTH_DELAY_MS);
+}
+
+/*
+ * --auth-file: the users and their crypt(3) hashes, read at start-up
+ * and on SIGHUP by the daemon; forked sessions inherit the table.
+ */
+struct auth_user {
+	const char *name; /* into table.text */
+	size_t len;
+	const char *hash;
+};
+
+static struct {
+	char *text; /* the file, its lines cut at ':' and LF */
+	struct auth_user *users;
+	size_t n;
+	char dummy[CRYPT_OUTPUT_SIZE]; /* for a user not in the file */
+} table;
+static const char *table_path; /* NULL: no --auth-file */
+
+/* note_user - SMTPIPE_AUTH_USER for the delivery command */
+static void note_user(const char *user, size_t ulen)
+{
+	char name[256];
+	if (ulen >= sizeof(name) || memchr(user, '\0', ulen))
+		return;
+	memcpy(name, user, ulen);
+	name[ulen] = '\0';
+	setenv("SMTPIPE_AUTH_USER", name, 1);
+}
+
+/* file_check - the user's hash (or the dummy) against pass; every entry
+ * is compared, and the matching one picked by mask, not by branch */
+static bool file_check(const char *user, size_t ulen, const char *pass, size_t plen)
+{
+	static struct crypt_data cd;
+	char pw[CRYPT_MAX_PASSPHRASE_SIZE + 1];
+	size_t idx = 0, found = 0;
+	for (size_t i = 0; i < table.n; i++) {
+		size_t eq = ct_equal(table.users[i].name, table.users[i].len, user, ulen) == 0;
+		size_t mask = (size_t)0 - eq;
+		idx = (idx & ~mask) | (i & mask);
+		found |= eq;
+	}
+	if (table.n == 0)
+		return false;
+	const char *hash = found ? table.users[idx].hash : table.dummy;
+	bool fits = plen > 0 && plen < sizeof(pw) && !memchr(pass, '\0', plen);
+	memcpy(pw, pass, fits ? plen : 0);
+	pw[fits ? plen : 0] = '\0';
+	const char *out = crypt_rn(pw, hash, &cd, (int)sizeof(cd));
+	bool same = out && ct_equal(hash, strlen(hash), out, strlen(out)) == 0;
+	explicit_bzero(pw, sizeof(pw));
+	explicit_bzero(&cd, sizeof(cd));
+	return same && found && fits;
+}
+
+/* bad_line - err: "NAME line N: why" */
+static int bad_line(char *err, size_t errlen, const char *name, size_t line, const char *why)
+{
+	snprintf(err, errlen, "--auth-file: %s line %zu: %s", name, line, why);
+	return -1;
+}
+
+/* auth_file_parse - see auth.h */
+int auth_file_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
+{
+	if (memchr(text, '\0', len)) {
+		snprintf(err, errlen, "--auth-file: %s: has a NUL byte", name);
+		return -1;
+	}
+	size_t lines = 1;
+	for (size_t i = 0; i < len; i++)
+		lines += text[i] == '\n';
+	char *copy = malloc(len + 1);
+	struct auth_user *users = calloc(lines, sizeof(*users));
+	if (!copy || !users) {
+		free(copy);
+		free(users);
+		snprintf(err, errlen, "--auth-file: %s: out of memory", name);
+		return -1;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	size_t n = 0, lineno = 0;
+	int rc = 0;
+	for (char *p = copy; p && *p && rc == 0;) {
+		char *line = p, *nl = strchr(p, '\n');
+		p = nl ? nl + 1 : NULL;
+		if (nl)
+			*nl = '\0';
+		lineno++;
+		size_t ll = strlen(line);
+		if (ll > 0 && line[ll - 1] == '\r')
+			line[--ll] = '\0';
+		if (ll == 0 || line[0] == '#')
+			continue;
+		char *colon = strchr(line, ':');
+		if (!colon) {
+			rc = bad_line(err, errlen, name, lineno, "not user:hash");
+			break;
+		}
+		*colon = '\0';
+		size_t ul = (size_t)(colon - line);
+		const char *hash = colon + 1;
+		int salt = crypt_checksalt(hash);
+		if (ul == 0)
+			rc = bad_line(err, errlen, name, lineno, "the user name is empty");
+		else if (ul >= 256) /* the longest name AUTH passes on (engine.h) */
+			rc = bad_line(err, errlen, name, lineno, "the user name is over 255 bytes");
+		else if (salt == CRYPT_SALT_METHOD_LEGACY)
+			rc = bad_line(
+			    err, errlen, name, lineno,
+			    "a legacy hash (DES, MD5...): use yescrypt ($y$) or SHA-512 ($6$)");
+		else if (salt != CRYPT_SALT_OK && salt != CRYPT_SALT_TOO_CHEAP)
+			rc = bad_line(err, errlen, name, lineno,
+			              "not a crypt(3) hash this system supports (yescrypt $y$, "
+			              "SHA-512 $6$, ...)");
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			if (users[i].len == ul && memcmp(users[i].name, line, ul) == 0)
+				rc = bad_line(err, errlen, name, lineno, "the user is given twice");
+		if (rc == 0)
+			users[n++] = (struct auth_user){line, ul, hash};
+	}
+	static struct crypt_data cd;
+	const char *dummy = NULL;
+	if (rc == 0 && n == 0) {
+		snprintf(err, errlen, "--auth-file: %s: no user:hash line", name);
+		rc = -1;
+	} else if (rc == 0 && !(dummy = crypt_rn("smtpipe: no such user", users[0].hash, &cd,
+	                                         (int)sizeof(cd)))) {
+		rc = bad_line(err, errlen, name, 1, "crypt(3) cannot use the first hash");
+	}
+	if (rc < 0) {
+		explicit_bzero(copy, len);
+		free(copy);
+		free(users);
+		return -1;
+	}
+	snprintf(table.dummy, sizeof(table.dummy), "%s", dummy);
+	explicit_bzero(&cd, sizeof(cd));
+	if (table.text) {
+		explicit_bzero(table.text, strlen(table.text));
+		free(table.text);
+	}
+	free(table.users);
+	table.text = copy;
+	table.users = users;
+	table.n = n;
+	return 0;
+}
+
+/* file_load - read path (opened as auth_setup says) and parse it; -1
+ * with err filled, 1 with a warning, else 0 */
+static int file_load(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "--auth-file: cannot open %s: %s", path,
+		         errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	const char *why = NULL;
+	if (fstat(fd, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_uid != geteuid() && st.st_uid != 0)
+		why = "owned by another user";
+	else if (st.st_mode & S_IWOTH)
+		why = "every user may write to it";
+	else if (st.st_size > BOUND_AUTH_FILE_SIZE)
+		why = "larger than 1 MiB";
+	if (why) {
+		snprintf(err, errlen, "--auth-file: refusing %s: %s", path, why);
+		close(fd);
+		return -1;
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	size_t got = 0;
+	ssize_t r = 0;
+	while (buf && got <= (size_t)st.st_size &&
+	       ((r = read(fd, buf + got, (size_t)st.st_size + 1 - got)) > 0 ||
+	        (r < 0 && errno == EINTR)))
+		got += r > 0 ? (size_t)r : 0;
+	int e = errno;
+	close(fd);
+	int rc;
+	if (!buf || r < 0) {
+		snprintf(err, errlen, "--auth-file: cannot read %s: %s", path,
+		         buf ? strerror(e) : "out of memory");
+		rc = -1;
+	} else if (got > (size_t)st.st_size) {
+		snprintf(err, errlen, "--auth-file: %s changed while it was read", path);
+		rc = -1;
+	} else {
+		rc = auth_file_parse(buf, got, path, err, errlen);
+		explicit_bzero(buf, got);
+	}
+	free(buf);
+	if (rc == 0 && (st.st_mode & S_IROTH)) {
+		snprintf(err, errlen,
+		         "warning: --auth-file %s is readable by every user: its hashes can be "
+		         "guessed offline (chmod o-r)",
+		         path);
+		rc = 1;
+	}
+	return rc;
+}
+
+/* auth_setup - see auth.h */
+int auth_setup(struct auth_secret *s, const char *file, bool accept_any, char *err, size_t errlen)
+{
+	s->accept_any = accept_any;
+	if (!file)
+		return 0;
+	int rc = file_load(file, err, errlen);
+	if (rc < 0)
+		return -1;
+	table_path = file;
+	s->file = true;
+	return rc;
+}
+
+/* auth_reload - see auth.h */
+void auth_reload(void)
+{
+	char err[512];
+	if (!table_path)
+		return;
+	int rc = file_load(table_path, err, sizeof(err));
+	char esc[2048];
+	log_escape(esc, sizeof(esc), err, rc ? strlen(err) : 0);
+	if (rc < 0)
+		log_msg(LOG_ERR, "event=auth-file-reload-failed kept-users=%zu error=\"%s\"",
+		        table.n, esc);
+	else
+		log_msg(rc ? LOG_WARNING : LOG_INFO, "event=auth-file-reloaded users=%zu%s%s%s",
+		        table.n, rc ? " warning=\"" : "", rc ? esc : "", rc ? "\"" : "");
+}
+
+/* local_address - a loopback address or a Unix socket */
+static bool local_address(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_UNIX)
+		return true;
+	if (ss->ss_family == AF_INET)
+		return ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24 == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+/* socket_local - fd's own address is local (or fd is no socket: a
+ * pipe under inetd is local by nature) */
+static bool socket_local(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return errno == ENOTSOCK;
+	return local_address(&ss);
+}
+
+/* auth_accept_any_check - see auth.h */
+int auth_accept_any_check(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char *refuse =
+	    "--auth-accept-any accepts any password: it is for test suites, and only on "
+	    "loopback addresses or Unix sockets";
+	if (cfg->mode == MODE_INETD) {
+		if (!socket_local(STDIN_FILENO)) {
+			snprintf(err, errlen, "%s; the connection on stdin is to another address",
+			         refuse);
+			return -1;
+		}
+		return 0;
+	}
+	if (pid && fds && atol(pid) == (long)getpid()) { /* systemd's sockets */
+		long n = atol(fds);
+		for (long fd = 3; fd < 3 + n && fd < 3 + 64; fd++)
+			if (!socket_local((int)fd)) {
+				snprintf(err, errlen, "%s; systemd's socket %ld is not", refuse,
+				         fd);
+				return -1;
+			}
+		return 0;
+	}
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, cfg->interface, &s4->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, cfg->interface, &s6->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	if (!local_address(&ss)) {
+		snprintf(err, errlen, "%s; --interface=%s is not", refuse, cfg->interface);
+		return -1;
+	}
+	return 0;
 }

@@ -66,6 +66,11 @@
 #define BOUND_PASSWORDEVAL_SECONDS 10
 /* How long an mbox delivery waits for another writer's lock (451 after). */
 #define BOUND_MBOX_LOCK_SECONDS 10
+/* --mailbox=-: how long one message may wait for standard output to
+ * take it (a reader that stops reading); 451 after. */
+#define BOUND_MBOX_STDOUT_SECONDS 60
+/* --auth-file: the largest file read (one user:hash a line). */
+#define BOUND_AUTH_FILE_SIZE (1024 * 1024)
 /* Bytes of a delivery command's stdout+stderr copied to the log. */
 #define BOUND_COMMAND_OUTPUT 4096
 /* Log lines of one command's (or helper's) output; one more line says
@@ -73,5 +78,18 @@
 #define BOUND_COMMAND_OUTPUT_LINES 50
 /* Session reply buffer: flushed when it passes half of this. */
 #define BOUND_REPLY_BUFFER 8192
+/* A message up to this size is spooled in memory and reaches a delivery
+ * command through a pipe (the default pipe capacity); larger ones go to
+ * a file in --spool-dir. */
+#define BOUND_SPOOL_MEMORY (64 * 1024)
+/* Bytes read from a child's output pipes after it exited: a background
+ * process that keeps writing must not keep us reading. */
+#define BOUND_CHILD_DRAIN_AFTER_EXIT (1024 * 1024)
+/* How long the keyring helper waits for the Secret Service (a daemon
+ * that is running but stuck would block a synchronous lookup for 50 s). */
+#define BOUND_KEYRING_MS 5000
+/* Values of one repeatable option (--listen, --fault): one more is a
+ * usage error. */
+#define BOUND_OPTION_REPEATS 64
 
 #endif

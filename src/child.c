@@ -28,21 +28,10 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "log.h"
 
 extern char **environ;
-
-/* Read after the child exits: at most this much (a background process
- * that keeps writing must not keep us reading). */
-#define CHILD_DRAIN_AFTER_EXIT (1024 * 1024)
-
-/* child_now_ms - see child.h */
-long long child_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* hidden - whether env entry e is one no child may see */
 static bool hidden(const char *e)
@@ -160,7 +149,7 @@ int child_wait(pid_t pid, bool same_group, struct child_stream *s, size_t ns, lo
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	*timed_out = false;
 	while (!exited) {
-		long long left = deadline_ms - child_now_ms();
+		long long left = deadline_ms - clock_now_ms();
 		if (left <= 0) {
 			*timed_out = true;
 			break;
@@ -192,7 +181,7 @@ int child_wait(pid_t pid, bool same_group, struct child_stream *s, size_t ns, lo
 	 * process that still holds a pipe. */
 	got = 0;
 	for (size_t i = 0; i < ns; i++)
-		while (fds[i] >= 0 && got < CHILD_DRAIN_AFTER_EXIT &&
+		while (fds[i] >= 0 && got < BOUND_CHILD_DRAIN_AFTER_EXIT &&
 		       feed_once(fds[i], &s[i], buf, sizeof(buf), &got) > 0)
 			;
 	explicit_bzero(buf, sizeof(buf)); /* it may have held a password */

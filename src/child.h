@@ -26,9 +26,6 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* child_now_ms - monotonic milliseconds, for every deadline */
-long long child_now_ms(void);
-
 /* child_env - environ without the variables no child may see, plus
  * extra ("NAME=value", or NULL) in place of any NAME it has; free()
  * the array (the strings are environ's and extra). NULL on ENOMEM */
@@ -53,7 +50,7 @@ struct child_stream {
 };
 
 /* child_wait - feed the streams until pid exits or deadline_ms passes
- * (child_now_ms time), then kill as the header says; returns the wait
+ * (clock_now_ms time, clock.h), then kill as the header says; returns the wait
  * status, *timed_out set when the deadline killed it. Output still
  * waiting in a pipe when the child exits is read; a background process
  * holding a pipe open is not waited for. The streams' descriptors stay

@@ -114,7 +114,8 @@ struct word {
 #define SUBST_HOW "put it in a script and call the script with %F and the recipients as arguments"
 
 /* client_param - the scan is at a '$' that expands client data: every
- * $SMTPIPE_* (the sender, and what later versions add), the recipients
+ * $SMTPIPE_* (the sender, the AUTH user: any name under
+ * --auth-accept-any, and what later versions add), the recipients
  * ($1..$9, $@, $*), and bash's $_ (the last argument of the previous
  * command, which may be one of those), bare or in ${...}. They are as
  * much client data as %F, and get its rules. */

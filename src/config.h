@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bounds.h"
+
 enum personality {
 	PERSONALITY_SMTPIPE, /* also when invoked as msmtpd */
 	PERSONALITY_MOCKMTA,
@@ -39,6 +41,13 @@ enum exit_kind {
 	EXIT_KIND_STARTUP, /* cannot start: port in use, bad file, ... */
 };
 
+/* The values of a repeatable option (--listen, --fault), in the order
+ * given; options.c refuses one more than BOUND_OPTION_REPEATS. */
+struct config_list {
+	size_t n;
+	const char *item[BOUND_OPTION_REPEATS];
+};
+
 struct config {
 	enum personality personality;
 	const char *progname; /* for messages: "smtpipe", "msmtpd", "mockmta" */
@@ -55,15 +64,18 @@ struct config {
 	const char *log_file; /* with LOG_DEST_FILE */
 	int log_level;        /* syslog priority, LOG_INFO by default */
 
-	/* delivery: exactly one of command and mailbox is set */
+	/* delivery: the command, unless mailbox or maildir is set */
 	const char *command; /* "msmtp -f %F --" by default */
-	const char *mailbox; /* positional MAILBOX or --mailbox */
+	const char *mailbox; /* positional MAILBOX or --mailbox; "-": stdout */
+	const char *maildir; /* --maildir, or a MAILBOX ending in '/' */
 	const char *spool_dir;
 
 	/* authentication */
 	const char *auth_user;  /* --auth=USER[,EVAL], NULL when off */
 	const char *auth_eval;  /* NULL: keyring, then prompt */
 	const char *auth_state; /* --auth-state: the brake's file under --inetd */
+	const char *auth_file;  /* --auth-file: user:hash lines, NULL when off */
+	bool auth_accept_any;   /* --auth-accept-any: for test suites only */
 
 	/* TLS */
 	const char *tls_cert;
@@ -88,7 +100,8 @@ struct config {
 	size_t max_discard;        /* bytes of an over-size message dropped before closing */
 };
 
-/* config_exit_code - the exit code for kind under cfg's personality */
+/* config_exit_code - the exit code for kind under cfg's personality
+ * (config.c) */
 int config_exit_code(const struct config *cfg, enum exit_kind kind);
 
 #endif

@@ -17,6 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,10 +29,14 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "clock.h"
+#include "fdio.h"
 #include "log.h"
 #include "spool.h"
 
 #define MBOX_BLOCK (64 * 1024)
+
+static int lock(int fd);
 
 /* mbox_open - open path for appending, as deliver_mbox.h says: never
  * through a symlink, never waiting on a FIFO (O_NONBLOCK, cleared once
@@ -80,6 +86,21 @@ static int mbox_open(const char *path, char *why, size_t cap)
 int deliver_mbox_check(const char *path, char *err, size_t errlen)
 {
 	char why[96];
+	if (strcmp(path, "-") == 0) { /* open for writing, and lockable */
+		int fl = fcntl(STDOUT_FILENO, F_GETFL);
+		struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+		if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) {
+			snprintf(err, errlen,
+			         "--mailbox=-: standard output is not open for writing");
+			return -1;
+		}
+		if (fcntl(STDOUT_FILENO, F_GETLK, &lk) < 0) {
+			snprintf(err, errlen, "--mailbox=-: standard output cannot be locked: %s",
+			         strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
 	int fd = mbox_open(path, why, sizeof(why));
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open mailbox %s for appending: %s", path, why);
@@ -93,15 +114,51 @@ struct out {
 	int fd;
 	char buf[MBOX_BLOCK];
 	size_t len;
-	off_t written; /* bytes appended by this delivery */
+	off_t written;   /* bytes appended by this delivery */
+	bool stream;     /* --mailbox=-: standard output, maybe a pipe */
+	long long until; /* with stream: the deadline of every write */
 };
+
+/* stream_ready - standard output can take PIPE_BUF bytes without
+ * blocking (what POLLOUT means for a pipe), before o's deadline: a
+ * reader that stops reading costs a 451, never a hung session */
+static int stream_ready(const struct out *o)
+{
+	for (;;) {
+		long long left = o->until - clock_now_ms();
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		struct pollfd p = {.fd = o->fd, .events = POLLOUT};
+		int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (n > 0 && (p.revents & (POLLERR | POLLNVAL))) {
+			errno = EPIPE;
+			return -1;
+		}
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
 
 /* out_flush - write the buffer, all of it */
 static int out_flush(struct out *o)
 {
-	const char *p = o->buf;
+	if (!o->stream) {
+		size_t done;
+		int rc = fdio_write_all(o->fd, o->buf, o->len, &done);
+		o->written += (off_t)done;
+		o->len = 0; /* on an error the caller truncates the append back */
+		return rc;
+	}
+	const char *p = o->buf; /* standard output: PIPE_BUF at a time, when ready */
 	while (o->len > 0) {
-		ssize_t w = write(o->fd, p, o->len);
+		if (stream_ready(o) < 0)
+			return -1;
+		size_t k = o->len > PIPE_BUF ? PIPE_BUF : o->len;
+		ssize_t w = write(o->fd, p, k);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -154,6 +211,33 @@ static size_t separator(char *buf, size_t cap, const char *sender)
 		if (buf[i] == ' ' || buf[i] == '\t')
 			buf[i] = '_';
 	return n < 0 ? 0 : (size_t)n;
+}
+
+/* deliver_envelope_headers - see deliver_mbox.h */
+int deliver_envelope_headers(const struct delivery *d, deliver_put_fn *put, void *arg)
+{
+	char line[BOUND_PATH + 32];
+	int n = snprintf(line, sizeof(line), "Return-Path: <%s>\n", d->sender);
+	if (n < 0 || (size_t)n >= sizeof(line) || put(arg, line, (size_t)n) < 0 ||
+	    put(arg, "X-Envelope-To: ", 15) < 0)
+		return -1;
+	/* one recipient a line: RFC 5322 folding, which
+	 * email.utils.getaddresses() and every header reader unfold */
+	for (size_t i = 0; i < d->nrcpt; i++) {
+		n = snprintf(line, sizeof(line), "%s<%s>%s", i ? "\t" : "", d->rcpts[i],
+		             i + 1 < d->nrcpt ? ",\n" : "\n");
+		if (n < 0 || (size_t)n >= sizeof(line) || put(arg, line, (size_t)n) < 0)
+			return -1;
+	}
+	if (d->nrcpt == 0 && put(arg, "\n", 1) < 0)
+		return -1;
+	return 0;
+}
+
+/* put_out - deliver_put_fn for a struct out */
+static int put_out(void *arg, const char *p, size_t n)
+{
+	return out_put(arg, p, n);
 }
 
 /* copy_quoted - the spool into o, ">From " quoted, ending in "\n\n" */
@@ -256,11 +340,42 @@ static bool withdraw(int fd, off_t size, off_t end)
 	return true;
 }
 
+static struct out o;
+
+/* stdout_run - --mailbox=-: the message in mbox form on standard
+ * output, whole: every session of the daemon shares that descriptor, so
+ * each message is written under an fcntl lock on it (sessions are
+ * processes), in PIPE_BUF pieces each of which waits at most until the
+ * deadline; fsynced when it is a regular file. Nothing written can be
+ * taken back: a failure after the first byte leaves a torn message
+ * (logged as such) before the 451. 0, or an errno */
+static int stdout_run(const struct delivery *d, struct spool *sp, bool *torn)
+{
+	struct stat st;
+	o.fd = STDOUT_FILENO;
+	o.stream = true;
+	o.until = clock_now_ms() + BOUND_MBOX_STDOUT_SECONDS * 1000LL;
+	*torn = false;
+	if (lock(o.fd) < 0)
+		return errno;
+	char sep[BOUND_PATH + 64];
+	size_t n = separator(sep, sizeof(sep), d->sender);
+	int err = 0;
+	if (out_put(&o, sep, n) < 0 || deliver_envelope_headers(d, put_out, &o) < 0 ||
+	    copy_quoted(&o, sp) < 0 || out_flush(&o) < 0)
+		err = errno ? errno : EIO;
+	else if (fstat(o.fd, &st) == 0 && S_ISREG(st.st_mode) && fsync(o.fd) < 0)
+		err = errno;
+	*torn = err && o.written > 0;
+	struct flock unlock = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+	fcntl(o.fd, F_SETLK, &unlock);
+	return err;
+}
+
 /* deliver_mbox_run - see deliver_mbox.h */
 void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *sp,
                       struct delivery_result *r)
 {
-	static struct out o;
 	struct stat st;
 	off_t size = -1;
 	int err = 0;
@@ -269,6 +384,18 @@ void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *
 	r->exit_status = -1;
 	o.len = 0;
 	o.written = 0;
+	o.stream = false;
+	if (strcmp(path, "-") == 0) {
+		bool torn;
+		err = stdout_run(d, sp, &torn);
+		o.fd = -1; /* standard output stays open */
+		if (err)
+			snprintf(why, sizeof(why), "%s%s",
+			         err == ETIMEDOUT && !torn ? "locked by another writer"
+			                                   : strerror(err),
+			         torn ? "; the message on standard output is torn" : "");
+		goto done;
+	}
 	o.fd = mbox_open(path, why, sizeof(why));
 	if (o.fd < 0) {
 		err = EPERM; /* why says what */
@@ -281,7 +408,8 @@ void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *
 	size = st.st_size;
 	char sep[BOUND_PATH + 64];
 	size_t n = separator(sep, sizeof(sep), d->sender);
-	if (out_put(&o, sep, n) < 0 || copy_quoted(&o, sp) < 0 || out_flush(&o) < 0) {
+	if (out_put(&o, sep, n) < 0 || deliver_envelope_headers(d, put_out, &o) < 0 ||
+	    copy_quoted(&o, sp) < 0 || out_flush(&o) < 0) {
 		err = errno ? errno : EIO;
 		if (ftruncate(o.fd, size) == 0)
 			fsync(o.fd); /* no reader ever sees a torn message */

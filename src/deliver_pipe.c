@@ -14,25 +14,63 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
+#include <sysexits.h>
 #include <unistd.h>
 
-#include "bounds.h"
 #include "child.h"
+#include "clock.h"
 #include "log.h"
 #include "spool.h"
 
-extern char **environ;
+/* What each exit status of a delivery command means, by its sysexits.h
+ * name, as Postfix's sys_exits.c: the statuses DESIGN.md's delivery
+ * contract calls temporary (msmtp's own: no host, service unavailable,
+ * an OS error, try again later) get 451 and the client retries; 0 is
+ * the 250; every other status, listed here or not, is a permanent 554.
+ * The names go to the log, so that "exit 75" reads as EX_TEMPFAIL. */
+static const struct exit_row {
+	int status;
+	const char *name;
+	bool temporary;
+} exit_table[] = {
+    {EX_OK, "EX_OK", false},
+    {EX_USAGE, "EX_USAGE", false},
+    {EX_DATAERR, "EX_DATAERR", false},
+    {EX_NOINPUT, "EX_NOINPUT", false},
+    {EX_NOUSER, "EX_NOUSER", false},
+    {EX_NOHOST, "EX_NOHOST", true},
+    {EX_UNAVAILABLE, "EX_UNAVAILABLE", true},
+    {EX_SOFTWARE, "EX_SOFTWARE", false},
+    {EX_OSERR, "EX_OSERR", true},
+    {EX_OSFILE, "EX_OSFILE", false},
+    {EX_CANTCREAT, "EX_CANTCREAT", false},
+    {EX_IOERR, "EX_IOERR", false},
+    {EX_TEMPFAIL, "EX_TEMPFAIL", true},
+    {EX_PROTOCOL, "EX_PROTOCOL", false},
+    {EX_NOPERM, "EX_NOPERM", false},
+    {EX_CONFIG, "EX_CONFIG", false},
+};
 
-/* deliver_map_status - DESIGN.md's delivery contract */
+/* exit_row - the table's row for an exit status, or NULL */
+static const struct exit_row *exit_row(int status)
+{
+	for (size_t i = 0; i < sizeof(exit_table) / sizeof(exit_table[0]); i++)
+		if (exit_table[i].status == status)
+			return &exit_table[i];
+	return NULL;
+}
+
+/* deliver_exit_name - see deliver_pipe.h */
+const char *deliver_exit_name(int status)
+{
+	const struct exit_row *row = exit_row(status);
+	return row ? row->name : "-";
+}
+
+/* deliver_map_status - DESIGN.md's delivery contract, from exit_table */
 void deliver_map_status(int wstatus, bool timed_out, struct delivery_result *r)
 {
 	r->exit_status = -1;
@@ -41,27 +79,28 @@ void deliver_map_status(int wstatus, bool timed_out, struct delivery_result *r)
 	if (timed_out) {
 		r->code = 451;
 		snprintf(r->text, sizeof(r->text), "4.4.7 Delivery command timed out");
-	} else if (WIFSIGNALED(wstatus)) {
+		return;
+	}
+	if (WIFSIGNALED(wstatus)) {
 		r->signal = WTERMSIG(wstatus);
 		r->code = 451;
 		snprintf(r->text, sizeof(r->text), "4.3.0 Delivery command killed by signal %d",
 		         r->signal);
+		return;
+	}
+	int st = WEXITSTATUS(wstatus);
+	const struct exit_row *row = exit_row(st);
+	r->exit_status = st;
+	if (st == EX_OK) {
+		r->code = 250;
+		snprintf(r->text, sizeof(r->text), "2.0.0 Ok: delivered");
+	} else if (row && row->temporary) {
+		r->code = 451;
+		snprintf(r->text, sizeof(r->text),
+		         "4.3.0 Temporary failure (delivery command exit %d)", st);
 	} else {
-		int st = WEXITSTATUS(wstatus);
-		r->exit_status = st;
-		if (st == 0) {
-			r->code = 250;
-			snprintf(r->text, sizeof(r->text), "2.0.0 Ok: delivered");
-		} else if (st == 68 || st == 69 || st == 71 || st == 75) {
-			/* EX_NOHOST, EX_UNAVAILABLE, EX_OSERR, EX_TEMPFAIL */
-			r->code = 451;
-			snprintf(r->text, sizeof(r->text),
-			         "4.3.0 Temporary failure (delivery command exit %d)", st);
-		} else {
-			r->code = 554;
-			snprintf(r->text, sizeof(r->text),
-			         "5.3.0 Delivery command failed (exit %d)", st);
-		}
+		r->code = 554;
+		snprintf(r->text, sizeof(r->text), "5.3.0 Delivery command failed (exit %d)", st);
 	}
 }
 
@@ -95,7 +134,7 @@ void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d, st
 		struct child_log o = {.event = "command-output"};
 		struct child_stream st = {.fd = out[0], .feed = child_log_feed, .arg = &o};
 		bool timed_out;
-		long long deadline = child_now_ms() + (long long)timeout * 1000;
+		long long deadline = clock_now_ms() + (long long)timeout * 1000;
 		int status = child_wait(pid, false, &st, 1, deadline, &timed_out);
 		child_log_end(&o);
 		deliver_map_status(status, timed_out, r);
@@ -106,8 +145,8 @@ void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d, st
 			snprintf(r->text, sizeof(r->text),
 			         "4.3.0 Delivery command did not read the whole message");
 		}
-		log_msg(LOG_DEBUG, "event=command-exit pid=%ld status=%d signal=%d", (long)pid,
-		        r->exit_status, r->signal);
+		log_msg(LOG_DEBUG, "event=command-exit pid=%ld status=%d exit=%s signal=%d",
+		        (long)pid, r->exit_status, deliver_exit_name(r->exit_status), r->signal);
 	}
 	if (out[0] >= 0)
 		close(out[0]);

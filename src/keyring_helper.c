@@ -20,7 +20,7 @@
 
 #include <libsecret/secret.h>
 
-#define KEYRING_TIMEOUT_MS 5000
+#include "bounds.h"
 
 static const SecretSchema msmtp_schema = {
     .name = "de.marlam.msmtp.password",
@@ -72,7 +72,7 @@ static gboolean lookup_timeout(gpointer data)
 static gchar *keyring_lookup(bool compat, const char *user, char *why, size_t whylen)
 {
 	struct lookup l = {.loop = g_main_loop_new(NULL, FALSE), .cancel = g_cancellable_new()};
-	guint t = g_timeout_add(KEYRING_TIMEOUT_MS, lookup_timeout, &l);
+	guint t = g_timeout_add(BOUND_KEYRING_MS, lookup_timeout, &l);
 	if (compat)
 		secret_password_lookup(&compat_schema, l.cancel, lookup_done, &l, "user", user,
 		                       "server", "localhost", "protocol", "smtp", NULL);
@@ -85,7 +85,7 @@ static gchar *keyring_lookup(bool compat, const char *user, char *why, size_t wh
 		g_source_remove(t);
 	if (l.timed_out)
 		snprintf(why, whylen, "the Secret Service did not answer within %d s",
-		         KEYRING_TIMEOUT_MS / 1000);
+		         BOUND_KEYRING_MS / 1000);
 	else if (l.error)
 		snprintf(why, whylen, "%s", l.error->message);
 	else if (!l.password)

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bounds.h"
 #include "config.h"
 #include "log.h"
@@ -542,6 +543,7 @@ static void sighup(const struct server *srv)
 		log_msg(LOG_ERR, "event=log-reopen-failed error=\"%s\"", err);
 	else if (srv->cfg->log_dest == LOG_DEST_FILE)
 		log_msg(LOG_INFO, "event=log-reopened file=%s", srv->cfg->log_file);
+	auth_reload(); /* --auth-file */
 	if (!srv->tls)
 		log_msg(LOG_INFO, "event=sighup tls=off");
 	else if (tls_server_reload(srv->tls, err, sizeof(err)) < 0)

@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "deliver_maildir.h"
 #include "deliver_mbox.h"
 #include "deliver_pipe.h"
 #include "listener.h"
@@ -50,33 +51,6 @@ static int fail(enum exit_kind kind, const char *msg)
 	        strncmp(msg, cfg.progname, strlen(cfg.progname)) ? ": " : "", msg);
 	auth_secret_wipe(&secret);
 	return config_exit_code(&cfg, kind);
-}
-
-/* absolute - path made absolute against the start-up directory: a
- * daemon works from "/" (listener.c), and would otherwise append to
- * "/MAILBOX", write "/PIDFILE" or reload "/cert.pem" on SIGHUP. The
- * copy lives as long as the process, as config.h promises. */
-static const char *absolute(const char *path)
-{
-	static char cwd[PATH_MAX];
-	if (!path || path[0] == '/' || (!cwd[0] && !getcwd(cwd, sizeof(cwd))))
-		return path;
-	char *abs;
-	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
-		return path;
-	return abs;
-}
-
-/* absolute_paths - every path option, for MODE_DAEMON */
-static void absolute_paths(void)
-{
-	cfg.mailbox = absolute(cfg.mailbox);
-	cfg.pidfile = absolute(cfg.pidfile);
-	cfg.spool_dir = absolute(cfg.spool_dir);
-	cfg.log_file = absolute(cfg.log_file);
-	cfg.tls_cert = absolute(cfg.tls_cert);
-	cfg.tls_key = absolute(cfg.tls_key);
-	cfg.tls_ca = absolute(cfg.tls_ca);
 }
 
 /* command_dir - --command for MODE_DAEMON: the command runs in the
@@ -127,11 +101,17 @@ int main(int argc, char **argv)
 	case OPTIONS_RUN:
 		break;
 	}
+	/* --auth-accept-any: every listener loopback or local, checked
+	 * while systemd's sockets are still named in the environment */
+	if (cfg.auth_accept_any && auth_accept_any_check(&cfg, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_USAGE, err);
+	/* set only by a session that authenticated (auth.h), never inherited */
+	unsetenv("SMTPIPE_AUTH_USER");
 	/* before anything runs (passwordeval, the keyring helper): no
 	 * child may inherit systemd's sockets or variables */
 	listener_systemd_adopt();
 	if (cfg.mode == MODE_DAEMON)
-		absolute_paths();
+		options_absolute_paths(&cfg);
 	/* the time zone once, here: every forked session inherits it
 	 * instead of reading /etc/localtime for its first date */
 	tzset();
@@ -149,7 +129,7 @@ int main(int argc, char **argv)
 		log_msg(LOG_WARNING, "event=hostname-invalid using=localhost name=\"%s\"", esc);
 		snprintf(srv.hostname, sizeof(srv.hostname), "localhost");
 	}
-	if (!cfg.mailbox) {
+	if (!cfg.mailbox && !cfg.maildir) {
 		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_USAGE, err);
 		if (cfg.mode == MODE_DAEMON && command_dir(err, sizeof(err)) < 0)
@@ -166,9 +146,23 @@ int main(int argc, char **argv)
 			return fail(EXIT_KIND_STARTUP, err);
 		srv.auth = &secret;
 	}
+	if (cfg.auth_file || cfg.auth_accept_any) { /* auth.h: what each one means */
+		int rc = auth_setup(&secret, cfg.auth_file, cfg.auth_accept_any, err, sizeof(err));
+		if (rc < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		if (rc > 0 && !log_stderr_is_client())
+			fprintf(stderr, "%s: %s\n", cfg.progname, err);
+		if (rc > 0)
+			log_msg(LOG_WARNING, "event=auth-file-warning text=\"%s\"", err);
+		if (cfg.auth_accept_any)
+			log_msg(LOG_WARNING, "event=auth-accept-any text=\"any user and password "
+			                     "are accepted: for test suites only\"");
+		srv.auth = &secret;
+	}
+	bool any_auth = srv.auth != NULL;
 	/* the brake's state file is opened here, before --user, and kept */
-	int brake = auth_brake_init(cfg.mode == MODE_INETD && cfg.auth_user ? cfg.auth_state : NULL,
-	                            err, sizeof(err));
+	int brake = auth_brake_init(cfg.mode == MODE_INETD && any_auth ? cfg.auth_state : NULL, err,
+	                            sizeof(err));
 	if (brake < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	if (brake > 0)
@@ -182,6 +176,9 @@ int main(int argc, char **argv)
 	if (cfg.mailbox && cfg.mode == MODE_INETD &&
 	    deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
+	if (cfg.maildir && cfg.mode == MODE_INETD &&
+	    deliver_maildir_check(cfg.maildir, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
 	if (cfg.mode == MODE_INETD && spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	int rc;
@@ -193,12 +190,14 @@ int main(int argc, char **argv)
 			return fail(EXIT_KIND_STARTUP, err);
 		if (cfg.mailbox && deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_STARTUP, err);
+		if (cfg.maildir && deliver_maildir_check(cfg.maildir, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
 		if (spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
 			return fail(EXIT_KIND_STARTUP, err);
 		/* msmtpd runs as whoever starts it, and so do we (a drop-in must not
 		 * refuse a working setup); but a delivery command running as root
 		 * is worth one line, and --user is the fix. */
-		if (getuid() == 0 && !cfg.run_user && !cfg.mailbox)
+		if (getuid() == 0 && !cfg.run_user && !cfg.mailbox && !cfg.maildir)
 			fprintf(
 			    stderr,
 			    "%s: warning: running as root: the delivery command will run as root; "

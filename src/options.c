@@ -4,18 +4,23 @@
  * The personality (from the program name) only picks defaults and exit
  * codes; every option works in both. Every bad value gives one line in
  * err and OPTIONS_ERROR, which main turns into exit 3, as msmtpd and
- * mockmta do.
+ * mockmta do. The table (rows[]) is the one source of the names, kinds,
+ * bounds, defaults and --help lines; code below it handles kinds, never
+ * single options, except the few checks between options in combination().
  */
 #include "options.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "bounds.h"
 #include "cmd_template.h"
@@ -27,160 +32,345 @@
  * to one delay per attempt in each process (auth.h). */
 #define AUTH_STATE_FILE "/run/smtpipe/auth-state"
 
-enum {
-	OPT_INETD = 256,
-	OPT_INTERFACE,
-	OPT_LOG,
-	OPT_COMMAND,
-	OPT_AUTH,
-	OPT_HELP,
-	OPT_MAILBOX,
-	OPT_MAX_SESSIONS,
-	OPT_MAX_RECIPIENTS,
-	OPT_MAX_MESSAGE_SIZE,
-	OPT_MAX_LINE_LENGTH,
-	OPT_MAX_ERRORS,
-	OPT_DELIVERY_TIMEOUT,
-	OPT_DATA_MIN_RATE,
-	OPT_MAX_DISCARD,
-	OPT_HOSTNAME,
-	OPT_SPOOL_DIR,
-	OPT_TLS_REQUIRED,
-	OPT_TLS_IMPLICIT,
-	OPT_USER,
-	OPT_MAX_SESSIONS_PER_CLIENT,
-	OPT_CLIENT_LIMIT_LOOPBACK,
-	OPT_AUTH_STATE,
+/* FIELD - a row's field: where it is and how big, so that the store
+ * can check it writes what the field holds */
+#define FIELD(member)                                                                              \
+	.field = offsetof(struct config, member), .size = sizeof(((struct config *)0)->member)
+#define NO_FIELD .field = OPTION_NO_FIELD, .size = 0
+
+static const char *const level_names[] = {"emerg",  "alert", "crit",  "err", "warning",
+                                          "notice", "info",  "debug", NULL};
+
+static int parse_log(const struct option_row *row, void *base, char *value, char *why,
+                     size_t whylen);
+static int parse_auth(const struct option_row *row, void *base, char *value, char *why,
+                      size_t whylen);
+static int parse_hostname(const struct option_row *row, void *base, char *value, char *why,
+                          size_t whylen);
+static int parse_line_length(const struct option_row *row, void *base, char *value, char *why,
+                             size_t whylen);
+static bool is_address(const char *value);
+static bool is_absolute(const char *value);
+
+/* The options, in --help order. A number's default is its bound in
+ * bounds.h; the personality's own defaults (mode, log) are in
+ * defaults(). */
+static const struct option_row rows[] = {
+    {.name = "inetd",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     NO_FIELD,
+     .help = "one SMTP session on stdin/stdout"},
+    {.name = "daemon", .shorts = "d", .kind = OPTION_FLAG, NO_FIELD, .help = "listen and detach"},
+    {.name = "foreground",
+     .shorts = "f",
+     .kind = OPTION_FLAG,
+     NO_FIELD,
+     .help = "listen in the foreground (implies -d)"},
+    {.name = "interface",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(interface),
+     .def_text = "127.0.0.1",
+     .valid = is_address,
+     .what = "an IPv4 or IPv6 address",
+     .value_name = "IP",
+     .help = "listen on IP (IPv4 or IPv6; default %D)"},
+    {.name = "port",
+     .shorts = "p",
+     .kind = OPTION_UNSIGNED,
+     FIELD(port),
+     .min = 0,
+     .max = 65535,
+     .def = 25,
+     .what = "a port number (1-65535, or 0 for any free port)",
+     .value_name = "N",
+     .help = "listen on port N (default %D; 0: pick one, print it)"},
+    {.name = "pidfile",
+     .shorts = "P",
+     .kind = OPTION_STRING,
+     FIELD(pidfile),
+     .path = true,
+     .value_name = "FILE",
+     .help = "write the daemon's PID to FILE"},
+    {.name = "user",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(run_user),
+     .value_name = "USER[:GROUP]",
+     .help = "run as USER after binding the port"},
+    {.name = "log",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(log_file),
+     .path = true,
+     .parse = parse_log,
+     .value_name = "none|syslog|stderr|FILE",
+     .help = "where to log (default: none; mockmta: syslog, or stderr with -f)"},
+    {.name = "log-level",
+     .shorts = "l",
+     .kind = OPTION_ENUM,
+     FIELD(log_level),
+     .def_text = "info",
+     .names = level_names,
+     .what = "priority",
+     .label = "-l",
+     .value_name = "LEVEL",
+     .help = "emerg alert crit err warning notice info debug (default %D)"},
+    {.name = "command",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(command),
+     .def_text = "msmtp -f %F --",
+     .value_name = "CMD",
+     .help = "pipe each message to CMD (default: %D)"},
+    {.name = "mailbox",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(mailbox),
+     .path = true,
+     .value_name = "FILE, MAILBOX",
+     .help = "append each message to the mbox FILE instead\n(-: standard output, with -f; "
+             "DIR/: a Maildir)"},
+    {.name = "maildir",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(maildir),
+     .path = true,
+     .value_name = "DIR",
+     .help = "store each message in the Maildir DIR instead"},
+    {.name = "auth",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(auth_user),
+     .parse = parse_auth,
+     .value_name = "USER[,EVAL]",
+     .help = "require AUTH as USER; password from EVAL's output, or the keyring"},
+    {.name = "auth-file",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(auth_file),
+     .path = true,
+     .value_name = "FILE",
+     .help = "require AUTH as one of the users of FILE (user:crypt-hash lines)"},
+    {.name = "auth-accept-any",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(auth_accept_any),
+     .help = "tests only: accept any user and password (loopback only)"},
+    {.name = "auth-state",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(auth_state),
+     .def_text = AUTH_STATE_FILE,
+     .valid = is_absolute,
+     .what = "an absolute path",
+     .value_name = "FILE",
+     .help = "--inetd: the AUTH brake's state, shared by the sessions (default %D)"},
+    {.name = "tls-cert",
+     .shorts = "c",
+     .kind = OPTION_STRING,
+     FIELD(tls_cert),
+     .path = true,
+     .value_name = "FILE",
+     .help = "TLS certificate (enables STARTTLS)"},
+    {.name = "tls-key",
+     .shorts = "k",
+     .kind = OPTION_STRING,
+     FIELD(tls_key),
+     .path = true,
+     .value_name = "FILE",
+     .help = "TLS private key"},
+    {.name = "tls-ca",
+     .shorts = "a",
+     .kind = OPTION_STRING,
+     FIELD(tls_ca),
+     .path = true,
+     .value_name = "FILE",
+     .help = "CA file to verify client certificates"},
+    {.name = "tls-required",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(tls_required),
+     .help = "require STARTTLS before AUTH and MAIL"},
+    {.name = "tls-implicit",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(tls_implicit),
+     .help = "TLS from the first byte (port 465 style)"},
+    {.name = "timeout",
+     .shorts = "t",
+     .kind = OPTION_UNSIGNED,
+     FIELD(timeout),
+     .min = 1,
+     .max = 86400,
+     .def = BOUND_TIMEOUT_SECONDS,
+     .what = "a timeout in seconds (1-86400)",
+     .label = "-t",
+     .value_name = "SEC",
+     .help = "SMTP idle timeout (default %D)"},
+    {.name = "delivery-timeout",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(delivery_timeout),
+     .min = 1,
+     .max = 86400,
+     .def = BOUND_DELIVERY_SECONDS,
+     .what = "a timeout in seconds (1-86400)",
+     .value_name = "SEC",
+     .help = "time limit of the delivery command (default %D)"},
+    {.name = "data-min-rate",
+     .shorts = "",
+     .kind = OPTION_SIZE,
+     FIELD(data_min_rate),
+     .min = 1,
+     .max = 1ULL << 40,
+     .def = BOUND_DATA_MIN_RATE,
+     .what = "a rate (bytes a second, k, M, G)",
+     .value_name = "N",
+     .help = "DATA must end within the timeout + size/N seconds (default %D)"},
+    {.name = "max-discard",
+     .shorts = "",
+     .kind = OPTION_SIZE,
+     FIELD(max_discard),
+     .min = 0,
+     .max = 1ULL << 40,
+     .def = BOUND_DISCARD,
+     .what = "a size (bytes, k, M, G)",
+     .value_name = "N",
+     .help = "bytes of a too-big message read before 552 and close, k/M/G (default %D)"},
+    {.name = "max-sessions",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(max_sessions),
+     .min = 1,
+     .max = 10000,
+     .def = BOUND_SESSIONS,
+     .what = "a number (1-10000)",
+     .value_name = "N",
+     .help = "concurrent sessions (default %D)"},
+    {.name = "max-sessions-per-client",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(max_sessions_per_client),
+     .min = 0,
+     .max = 10000,
+     .def = BOUND_SESSIONS_PER_CLIENT,
+     .what = "a number (0-10000)",
+     .value_name = "N",
+     .help = "sessions per client address, an IPv6 client's /64 (default %D; 0: no limit)"},
+    {.name = "client-limit-loopback",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(client_limit_loopback),
+     .help = "apply --max-sessions-per-client to loopback clients too"},
+    {.name = "max-recipients",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(max_recipients),
+     .min = 1,
+     .max = 100000,
+     .def = BOUND_RECIPIENTS,
+     .what = "a number (1-100000)",
+     .value_name = "N",
+     .help = "recipients per message (default %D), at most what\nfits the command's argument "
+             "list"},
+    {.name = "max-message-size",
+     .shorts = "",
+     .kind = OPTION_SIZE,
+     FIELD(max_message_size),
+     .min = 1,
+     .max = 1ULL << 40,
+     .def = BOUND_MESSAGE_SIZE,
+     .what = "a size (bytes, k, M, G)",
+     .value_name = "N",
+     .help = "message size in bytes, k/M/G suffixes (default %D)"},
+    {.name = "max-line-length",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(max_line_length),
+     .min = 0,
+     .max = 1 << 30,
+     .def = BOUND_TEXT_LINE,
+     .what = "a length (3 or more, 0: no limit)",
+     .parse = parse_line_length,
+     .value_name = "N",
+     .help = "text line length with CRLF, 0: none; RFC 5321: 1000 (default %D)"},
+    {.name = "max-errors",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(max_errors),
+     .min = 1,
+     .max = 100000,
+     .def = BOUND_ERRORS,
+     .what = "a number (1-100000)",
+     .value_name = "N",
+     .help = "client errors before 421 (default %D)"},
+    {.name = "hostname",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(hostname),
+     .parse = parse_hostname,
+     .value_name = "NAME",
+     .help = "name in the greeting and Received: (default: host name)"},
+    {.name = "spool-dir",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(spool_dir),
+     .path = true,
+     .value_name = "DIR",
+     .help = "where large messages are spooled (default $TMPDIR or /tmp)"},
+    {.name = "version",
+     .shorts = "v",
+     .kind = OPTION_VERSION,
+     NO_FIELD,
+     .help = "print the version"},
+    {.name = "help", .shorts = "?h", .kind = OPTION_HELP, NO_FIELD, .help = "print this help"},
 };
 
-static const struct option long_options[] = {
-    {"inetd", no_argument, NULL, OPT_INETD},
-    {"interface", required_argument, NULL, OPT_INTERFACE},
-    {"port", required_argument, NULL, 'p'},
-    {"log", required_argument, NULL, OPT_LOG},
-    {"command", required_argument, NULL, OPT_COMMAND},
-    {"auth", required_argument, NULL, OPT_AUTH},
-    {"version", no_argument, NULL, 'v'},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"daemon", no_argument, NULL, 'd'},
-    {"foreground", no_argument, NULL, 'f'},
-    {"tls-cert", required_argument, NULL, 'c'},
-    {"tls-key", required_argument, NULL, 'k'},
-    {"tls-ca", required_argument, NULL, 'a'},
-    {"log-level", required_argument, NULL, 'l'},
-    {"pidfile", required_argument, NULL, 'P'},
-    {"timeout", required_argument, NULL, 't'},
-    {"mailbox", required_argument, NULL, OPT_MAILBOX},
-    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-    {"max-recipients", required_argument, NULL, OPT_MAX_RECIPIENTS},
-    {"max-message-size", required_argument, NULL, OPT_MAX_MESSAGE_SIZE},
-    {"max-line-length", required_argument, NULL, OPT_MAX_LINE_LENGTH},
-    {"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
-    {"delivery-timeout", required_argument, NULL, OPT_DELIVERY_TIMEOUT},
-    {"data-min-rate", required_argument, NULL, OPT_DATA_MIN_RATE},
-    {"max-discard", required_argument, NULL, OPT_MAX_DISCARD},
-    {"hostname", required_argument, NULL, OPT_HOSTNAME},
-    {"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
-    {"tls-required", no_argument, NULL, OPT_TLS_REQUIRED},
-    {"tls-implicit", no_argument, NULL, OPT_TLS_IMPLICIT},
-    {"user", required_argument, NULL, OPT_USER},
-    {"max-sessions-per-client", required_argument, NULL, OPT_MAX_SESSIONS_PER_CLIENT},
-    {"client-limit-loopback", no_argument, NULL, OPT_CLIENT_LIMIT_LOOPBACK},
-    {"auth-state", required_argument, NULL, OPT_AUTH_STATE},
-    {NULL, 0, NULL, 0},
+#define N_ROWS (sizeof(rows) / sizeof(rows[0]))
+
+/* What one parse saw besides cfg: which rows were given. */
+struct parse {
+	struct config *cfg;
+	bool given[N_ROWS];
 };
 
-static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
-                                          "warning", "notice", "info", "debug"};
-
-/* config_exit_code - see config.h */
-int config_exit_code(const struct config *cfg, enum exit_kind kind)
+/* options_table - see options.h */
+const struct option_row *options_table(size_t *n)
 {
-	bool mock = cfg->personality == PERSONALITY_MOCKMTA;
-	switch (kind) {
-	case EXIT_KIND_OK:
-		return 0;
-	case EXIT_KIND_TIMEOUT:
-		return mock ? 2 : 1;
-	case EXIT_KIND_USAGE:
-		return 3;
-	case EXIT_KIND_STARTUP:
-		return mock ? 1 : 3;
-	case EXIT_KIND_FAILURE:
-	default:
-		return 1;
-	}
+	*n = N_ROWS;
+	return rows;
 }
 
-/* usage - the --help text */
-static void usage(const struct config *cfg)
+/* row_named - the row of a long name (a name of the table: never NULL) */
+static const struct option_row *row_named(const char *name)
 {
-	printf("Usage: %s [option...] [MAILBOX]\n"
-	       "       mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] [-l LEVEL] [-P FILE] [-p PORT] "
-	       "[-t SEC] MAILBOX\n"
-	       "A small SMTP server that pipes each message to a command or appends it to an "
-	       "mbox.\n\n"
-	       "  --inetd                  one SMTP session on stdin/stdout\n"
-	       "  -d, --daemon             listen and detach\n"
-	       "  -f, --foreground         listen in the foreground (implies -d)\n"
-	       "  --interface=IP           listen on IP (IPv4 or IPv6; default 127.0.0.1)\n"
-	       "  -p, --port=N             listen on port N (default 25; 0: pick one, print it)\n"
-	       "  -P, --pidfile=FILE       write the daemon's PID to FILE\n"
-	       "  --user=USER[:GROUP]      run as USER after binding the port\n"
-	       "  --log=none|syslog|stderr|FILE  where to log (default: none; mockmta: syslog, or "
-	       "stderr with -f)\n"
-	       "  -l, --log-level=LEVEL    emerg alert crit err warning notice info debug "
-	       "(default info)\n"
-	       "  --command=CMD            pipe each message to CMD (default: msmtp -f %%F --)\n"
-	       "  --mailbox=FILE, MAILBOX  append each message to the mbox FILE instead\n"
-	       "  --auth=USER[,EVAL]       require AUTH as USER; password from EVAL's output, or "
-	       "the keyring\n"
-	       "  --auth-state=FILE        --inetd: the AUTH brake's state, shared by the "
-	       "sessions (default %s)\n"
-	       "  -c, --tls-cert=FILE      TLS certificate (enables STARTTLS)\n"
-	       "  -k, --tls-key=FILE       TLS private key\n"
-	       "  -a, --tls-ca=FILE        CA file to verify client certificates\n"
-	       "  --tls-required           require STARTTLS before AUTH and MAIL\n"
-	       "  --tls-implicit           TLS from the first byte (port 465 style)\n"
-	       "  -t, --timeout=SEC        SMTP idle timeout (default %u)\n"
-	       "  --delivery-timeout=SEC   time limit of the delivery command (default %u)\n"
-	       "  --data-min-rate=N        DATA must end within the timeout + size/N seconds "
-	       "(default %u)\n"
-	       "  --max-discard=N          bytes of a too-big message read before 552 and close, "
-	       "k/M/G (default %lu)\n"
-	       "  --max-sessions=N         concurrent sessions (default %u)\n"
-	       "  --max-sessions-per-client=N  sessions per client address, an IPv6 client's "
-	       "/64 (default %u; 0: no limit)\n"
-	       "  --client-limit-loopback  apply --max-sessions-per-client to loopback "
-	       "clients too\n"
-	       "  --max-recipients=N       recipients per message (default %u), at most what\n"
-	       "                           fits the command's argument list\n"
-	       "  --max-message-size=N     message size in bytes, k/M/G suffixes (default %lu)\n"
-	       "  --max-line-length=N      text line length with CRLF, 0: none; RFC 5321: 1000 "
-	       "(default %u)\n"
-	       "  --max-errors=N           client errors before 421 (default %u)\n"
-	       "  --hostname=NAME          name in the greeting and Received: (default: host "
-	       "name)\n"
-	       "  --spool-dir=DIR          where large messages are spooled (default $TMPDIR or "
-	       "/tmp)\n"
-	       "  -v, --version            print the version\n"
-	       "  -?, -h, --help           print this help\n",
-	       cfg->progname, AUTH_STATE_FILE, BOUND_TIMEOUT_SECONDS, BOUND_DELIVERY_SECONDS,
-	       BOUND_DATA_MIN_RATE, BOUND_DISCARD, BOUND_SESSIONS, BOUND_SESSIONS_PER_CLIENT,
-	       BOUND_RECIPIENTS, BOUND_MESSAGE_SIZE, BOUND_TEXT_LINE, BOUND_ERRORS);
+	for (size_t i = 0; i < N_ROWS; i++)
+		if (strcmp(rows[i].name, name) == 0)
+			return &rows[i];
+	return NULL;
 }
 
-/* version - --version */
-static void version(void)
+/* given - whether the option called name was on the command line */
+static bool given(const struct parse *p, const char *name)
 {
-	printf("smtpipe %s\nTLS (GnuTLS): %s\nkeyring (libsecret): %s\n", SMTPIPE_VERSION,
-	       tls_available() ? "yes" : "no",
-#ifdef HAVE_LIBSECRET
-	       "yes"
-#else
-	       "no"
-#endif
-	);
+	return p->given[row_named(name) - rows];
+}
+
+/* field - where row's value goes in base */
+static void *field(const struct option_row *row, void *base)
+{
+	return (char *)base + row->field;
+}
+
+/* store_number - v into an unsigned or a size_t field */
+static void store_number(const struct option_row *row, void *base, unsigned long long v)
+{
+	if (row->size == sizeof(size_t))
+		*(size_t *)field(row, base) = (size_t)v;
+	else
+		*(unsigned *)field(row, base) = (unsigned)v;
 }
 
 /* parse_number - a whole number in [min, max], with k/M/G when sized */
@@ -223,58 +413,159 @@ static int parse_number(const char *s, unsigned long long min, unsigned long lon
 	return 0;
 }
 
-/* defaults - both personalities' starting point */
-static void defaults(struct config *cfg, const char *argv0)
+/* not_what - the usual complaint: "'VALUE' is not WHAT" */
+static int not_what(const struct option_row *row, const char *value, char *why, size_t whylen)
 {
-	const char *base = strrchr(argv0, '/');
-	base = base ? base + 1 : argv0;
-	memset(cfg, 0, sizeof(*cfg));
-	if (strcmp(base, "mockmta") == 0) {
-		cfg->personality = PERSONALITY_MOCKMTA;
-		cfg->progname = "mockmta";
-		cfg->mode = MODE_INETD;
-		cfg->log_dest = LOG_DEST_SYSLOG;
-	} else {
-		cfg->personality = PERSONALITY_SMTPIPE;
-		cfg->progname = strcmp(base, "msmtpd") == 0 ? "msmtpd" : "smtpipe";
-		cfg->mode = MODE_FOREGROUND;
-		cfg->log_dest = LOG_DEST_NONE;
+	snprintf(why, whylen, "'%s' is not %s", value, row->what);
+	return -1;
+}
+
+/* store_enum - the index of value in row->names */
+static int store_enum(const struct option_row *row, void *base, const char *value, char *why,
+                      size_t whylen)
+{
+	for (int i = 0; row->names[i]; i++) {
+		if (strcasecmp(value, row->names[i]) == 0) {
+			*(int *)field(row, base) = i;
+			return 0;
+		}
 	}
-	cfg->interface = "127.0.0.1";
-	cfg->port = 25;
-	cfg->log_level = LOG_INFO;
-	cfg->command = "msmtp -f %F --";
-	const char *tmp = getenv("TMPDIR");
-	cfg->spool_dir = tmp && *tmp ? tmp : "/tmp";
-	cfg->max_sessions = BOUND_SESSIONS;
-	cfg->max_sessions_per_client = BOUND_SESSIONS_PER_CLIENT;
-	cfg->auth_state = AUTH_STATE_FILE;
-	cfg->max_recipients = BOUND_RECIPIENTS;
-	cfg->max_message_size = BOUND_MESSAGE_SIZE;
-	cfg->max_line_length = BOUND_TEXT_LINE;
-	cfg->max_errors = BOUND_ERRORS;
-	cfg->timeout = BOUND_TIMEOUT_SECONDS;
-	cfg->delivery_timeout = BOUND_DELIVERY_SECONDS;
-	cfg->data_min_rate = BOUND_DATA_MIN_RATE;
-	cfg->max_discard = BOUND_DISCARD;
+	int n = snprintf(why, whylen, "unknown %s '%s' (", row->what, value);
+	for (int i = 0; row->names[i] && n >= 0 && (size_t)n < whylen; i++)
+		n += snprintf(why + n, whylen - (size_t)n, "%s%s", i ? " " : "", row->names[i]);
+	if (n >= 0 && (size_t)n < whylen)
+		snprintf(why + n, whylen - (size_t)n, ")");
+	return -1;
 }
 
-/* long_matches - how many long options begin with the len bytes of name */
-static int long_matches(const char *name, size_t len)
+/* store_list - value appended to a struct config_list */
+static int store_list(const struct option_row *row, void *base, const char *value, char *why,
+                      size_t whylen)
 {
-	int n = 0;
-	for (const struct option *o = long_options; o->name; o++)
-		if (strncmp(o->name, name, len) == 0)
-			n++;
-	return n;
+	struct config_list *list = field(row, base);
+	if (list->n >= BOUND_OPTION_REPEATS) {
+		snprintf(why, whylen, "given more than %d times", BOUND_OPTION_REPEATS);
+		return -1;
+	}
+	list->item[list->n++] = value;
+	return 0;
 }
 
-#define BAD(...)                                                                                   \
-	do {                                                                                       \
-		int n_ = snprintf(err, errlen, "%s: ", cfg->progname);                             \
-		snprintf(err + n_, errlen - (size_t)n_, __VA_ARGS__);                              \
-		return OPTIONS_ERROR;                                                              \
-	} while (0)
+/* options_store - see options.h */
+int options_store(const struct option_row *row, void *base, char *value, char *why, size_t whylen)
+{
+	unsigned long long v;
+	if (row->parse)
+		return row->parse(row, base, value, why, whylen);
+	switch (row->kind) {
+	case OPTION_FLAG:
+		if (row->field != OPTION_NO_FIELD)
+			*(bool *)field(row, base) = true;
+		return 0;
+	case OPTION_STRING:
+		if (row->valid && !row->valid(value))
+			return not_what(row, value, why, whylen);
+		*(const char **)field(row, base) = value;
+		return 0;
+	case OPTION_UNSIGNED:
+	case OPTION_SIZE:
+		if (parse_number(value, row->min, row->max, row->kind == OPTION_SIZE, &v) < 0)
+			return not_what(row, value, why, whylen);
+		store_number(row, base, v);
+		return 0;
+	case OPTION_ENUM:
+		return store_enum(row, base, value, why, whylen);
+	case OPTION_LIST:
+		return store_list(row, base, value, why, whylen);
+	case OPTION_HELP:
+	case OPTION_VERSION:
+		break;
+	}
+	snprintf(why, whylen, "takes no value");
+	return -1;
+}
+
+/* is_address - an IPv4 or IPv6 address, for --interface */
+static bool is_address(const char *value)
+{
+	unsigned char buf[16];
+	return inet_pton(AF_INET, value, buf) == 1 || inet_pton(AF_INET6, value, buf) == 1;
+}
+
+/* is_absolute - for --auth-state, which a forked session opens again */
+static bool is_absolute(const char *value)
+{
+	return value[0] == '/';
+}
+
+/* parse_log - --log=none|syslog|stderr|FILE: a destination, or a file */
+static int parse_log(const struct option_row *row, void *base, char *value, char *why,
+                     size_t whylen)
+{
+	(void)why;
+	(void)whylen;
+	struct config *cfg = base;
+	if (strcmp(value, "none") == 0) {
+		cfg->log_dest = LOG_DEST_NONE;
+	} else if (strcmp(value, "syslog") == 0) {
+		cfg->log_dest = LOG_DEST_SYSLOG;
+	} else if (strcmp(value, "stderr") == 0) {
+		cfg->log_dest = LOG_DEST_STDERR;
+	} else {
+		cfg->log_dest = LOG_DEST_FILE;
+		*(const char **)field(row, base) = value;
+	}
+	return 0;
+}
+
+/* parse_auth - --auth=USER[,EVAL], split at the first comma */
+static int parse_auth(const struct option_row *row, void *base, char *value, char *why,
+                      size_t whylen)
+{
+	struct config *cfg = base;
+	char *comma = strchr(value, ',');
+	if (comma == value) {
+		snprintf(why, whylen, "the user name is empty");
+		return -1;
+	}
+	if (comma) {
+		*comma = '\0';
+		if (comma[1] == '\0') {
+			snprintf(why, whylen, "the password command after ',' is empty");
+			return -1;
+		}
+		cfg->auth_eval = comma + 1;
+	}
+	*(const char **)field(row, base) = value;
+	return 0;
+}
+
+/* parse_hostname - --hostname, held to options_hostname_ok; the value
+ * is not repeated, since it may hold any byte */
+static int parse_hostname(const struct option_row *row, void *base, char *value, char *why,
+                          size_t whylen)
+{
+	if (!options_hostname_ok(value)) {
+		snprintf(why, whylen,
+		         "not a domain name or address literal (letters, digits, '-' and '.', or "
+		         "[IPv4], [IPv6:...])");
+		return -1;
+	}
+	*(const char **)field(row, base) = value;
+	return 0;
+}
+
+/* parse_line_length - --max-line-length: 0 (none) or room for at least
+ * one byte and the CRLF */
+static int parse_line_length(const struct option_row *row, void *base, char *value, char *why,
+                             size_t whylen)
+{
+	unsigned long long v;
+	if (parse_number(value, row->min, row->max, false, &v) < 0 || (v > 0 && v < 3))
+		return not_what(row, value, why, whylen);
+	store_number(row, base, v);
+	return 0;
+}
 
 /* options_hostname_ok - see options.h */
 bool options_hostname_ok(const char *name)
@@ -310,259 +601,340 @@ bool options_hostname_ok(const char *name)
 	return true;
 }
 
+/* print_default - a row's default, for %D in its help */
+static void print_default(const struct option_row *row)
+{
+	if (row->def_text)
+		fputs(row->def_text, stdout);
+	else
+		printf("%llu", row->def);
+}
+
+/* usage_row - one row's --help line: "  -p, --port=N   listen on ..." */
+static void usage_row(const struct option_row *row)
+{
+	char left[64];
+	int n = 0;
+	for (const char *s = row->shorts; *s; s++)
+		n += snprintf(left + n, sizeof(left) - (size_t)n, "-%c, ", *s);
+	snprintf(left + n, sizeof(left) - (size_t)n, "--%s%s%s", row->name,
+	         row->value_name ? "=" : "", row->value_name ? row->value_name : "");
+	printf("  %-24s%s", left, strlen(left) < 24 ? " " : "  ");
+	for (const char *h = row->help; *h; h++) {
+		if (h[0] == '%' && h[1] == 'D') {
+			print_default(row);
+			h++;
+		} else if (*h == '\n') {
+			printf("\n%27s", "");
+		} else {
+			putchar(*h);
+		}
+	}
+	putchar('\n');
+}
+
+/* usage - the --help text, from the table */
+static void usage(const struct config *cfg)
+{
+	printf("Usage: %s [option...] [MAILBOX]\n"
+	       "       mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] [-l LEVEL] [-P FILE] [-p PORT] "
+	       "[-t SEC] MAILBOX\n"
+	       "A small SMTP server that pipes each message to a command or appends it to an "
+	       "mbox.\n\n",
+	       cfg->progname);
+	for (size_t i = 0; i < N_ROWS; i++)
+		usage_row(&rows[i]);
+}
+
+/* version - --version */
+static void version(void)
+{
+	printf("smtpipe %s\nTLS (GnuTLS): %s\nkeyring (libsecret): %s\n", SMTPIPE_VERSION,
+	       tls_available() ? "yes" : "no",
+#ifdef HAVE_LIBSECRET
+	       "yes"
+#else
+	       "no"
+#endif
+	);
+}
+
+/* defaults - both personalities' starting point: the table's defaults,
+ * then what the personality changes */
+static void defaults(struct config *cfg, const char *argv0)
+{
+	const char *base = strrchr(argv0, '/');
+	base = base ? base + 1 : argv0;
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < N_ROWS; i++) {
+		const struct option_row *row = &rows[i];
+		if (row->kind == OPTION_UNSIGNED || row->kind == OPTION_SIZE)
+			store_number(row, cfg, row->def);
+		else if (row->kind == OPTION_STRING && row->def_text)
+			*(const char **)field(row, cfg) = row->def_text;
+		else if (row->kind == OPTION_ENUM)
+			store_enum(row, cfg, row->def_text, NULL, 0);
+	}
+	if (strcmp(base, "mockmta") == 0) {
+		cfg->personality = PERSONALITY_MOCKMTA;
+		cfg->progname = "mockmta";
+		cfg->mode = MODE_INETD;
+		cfg->log_dest = LOG_DEST_SYSLOG;
+	} else {
+		cfg->personality = PERSONALITY_SMTPIPE;
+		cfg->progname = strcmp(base, "msmtpd") == 0 ? "msmtpd" : "smtpipe";
+		cfg->mode = MODE_FOREGROUND;
+		cfg->log_dest = LOG_DEST_NONE;
+	}
+	const char *tmp = getenv("TMPDIR");
+	cfg->spool_dir = tmp && *tmp ? tmp : "/tmp";
+}
+
+/* bad - one line in err, "PROGNAME: " and the message; OPTIONS_ERROR */
+__attribute__((format(printf, 4, 5))) static enum options_result
+bad(const struct config *cfg, char *err, size_t errlen, const char *fmt, ...)
+{
+	int n = snprintf(err, errlen, "%s: ", cfg->progname);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return OPTIONS_ERROR;
+}
+
+/* The getopt_long view of the table, built once: a long option returns
+ * LONG_BASE + its row. */
+#define LONG_BASE 256
+static struct option long_options[N_ROWS + 1];
+static char short_options[3 * N_ROWS + 2];
+
+/* getopt_tables - long_options and short_options from the rows */
+static void getopt_tables(void)
+{
+	if (long_options[0].name)
+		return;
+	size_t n = 0;
+	short_options[n++] = ':'; /* a missing value is ':', not '?' */
+	for (size_t i = 0; i < N_ROWS; i++) {
+		bool value = rows[i].kind != OPTION_FLAG && rows[i].kind != OPTION_HELP &&
+		             rows[i].kind != OPTION_VERSION;
+		long_options[i] =
+		    (struct option){rows[i].name, value ? required_argument : no_argument, NULL,
+		                    LONG_BASE + (int)i};
+		for (const char *s = rows[i].shorts; *s; s++) {
+			short_options[n++] = *s;
+			if (value)
+				short_options[n++] = ':';
+		}
+	}
+	short_options[n] = '\0';
+}
+
+/* row_of_short - the row of a short letter, or NULL */
+static const struct option_row *row_of_short(int c)
+{
+	for (size_t i = 0; i < N_ROWS; i++)
+		if (c && strchr(rows[i].shorts, c))
+			return &rows[i];
+	return NULL;
+}
+
+/* long_matches - how many long options begin with the len bytes of name */
+static int long_matches(const char *name, size_t len)
+{
+	int n = 0;
+	for (size_t i = 0; i < N_ROWS; i++)
+		if (strncmp(rows[i].name, name, len) == 0)
+			n++;
+	return n;
+}
+
+/* missing_value - getopt's ':' */
+static enum options_result missing_value(struct parse *p, char **argv, char *err, size_t errlen)
+{
+	const char *arg = argv[optind - 1];
+	if (strncmp(arg, "--", 2) == 0)
+		return bad(p->cfg, err, errlen, "%s needs a value", arg);
+	return bad(p->cfg, err, errlen, "-%c needs a value", optopt);
+}
+
+/* unknown_option - getopt's '?': also what glibc returns for an explicit
+ * -? (with optopt 0), which asks for --help */
+static enum options_result unknown_option(struct parse *p, char **argv, char *err, size_t errlen)
+{
+	const char *arg = argv[optind - 1];
+	if (optopt == '?' || strcmp(arg, "-?") == 0) {
+		usage(p->cfg);
+		return OPTIONS_EXIT;
+	}
+	if (strncmp(arg, "--", 2) != 0)
+		return bad(p->cfg, err, errlen, "unknown option -%c (try --help)", optopt);
+	int len = (int)strcspn(arg, "=");
+	if (optopt) /* glibc sets optopt for a known long option given a value */
+		return bad(p->cfg, err, errlen, "%.*s takes no value", len, arg);
+	if (long_matches(arg + 2, (size_t)len - 2) > 1)
+		return bad(p->cfg, err, errlen, "ambiguous option %.*s (try --help)", len, arg);
+	return bad(p->cfg, err, errlen, "unknown option %.*s (try --help)", len, arg);
+}
+
+/* one_option - what getopt_long returned as c, applied to p */
+static enum options_result one_option(struct parse *p, int c, char **argv, char *err, size_t errlen)
+{
+	if (c == ':')
+		return missing_value(p, argv, err, errlen);
+	const struct option_row *row = c >= LONG_BASE ? &rows[c - LONG_BASE]
+	                               : c != '?'     ? row_of_short(c)
+	                                              : NULL;
+	if (!row)
+		return unknown_option(p, argv, err, errlen);
+	char name[40]; /* as given: "--port" or "-p" */
+	if (c >= LONG_BASE)
+		snprintf(name, sizeof(name), "--%s", row->name);
+	else
+		snprintf(name, sizeof(name), "-%c", c);
+	if (optarg && *optarg == '\0')
+		return bad(p->cfg, err, errlen, "%s: empty value", name);
+	if (row->kind == OPTION_HELP) {
+		usage(p->cfg);
+		return OPTIONS_EXIT;
+	}
+	if (row->kind == OPTION_VERSION) {
+		version();
+		return OPTIONS_EXIT;
+	}
+	char why[400];
+	if (options_store(row, p->cfg, optarg, why, sizeof(why)) < 0) {
+		if (row->label)
+			return bad(p->cfg, err, errlen, "%s: %s", row->label, why);
+		return bad(p->cfg, err, errlen, "--%s: %s", row->name, why);
+	}
+	p->given[row - rows] = true;
+	return OPTIONS_RUN;
+}
+
+/* operand - the one MAILBOX operand, if any */
+static enum options_result operand(struct parse *p, int argc, char **argv, char *err, size_t errlen)
+{
+	struct config *cfg = p->cfg;
+	if (optind < argc - 1)
+		return bad(cfg, err, errlen, "too many arguments: '%s' (at most one MAILBOX)",
+		           argv[optind + 1]);
+	if (optind == argc - 1) {
+		if (!*argv[optind])
+			return bad(cfg, err, errlen, "MAILBOX is empty");
+		if (cfg->mailbox)
+			return bad(cfg, err, errlen, "both --mailbox and MAILBOX given");
+		cfg->mailbox = argv[optind];
+	}
+	return OPTIONS_RUN;
+}
+
+/* combination - the options that only work together, or not at all */
+static enum options_result combination(struct parse *p, char *err, size_t errlen)
+{
+	struct config *cfg = p->cfg;
+	if (cfg->mailbox && cfg->mailbox[strlen(cfg->mailbox) - 1] == '/') {
+		if (cfg->maildir) /* "DIR/": a Maildir, as mutt and Postfix read it */
+			return bad(cfg, err, errlen, "both --maildir and a MAILBOX given");
+		cfg->maildir = cfg->mailbox;
+		cfg->mailbox = NULL;
+	}
+	if (cfg->mailbox && cfg->maildir)
+		return bad(cfg, err, errlen, "both --maildir and a MAILBOX given");
+	if ((cfg->mailbox || cfg->maildir) && given(p, "command"))
+		return bad(cfg, err, errlen, "give either --command or a MAILBOX, not both");
+	if (cfg->auth_accept_any && (cfg->auth_user || cfg->auth_file))
+		return bad(cfg, err, errlen,
+		           "--auth-accept-any accepts anyone: it goes without --auth and "
+		           "--auth-file");
+	/* Every recipient is one argument of the command: a value whose
+	 * argument list cannot be executed would answer 451 forever. */
+	size_t most = cfg->mailbox || cfg->maildir ? cfg->max_recipients
+	                                           : cmd_template_max_recipients(cfg->command);
+	if (cfg->max_recipients > most)
+		return bad(cfg, err, errlen,
+		           "--max-recipients=%u: the command's argument list would not fit ARG_MAX "
+		           "with addresses of %d octets; the largest allowed is %zu",
+		           cfg->max_recipients, BOUND_PATH - 2, most);
+	if (cfg->personality == PERSONALITY_MOCKMTA && !cfg->mailbox && !cfg->maildir)
+		return bad(cfg, err, errlen,
+		           "MAILBOX is required (usage: mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] "
+		           "[-l LEVEL] [-P FILE] [-p PORT] [-t SEC] MAILBOX)");
+	if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL))
+		return bad(cfg, err, errlen, "-c/--tls-cert and -k/--tls-key go together");
+	if ((cfg->tls_required || cfg->tls_implicit || cfg->tls_ca) && !cfg->tls_cert)
+		return bad(cfg, err, errlen,
+		           "--tls-required, --tls-implicit and -a need -c CERT and -k KEY");
+	if (given(p, "inetd") && (given(p, "daemon") || given(p, "foreground")))
+		return bad(cfg, err, errlen, "--inetd cannot be combined with -d or -f");
+	return OPTIONS_RUN;
+}
+
+/* set_mode - the run mode from --inetd, -d and -f (-f wins over -d, as
+ * in mockmta), and mockmta's log default, which follows the mode */
+static void set_mode(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	if (given(p, "inetd"))
+		cfg->mode = MODE_INETD;
+	else if (given(p, "foreground"))
+		cfg->mode = MODE_FOREGROUND;
+	else if (given(p, "daemon"))
+		cfg->mode = MODE_DAEMON;
+	if (cfg->personality == PERSONALITY_MOCKMTA && !given(p, "log"))
+		cfg->log_dest = cfg->mode == MODE_FOREGROUND ? LOG_DEST_STDERR : LOG_DEST_SYSLOG;
+}
+
 /* options_parse - see options.h */
 enum options_result options_parse(struct config *cfg, int argc, char **argv, char *err,
                                   size_t errlen)
 {
+	struct parse p = {.cfg = cfg};
+	enum options_result r = OPTIONS_RUN;
+	int c;
 	defaults(cfg, argc > 0 ? argv[0] : "smtpipe");
-	bool inetd = false, daemon = false, fg = false, log_given = false, cmd_given = false;
-	unsigned long long v;
-	int c, li = -1;
+	getopt_tables();
 	opterr = 0;
 	optind = 0; /* 0, not 1: glibc then also forgets a half-read "-dfx" of an earlier call */
-	while ((c = getopt_long(argc, argv, ":dfc:k:a:l:P:p:t:vh?", long_options, &li)) != -1) {
-		char name[40];
-		if (li >= 0)
-			snprintf(name, sizeof(name), "--%s", long_options[li].name);
-		else
-			snprintf(name, sizeof(name), "-%c", c);
-		li = -1;
-		if (optarg && *optarg == '\0' && c != ':')
-			BAD("%s: empty value", name);
-		switch (c) {
-		case OPT_INETD:
-			inetd = true;
-			break;
-		case 'd':
-			daemon = true;
-			break;
-		case 'f':
-			fg = true;
-			break;
-		case OPT_INTERFACE: {
-			unsigned char buf[16];
-			if (inet_pton(AF_INET, optarg, buf) != 1 &&
-			    inet_pton(AF_INET6, optarg, buf) != 1)
-				BAD("--interface: '%s' is not an IPv4 or IPv6 address", optarg);
-			cfg->interface = optarg;
-			break;
-		}
-		case 'p':
-			if (parse_number(optarg, 0, 65535, false, &v) < 0)
-				BAD("--port: '%s' is not a port number (1-65535, or 0 for any free "
-				    "port)",
-				    optarg);
-			cfg->port = (unsigned)v;
-			break;
-		case OPT_LOG:
-			log_given = true;
-			if (strcmp(optarg, "none") == 0) {
-				cfg->log_dest = LOG_DEST_NONE;
-			} else if (strcmp(optarg, "syslog") == 0) {
-				cfg->log_dest = LOG_DEST_SYSLOG;
-			} else if (strcmp(optarg, "stderr") == 0) {
-				cfg->log_dest = LOG_DEST_STDERR;
-			} else {
-				cfg->log_dest = LOG_DEST_FILE;
-				cfg->log_file = optarg;
-			}
-			break;
-		case 'l': {
-			int lv = -1;
-			for (int i = 0; i < 8; i++)
-				if (strcasecmp(optarg, level_names[i]) == 0)
-					lv = i;
-			if (lv < 0)
-				BAD("-l: unknown priority '%s' (emerg alert crit err warning "
-				    "notice "
-				    "info debug)",
-				    optarg);
-			cfg->log_level = lv;
-			break;
-		}
-		case OPT_COMMAND:
-			cfg->command = optarg;
-			cmd_given = true;
-			break;
-		case OPT_AUTH: {
-			char *comma = strchr(optarg, ',');
-			if (comma == optarg)
-				BAD("--auth: the user name is empty");
-			if (comma) {
-				*comma = '\0';
-				if (comma[1] == '\0')
-					BAD("--auth: the password command after ',' is empty");
-				cfg->auth_eval = comma + 1;
-			}
-			cfg->auth_user = optarg;
-			break;
-		}
-		case 'c':
-			cfg->tls_cert = optarg;
-			break;
-		case 'k':
-			cfg->tls_key = optarg;
-			break;
-		case 'a':
-			cfg->tls_ca = optarg;
-			break;
-		case 'P':
-			cfg->pidfile = optarg;
-			break;
-		case 't':
-			if (parse_number(optarg, 1, 86400, false, &v) < 0)
-				BAD("-t: '%s' is not a timeout in seconds (1-86400)", optarg);
-			cfg->timeout = (unsigned)v;
-			break;
-		case OPT_MAILBOX:
-			cfg->mailbox = optarg;
-			break;
-		case OPT_MAX_SESSIONS:
-			if (parse_number(optarg, 1, 10000, false, &v) < 0)
-				BAD("--max-sessions: '%s' is not a number (1-10000)", optarg);
-			cfg->max_sessions = (unsigned)v;
-			break;
-		case OPT_MAX_SESSIONS_PER_CLIENT:
-			if (parse_number(optarg, 0, 10000, false, &v) < 0)
-				BAD("--max-sessions-per-client: '%s' is not a number (0-10000)",
-				    optarg);
-			cfg->max_sessions_per_client = (unsigned)v;
-			break;
-		case OPT_CLIENT_LIMIT_LOOPBACK:
-			cfg->client_limit_loopback = true;
-			break;
-		case OPT_AUTH_STATE:
-			if (optarg[0] != '/')
-				BAD("--auth-state: '%s' is not an absolute path", optarg);
-			cfg->auth_state = optarg;
-			break;
-		case OPT_MAX_RECIPIENTS:
-			if (parse_number(optarg, 1, 100000, false, &v) < 0)
-				BAD("--max-recipients: '%s' is not a number (1-100000)", optarg);
-			cfg->max_recipients = (unsigned)v;
-			break;
-		case OPT_MAX_MESSAGE_SIZE:
-			if (parse_number(optarg, 1, 1ULL << 40, true, &v) < 0)
-				BAD("--max-message-size: '%s' is not a size (bytes, k, M, G)",
-				    optarg);
-			cfg->max_message_size = (size_t)v;
-			break;
-		case OPT_MAX_LINE_LENGTH:
-			if (parse_number(optarg, 0, 1 << 30, false, &v) < 0 || (v > 0 && v < 3))
-				BAD("--max-line-length: '%s' is not a length (3 or more, 0: no "
-				    "limit)",
-				    optarg);
-			cfg->max_line_length = (size_t)v;
-			break;
-		case OPT_MAX_ERRORS:
-			if (parse_number(optarg, 1, 100000, false, &v) < 0)
-				BAD("--max-errors: '%s' is not a number (1-100000)", optarg);
-			cfg->max_errors = (unsigned)v;
-			break;
-		case OPT_DELIVERY_TIMEOUT:
-			if (parse_number(optarg, 1, 86400, false, &v) < 0)
-				BAD("--delivery-timeout: '%s' is not a timeout in seconds "
-				    "(1-86400)",
-				    optarg);
-			cfg->delivery_timeout = (unsigned)v;
-			break;
-		case OPT_DATA_MIN_RATE:
-			if (parse_number(optarg, 1, 1ULL << 40, true, &v) < 0)
-				BAD("--data-min-rate: '%s' is not a rate (bytes a second, k, M, G)",
-				    optarg);
-			cfg->data_min_rate = (size_t)v;
-			break;
-		case OPT_MAX_DISCARD:
-			if (parse_number(optarg, 0, 1ULL << 40, true, &v) < 0)
-				BAD("--max-discard: '%s' is not a size (bytes, k, M, G)", optarg);
-			cfg->max_discard = (size_t)v;
-			break;
-		case OPT_HOSTNAME:
-			if (!options_hostname_ok(optarg))
-				BAD("--hostname: not a domain name or address literal "
-				    "(letters, digits, '-' and '.', or [IPv4], [IPv6:...])");
-			cfg->hostname = optarg;
-			break;
-		case OPT_SPOOL_DIR:
-			cfg->spool_dir = optarg;
-			break;
-		case OPT_TLS_REQUIRED:
-			cfg->tls_required = true;
-			break;
-		case OPT_TLS_IMPLICIT:
-			cfg->tls_implicit = true;
-			break;
-		case OPT_USER:
-			cfg->run_user = optarg;
-			break;
-		case 'v':
-			version();
-			return OPTIONS_EXIT;
-		case 'h': /* what every user tries first */
-		case OPT_HELP:
-			usage(cfg);
-			return OPTIONS_EXIT;
-		case ':': {
-			const char *arg = argv[optind - 1];
-			if (strncmp(arg, "--", 2) == 0)
-				BAD("%s needs a value", arg);
-			BAD("-%c needs a value", optopt);
-		}
-		case '?': { /* glibc: also for an explicit -?, with optopt 0 */
-			const char *arg = argv[optind - 1];
-			if (optopt == '?' || strcmp(arg, "-?") == 0) {
-				usage(cfg);
-				return OPTIONS_EXIT;
-			}
-			if (strncmp(arg, "--", 2) != 0)
-				BAD("unknown option -%c (try --help)", optopt);
-			/* glibc sets optopt for a known long option given a value */
-			int len = (int)strcspn(arg, "=");
-			if (optopt)
-				BAD("%.*s takes no value", len, arg);
-			if (long_matches(arg + 2, (size_t)len - 2) > 1)
-				BAD("ambiguous option %.*s (try --help)", len, arg);
-			BAD("unknown option %.*s (try --help)", len, arg);
-		}
-		default:
-			BAD("unknown option (try --help)");
-		}
+	while (r == OPTIONS_RUN &&
+	       (c = getopt_long(argc, argv, short_options, long_options, NULL)) != -1)
+		r = one_option(&p, c, argv, err, errlen);
+	if (r == OPTIONS_RUN)
+		r = operand(&p, argc, argv, err, errlen);
+	if (r == OPTIONS_RUN)
+		r = combination(&p, err, errlen);
+	if (r == OPTIONS_RUN)
+		set_mode(&p);
+	/* standard output is the client under --inetd, /dev/null once detached */
+	if (r == OPTIONS_RUN && cfg->mailbox && strcmp(cfg->mailbox, "-") == 0 &&
+	    cfg->mode != MODE_FOREGROUND)
+		r = bad(cfg, err, errlen,
+		        "--mailbox=- writes to standard output: it needs -f (the foreground)");
+	return r;
+}
+
+/* absolute - path made absolute against the start-up directory */
+static const char *absolute(const char *path)
+{
+	static char cwd[PATH_MAX];
+	if (!path || path[0] == '/' || strcmp(path, "-") == 0 ||
+	    (!cwd[0] && !getcwd(cwd, sizeof(cwd))))
+		return path;
+	char *abs;
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		return path;
+	return abs;
+}
+
+/* options_absolute_paths - see options.h */
+void options_absolute_paths(struct config *cfg)
+{
+	for (size_t i = 0; i < N_ROWS; i++) {
+		if (!rows[i].path)
+			continue;
+		const char **value = field(&rows[i], cfg);
+		*value = absolute(*value);
 	}
-	if (optind < argc - 1)
-		BAD("too many arguments: '%s' (at most one MAILBOX)", argv[optind + 1]);
-	if (optind == argc - 1) {
-		if (!*argv[optind])
-			BAD("MAILBOX is empty");
-		if (cfg->mailbox)
-			BAD("both --mailbox and MAILBOX given");
-		cfg->mailbox = argv[optind];
-	}
-	if (cfg->mailbox && cmd_given)
-		BAD("give either --command or a MAILBOX, not both");
-	/* Every recipient is one argument of the command: a value whose
-	 * argument list cannot be executed would answer 451 forever. */
-	size_t most =
-	    cfg->mailbox ? cfg->max_recipients : cmd_template_max_recipients(cfg->command);
-	if (cfg->max_recipients > most)
-		BAD("--max-recipients=%u: the command's argument list would not fit ARG_MAX with "
-		    "addresses of %d octets; the largest allowed is %zu",
-		    cfg->max_recipients, BOUND_PATH - 2, most);
-	if (cfg->personality == PERSONALITY_MOCKMTA && !cfg->mailbox)
-		BAD("MAILBOX is required (usage: mockmta [-dfv?] [-c CERT] [-a CA] [-k KEY] [-l "
-		    "LEVEL] [-P FILE] [-p PORT] [-t SEC] MAILBOX)");
-	if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL))
-		BAD("-c/--tls-cert and -k/--tls-key go together");
-	if ((cfg->tls_required || cfg->tls_implicit || cfg->tls_ca) && !cfg->tls_cert)
-		BAD("--tls-required, --tls-implicit and -a need -c CERT and -k KEY");
-	if (inetd && (daemon || fg))
-		BAD("--inetd cannot be combined with -d or -f");
-	if (inetd)
-		cfg->mode = MODE_INETD;
-	else if (fg)
-		cfg->mode = MODE_FOREGROUND;
-	else if (daemon)
-		cfg->mode = MODE_DAEMON;
-	if (cfg->personality == PERSONALITY_MOCKMTA && !log_given)
-		cfg->log_dest = cfg->mode == MODE_FOREGROUND ? LOG_DEST_STDERR : LOG_DEST_SYSLOG;
-	return OPTIONS_RUN;
 }

@@ -33,6 +33,7 @@
 #include "auth.h"
 #include "bounds.h"
 #include "child.h"
+#include "clock.h"
 
 /* store - keep user and password in s (the password is copied, the
  * caller wipes its own buffer) */
@@ -120,7 +121,7 @@ static int run_output(char *const argv[], bool terminal, const char *event, stru
 	struct child_log log = {.event = event};
 	struct child_stream st[2] = {{.fd = out[0], .feed = keep, .arg = r},
 	                             {.fd = err[0], .feed = child_log_feed, .arg = &log}};
-	long long deadline = child_now_ms() + BOUND_PASSWORDEVAL_SECONDS * 1000LL;
+	long long deadline = clock_now_ms() + BOUND_PASSWORDEVAL_SECONDS * 1000LL;
 	r->status = child_wait(pid, terminal, st, 2, deadline, &r->timed_out);
 	child_log_end(&log);
 	close(out[0]);

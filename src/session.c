@@ -25,6 +25,7 @@
 #include "bounds.h"
 #include "data.h"
 #include "deliver.h"
+#include "deliver_maildir.h"
 #include "deliver_mbox.h"
 #include "deliver_pipe.h"
 #include "engine.h"
@@ -227,7 +228,9 @@ static const struct engine_event *deliver(struct session *s, const struct engine
 	const struct config *cfg = s->srv->cfg;
 	const struct delivery *dv = &ev->envelope;
 	struct delivery_result r = {.exit_status = -1};
-	if (cfg->mailbox)
+	if (cfg->maildir)
+		deliver_maildir_run(cfg->maildir, s->srv->hostname, dv, &s->sp, &r);
+	else if (cfg->mailbox)
 		deliver_mbox_run(cfg->mailbox, dv, &s->sp, &r);
 	else
 		deliver_pipe_run(s->srv->command, dv, &s->sp, cfg->delivery_timeout, &r);

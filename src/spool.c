@@ -2,7 +2,7 @@
  * spool.c - hold one whole message, in memory while small, else in an
  *           unlinked file
  *
- * Up to SPOOL_MEMORY bytes the content stays in memory and reaches a
+ * Up to BOUND_SPOOL_MEMORY bytes the content stays in memory and reaches a
  * delivery command through a pipe filled before the command starts,
  * without ever waiting: when the pipe is smaller than the content (a
  * user over fs.pipe-user-pages-soft gets 4-8 KiB), the content moves to
@@ -24,8 +24,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SPOOL_MEMORY (64 * 1024)  /* the default pipe capacity */
-#define SPOOL_BLOCK  (256 * 1024) /* write size once spilled */
+#include "bounds.h"
+#include "fdio.h"
+
+#define SPOOL_BLOCK (256 * 1024) /* write size once spilled */
 
 /* spool_init - see spool.h */
 void spool_init(struct spool *sp, const char *dir)
@@ -71,18 +73,8 @@ int spool_check(const char *dir, char *err, size_t errlen)
 /* flush_mem - write the memory buffer to the spill file */
 static int flush_mem(struct spool *sp)
 {
-	const char *p = sp->mem;
-	size_t n = sp->mem_len;
-	while (n > 0) {
-		ssize_t w = write(sp->fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
+	if (fdio_write_all(sp->fd, sp->mem, sp->mem_len, NULL) < 0)
+		return -1;
 	sp->mem_len = 0;
 	return 0;
 }
@@ -101,9 +93,9 @@ int spool_write(struct spool *sp, const void *buf, size_t n)
 {
 	if (sp->error)
 		return fail(sp);
-	if (sp->fd < 0 && sp->size + n > SPOOL_MEMORY && spill(sp) < 0)
+	if (sp->fd < 0 && sp->size + n > BOUND_SPOOL_MEMORY && spill(sp) < 0)
 		return fail(sp);
-	size_t want = sp->fd < 0 ? SPOOL_MEMORY : SPOOL_BLOCK;
+	size_t want = sp->fd < 0 ? BOUND_SPOOL_MEMORY : SPOOL_BLOCK;
 	if (!sp->mem || sp->mem_cap < want) {
 		char *m = realloc(sp->mem, want);
 		if (!m)
@@ -158,20 +150,10 @@ int spool_input_fd(struct spool *sp)
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
 	fcntl(p[1], F_SETFL, O_NONBLOCK); /* the write end only: the reader blocks */
-	const char *c = sp->mem;
-	size_t n = sp->mem_len;
-	while (n > 0) {
-		ssize_t w = write(p[1], c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			break;
-		c += w;
-		n -= (size_t)w;
-	}
+	int rc = fdio_write_all(p[1], sp->mem, sp->mem_len, NULL);
 	int e = errno;
 	close(p[1]);
-	if (n == 0)
+	if (rc == 0)
 		return p[0];
 	close(p[0]);
 	if (e != EAGAIN) {

@@ -20,6 +20,7 @@
 
 #include "bounds.h"
 #include "child.h"
+#include "clock.h"
 
 /* has - whether env holds exactly entry */
 static bool has(char **env, const char *entry)
@@ -70,7 +71,7 @@ static void test_group_and_deadline(void **state)
 		assert_true(pid > 0);
 		pid_t want = same ? getpgrp() : pid, got = getpgid(pid);
 		bool timed_out = false;
-		int st = child_wait(pid, same, NULL, 0, child_now_ms() + 200, &timed_out);
+		int st = child_wait(pid, same, NULL, 0, clock_now_ms() + 200, &timed_out);
 		if (got != want)
 			fail_msg("same_group=%d: got process group %ld, want %ld", same, (long)got,
 			         (long)want);
@@ -105,7 +106,7 @@ static void test_background_holder(void **state)
 	char out[64] = "";
 	struct child_stream st = {.fd = p[0], .feed = collect, .arg = out};
 	bool timed_out = false;
-	int status = child_wait(pid, false, &st, 1, child_now_ms() + 60000, &timed_out);
+	int status = child_wait(pid, false, &st, 1, clock_now_ms() + 60000, &timed_out);
 	kill(-pid, SIGKILL); /* the sleep, left alone after exit 0 */
 	close(p[0]);
 	if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0)

@@ -130,6 +130,53 @@ static void test_map(void **state)
 	assert_true(r.timed_out);
 }
 
+/* Every sysexits.h status, by name: the four temporary ones 451, the
+ * rest 554, and the log's name for each (the exit table). */
+static void test_exit_table(void **state)
+{
+	(void)state;
+	static const struct {
+		int status, code;
+		const char *name;
+	} cases[] = {
+	    {0, 250, "EX_OK"},
+	    {64, 554, "EX_USAGE"},
+	    {65, 554, "EX_DATAERR"},
+	    {66, 554, "EX_NOINPUT"},
+	    {67, 554, "EX_NOUSER"},
+	    {68, 451, "EX_NOHOST"},
+	    {69, 451, "EX_UNAVAILABLE"},
+	    {70, 554, "EX_SOFTWARE"},
+	    {71, 451, "EX_OSERR"},
+	    {72, 554, "EX_OSFILE"},
+	    {73, 554, "EX_CANTCREAT"},
+	    {74, 554, "EX_IOERR"},
+	    {75, 451, "EX_TEMPFAIL"},
+	    {76, 554, "EX_PROTOCOL"},
+	    {77, 554, "EX_NOPERM"},
+	    {78, 554, "EX_CONFIG"},
+	    {1, 554, "-"},
+	    {79, 554, "-"},
+	    {255, 554, "-"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct delivery_result r;
+		deliver_map_status(cases[i].status << 8, false, &r);
+		const char *name = deliver_exit_name(cases[i].status);
+		if (r.code != cases[i].code || r.exit_status != cases[i].status ||
+		    strcmp(name, cases[i].name) != 0)
+			fail_msg("exit %d: got %d '%s' %s, want %d %s", cases[i].status, r.code,
+			         r.text, name, cases[i].code, cases[i].name);
+	}
+	struct delivery_result r;
+	deliver_map_status(75 << 8, false, &r);
+	assert_string_equal(r.text, "4.3.0 Temporary failure (delivery command exit 75)");
+	deliver_map_status(1 << 8, false, &r);
+	assert_string_equal(r.text, "5.3.0 Delivery command failed (exit 1)");
+	deliver_map_status(0, false, &r);
+	assert_string_equal(r.text, "2.0.0 Ok: delivered");
+}
+
 /* deliver - run template on content, return the result code */
 static int deliver(const char *tmpl, const char *content, size_t n, unsigned timeout)
 {
@@ -275,6 +322,7 @@ int main(void)
 	    cmocka_unit_test(test_split),
 	    cmocka_unit_test(test_expand),
 	    cmocka_unit_test(test_map),
+	    cmocka_unit_test(test_exit_table),
 	    cmocka_unit_test(test_real_commands),
 	    cmocka_unit_test(test_command_contract),
 	    cmocka_unit_test(test_background_after_exit_0),

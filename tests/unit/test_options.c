@@ -748,6 +748,143 @@ static void test_exit_codes(void **state)
 	}
 }
 
+/* Every row of the table is one a reader can trust: a unique name and
+ * letters, a field the size its kind stores, a default within its
+ * bounds, and a --help line. */
+static void test_table(void **state)
+{
+	(void)state;
+	size_t n;
+	const struct option_row *rows = options_table(&n);
+	static char out[16384];
+	const char *words[] = {"smtpipe", "--help", NULL};
+	assert_int_equal(run_captured(words, out, sizeof(out)), OPTIONS_EXIT);
+	for (size_t i = 0; i < n; i++) {
+		const struct option_row *r = &rows[i];
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(rows[j].name, r->name) == 0)
+				fail_msg("--%s: got it twice in the table, want once", r->name);
+			for (const char *c = r->shorts; *c; c++)
+				if (strchr(rows[j].shorts, *c))
+					fail_msg("-%c: got it on --%s and --%s, want one", *c,
+					         rows[j].name, r->name);
+		}
+		size_t want = 0;
+		switch (r->kind) {
+		case OPTION_FLAG:
+			want = r->field == OPTION_NO_FIELD ? 0 : sizeof(bool);
+			break;
+		case OPTION_STRING:
+			want = sizeof(const char *);
+			break;
+		case OPTION_UNSIGNED:
+		case OPTION_SIZE:
+			want = r->size == sizeof(size_t) ? sizeof(size_t) : sizeof(unsigned);
+			if (r->def < r->min || r->def > r->max)
+				fail_msg("--%s: got default %llu, want it in [%llu, %llu]", r->name,
+				         r->def, r->min, r->max);
+			if (!r->what)
+				fail_msg("--%s: got no 'what' for its error message", r->name);
+			break;
+		case OPTION_ENUM:
+			want = sizeof(int);
+			break;
+		case OPTION_LIST:
+			want = sizeof(struct config_list);
+			break;
+		case OPTION_HELP:
+		case OPTION_VERSION:
+			want = 0;
+			break;
+		}
+		if (r->size != want)
+			fail_msg("--%s: got a field of %zu bytes, want %zu for its kind", r->name,
+			         r->size, want);
+		if (r->path && r->size != sizeof(const char *))
+			fail_msg("--%s: a path option whose field is not a string", r->name);
+		char line[64];
+		snprintf(line, sizeof(line), "--%s%s", r->name, r->value_name ? "=" : "\n");
+		if (r->value_name && !strstr(out, line))
+			fail_msg("--%s: got no '%s' in --help", r->name, line);
+		snprintf(line, sizeof(line), "--%s ", r->name);
+		if (!r->value_name && !strstr(out, line))
+			fail_msg("--%s: got no line in --help", r->name);
+		if (!r->help || !*r->help)
+			fail_msg("--%s: got no help text", r->name);
+	}
+}
+
+/* A repeatable option keeps every value in order, up to its bound; one
+ * more is refused, not dropped. No row of this kind exists yet (--listen
+ * and --fault will be), so a row of the test's own drives it. */
+static void test_list_kind(void **state)
+{
+	(void)state;
+	struct holder {
+		int before;
+		struct config_list list;
+		int after;
+	} h;
+	const struct option_row row = {.name = "repeat",
+	                               .shorts = "",
+	                               .kind = OPTION_LIST,
+	                               .field = offsetof(struct holder, list),
+	                               .size = sizeof(struct config_list)};
+	static char values[BOUND_OPTION_REPEATS + 1][16];
+	char why[128];
+	memset(&h, 0, sizeof(h));
+	for (int i = 0; i <= BOUND_OPTION_REPEATS; i++) {
+		snprintf(values[i], sizeof(values[i]), "v%d", i);
+		int rc = options_store(&row, &h, values[i], why, sizeof(why));
+		if (i < BOUND_OPTION_REPEATS && rc != 0)
+			fail_msg("value %d: got -1 (%s), want it kept", i, why);
+		if (i == BOUND_OPTION_REPEATS && (rc != -1 || !strstr(why, "more than 64 times")))
+			fail_msg("value %d: got %d '%s', want -1 'given more than 64 times'", i, rc,
+			         why);
+	}
+	assert_int_equal(h.list.n, BOUND_OPTION_REPEATS);
+	for (int i = 0; i < BOUND_OPTION_REPEATS; i++)
+		if (strcmp(h.list.item[i], values[i]) != 0)
+			fail_msg("item %d: got '%s', want '%s'", i, h.list.item[i], values[i]);
+	if (h.before || h.after)
+		fail_msg("got a write outside the list");
+}
+
+/* -d: every path option becomes absolute against the start-up
+ * directory; absolute paths, unset paths and other strings stay. */
+static void test_absolute_paths(void **state)
+{
+	(void)state;
+	const char *words[] = {"smtpipe", "-d",         "--log=l.log", "-P",    "run/x.pid",
+	                       "-c",      "/etc/c.pem", "-k",          "k.pem", "--spool-dir",
+	                       "spool",   "box",        NULL};
+	struct cmdline cl;
+	struct config cfg;
+	char err[256], cwd[4096], want[4200];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	cmdline_new(&cl, words);
+	assert_int_equal(options_parse(&cfg, cl.argc, cl.argv, err, sizeof(err)), OPTIONS_RUN);
+	options_absolute_paths(&cfg);
+	const struct {
+		const char *got, *rel;
+	} paths[] = {{cfg.log_file, "l.log"},
+	             {cfg.pidfile, "run/x.pid"},
+	             {cfg.tls_key, "k.pem"},
+	             {cfg.spool_dir, "spool"},
+	             {cfg.mailbox, "box"}};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		snprintf(want, sizeof(want), "%s/%s", cwd, paths[i].rel);
+		if (strcmp(paths[i].got, want) != 0)
+			fail_msg("got '%s', want '%s'", paths[i].got, want);
+		free((char *)paths[i].got);
+	}
+	if (strcmp(cfg.tls_cert, "/etc/c.pem") != 0 || cfg.tls_ca != NULL ||
+	    strcmp(cfg.command, "msmtp -f %F --") != 0)
+		fail_msg("got cert '%s' ca '%s' command '%s', want them unchanged", cfg.tls_cert,
+		         str(cfg.tls_ca), cfg.command);
+	cmdline_free(&cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -759,6 +896,9 @@ int main(void)
 	    cmocka_unit_test(test_version),
 	    cmocka_unit_test(test_reparse),
 	    cmocka_unit_test(test_exit_codes),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_list_kind),
+	    cmocka_unit_test(test_absolute_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
