@@ -10,7 +10,8 @@ build_pkgs=(gcc make cmake pkg-config libc6-dev libgnutls28-dev libsecret-1-dev 
     libcrypt-dev)
 test_pkgs=(python3 swaks libnet-ssleay-perl libdigest-hmac-perl msmtp curl gnutls-bin openssl
     mailutils dbus-daemon dbus-bin gnome-keyring libsecret-tools clang-14 libclang-rt-14-dev
-    llvm-14 valgrind groff-base mandoc procps xinetd systemd fail2ban python3-pytest)
+    llvm-14 valgrind groff-base mandoc procps xinetd systemd fail2ban python3-pytest strace
+    gcovr)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = --test ] && want+=("${test_pkgs[@]}")

@@ -8,7 +8,8 @@
 # an ASan+UBSan build, failing on any sanitizer report, even from a
 # daemon whose own test passed; 4. (not with --quick) unit tests and a
 # set of session tests under valgrind; 5. (not with --quick) a minute
-# of libFuzzer on the session engine.
+# of libFuzzer on the session engine. With SMTPIPE_MUTATION=1, stage 2 is
+# followed by tests/mutation/run.py (a deliberate bug at a time).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -56,6 +57,11 @@ stage "build (-Werror) and test"
 cmake -S . -B build -DSMTPIPE_WERROR=ON -DSMTPIPE_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 ctest --test-dir build --output-on-failure --no-tests=error -j"$jobs"
+
+if [ -n "${SMTPIPE_MUTATION:-}" ]; then
+    stage "mutation tests (SMTPIPE_MUTATION is set)"
+    python3 tests/mutation/run.py --jobs "$jobs"
+fi
 
 $quick && exit 0
 

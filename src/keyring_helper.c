@@ -53,6 +53,7 @@ struct lookup {
 /* lookup_done - the async lookup finished (or was cancelled) */
 static void lookup_done(GObject *src, GAsyncResult *res, gpointer data)
 {
+	(void)src;
 	struct lookup *l = data;
 	l->password = secret_password_lookup_finish(res, &l->error);
 	l->done = true;

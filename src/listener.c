@@ -45,6 +45,7 @@
 #include "log.h"
 #include "session.h"
 #include "tls.h"
+#include "coverage.h" /* last: it wraps _exit() in coverage builds */
 
 static int listen_fd = -1;
 static unsigned listen_port; /* the port really bound, for the log */

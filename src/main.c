@@ -80,6 +80,125 @@ static int stdio_safe(void)
 	return 0;
 }
 
+/* set_hostname - --hostname, or the system's name held to the same
+ * rule (it goes into every greeting and Received: too), or localhost */
+static void set_hostname(void)
+{
+	if (cfg.hostname) {
+		snprintf(srv.hostname, sizeof(srv.hostname), "%s", cfg.hostname);
+	} else if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0 ||
+	           !options_hostname_ok(srv.hostname)) {
+		char esc[sizeof(srv.hostname) * 4];
+		log_escape(esc, sizeof(esc), srv.hostname, strlen(srv.hostname));
+		log_msg(LOG_WARNING, "event=hostname-invalid using=localhost name=\"%s\"", esc);
+		snprintf(srv.hostname, sizeof(srv.hostname), "localhost");
+	}
+}
+
+/* set_up_auth - the AUTH secret (--auth), or the users (--auth-file,
+ * --auth-accept-any), and the brake; 0, or the exit code after one line */
+static int set_up_auth(void)
+{
+	char err[512];
+	if (cfg.auth_user) {
+		if (secret_resolve(&secret, cfg.auth_user, cfg.auth_eval, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		srv.auth = &secret;
+	}
+	if (cfg.auth_file || cfg.auth_accept_any) { /* auth.h: what each one means */
+		int rc = auth_setup(&secret, cfg.auth_file, cfg.auth_accept_any, err, sizeof(err));
+		if (rc < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		if (rc > 0 && !log_stderr_is_client())
+			fprintf(stderr, "%s: %s\n", cfg.progname, err);
+		if (rc > 0)
+			log_msg(LOG_WARNING, "event=auth-file-warning text=\"%s\"", err);
+		if (cfg.auth_accept_any)
+			log_msg(LOG_WARNING, "event=auth-accept-any text=\"any user and password "
+			                     "are accepted: for test suites only\"");
+		srv.auth = &secret;
+	}
+	bool any_auth = srv.auth != NULL;
+	/* the brake's state file is opened here, before --user, and kept */
+	int brake = auth_brake_init(cfg.mode == MODE_INETD && any_auth ? cfg.auth_state : NULL, err,
+	                            sizeof(err));
+	if (brake < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (brake > 0)
+		log_msg(LOG_NOTICE, "event=auth-brake-local reason=\"%s\"", err);
+	return 0;
+}
+
+/* set_up - the delivery command, TLS, then AUTH, into srv; 0, or the
+ * exit code after one line */
+static int set_up(void)
+{
+	char err[512];
+	if (!cfg.mailbox && !cfg.maildir) {
+		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_USAGE, err);
+		if (cfg.mode == MODE_DAEMON && command_dir(err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_STARTUP, err);
+		srv.command = &command;
+	}
+	if (cfg.tls_cert) {
+		srv.tls = tls_server_new(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, err, sizeof(err));
+		if (!srv.tls)
+			return fail(EXIT_KIND_STARTUP, err);
+	}
+	return set_up_auth();
+}
+
+/* check_files - the mailbox or Maildir and the spool directory, as the
+ * user who will use them; 0, or the exit code after one line */
+static int check_files(void)
+{
+	char err[512];
+	if (cfg.mailbox && deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (cfg.maildir && deliver_maildir_check(cfg.maildir, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	return 0;
+}
+
+/* serve_inetd - one session on stdin/stdout, as --user if given */
+static int serve_inetd(void)
+{
+	char err[512];
+	/* --user once the key, certificate and secret are read (as the
+	 * listener does after binding); the mailbox is checked as the user
+	 * who will append to it */
+	if (cfg.run_user && listener_drop_privileges(cfg.run_user, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	int rc = check_files();
+	if (rc)
+		return rc;
+	listener_session_signals();
+	return config_exit_code(&cfg, session_run(&srv, 0, 1));
+}
+
+/* serve_listener - bind (dropping to --user), check, accept */
+static int serve_listener(void)
+{
+	char err[512];
+	if (listener_open(&srv, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	int rc = check_files();
+	if (rc)
+		return rc;
+	/* msmtpd runs as whoever starts it, and so do we (a drop-in must not
+	 * refuse a working setup); but a delivery command running as root
+	 * is worth one line, and --user is the fix. */
+	if (getuid() == 0 && !cfg.run_user && !cfg.mailbox && !cfg.maildir)
+		fprintf(stderr,
+		        "%s: warning: running as root: the delivery command will run as root; "
+		        "use --user=USER (after binding port 25) or a service manager's user\n",
+		        cfg.progname);
+	return listener_run(&srv);
+}
+
 /* main - parse, set up each module in turn, then serve */
 int main(int argc, char **argv)
 {
@@ -118,93 +237,10 @@ int main(int argc, char **argv)
 	if (log_open(&cfg, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	srv.cfg = &cfg;
-	if (cfg.hostname) {
-		snprintf(srv.hostname, sizeof(srv.hostname), "%s", cfg.hostname);
-	} else if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0 ||
-	           !options_hostname_ok(srv.hostname)) {
-		/* the system's name goes into every greeting and Received:
-		 * too: held to the rule --hostname is held to */
-		char esc[sizeof(srv.hostname) * 4];
-		log_escape(esc, sizeof(esc), srv.hostname, strlen(srv.hostname));
-		log_msg(LOG_WARNING, "event=hostname-invalid using=localhost name=\"%s\"", esc);
-		snprintf(srv.hostname, sizeof(srv.hostname), "localhost");
-	}
-	if (!cfg.mailbox && !cfg.maildir) {
-		if (cmd_template_parse(&command, cfg.command, err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_USAGE, err);
-		if (cfg.mode == MODE_DAEMON && command_dir(err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-		srv.command = &command;
-	}
-	if (cfg.tls_cert) {
-		srv.tls = tls_server_new(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, err, sizeof(err));
-		if (!srv.tls)
-			return fail(EXIT_KIND_STARTUP, err);
-	}
-	if (cfg.auth_user) {
-		if (secret_resolve(&secret, cfg.auth_user, cfg.auth_eval, err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-		srv.auth = &secret;
-	}
-	if (cfg.auth_file || cfg.auth_accept_any) { /* auth.h: what each one means */
-		int rc = auth_setup(&secret, cfg.auth_file, cfg.auth_accept_any, err, sizeof(err));
-		if (rc < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-		if (rc > 0 && !log_stderr_is_client())
-			fprintf(stderr, "%s: %s\n", cfg.progname, err);
-		if (rc > 0)
-			log_msg(LOG_WARNING, "event=auth-file-warning text=\"%s\"", err);
-		if (cfg.auth_accept_any)
-			log_msg(LOG_WARNING, "event=auth-accept-any text=\"any user and password "
-			                     "are accepted: for test suites only\"");
-		srv.auth = &secret;
-	}
-	bool any_auth = srv.auth != NULL;
-	/* the brake's state file is opened here, before --user, and kept */
-	int brake = auth_brake_init(cfg.mode == MODE_INETD && any_auth ? cfg.auth_state : NULL, err,
-	                            sizeof(err));
-	if (brake < 0)
-		return fail(EXIT_KIND_STARTUP, err);
-	if (brake > 0)
-		log_msg(LOG_NOTICE, "event=auth-brake-local reason=\"%s\"", err);
-	/* --user once the key, certificate and secret are read (as the
-	 * listener does after binding); the mailbox is checked as the user
-	 * who will append to it */
-	if (cfg.mode == MODE_INETD && cfg.run_user &&
-	    listener_drop_privileges(cfg.run_user, err, sizeof(err)) < 0)
-		return fail(EXIT_KIND_STARTUP, err);
-	if (cfg.mailbox && cfg.mode == MODE_INETD &&
-	    deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
-		return fail(EXIT_KIND_STARTUP, err);
-	if (cfg.maildir && cfg.mode == MODE_INETD &&
-	    deliver_maildir_check(cfg.maildir, err, sizeof(err)) < 0)
-		return fail(EXIT_KIND_STARTUP, err);
-	if (cfg.mode == MODE_INETD && spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
-		return fail(EXIT_KIND_STARTUP, err);
-	int rc;
-	if (cfg.mode == MODE_INETD) {
-		listener_session_signals();
-		rc = config_exit_code(&cfg, session_run(&srv, 0, 1));
-	} else {
-		if (listener_open(&srv, err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-		if (cfg.mailbox && deliver_mbox_check(cfg.mailbox, err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-		if (cfg.maildir && deliver_maildir_check(cfg.maildir, err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-		if (spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
-			return fail(EXIT_KIND_STARTUP, err);
-		/* msmtpd runs as whoever starts it, and so do we (a drop-in must not
-		 * refuse a working setup); but a delivery command running as root
-		 * is worth one line, and --user is the fix. */
-		if (getuid() == 0 && !cfg.run_user && !cfg.mailbox && !cfg.maildir)
-			fprintf(
-			    stderr,
-			    "%s: warning: running as root: the delivery command will run as root; "
-			    "use --user=USER (after binding port 25) or a service manager's user\n",
-			    cfg.progname);
-		rc = listener_run(&srv);
-	}
+	set_hostname();
+	int rc = set_up();
+	if (rc == 0)
+		rc = cfg.mode == MODE_INETD ? serve_inetd() : serve_listener();
 	auth_secret_wipe(&secret);
 	cmd_template_free(&command);
 	if (srv.tls)

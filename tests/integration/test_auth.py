@@ -16,6 +16,69 @@ PW = "s3cr et\"'$x"  # blanks, quotes and a dollar survive passwordeval
 EVAL = "--auth=alice,printf '%s\\n' 's3cr et\"'\"'\"'$x'"
 
 
+def brake_delay():
+    """The brake's own delay in seconds, as bounds.h sets it."""
+    import re
+    with open(os.path.join(harness.SOURCE, "src", "bounds.h")) as f:
+        m = re.search(r"#define BOUND_AUTH_DELAY_MS\s+(\d+)", f.read())
+    assert m, "BOUND_AUTH_DELAY_MS not in src/bounds.h"
+    return int(m.group(1)) / 1000.0
+
+
+SLEEPS = ("nanosleep", "clock_nanosleep")
+
+
+class SyscallTrace:
+    """strace -f on the running daemon: which session slept, and when,
+    in the order the syscalls happened. This observes the brake itself
+    (a session sleeping before it answers AUTH) instead of timing the
+    replies, which a busy machine delays at random."""
+
+    def __init__(self, pid):
+        self.path = tempfile.mktemp(prefix="smtpipe-strace-")
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-s", "64", "-o", self.path,
+             "-e", "trace=read,write,sendto,nanosleep,clock_nanosleep", "-p", str(pid)],
+            stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()  # "strace: Process N attached"
+        assert "attached" in line, "strace could not attach: %r" % line
+
+    def stop(self):
+        """Detach; returns {pid: [(syscall, text)]} in order."""
+        self.proc.send_signal(2)
+        self.proc.wait(timeout=30)
+        self.proc.stderr.close()
+        calls = {}
+        with open(self.path, errors="replace") as f:
+            for line in f:
+                pid, _, rest = line.partition(" ")
+                rest = rest.strip()
+                if rest.startswith("<..."):  # the end of an unfinished call
+                    continue
+                name = rest.split("(", 1)[0]
+                calls.setdefault(int(pid), []).append((name, rest))
+        os.unlink(self.path)
+        return calls
+
+
+def session_that_read(calls, text):
+    """The calls of the one process that read text"""
+    pids = [p for p, cs in calls.items() if any(n == "read" and text in t for n, t in cs)]
+    assert len(pids) == 1, "processes that read %r: %r" % (text, pids)
+    return calls[pids[0]]
+
+
+def index_of(calls, name, text):
+    for i, (n, t) in enumerate(calls):
+        if n == name and text in t:
+            return i
+    raise AssertionError("no %s with %r in %r" % (name, text, calls))
+
+
+def sleeps(calls):
+    return [i for i, (n, _) in enumerate(calls) if n in SLEEPS]
+
+
 def b64(s):
     return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
 
@@ -155,26 +218,32 @@ class Brake(unittest.TestCase):
     def test_failure_delays_other_sessions_not_mail(self):
         with harness.Server(EVAL) as srv:
             # mail without AUTH is refused (530) but never delayed
+            trace = SyscallTrace(srv.proc.pid)
             c = srv.raw()
             c.expect(220)
             c.cmd("EHLO c", 250)
             c.cmd("AUTH PLAIN " + b64("\0alice\0wrong"), 535)
-            t = time.time()
             d = srv.raw()
             d.expect(220)
             d.cmd("EHLO d", 250)
-            self.assertLess(time.time() - t, 0.5)  # greeting and EHLO are not braked
             t = time.time()
             d.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 235)
-            self.assertGreaterEqual(time.time() - t, 0.5)  # another session's AUTH waits
+            # another session's AUTH waits: at least the brake's delay
+            self.assertGreaterEqual(time.time() - t, 0.9 * brake_delay())
+            calls = session_that_read(trace.stop(), "EHLO d")
+            auth = index_of(calls, "read", "AUTH PLAIN")
+            # greeting and EHLO are not braked: d slept only after reading AUTH
+            self.assertEqual(len(sleeps(calls)), 1, calls)
+            self.assertGreater(sleeps(calls)[0], auth, calls)
 
     def test_no_auth_server_not_delayed(self):
         with harness.Server() as srv:
-            t = time.time()
+            trace = SyscallTrace(srv.proc.pid)
             s = srv.smtp()
             s.sendmail("a@a.test", ["b@b.test"], "x\r\n")
             s.quit()
-            self.assertLess(time.time() - t, 0.5)
+            calls = session_that_read(trace.stop(), "FROM:<a@a.test>")
+            self.assertEqual(sleeps(calls), [], calls)
 
     def test_brake_does_not_block_other_sessions(self):
         with harness.Server(EVAL) as srv:
@@ -182,17 +251,23 @@ class Brake(unittest.TestCase):
             c.expect(220)
             c.cmd("EHLO c", 250)
             c.cmd("AUTH PLAIN " + b64("\0alice\0wrong"), 535)
+            trace = SyscallTrace(srv.proc.pid)
             slow = srv.raw()
             slow.expect(220)
             slow.cmd("EHLO s", 250)
-            slow.send("AUTH PLAIN " + b64("\0alice\0wrong") + "\r\n")  # now braked for ~1 s
             t = time.time()
+            slow.send("AUTH PLAIN " + b64("\0alice\0wrong") + "\r\n")  # now braked
             fast = srv.raw()
             fast.expect(220)
             fast.cmd("EHLO f", 250)
             fast.cmd("NOOP", 250)
-            self.assertLess(time.time() - t, 0.5)
             slow.expect(535)
+            self.assertGreaterEqual(time.time() - t, 0.9 * brake_delay())
+            calls = trace.stop()
+            slow_calls = session_that_read(calls, "EHLO s")
+            self.assertEqual(len(sleeps(slow_calls)), 1, slow_calls)
+            # the other session never waited for the brake
+            self.assertEqual(sleeps(session_that_read(calls, "EHLO f")), [])
 
     def test_inetd_always_delays(self):
         def talk(c):
@@ -200,7 +275,7 @@ class Brake(unittest.TestCase):
             c.cmd("EHLO c", 250)
             t = time.time()
             c.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 235)
-            self.assertGreaterEqual(time.time() - t, 0.5)
+            self.assertGreaterEqual(time.time() - t, 0.9 * brake_delay())
             c.cmd("QUIT", 221)
         rc, err = harness.run_inetd([EVAL, "--command=true"], talk)
         self.assertEqual(rc, 0, err)

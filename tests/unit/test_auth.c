@@ -257,6 +257,111 @@ static void test_check(void **state)
 		fail_msg("check after wipe: got true, want false");
 }
 
+/* cycles - a fine-grained clock for the constant-time test: the cycle
+ * counter where there is one (serialised, so the call is inside), else
+ * the monotonic clock in nanoseconds */
+static uint64_t cycles(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned lo, hi;
+	__asm__ volatile("lfence\n\trdtsc\n\tlfence" : "=a"(lo), "=d"(hi)::"memory");
+	return (uint64_t)hi << 32 | lo;
+#else
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* welch_t2 - Welch's t statistic, squared (no libm), of two samples,
+ * each trimmed to its fastest 80 % so that interrupts and preemption
+ * on a busy machine weigh nothing; *ma and *mb get the trimmed means */
+static double welch_t2(uint64_t *a, uint64_t *b, size_t n, double *ma, double *mb)
+{
+	qsort(a, n, sizeof(*a), cmp_u64);
+	qsort(b, n, sizeof(*b), cmp_u64);
+	size_t k = n * 8 / 10;
+	double sa = 0, sb = 0, va = 0, vb = 0;
+	for (size_t i = 0; i < k; i++) {
+		sa += (double)a[i];
+		sb += (double)b[i];
+	}
+	*ma = sa / (double)k;
+	*mb = sb / (double)k;
+	for (size_t i = 0; i < k; i++) {
+		va += ((double)a[i] - *ma) * ((double)a[i] - *ma);
+		vb += ((double)b[i] - *mb) * ((double)b[i] - *mb);
+	}
+	va /= (double)(k - 1);
+	vb /= (double)(k - 1);
+	double se2 = va / (double)k + vb / (double)k;
+	double d = *ma - *mb;
+	return se2 > 0 ? d * d / se2 : (d == 0 ? 0 : 1e300);
+}
+
+/* test_check_constant_time - a guess wrong in its first byte and one
+ * wrong in its last byte of a 64 KiB password take the same time. An
+ * early-exit comparison (memcmp) answers the first in a few cycles and
+ * the second after reading 64 KiB, so |t| is in the hundreds; the real
+ * comparison gives |t| near 1. The runs alternate between the two
+ * kinds in a pseudo-random order, so drift and load on a busy machine
+ * fall on both alike; the threshold (|t| < 10) is far from both. */
+static void test_check_constant_time(void **state)
+{
+	enum { LEN = 64 * 1024, RUNS = 3000, WARM = 200 };
+	char *pw = malloc(LEN), *guess = malloc(LEN);
+	uint64_t *first = calloc(RUNS, sizeof(uint64_t)), *last = calloc(RUNS, sizeof(uint64_t));
+	assert_non_null(pw);
+	assert_non_null(guess);
+	assert_non_null(first);
+	assert_non_null(last);
+	for (size_t i = 0; i < LEN; i++)
+		pw[i] = (char)('!' + (i * 7919) % 90);
+	memcpy(guess, pw, LEN);
+	struct auth_secret s = {
+	    .user = strdup("alice"), .password = pw, .user_len = 5, .password_len = LEN};
+	size_t nf = 0, nl = 0;
+	unsigned rnd = 12345;
+	volatile bool sink = false;
+	for (size_t run = 0; nf < RUNS || nl < RUNS; run++) {
+		rnd = rnd * 1103515245u + 12345u;
+		bool at_first = nl >= RUNS || (nf < RUNS && (rnd >> 16) & 1);
+		size_t pos = at_first ? 0 : LEN - 1;
+		guess[pos] ^= 0x20;
+		uint64_t t0 = cycles();
+		sink = auth_check(&s, "alice", 5, guess, LEN);
+		uint64_t t1 = cycles();
+		guess[pos] ^= 0x20;
+		if (sink)
+			fail_msg("a guess with one byte wrong: got true, want false");
+		if (run < WARM)
+			continue;
+		if (at_first)
+			first[nf++] = t1 - t0;
+		else
+			last[nl++] = t1 - t0;
+	}
+	double mf, ml;
+	double t2 = welch_t2(first, last, RUNS, &mf, &ml);
+	if (!(t2 < 100.0))
+		fail_msg("first-byte vs last-byte mismatch: got t^2=%.1f (means %.0f vs %.0f), "
+		         "want |t| < 10: the comparison's time depends on where it differs",
+		         t2, mf, ml);
+	print_message("constant time: t^2=%.2f, means %.0f and %.0f\n", t2, mf, ml);
+	s.password = NULL;
+	free(s.user);
+	free(pw);
+	free(guess);
+	free(first);
+	free(last);
+}
+
 /* seconds - the time one auth_brake_wait() takes */
 static double seconds(void)
 {
@@ -478,11 +583,17 @@ static int remove_state_dir(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_b64_decode),   cmocka_unit_test(test_b64_too_long),
-	    cmocka_unit_test(test_b64_encode),   cmocka_unit_test(test_plain_split),
-	    cmocka_unit_test(test_check),        cmocka_unit_test(test_brake_local),
-	    cmocka_unit_test(test_brake_shared), cmocka_unit_test(test_brake_parallel),
-	    cmocka_unit_test(test_brake_file),   cmocka_unit_test(test_brake_file_refused),
+	    cmocka_unit_test(test_b64_decode),
+	    cmocka_unit_test(test_b64_too_long),
+	    cmocka_unit_test(test_b64_encode),
+	    cmocka_unit_test(test_plain_split),
+	    cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_brake_local),
+	    cmocka_unit_test(test_brake_shared),
+	    cmocka_unit_test(test_brake_parallel),
+	    cmocka_unit_test(test_brake_file),
+	    cmocka_unit_test(test_brake_file_refused),
+	    cmocka_unit_test(test_check_constant_time),
 	};
 	return cmocka_run_group_tests(tests, make_state_dir, remove_state_dir);
 }

@@ -16,7 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bounds.h"
+#include "config.h"
 #include "deliver_pipe.h"
+#include "log.h"
 #include "spool.h"
 
 static void test_split(void **state)
@@ -228,12 +231,51 @@ static void test_real_commands(void **state)
 	/* valgrind runs posix_spawn so that a failed exec is an exit 127 */
 	if (!getenv("SMTPIPE_VALGRIND_DIR"))
 		assert_int_equal(deliver("/nonexistent/command", "x", 1, 10), 451);
-	assert_int_equal(
-	    deliver("sh -c 'head -c 20000000 /dev/zero >&2; cat >/dev/null'", "x", 1, 30),
-	    250); /* a flood of output is drained, bounded in the log */
-	unlink(out);
+	/* the command saw the sender as $0 and the recipient as $1, once
+	 * for each of the two deliveries above */
 	snprintf(tmpl, sizeof(tmpl), "%s.argv", out);
+	FILE *f = fopen(tmpl, "r");
+	assert_non_null(f);
+	char argv_seen[256];
+	size_t n = fread(argv_seen, 1, sizeof(argv_seen) - 1, f);
+	fclose(f);
+	argv_seen[n] = '\0';
+	if (strcmp(argv_seen, "s@x r@x\ns@x r@x\n") != 0)
+		fail_msg("argv: got '%s', want 's@x r@x' twice", argv_seen);
 	unlink(tmpl);
+
+	/* a flood of output is drained, and the log stays bounded */
+	char logpath[64];
+	snprintf(logpath, sizeof(logpath), "%s.log", out);
+	struct config cfg = {.progname = "smtpipe",
+	                     .log_dest = LOG_DEST_FILE,
+	                     .log_file = logpath,
+	                     .log_level = LOG_INFO};
+	char err[256];
+	assert_int_equal(log_open(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(
+	    deliver("sh -c 'head -c 20000000 /dev/zero >&2; cat >/dev/null'", "x", 1, 30), 250);
+	log_close();
+	f = fopen(logpath, "r");
+	assert_non_null(f);
+	static char logged[64 * 1024];
+	n = fread(logged, 1, sizeof(logged) - 1, f);
+	fclose(f);
+	logged[n] = '\0';
+	unlink(logpath);
+	/* each output byte becomes at most 4 in the log (\x00), plus a
+	 * prefix per line: far below the 20 MB the command wrote */
+	if (n > 4 * BOUND_COMMAND_OUTPUT + 4096)
+		fail_msg("log after a 20 MB flood: got %zu bytes, want at most %d", n,
+		         4 * BOUND_COMMAND_OUTPUT + 4096);
+	/* the rest is counted, not logged: at least all but the bound */
+	const char *dropped = strstr(logged, "event=command-output dropped=");
+	unsigned long long nd = dropped ? strtoull(dropped + 29, NULL, 10) : 0;
+	if (!dropped || nd < 20000000ull - BOUND_COMMAND_OUTPUT || nd > 20000000ull)
+		fail_msg("log after a 20 MB flood: got '%.300s...', want event=command-output "
+		         "dropped=N with N >= %d",
+		         dropped ? dropped : logged, 20000000 - BOUND_COMMAND_OUTPUT);
+	unlink(out);
 }
 
 /* slurp - a small file's text, or "" */

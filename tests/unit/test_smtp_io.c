@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "reply.h"
 #include "smtp_io.h"
 
 static const struct smtp_io_limit cmd_limit = {510, "AUTH ", 12288};
@@ -148,12 +149,90 @@ static void test_write_deadline(void **state)
 	close_pair(&p);
 }
 
+/* peer_has - what the client has been sent so far, without waiting */
+static size_t peer_has(struct pair *p, char *buf, size_t cap)
+{
+	ssize_t n = recv(p->peer, buf, cap - 1, MSG_DONTWAIT);
+	buf[n > 0 ? n : 0] = '\0';
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* RFC 2920: replies to a pipelined group wait while more input is
+ * buffered, and all leave before a read that has to wait. */
+static void test_replies_before_wait(void **state)
+{
+	(void)state;
+	struct pair p;
+	struct reply_buf rb = {.len = 0};
+	char got[256];
+	open_pair(&p, 100); /* the last read waits this long for nothing */
+	smtp_io_set_replies(&p.io, &rb);
+	send_str(&p, 0, 0, "MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\n");
+	expect_line(&p, "first of the group", "MAIL FROM:<a@x>", 15);
+	reply_add(&rb, 250, true, "2.1.0 Ok");
+	expect_line(&p, "second of the group", "RCPT TO:<b@x>", 13);
+	if (peer_has(&p, got, sizeof(got)) != 0)
+		fail_msg("got '%s' sent while input was buffered, want nothing yet", got);
+	reply_add(&rb, 250, true, "2.1.5 Ok");
+	const char *line;
+	size_t len;
+	bool too_long;
+	enum smtp_io_status st = smtp_io_read_line(&p.io, &cmd_limit, &line, &len, &too_long);
+	assert_int_equal(st, SMTP_IO_TIMEOUT);
+	peer_has(&p, got, sizeof(got));
+	assert_string_equal(got, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+	assert_int_equal(rb.len, 0);
+	close_pair(&p);
+}
+
+/* RFC 3207 and CVE-2011-0411: what came with STARTTLS is dropped, and
+ * only what the client sends afterwards is read. */
+static void test_discard_input(void **state)
+{
+	(void)state;
+	struct pair p;
+	open_pair(&p, 10000);
+	send_str(&p, 0, 0, "STARTTLS\r\nMAIL FROM:<injected@x>\r\n");
+	expect_line(&p, "the STARTTLS", "STARTTLS", 8);
+	smtp_io_discard_input(&p.io);
+	send_str(&p, 0, 0, "EHLO after\r\n");
+	expect_line(&p, "the first line after the discard", "EHLO after", 10);
+	close_pair(&p);
+}
+
+/* Blocks: what is buffered comes first, a partial consume keeps the
+ * rest, and the line reader takes over where the blocks stopped. */
+static void test_read_block(void **state)
+{
+	(void)state;
+	struct pair p;
+	const char *data;
+	size_t len;
+	open_pair(&p, 10000);
+	send_str(&p, 0, 0, "DATA\r\nhello\r\n.\r\nQUIT\r\n");
+	expect_line(&p, "DATA", "DATA", 4);
+	assert_int_equal(smtp_io_read_block(&p.io, &data, &len), SMTP_IO_OK);
+	if (len != 16 || memcmp(data, "hello\r\n.\r\nQUIT\r\n", 16) != 0)
+		fail_msg("got a block of %zu '%.*s', want the 16 buffered bytes", len, (int)len,
+		         data);
+	smtp_io_consume(&p.io, 10); /* the text up to and with its end */
+	expect_line(&p, "the line after the text", "QUIT", 4);
+	unsigned long long in;
+	smtp_io_bytes(&p.io, &in, NULL);
+	assert_int_equal(in, 22);
+	close(p.peer);
+	p.peer = -1;
+	assert_int_equal(smtp_io_read_block(&p.io, &data, &len), SMTP_IO_EOF);
+	close(p.io.fd_in);
+	smtp_io_free(&p.io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_long_line_at_once),
-	    cmocka_unit_test(test_bounds),
-	    cmocka_unit_test(test_write_deadline),
+	    cmocka_unit_test(test_long_line_at_once), cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_write_deadline),    cmocka_unit_test(test_replies_before_wait),
+	    cmocka_unit_test(test_discard_input),     cmocka_unit_test(test_read_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
