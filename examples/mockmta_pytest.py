@@ -19,7 +19,11 @@ then:
 
 The marker's arguments are mockmta options (any of smtpipe(8)'s), and
 store= is "maildir" (default), "mbox" or "stdout" (--mailbox=-: messages
-read from mockmta's standard output). MOCKMTA names the binary (default:
+read from mockmta's standard output); faults= is a list of fault rules
+(smtpipe(8) FAULTS), each given as --fault=RULE:
+
+    @pytest.mark.mockmta(faults=["rcpt *@bounce.test 550 5.1.1 No such user"])
+ MOCKMTA names the binary (default:
 mockmta on PATH). Every stored message begins with Return-Path: and
 X-Envelope-To: (all envelope recipients, Bcc included); envelope() reads
 them. Without pytest, MockMTA works as a context manager (unittest).
@@ -42,7 +46,7 @@ except ImportError:  # MockMTA alone still works, e.g. under unittest
 class MockMTA:
     """mockmta -f -p 0 [options] STORE, listening on 127.0.0.1:port."""
 
-    def __init__(self, *options, store="maildir", directory=None, binary=None):
+    def __init__(self, *options, store="maildir", directory=None, binary=None, faults=()):
         self._own_dir = directory is None
         self.dir = str(directory) if directory else tempfile.mkdtemp(prefix="mockmta-")
         self.store = store
@@ -57,7 +61,8 @@ class MockMTA:
         binary = binary or os.environ.get("MOCKMTA") or shutil.which("mockmta")
         if not binary:
             raise RuntimeError("mockmta is not on PATH (or set MOCKMTA)")
-        self.argv = [binary, "-f", "-p", "0", "--log=none"] + list(options) + [self.path]
+        self.argv = [binary, "-f", "-p", "0", "--log=none"] + list(options)
+        self.argv += ["--fault=" + rule for rule in faults] + [self.path]
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # the port is the first line, once it accepts connections
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
@@ -132,7 +137,8 @@ class MockMTA:
 if pytest is not None:
     def pytest_configure(config):
         config.addinivalue_line(
-            "markers", "mockmta(*options, store='maildir'): how the mockmta fixture starts it")
+            "markers",
+            "mockmta(*options, store='maildir', faults=()): how the mockmta fixture starts it")
 
     @pytest.fixture
     def mockmta(request, tmp_path):

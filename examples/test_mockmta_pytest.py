@@ -46,6 +46,19 @@ def test_login_and_stdout(mockmta):
     assert "with ESMTPA id" in msg["Received"]
 
 
+@pytest.mark.mockmta(faults=["rcpt *@bounce.test 550 5.1.1 No such user",
+                             "dot every 2 451 4.3.0 Try again later"])
+def test_faults(mockmta):
+    refused = []
+    with smtplib.SMTP("127.0.0.1", mockmta.port, timeout=30) as s:
+        refused = s.sendmail("a@example.org", ["x@bounce.test", "y@example.org"], "Subject: 1\r\n\r\n")
+    assert refused == {"x@bounce.test": (550, b"5.1.1 No such user")}
+    with pytest.raises(smtplib.SMTPDataError) as e:  # the second message
+        send(mockmta.port, "a@example.org", ["y@example.org"], "Subject: 2\r\n\r\n")
+    assert e.value.smtp_code == 451
+    assert [m["Subject"] for m in mockmta.messages()] == ["1"]
+
+
 def test_without_the_fixture_as_unittest_would(tmp_path):
     with MockMTA("--max-recipients=2", directory=tmp_path) as m:
         with smtplib.SMTP("127.0.0.1", m.port, timeout=30) as s:

@@ -30,6 +30,7 @@
 #include "bounds.h"
 #include "clock.h"
 #include "config.h"
+#include "listen_spec.h"
 #include "log.h"
 
 /* b64_value - the 6-bit value of a base64 character, -1 if none */
@@ -577,6 +578,18 @@ static bool socket_local(int fd)
 	return local_address(&ss);
 }
 
+/* address_local - ip (text) is a loopback address */
+static bool address_local(const char *ip)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	return ss.ss_family != AF_UNSPEC && local_address(&ss);
+}
+
 /* auth_accept_any_check - see auth.h */
 int auth_accept_any_check(const struct config *cfg, char *err, size_t errlen)
 {
@@ -602,16 +615,23 @@ int auth_accept_any_check(const struct config *cfg, char *err, size_t errlen)
 			}
 		return 0;
 	}
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, cfg->interface, &s4->sin_addr) == 1)
-		ss.ss_family = AF_INET;
-	else if (inet_pton(AF_INET6, cfg->interface, &s6->sin6_addr) == 1)
-		ss.ss_family = AF_INET6;
-	if (!local_address(&ss)) {
-		snprintf(err, errlen, "%s; --interface=%s is not", refuse, cfg->interface);
+	/* every listener of the command line (listener.c): each --interface
+	 * (or its default) and each --listen or -p IP:PORT */
+	size_t ni = cfg->interfaces.n ? cfg->interfaces.n : 1;
+	for (size_t i = 0; i < ni; i++) {
+		const char *ip = cfg->interfaces.n ? cfg->interfaces.item[i] : cfg->interface;
+		if (!address_local(ip)) {
+			snprintf(err, errlen, "%s; --interface=%s is not", refuse, ip);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < cfg->listen.n; i++) {
+		struct listen_spec ls;
+		char why[300];
+		if (listen_spec_parse(cfg->listen.item[i], &ls, why, sizeof(why)) == 0 &&
+		    (ls.kind == LISTEN_UNIX || (ls.kind != LISTEN_ANY && address_local(ls.host))))
+			continue;
+		snprintf(err, errlen, "%s; --listen=%s is not", refuse, cfg->listen.item[i]);
 		return -1;
 	}
 	return 0;

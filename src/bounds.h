@@ -14,6 +14,13 @@
  * Postfix's smtpd_client_connection_count_limit; more get 421 4.7.0.
  * Loopback clients are exempt unless --client-limit-loopback. */
 #define BOUND_SESSIONS_PER_CLIENT 4
+/* Listeners (--interface, --listen, -p IP:PORT) on one command line;
+ * a *:PORT listener counts once. A fixed table, no option: each one is
+ * a socket the daemon polls, and 32 covers every use we know of. */
+#define BOUND_LISTENERS 32
+/* --port=0 with several --interface: one free port for all of them,
+ * looked for this many times when another program holds it on one. */
+#define BOUND_PORT_TRIES 16
 /* accept() out of descriptors (EMFILE): retry after this long. */
 #define BOUND_ACCEPT_RETRY_MS 100
 /* fork() failed: stop accepting for this long, doubled on each failure
@@ -91,5 +98,14 @@
 /* Values of one repeatable option (--listen, --fault): one more is a
  * usage error. */
 #define BOUND_OPTION_REPEATS 64
+
+/* Fault rules (--fault, --faults): at most this many in all. */
+#define BOUND_FAULT_RULES 64
+/* A fault's reply text: RFC 5321 4.5.3.1.5 allows 512 octets a reply
+ * line, of which "CODE " and the CRLF take 6. */
+#define BOUND_FAULT_TEXT 506
+/* A fault rule's MATCH glob, and a line of --faults=FILE. */
+#define BOUND_FAULT_MATCH 256
+#define BOUND_FAULT_LINE 1024
 
 #endif

@@ -58,6 +58,11 @@ struct config {
 	unsigned port;         /* 0: pick a free port, print it on stdout */
 	const char *pidfile;   /* -P, NULL for none */
 	const char *run_user;  /* --user=USER[:GROUP] after binding, or NULL */
+	/* msmtpd's listener: every --interface (interface: the last one) on
+	 * --port; with --listen only, when --port was given */
+	struct config_list interfaces;
+	struct config_list listen; /* --listen and -p IP:PORT values, in order (listen_spec.h) */
+	bool port_given;           /* --port or -p N given */
 
 	/* logging */
 	enum log_dest log_dest;
@@ -85,6 +90,11 @@ struct config {
 	bool tls_implicit; /* --tls-implicit: handshake first (RFC 8314) */
 
 	const char *hostname; /* in the greeting and Received:, gethostname() */
+
+	/* scripted replies (faults.h) */
+	struct config_list faults; /* --fault=RULE, in order */
+	const char *faults_file;   /* --faults=FILE: one rule a line, or NULL */
+	unsigned fault_seed;       /* --fault-seed: 0 picks one (logged) */
 
 	/* limits (defaults in bounds.h) */
 	unsigned max_sessions;

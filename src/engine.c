@@ -24,6 +24,7 @@
 #include "bounds.h"
 #include "config.h"
 #include "data.h"
+#include "faults.h"
 #include "log.h"
 #include "smtp_cmd.h"
 
@@ -93,6 +94,9 @@ struct engine {
 	char auth_mech[8]; /* "PLAIN" or "LOGIN", for the log */
 	const char *verb;  /* the command being answered, for the log */
 	struct engine_event ev;
+	/* the connect stage's fault, for engine_opening */
+	enum engine_event_kind opening;
+	unsigned opening_delay;
 };
 
 /* elog - one line to the session's log hook, if it wants lines at prio */
@@ -170,6 +174,8 @@ static void wipe_credentials(struct engine *e)
 	memset(&e->ev.cred, 0, sizeof(e->ev.cred));
 }
 
+static const struct fault_rule *fault(struct engine *e, enum fault_stage stage, const char *arg);
+
 /* engine_new - see engine.h */
 struct engine *engine_new(const struct config *cfg, const struct engine_features *feat,
                           const char *peer, const char *id, struct reply_buf *out)
@@ -185,8 +191,27 @@ struct engine *engine_new(const struct config *cfg, const struct engine_features
 	snprintf(e->peer, sizeof(e->peer), "%s", peer);
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->state = STATE_CONNECTED;
-	reply_add(e->out, 220, true, "%s ESMTP smtpipe", e->feat.hostname);
+	/* a refused greeting ends the session at once (a client that
+	 * waits for QUIT's turn, RFC 5321 3.1, has learnt what it needs) */
+	const struct fault_rule *r = fault(e, FAULT_CONNECT, e->peer);
+	e->opening_delay = e->ev.delay_s;
+	if (r && r->action == FAULT_REPLY) {
+		reply_add(e->out, r->code, true, "%s", r->text);
+		e->opening = close_session(e, ENGINE_END_FAULT);
+	} else if (r) {
+		e->opening = close_session(e, ENGINE_END_FAULT);
+	} else {
+		reply_add(e->out, 220, true, "%s ESMTP smtpipe", e->feat.hostname);
+	}
 	return e;
+}
+
+/* engine_opening - see engine.h */
+const struct engine_event *engine_opening(struct engine *e)
+{
+	begin(e);
+	e->ev.delay_s = e->opening_delay;
+	return emit(e, e->opening);
 }
 
 /* engine_free - release the transaction and wipe credentials */
@@ -230,6 +255,53 @@ static enum engine_event_kind client_error(struct engine *e, int code, const cha
 {
 	log_rejected(e, code, text);
 	return count_error(e, code, text);
+}
+
+/* --- faults (faults.h) -------------------------------------------- */
+
+/* fault - the rule that fires at stage for arg, logged (server facts
+ * first, the client's text escaped last), or NULL; a delay is put on
+ * the event and NULL returned, so the command goes on as usual */
+static const struct fault_rule *fault(struct engine *e, enum fault_stage stage, const char *arg)
+{
+	size_t index;
+	unsigned long long nth;
+	const struct fault_rule *r = faults_fire(e->feat.faults, stage, arg, &index, &nth);
+	if (!r)
+		return NULL;
+	char esc[BOUND_PATH * 4 + 8];
+	log_escape(esc, sizeof(esc), arg ? arg : "", arg ? strlen(arg) : 0);
+	if (r->action == FAULT_REPLY)
+		elog(
+		    e, LOG_NOTICE,
+		    "event=fault stage=%s rule=%zu nth=%llu action=reply reply=\"%d %s\" client=%s "
+		    "arg=\"%s\"",
+		    faults_stage_name(stage), index, nth, r->code, r->text, e->peer, esc);
+	else if (r->action == FAULT_DROP)
+		elog(e, LOG_NOTICE,
+		     "event=fault stage=%s rule=%zu nth=%llu action=drop client=%s arg=\"%s\"",
+		     faults_stage_name(stage), index, nth, e->peer, esc);
+	else
+		elog(e, LOG_NOTICE,
+		     "event=fault stage=%s rule=%zu nth=%llu action=delay delay=%u client=%s "
+		     "arg=\"%s\"",
+		     faults_stage_name(stage), index, nth, r->delay, e->peer, esc);
+	if (r->action == FAULT_DELAY) {
+		e->ev.delay_s = r->delay;
+		return NULL;
+	}
+	return r;
+}
+
+/* fault_act - carry out a reply or drop rule: a drop queues nothing and
+ * closes; a reply is queued in turn, and a 421 closes as 421 does */
+static enum engine_event_kind fault_act(struct engine *e, const struct fault_rule *r)
+{
+	if (r->action == FAULT_REPLY)
+		reply_add(e->out, r->code, true, "%s", r->text);
+	if (r->action == FAULT_DROP || r->code == 421)
+		return close_session(e, ENGINE_END_FAULT);
+	return ENGINE_EV_NONE;
 }
 
 /* --- the command table ------------------------------------------- */
@@ -427,13 +499,25 @@ const struct engine_event *engine_line(struct engine *e, const char *line, size_
 
 /* --- the handlers ------------------------------------------------- */
 
-/* greet - what HELO and EHLO share */
-static bool greet(struct engine *e, const char *args, size_t len, const char *verb)
+/* greet - what HELO and EHLO share; false when the command was
+ * refused (by a fault too: *k is then its event) */
+static bool greet(struct engine *e, const char *args, size_t len, const char *verb,
+                  enum engine_event_kind *k)
 {
+	*k = ENGINE_EV_NONE;
 	if (!smtp_cmd_domain_ok(args, len)) {
 		char text[64];
 		snprintf(text, sizeof(text), "5.5.4 Syntax: %s hostname", verb);
 		client_error(e, 501, text);
+		*k = e->state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
+		return false;
+	}
+	char name[sizeof(e->helo)];
+	memcpy(name, args, len);
+	name[len] = '\0';
+	const struct fault_rule *r = fault(e, FAULT_HELO, name);
+	if (r) {
+		*k = fault_act(e, r);
 		return false;
 	}
 	memcpy(e->helo, args, len);
@@ -449,18 +533,20 @@ static bool greet(struct engine *e, const char *args, size_t len, const char *ve
 /* cmd_helo - RFC 5321 4.1.1.1, plain SMTP */
 static enum engine_event_kind cmd_helo(struct engine *e, const char *args, size_t len)
 {
-	if (greet(e, args, len, "HELO")) {
+	enum engine_event_kind k;
+	if (greet(e, args, len, "HELO", &k)) {
 		e->flags &= ~(unsigned)FLAG_ESMTP;
 		reply_add(e->out, 250, true, "%s", e->feat.hostname);
 	}
-	return e->state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
+	return k;
 }
 
 /* cmd_ehlo - RFC 5321 4.1.1.1 with the extensions we offer */
 static enum engine_event_kind cmd_ehlo(struct engine *e, const char *args, size_t len)
 {
-	if (!greet(e, args, len, "EHLO"))
-		return e->state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
+	enum engine_event_kind k;
+	if (!greet(e, args, len, "EHLO", &k))
+		return k;
 	e->flags |= FLAG_ESMTP;
 	struct reply_buf *o = e->out;
 	reply_add(o, 250, false, "%s Hello %s", e->feat.hostname, e->helo);
@@ -524,6 +610,9 @@ static enum engine_event_kind cmd_mail(struct engine *e, const char *args, size_
 	}
 	if (mp.size_given && mp.size > e->cfg->max_message_size)
 		return client_error(e, 552, "5.3.4 Message size exceeds fixed limit");
+	const struct fault_rule *r = fault(e, FAULT_MAIL, addr);
+	if (r)
+		return fault_act(e, r);
 	tx_reset(&e->tx);
 	memcpy(e->tx.sender, addr, strlen(addr) + 1);
 	e->tx.params = mp;
@@ -569,6 +658,9 @@ static enum engine_event_kind cmd_rcpt(struct engine *e, const char *args, size_
 		return path_reply(e, pe, false);
 	if (smtp_cmd_rcpt_params(rest, rlen) != PARAM_OK)
 		return client_error(e, 555, "5.5.4 Unsupported RCPT parameter");
+	const struct fault_rule *r = fault(e, FAULT_RCPT, addr);
+	if (r) /* the recipient is not added */
+		return fault_act(e, r);
 	/* RFC 5321 4.5.3.1.10: 452 asks the client to send the rest later. */
 	if (e->tx.nrcpt >= e->cfg->max_recipients) {
 		elog(e, LOG_NOTICE, "event=too-many-recipients limit=%u client=%s",
@@ -611,6 +703,9 @@ static void trace(struct engine *e, struct engine_trace *t)
 static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_t len)
 {
 	(void)args, (void)len;
+	const struct fault_rule *r = fault(e, FAULT_DATA, e->tx.sender);
+	if (r) /* the transaction stays as it was: RSET, or DATA again */
+		return fault_act(e, r);
 	set_state(e, STATE_DATA);
 	reply_add(e->out, 354, true, "End data with <CR><LF>.<CR><LF>");
 	trace(e, &e->ev.trace);
@@ -640,6 +735,11 @@ static enum engine_event_kind cmd_noop(struct engine *e, const char *args, size_
 static enum engine_event_kind cmd_quit(struct engine *e, const char *args, size_t len)
 {
 	(void)args, (void)len;
+	const struct fault_rule *r = fault(e, FAULT_QUIT, e->peer);
+	if (r) { /* the session ends all the same */
+		fault_act(e, r);
+		return close_session(e, ENGINE_END_FAULT);
+	}
 	reply_add(e->out, 221, true, "2.0.0 Bye");
 	return close_session(e, ENGINE_END_QUIT);
 }
@@ -729,9 +829,17 @@ static enum engine_event_kind auth_credentials(struct engine *e, const char *use
 	return ENGINE_EV_AUTH;
 }
 
-/* credentials_event - the event carries what auth_credentials kept */
+/* credentials_event - the event carries what auth_credentials kept;
+ * an auth fault answers instead, before any check and outside the
+ * brake: it never lets anyone in, so no guess is tried and nothing
+ * about the secret can be timed, and it costs other clients no turn */
 static enum engine_event_kind credentials_event(struct engine *e)
 {
+	const struct fault_rule *r = fault(e, FAULT_AUTH, e->auth_user);
+	if (r) {
+		wipe_credentials(e);
+		return fault_act(e, r);
+	}
 	e->ev.cred = (struct engine_credentials){.mech = e->auth_mech,
 	                                         .user = e->auth_user,
 	                                         .user_len = e->auth_user_len,
@@ -915,6 +1023,12 @@ const struct engine_event *engine_data_end(struct engine *e, const struct data_d
 	} else if (spool_error) {
 		spool_failed(e, d, spool_error);
 	} else {
+		/* invariant 1: a dot fault answers instead of a delivery */
+		const struct fault_rule *r = fault(e, FAULT_DOT, e->tx.sender);
+		if (r) {
+			tx_reset(&e->tx);
+			return emit(e, fault_act(e, r));
+		}
 		return emit(e, envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE);
 	}
 	if (why)

@@ -27,7 +27,17 @@
  *               ev->msgno of the session), then engine_delivered
  *     NONE, CLOSE  the refusal is queued, nothing to deliver
  *   ev = engine_delivered(e, result)      the result is the reply
+ *   ev = engine_opening(e) after engine_new: the connect stage's
+ *     fault (faults.h), if any: NONE, or CLOSE (drop, or a refusal)
  *   ev = engine_timeout(e) / engine_shutdown(e)   421 queued, CLOSE
+ *
+ * Faults (--fault): the engine consults the rules of feat->faults at
+ * each stage; a reply is queued as any reply (so pipelined replies stay
+ * in order), a drop is CLOSE with end FAULT and nothing queued for the
+ * command, and a delay is ev->delay_s on the event that the session
+ * carries out after that many seconds (at most its idle timeout),
+ * holding the replies. An AUTH fault answers before the check, outside
+ * the brake; a dot fault never delivers (invariant 1).
  *   ev = engine_gone(e)    the client went away: CLOSE, ev->unfinished
  *   engine_free(e)         wipes what is left of the credentials
  *
@@ -53,6 +63,7 @@
 struct config;
 struct data_decoder;
 struct engine;
+struct faults;
 
 enum engine_event_kind {
 	ENGINE_EV_NONE,
@@ -71,6 +82,7 @@ enum engine_end {
 	ENGINE_END_TIMEOUT,  /* 421 after engine_timeout */
 	ENGINE_END_SHUTDOWN, /* 421 after engine_shutdown */
 	ENGINE_END_GONE,     /* the client went away (engine_gone) */
+	ENGINE_END_FAULT,    /* a fault rule: drop, or a 421 or refused greeting */
 };
 
 /* Decoded AUTH credentials; wiped by engine_auth_result. */
@@ -103,14 +115,16 @@ struct engine_event {
 	struct engine_trace trace;      /* DATA */
 	struct delivery envelope;       /* DELIVER */
 	unsigned msgno;                 /* DELIVER: as trace.msgno */
+	unsigned delay_s;               /* a fault: carry the event out this much later */
 };
 
 /* What the engine may offer, fixed for the process. */
 struct engine_features {
-	const char *hostname; /* in the greeting, EHLO and Received: */
-	bool starttls;        /* TLS credentials are loaded */
-	bool tls_required;    /* STARTTLS before AUTH and MAIL */
-	bool auth;            /* --auth given: AUTH offered and required */
+	const char *hostname;        /* in the greeting, EHLO and Received: */
+	bool starttls;               /* TLS credentials are loaded */
+	bool tls_required;           /* STARTTLS before AUTH and MAIL */
+	bool auth;                   /* --auth given: AUTH offered and required */
+	const struct faults *faults; /* --fault rules, or NULL */
 	/* the log hook: one formatted line at a syslog priority; NULL drops
 	 * them; log_enabled (may be NULL) saves formatting dropped lines */
 	void (*log)(int prio, const char *line);
@@ -121,6 +135,8 @@ struct engine_features {
  * greeting; NULL when out of memory */
 struct engine *engine_new(const struct config *cfg, const struct engine_features *feat,
                           const char *peer, const char *id, struct reply_buf *out);
+/* engine_opening - the event of the connect stage (see above) */
+const struct engine_event *engine_opening(struct engine *e);
 /* engine_free - release the session and wipe the credentials (NULL is fine) */
 void engine_free(struct engine *e);
 /* engine_line - one line from the client, without its line ending;

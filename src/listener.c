@@ -13,8 +13,13 @@
  * answers 421 4.3.2 and rests the listening socket, doubling the rest
  * up to BOUND_FORK_BACKOFF_MAX_MS; accept() out of descriptors rests it
  * BOUND_ACCEPT_RETRY_MS. Repeating failures log one line, then summaries.
- * systemd: a LISTEN_FDS socket is used instead of binding, and
- * READY=1/STOPPING=1 go to NOTIFY_SOCKET.
+ * The listening sockets (every --interface, --listen, or systemd's
+ * LISTEN_FDS) come from listen_socket.c; all of them share the session
+ * cap and the per-client count (a Unix-socket client: its uid). Each
+ * session learns its listener, implicit TLS and peer through a struct
+ * session_origin, and its commands through SMTPIPE_CLIENT,
+ * SMTPIPE_CLIENT_UID and SMTPIPE_LISTENER. READY=1/STOPPING=1 go to
+ * NOTIFY_SOCKET.
  */
 #include "listener.h"
 
@@ -42,49 +47,22 @@
 #include "auth.h"
 #include "bounds.h"
 #include "config.h"
+#include "listen_socket.h"
 #include "log.h"
 #include "session.h"
 #include "tls.h"
 #include "coverage.h" /* last: it wraps _exit() in coverage builds */
 
-static int listen_fd = -1;
-static unsigned listen_port; /* the port really bound, for the log */
-static int sig_fd = -1;      /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
-static sigset_t open_mask;   /* the signal mask before they were blocked */
-static int pid_fd = -1;      /* -P: opened before --user, written after detach */
-
-static int systemd_fds; /* LISTEN_FDS when it named this process, else 0 */
+static struct listen_socket *socks; /* listen_socket.c's table */
+static unsigned nsocks;
+static int sig_fd = -1;    /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
+static sigset_t open_mask; /* the signal mask before they were blocked */
+static int pid_fd = -1;    /* -P: opened before --user, written after detach */
 
 /* listener_systemd_adopt - see listener.h */
 void listener_systemd_adopt(void)
 {
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	int n = fds ? atoi(fds) : 0;
-	if (pid && atol(pid) == (long)getpid() && n > 0) {
-		systemd_fds = n;
-		for (int fd = 3; fd < 3 + n; fd++) /* all of them, not only fd 3 */
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
-	}
-	/* removed whoever they name: no child is to see them */
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-}
-
-/* systemd_socket - the first LISTEN_FDS socket when it is ours: 3; -1
- * when there is none; -2 when fd 3 is not a listening stream socket
- * (Accept=yes hands over a connection: that is --inetd's job, and
- * polling it would spin) */
-static int systemd_socket(void)
-{
-	if (systemd_fds < 1)
-		return -1;
-	int listening = 0, type = 0;
-	socklen_t l1 = sizeof(listening), l2 = sizeof(type);
-	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l1) < 0 ||
-	    getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &l2) < 0 || !listening || type != SOCK_STREAM)
-		return -2;
-	return 3;
+	listen_socket_systemd_adopt();
 }
 
 /* notify - a sd_notify() datagram, when NOTIFY_SOCKET is set */
@@ -216,72 +194,51 @@ static int open_pidfile(const char *path, char *err, size_t errlen)
 	return -1;
 }
 
-/* listener_open - see listener.h */
+/* listener_open - see listener.h. Nothing half-started: when one
+ * listener fails, the ones made are closed and their sockets removed. */
 int listener_open(const struct server *srv, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	memset(&ss, 0, sizeof(ss));
 	if (catch_signals() < 0) {
 		snprintf(err, errlen, "cannot set up signals: %s", strerror(errno));
 		return -1;
 	}
-	listen_fd = systemd_socket();
-	if (listen_fd == -2) {
-		snprintf(err, errlen,
-		         "LISTEN_FDS: fd 3 is not a listening stream socket (Accept=yes needs "
-		         "--inetd)");
+	int rc = listen_socket_open(cfg, err, errlen);
+	socks = listen_socket_all(&nsocks);
+	for (unsigned i = 0; rc == 0 && i < nsocks; i++)
+		if (socks[i].tls && !srv->tls) {
+			snprintf(err, errlen, "%s: implicit TLS needs -c CERT and -k KEY",
+			         socks[i].name);
+			rc = -1;
+		}
+	if (rc < 0) {
+		listen_socket_close(true);
 		return -1;
 	}
-	if (listen_fd < 0) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		if (inet_pton(AF_INET, cfg->interface, &s4->sin_addr) == 1) {
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons((unsigned short)cfg->port);
-			sl = sizeof(*s4);
-		} else if (inet_pton(AF_INET6, cfg->interface, &s6->sin6_addr) == 1) {
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons((unsigned short)cfg->port);
-			sl = sizeof(*s6);
-		} else {
-			snprintf(err, errlen, "--interface: '%s' is not an address",
-			         cfg->interface);
-			return -1;
-		}
-		int one = 1;
-		listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (listen_fd < 0 ||
-		    setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-		    bind(listen_fd, (struct sockaddr *)&ss, sl) < 0 || listen(listen_fd, 128) < 0) {
-			snprintf(err, errlen, "cannot listen on %s port %u: %s", cfg->interface,
-			         cfg->port, strerror(errno));
-			return -1;
-		}
-	}
-	sl = sizeof(ss);
-	getsockname(listen_fd, (struct sockaddr *)&ss, &sl);
-	listen_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-	                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	/* -P with --user: the file is made here, as root, before the drop
 	 * (in /run only root may create it); the pid goes in after detach. */
-	if (cfg->pidfile && open_pidfile(cfg->pidfile, err, errlen) < 0)
+	if (cfg->pidfile && open_pidfile(cfg->pidfile, err, errlen) < 0) {
+		listen_socket_close(true);
 		return -1;
-	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0)
+	}
+	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0) {
+		listen_socket_close(true);
 		return -1;
+	}
 	return 0;
 }
 
-/* announce_port - with --port=0, tell a test suite where we are: once
- * the pidfile exists and just before serving, so that a test which has
- * read the port can rely on both */
+/* announce_port - with port 0, tell a test suite where we are: one line
+ * per such listener, in the order given, once the pidfile exists and
+ * just before serving, so that a test which has read the ports can
+ * rely on both */
 static void announce_port(const struct config *cfg)
 {
-	if (cfg->port == 0) {
-		printf("%u\n", listen_port);
-		fflush(stdout);
+	for (unsigned i = 0; i < nsocks; i++) {
+		if (socks[i].announce)
+			printf("%u\n", listen_socket_port(&socks[i]));
 	}
+	fflush(stdout);
 }
 
 /* write_pidfile - once the socket accepts connections, into the file
@@ -364,7 +321,9 @@ static int detach(const struct config *cfg)
 /* A running session: its pid and whom it serves. The key of a client
  * is its IPv4 address (as ::ffff:a.b.c.d) or its IPv6 /64: one host
  * commonly holds a whole /64, so counting single IPv6 addresses would
- * give it 2^64 allowances. */
+ * give it 2^64 allowances. A Unix-socket client's key is its uid
+ * (after the marker fe80::/64 with a 0xff byte, which no IPv6 /64 key
+ * has, since that key ends in 8 zero bytes). */
 struct slot {
 	pid_t pid; /* 0: free */
 	unsigned char key[16];
@@ -383,15 +342,32 @@ static void track(unsigned max, pid_t old, pid_t new, const unsigned char *key)
 		}
 }
 
-/* client_key - key (above), printable address and whether it is a
- * loopback client, from an accepted peer's address */
-static void client_key(const struct sockaddr_storage *ss, unsigned char key[16], char *addr,
-                       size_t cap, bool *loopback)
+/* describe - key (above), peer text and uid into *o, and whether the
+ * client is local (loopback or a Unix socket), from the peer's address
+ * ss of socket fd */
+static void describe(int fd, const struct sockaddr_storage *ss, unsigned char key[16],
+                     struct session_origin *o, bool *local)
 {
 	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const unsigned char unix_key[9] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0xff};
 	memset(key, 0, 16);
-	snprintf(addr, cap, "unknown");
-	*loopback = false;
+	snprintf(o->peer, sizeof(o->peer), "local");
+	o->uid = -1;
+	*local = false;
+	if (ss->ss_family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		*local = true;
+		memcpy(key, unix_key, sizeof(unix_key));
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
+			o->uid = (long)cred.uid;
+			memcpy(key + 12, &cred.uid, sizeof(cred.uid));
+			snprintf(o->peer, sizeof(o->peer), "unix:%ld", o->uid);
+		} else {
+			snprintf(o->peer, sizeof(o->peer), "unix");
+		}
+		return;
+	}
 	if (ss->ss_family == AF_INET) {
 		const struct in_addr *a = &((const struct sockaddr_in *)ss)->sin_addr;
 		memcpy(key, mapped, 12);
@@ -401,16 +377,50 @@ static void client_key(const struct sockaddr_storage *ss, unsigned char key[16],
 		if (IN6_IS_ADDR_V4MAPPED(a)) {
 			memcpy(key, a->s6_addr, 16);
 		} else {
-			*loopback = IN6_IS_ADDR_LOOPBACK(a);
+			*local = IN6_IS_ADDR_LOOPBACK(a);
 			memcpy(key, a->s6_addr, 8); /* the /64 */
-			inet_ntop(AF_INET6, a, addr, (socklen_t)cap);
+			inet_ntop(AF_INET6, a, o->peer, sizeof(o->peer));
 			return;
 		}
 	} else {
 		return;
 	}
-	*loopback = key[12] == 127;
-	inet_ntop(AF_INET, key + 12, addr, (socklen_t)cap);
+	*local = key[12] == 127;
+	inet_ntop(AF_INET, key + 12, o->peer, sizeof(o->peer));
+}
+
+/* export_origin - the delivery command's view of the client:
+ * SMTPIPE_CLIENT (the peer text of the log and Received:),
+ * SMTPIPE_CLIENT_UID (a Unix-socket peer's uid, else unset) and
+ * SMTPIPE_LISTENER; whatever the daemon's own environment held under
+ * these names is replaced or removed, so none can be forged */
+static void export_origin(const struct session_origin *o)
+{
+	char uid[32];
+	setenv("SMTPIPE_CLIENT", o->peer, 1);
+	setenv("SMTPIPE_LISTENER", o->listener, 1);
+	if (o->uid >= 0) {
+		snprintf(uid, sizeof(uid), "%ld", o->uid);
+		setenv("SMTPIPE_CLIENT_UID", uid, 1);
+	} else {
+		unsetenv("SMTPIPE_CLIENT_UID");
+	}
+}
+
+/* listener_origin - see listener.h */
+void listener_origin(int fd, const char *name, bool tls, struct session_origin *o)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	unsigned char key[16];
+	bool local;
+	memset(&ss, 0, sizeof(ss));
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		ss.ss_family = AF_UNSPEC;
+	o->listener = name;
+	o->tls = tls;
+	describe(fd, &ss, key, o, &local);
+	export_origin(o);
 }
 
 /* sessions_of - how many running sessions serve key */
@@ -505,9 +515,9 @@ static void reap(unsigned *active, unsigned max)
 /* serve_one - the child: one session, then exit. The signal mask from
  * before the daemon's is restored, but for SIGTERM and SIGINT: one sent
  * meanwhile stays pending for the session's own handler. */
-static void serve_one(const struct server *srv, int fd)
+static void serve_one(const struct server *srv, int fd, struct session_origin *o)
 {
-	close(listen_fd);
+	listen_socket_close(false); /* closed, not removed: the daemon's to remove */
 	close(sig_fd);
 	if (pid_fd >= 0)
 		close(pid_fd);
@@ -516,7 +526,8 @@ static void serve_one(const struct server *srv, int fd)
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
-	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd)));
+	export_origin(o);
+	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
 }
 
 /* startup_failed - one line to whoever waits: the detached parent or stderr */
@@ -553,6 +564,71 @@ static void sighup(const struct server *srv)
 		log_msg(LOG_INFO, "event=tls-reloaded");
 }
 
+/* The accept loop's state, shared by every listener. */
+struct loop {
+	unsigned active;
+	struct failing accept_fail, fork_fail;
+	long long resume_ms; /* back-off: the listening sockets rest until then */
+	unsigned backoff_ms;
+};
+
+/* accept_one - take one client from l: refuse it (per-client cap, no
+ * fork) or fork its session */
+static void accept_one(const struct server *srv, struct listen_socket *l, struct loop *lp)
+{
+	const struct config *cfg = srv->cfg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	long long now = mono_ms();
+	if (fd < 0) {
+		/* out of descriptors or memory: the client stays in the
+		 * backlog; rest a while, since polling again at once
+		 * would spin, and log one line, not one per retry */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			failed(&lp->accept_fail, errno, now);
+			lp->resume_ms = now + BOUND_ACCEPT_RETRY_MS;
+		}
+		return;
+	}
+	recovered(&lp->accept_fail, now);
+	unsigned char key[16];
+	struct session_origin o = {.listener = l->name, .tls = l->tls};
+	bool local;
+	describe(fd, &ss, key, &o, &local);
+	unsigned mine = sessions_of(cfg->max_sessions, key);
+	/* a local client (loopback, or a Unix socket: counted by uid) is
+	 * exempt unless --client-limit-loopback */
+	if (cfg->max_sessions_per_client && mine >= cfg->max_sessions_per_client &&
+	    (!local || cfg->client_limit_loopback)) {
+		log_msg(LOG_WARNING, "event=client-cap client=%s sessions=%u listener=%s", o.peer,
+		        mine, l->name);
+		refuse(fd, "421 4.7.0 Too many sessions from your address, try again later\r\n");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		serve_one(srv, fd, &o);
+	if (pid < 0) {
+		/* out of processes (RLIMIT_NPROC) or memory: tell this
+		 * client, and rest before taking the next one */
+		failed(&lp->fork_fail, errno, now);
+		refuse(fd, "421 4.3.2 Cannot start a session now, try again later\r\n");
+		lp->resume_ms = now + lp->backoff_ms;
+		lp->backoff_ms = lp->backoff_ms * 2 > BOUND_FORK_BACKOFF_MAX_MS
+		                     ? BOUND_FORK_BACKOFF_MAX_MS
+		                     : lp->backoff_ms * 2;
+		return;
+	}
+	recovered(&lp->fork_fail, now);
+	lp->backoff_ms = BOUND_FORK_BACKOFF_MS;
+	lp->active++;
+	track(cfg->max_sessions, 0, pid, key);
+	log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u", (long)pid, lp->active);
+	close(fd);
+}
+
 /* listener_run - see listener.h */
 int listener_run(const struct server *srv)
 {
@@ -568,6 +644,14 @@ int listener_run(const struct server *srv)
 	sessions = calloc(cfg->max_sessions, sizeof(*sessions));
 	if (!sessions)
 		return startup_failed(cfg, ready_fd, "cannot track sessions");
+	/* logged before the ports are announced: a test that has read
+	 * them finds these lines */
+	log_msg(LOG_INFO, "event=start listener=%s%s port=%u max-sessions=%u", socks[0].name,
+	        socks[0].tls ? " tls=implicit" : "", listen_socket_port(&socks[0]),
+	        cfg->max_sessions);
+	for (unsigned i = 1; i < nsocks; i++)
+		log_msg(LOG_INFO, "event=listen listener=%s%s", socks[i].name,
+		        socks[i].tls ? " tls=implicit" : "");
 	if (ready_fd < 0)
 		announce_port(cfg);
 	if (ready_fd >= 0) {
@@ -577,29 +661,28 @@ int listener_run(const struct server *srv)
 		close(ready_fd);
 	}
 	notify("READY=1");
-	log_msg(LOG_INFO, "event=start interface=%s port=%u max-sessions=%u", cfg->interface,
-	        listen_port, cfg->max_sessions);
 
-	unsigned active = 0;
+	struct loop lp = {.accept_fail = {.event = "accept"},
+	                  .fork_fail = {.event = "fork"},
+	                  .backoff_ms = BOUND_FORK_BACKOFF_MS};
 	bool stopping = false, capped = false;
-	struct failing accept_fail = {.event = "accept"}, fork_fail = {.event = "fork"};
-	long long resume_ms = 0; /* back-off: the listening socket rests until then */
-	unsigned backoff_ms = BOUND_FORK_BACKOFF_MS;
-	while (!stopping || active > 0) {
-		struct pollfd p[2] = {{.fd = sig_fd, .events = POLLIN},
-		                      {.fd = listen_fd, .events = POLLIN}};
-		bool full = active >= cfg->max_sessions;
+	struct pollfd p[1 + 2 * BOUND_LISTENERS];
+	while (!stopping || lp.active > 0) {
+		bool full = lp.active >= cfg->max_sessions;
 		long long now = mono_ms();
-		bool resting = now < resume_ms;
+		bool resting = now < lp.resume_ms;
 		bool accepting = !stopping && !full && !resting;
 		if (full && !stopping && !capped) {
-			log_msg(LOG_WARNING, "event=session-cap active=%u", active);
+			log_msg(LOG_WARNING, "event=session-cap active=%u", lp.active);
 			capped = true;
 		}
 		if (!full)
 			capped = false;
-		int rest_ms = !stopping && !full && resting ? (int)(resume_ms - now) : -1;
-		if (poll(p, accepting ? 2 : 1, rest_ms) < 0 && errno != EINTR)
+		p[0] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
+		for (unsigned i = 0; i < nsocks; i++)
+			p[1 + i] = (struct pollfd){.fd = socks[i].fd, .events = POLLIN};
+		int rest_ms = !stopping && !full && resting ? (int)(lp.resume_ms - now) : -1;
+		if (poll(p, accepting ? 1 + nsocks : 1, rest_ms) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo sigs[16];
@@ -612,72 +695,23 @@ int listener_run(const struct server *srv)
 					sighup(srv);
 				} else if (!stopping) { /* SIGTERM, SIGINT */
 					stopping = true;
-					close(listen_fd);
-					listen_fd = -1;
+					listen_socket_close(
+					    true); /* no new client; Unix sockets removed */
 					notify("STOPPING=1");
 					stop_sessions(cfg->max_sessions);
-					log_msg(LOG_INFO, "event=stopping active=%u", active);
+					log_msg(LOG_INFO, "event=stopping active=%u", lp.active);
 				}
 			}
 			if (child) /* one pass collects every finished session */
-				reap(&active, cfg->max_sessions);
+				reap(&lp.active, cfg->max_sessions);
 		}
-		if (accepting && !stopping && (p[1].revents & POLLIN)) {
-			struct sockaddr_storage ss;
-			socklen_t sl = sizeof(ss);
-			memset(&ss, 0, sizeof(ss));
-			int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-			now = mono_ms();
-			if (fd < 0) {
-				/* out of descriptors or memory: the client stays in the
-				 * backlog; rest a while, since polling again at once
-				 * would spin, and log one line, not one per retry */
-				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-				    errno == ENOMEM) {
-					failed(&accept_fail, errno, now);
-					resume_ms = now + BOUND_ACCEPT_RETRY_MS;
-				}
-				continue;
-			}
-			recovered(&accept_fail, now);
-			unsigned char key[16];
-			char addr[INET6_ADDRSTRLEN];
-			bool loopback;
-			client_key(&ss, key, addr, sizeof(addr), &loopback);
-			unsigned mine = sessions_of(cfg->max_sessions, key);
-			if (cfg->max_sessions_per_client && mine >= cfg->max_sessions_per_client &&
-			    (!loopback || cfg->client_limit_loopback)) {
-				log_msg(LOG_WARNING, "event=client-cap client=%s sessions=%u", addr,
-				        mine);
-				refuse(fd,
-				       "421 4.7.0 Too many sessions from your address, try again "
-				       "later\r\n");
-				continue;
-			}
-			pid_t pid = fork();
-			if (pid == 0)
-				serve_one(srv, fd);
-			if (pid < 0) {
-				/* out of processes (RLIMIT_NPROC) or memory: tell this
-				 * client, and rest before taking the next one */
-				failed(&fork_fail, errno, now);
-				refuse(fd,
-				       "421 4.3.2 Cannot start a session now, try again later\r\n");
-				resume_ms = now + backoff_ms;
-				backoff_ms = backoff_ms * 2 > BOUND_FORK_BACKOFF_MAX_MS
-				                 ? BOUND_FORK_BACKOFF_MAX_MS
-				                 : backoff_ms * 2;
-				continue;
-			}
-			recovered(&fork_fail, now);
-			backoff_ms = BOUND_FORK_BACKOFF_MS;
-			active++;
-			track(cfg->max_sessions, 0, pid, key);
-			log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u", (long)pid,
-			        active);
-			close(fd);
-		}
+		/* one client from each ready listener, while a slot is free */
+		for (unsigned i = 0; accepting && !stopping && i < nsocks; i++)
+			if ((p[1 + i].revents & POLLIN) && lp.active < cfg->max_sessions &&
+			    mono_ms() >= lp.resume_ms)
+				accept_one(srv, &socks[i], &lp);
 	}
+	listen_socket_close(true);
 	if (pid_fd >= 0)
 		remove_pidfile(cfg->pidfile);
 	free(sessions);

@@ -13,9 +13,11 @@
 #ifndef SMTPIPE_LISTENER_H
 #define SMTPIPE_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct server;
+struct session_origin;
 
 /* listener_systemd_adopt - take systemd's LISTEN_FDS before anything
  * runs: when LISTEN_PID names this process, every one of its sockets
@@ -23,10 +25,18 @@ struct server;
  * listener_open; LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are removed
  * from the environment in every case. main calls it first. */
 void listener_systemd_adopt(void);
-/* listener_open - bind and listen (or take a LISTEN_FDS socket from
- * systemd); -1 with err filled: the caller exits with EXIT_KIND_STARTUP */
+/* listener_open - bind and listen on every listener of the command
+ * line (or take the LISTEN_FDS sockets from systemd); -1 with err
+ * filled and nothing left open or made: the caller exits with
+ * EXIT_KIND_STARTUP */
 int listener_open(const struct server *srv, char *err, size_t errlen);
 /* listener_run - serve until SIGTERM; returns the exit code */
+/* listener_origin - *o for a session on fd that no listener accepted
+ * (--inetd): the peer from getpeername (a Unix socket: "unix:UID" from
+ * SO_PEERCRED; not a socket: "local"), and the same environment for
+ * its commands as a listener's session gets (SMTPIPE_CLIENT,
+ * SMTPIPE_CLIENT_UID, SMTPIPE_LISTENER) */
+void listener_origin(int fd, const char *name, bool tls, struct session_origin *o);
 int listener_run(const struct server *srv);
 /* listener_harden - no core files and not dumpable (the AUTH password
  * is in memory): for the daemon, its sessions and --inetd */

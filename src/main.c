@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include "deliver_maildir.h"
 #include "deliver_mbox.h"
 #include "deliver_pipe.h"
+#include "faults.h"
 #include "listener.h"
 #include "log.h"
 #include "options.h"
@@ -34,6 +37,7 @@ static struct config cfg;
 static struct server srv;
 static struct cmd_template command;
 static struct auth_secret secret;
+static struct faults faults;
 
 /* fail - one line (to the log when stderr is the client), then the exit
  * code for kind */
@@ -129,6 +133,77 @@ static int set_up_auth(void)
 	return 0;
 }
 
+/* faults_file - the rules of --faults=FILE, one a line, '#' comments;
+ * 0, or -1 with err (*usage: a bad rule, not a file that cannot be read) */
+static int faults_file(char *err, size_t errlen, bool *usage)
+{
+	*usage = false;
+	FILE *fp = fopen(cfg.faults_file, "re");
+	if (!fp) {
+		snprintf(err, errlen, "--faults=%s: %s", cfg.faults_file, strerror(errno));
+		return -1;
+	}
+	char line[BOUND_FAULT_LINE + 2], why[400];
+	for (unsigned n = 1; fgets(line, sizeof(line), fp); n++) {
+		size_t len = strcspn(line, "\n");
+		if (line[len] == '\0' && !feof(fp)) {
+			snprintf(err, errlen, "--faults=%s line %u: longer than %d octets",
+			         cfg.faults_file, n, BOUND_FAULT_LINE);
+			break;
+		}
+		if (len > 0 && line[len - 1] == '\r') /* CRLF; a CR inside is the parser's */
+			len--;
+		line[len] = '\0';
+		const char *p = line + strspn(line, " \t");
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (faults_add(&faults, p, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "--faults=%s line %u: %s", cfg.faults_file, n, why);
+			break;
+		}
+	}
+	fclose(fp);
+	*usage = true;
+	return err[0] ? -1 : 0;
+}
+
+/* set_up_faults - the rules of --fault and --faults into srv, their
+ * counters on a page shared by the daemon's sessions (under --inetd each
+ * process counts for itself); 0, or the exit code after one line */
+static int set_up_faults(void)
+{
+	char err[512] = "";
+	if (!cfg.faults.n && !cfg.faults_file)
+		return 0;
+	unsigned long long seed = cfg.fault_seed;
+	unsigned r = 0;
+	if (!seed && getrandom(&r, sizeof(r), GRND_NONBLOCK) == sizeof(r))
+		seed = r;
+	if (!seed) /* 0 means "pick one": never the seed itself */
+		seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	faults_init(&faults, seed);
+	for (size_t i = 0; i < cfg.faults.n; i++)
+		if (faults_add(&faults, cfg.faults.item[i], err, sizeof(err)) < 0)
+			return fail(EXIT_KIND_USAGE, err); /* "fault rule '...': why" */
+	bool usage;
+	if (cfg.faults_file && faults_file(err, sizeof(err), &usage) < 0)
+		return fail(usage ? EXIT_KIND_USAGE : EXIT_KIND_STARTUP, err);
+	if (cfg.mode != MODE_INETD) {
+		void *page = mmap(NULL, sizeof(struct fault_counters), PROT_READ | PROT_WRITE,
+		                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (page == MAP_FAILED) {
+			snprintf(err, sizeof(err), "cannot map the fault counters: %s",
+			         strerror(errno));
+			return fail(EXIT_KIND_STARTUP, err);
+		}
+		faults_share_counters(&faults, page);
+	}
+	log_msg(LOG_NOTICE, "event=faults rules=%zu seed=%llu counted=%s", faults.n, seed,
+	        cfg.mode == MODE_INETD ? "per-session" : "daemon");
+	srv.faults = &faults;
+	return 0;
+}
+
 /* set_up - the delivery command, TLS, then AUTH, into srv; 0, or the
  * exit code after one line */
 static int set_up(void)
@@ -175,8 +250,10 @@ static int serve_inetd(void)
 	int rc = check_files();
 	if (rc)
 		return rc;
+	struct session_origin from;
+	listener_origin(0, "inetd", cfg.tls_implicit, &from);
 	listener_session_signals();
-	return config_exit_code(&cfg, session_run(&srv, 0, 1));
+	return config_exit_code(&cfg, session_run(&srv, 0, 1, &from));
 }
 
 /* serve_listener - bind (dropping to --user), check, accept */
@@ -238,7 +315,9 @@ int main(int argc, char **argv)
 		return fail(EXIT_KIND_STARTUP, err);
 	srv.cfg = &cfg;
 	set_hostname();
-	int rc = set_up();
+	int rc = set_up_faults();
+	if (rc == 0)
+		rc = set_up();
 	if (rc == 0)
 		rc = cfg.mode == MODE_INETD ? serve_inetd() : serve_listener();
 	auth_secret_wipe(&secret);

@@ -25,6 +25,7 @@
 #include "bounds.h"
 #include "cmd_template.h"
 #include "config.h"
+#include "listen_spec.h"
 #include "tls.h"
 
 /* The brake's state file under --inetd: systemd's RuntimeDirectory=smtpipe
@@ -49,6 +50,12 @@ static int parse_hostname(const struct option_row *row, void *base, char *value,
                           size_t whylen);
 static int parse_line_length(const struct option_row *row, void *base, char *value, char *why,
                              size_t whylen);
+static int parse_interface(const struct option_row *row, void *base, char *value, char *why,
+                           size_t whylen);
+static int parse_port(const struct option_row *row, void *base, char *value, char *why,
+                      size_t whylen);
+static int parse_listen(const struct option_row *row, void *base, char *value, char *why,
+                        size_t whylen);
 static bool is_address(const char *value);
 static bool is_absolute(const char *value);
 
@@ -74,8 +81,9 @@ static const struct option_row rows[] = {
      .def_text = "127.0.0.1",
      .valid = is_address,
      .what = "an IPv4 or IPv6 address",
+     .parse = parse_interface,
      .value_name = "IP",
-     .help = "listen on IP (IPv4 or IPv6; default %D)"},
+     .help = "listen on IP (IPv4 or IPv6; default %D); repeatable, each on --port"},
     {.name = "port",
      .shorts = "p",
      .kind = OPTION_UNSIGNED,
@@ -84,8 +92,19 @@ static const struct option_row rows[] = {
      .max = 65535,
      .def = 25,
      .what = "a port number (1-65535, or 0 for any free port)",
+     .parse = parse_port,
      .value_name = "N",
-     .help = "listen on port N (default %D; 0: pick one, print it)"},
+     .help = "listen on port N (default %D; 0: pick one, print it);\n"
+             "-p IP:PORT or -p [IPv6]:PORT: the same as --listen"},
+    {.name = "listen",
+     .shorts = "",
+     .kind = OPTION_LIST,
+     FIELD(listen),
+     .parse = parse_listen,
+     .value_name = "ENDPOINT[,OPT]...",
+     .help = "also listen on IP:PORT, [IPv6]:PORT, *:PORT or unix:PATH\n"
+             "(PORT 0: pick one, print it); OPT: tls (implicit TLS),\n"
+             "mode=0660, owner=USER[:GROUP] (unix:); repeatable"},
     {.name = "pidfile",
      .shorts = "P",
      .kind = OPTION_STRING,
@@ -320,6 +339,29 @@ static const struct option_row rows[] = {
      .path = true,
      .value_name = "DIR",
      .help = "where large messages are spooled (default $TMPDIR or /tmp)"},
+    {.name = "fault",
+     .shorts = "",
+     .kind = OPTION_LIST,
+     FIELD(faults),
+     .value_name = "RULE",
+     .help = "script a reply, drop or delay at a stage (repeatable;\nsee FAULTS)"},
+    {.name = "faults",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(faults_file),
+     .path = true,
+     .value_name = "FILE",
+     .help = "read fault rules from FILE, one a line ('#' comments)"},
+    {.name = "fault-seed",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(fault_seed),
+     .min = 0,
+     .max = 4294967295ULL,
+     .def = 0,
+     .what = "a seed (0-4294967295)",
+     .value_name = "N",
+     .help = "seed of the P% fault rules (default %D; 0: a random one, logged)"},
     {.name = "version",
      .shorts = "v",
      .kind = OPTION_VERSION,
@@ -490,6 +532,64 @@ static bool is_address(const char *value)
 {
 	unsigned char buf[16];
 	return inet_pton(AF_INET, value, buf) == 1 || inet_pton(AF_INET6, value, buf) == 1;
+}
+
+/* parse_interface - one more address for msmtpd's listener; the last
+ * one also stays in cfg->interface */
+static int parse_interface(const struct option_row *row, void *base, char *value, char *why,
+                           size_t whylen)
+{
+	struct config *cfg = base;
+	if (!is_address(value))
+		return not_what(row, value, why, whylen);
+	if (cfg->interfaces.n >= BOUND_LISTENERS) {
+		snprintf(why, whylen, "given more than %d times", BOUND_LISTENERS);
+		return -1;
+	}
+	cfg->interfaces.item[cfg->interfaces.n++] = value;
+	*(const char **)field(row, base) = value;
+	return 0;
+}
+
+/* add_listen - a --listen value (or -p IP:PORT) checked and kept in
+ * order, listeners counted against BOUND_LISTENERS */
+static int add_listen(struct config *cfg, char *value, char *why, size_t whylen)
+{
+	struct listen_spec ls;
+	char err[300];
+	if (listen_spec_parse(value, &ls, err, sizeof(err)) < 0) {
+		/* without listen_spec's own "--listen: ": the caller names the option */
+		snprintf(why, whylen, "%s", strncmp(err, "--listen: ", 10) ? err : err + 10);
+		return -1;
+	}
+	if (cfg->listen.n >= BOUND_LISTENERS) {
+		snprintf(why, whylen, "more than %d listeners", BOUND_LISTENERS);
+		return -1;
+	}
+	cfg->listen.item[cfg->listen.n++] = value;
+	return 0;
+}
+
+/* parse_listen - --listen=ENDPOINT[,OPTION]... (listen_spec.h) */
+static int parse_listen(const struct option_row *row, void *base, char *value, char *why,
+                        size_t whylen)
+{
+	return add_listen(base, value, why, whylen);
+}
+
+/* parse_port - -p N; mockmta's -p [IP:]PORT, an IP:PORT, is a --listen */
+static int parse_port(const struct option_row *row, void *base, char *value, char *why,
+                      size_t whylen)
+{
+	struct config *cfg = base;
+	unsigned long long v;
+	if (strchr(value, ':'))
+		return add_listen(cfg, value, why, whylen);
+	if (parse_number(value, row->min, row->max, false, &v) < 0)
+		return not_what(row, value, why, whylen);
+	store_number(row, base, v);
+	cfg->port_given = true;
+	return 0;
 }
 
 /* is_absolute - for --auth-state, which a forked session opens again */

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,25 +68,6 @@ static void install_signals(void)
 	sigdelset(&wait_mask, SIGINT);
 }
 
-/* peer_name - the client's address, or "local" for a pipe under inetd */
-static void peer_name(int fd, char *buf, size_t cap)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	snprintf(buf, cap, "local");
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
-	} else if (ss.ss_family == AF_INET6) {
-		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a))
-			inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)cap);
-		else
-			inet_ntop(AF_INET6, a, buf, (socklen_t)cap);
-	}
-}
-
 /* session_id - 12 hex digits, unique enough to follow one session */
 static void session_id(char *buf, size_t cap)
 {
@@ -102,6 +84,7 @@ struct session {
 	struct smtp_io io;
 	struct spool sp;
 	struct tls_conn *tls; /* NULL while plaintext */
+	const struct session_origin *from;
 	int fd_in, fd_out;
 	int timeout_ms;
 	char peer[64];
@@ -120,6 +103,30 @@ static char block[SMTP_IO_BUFFER + 2];
 static void engine_log(int prio, const char *line)
 {
 	log_msg(prio, "%s", line);
+}
+
+/* fault_delay - a fault's "delay SEC": the replies are held for SEC
+ * seconds, at most the idle timeout, on the session's clock; SIGTERM
+ * (let through by ppoll's mask) cuts it short */
+static void fault_delay(struct session *s, unsigned sec)
+{
+	long long ms = (long long)sec * 1000;
+	if (ms > s->timeout_ms)
+		ms = s->timeout_ms;
+	log_msg(LOG_DEBUG, "event=fault-delay ms=%lld client=%s", ms, s->peer);
+	struct timespec until, now;
+	smtp_io_deadline(&until, ms);
+	while (!stop_requested) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		struct timespec left = {until.tv_sec - now.tv_sec, until.tv_nsec - now.tv_nsec};
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			break;
+		ppoll(NULL, 0, &left, &wait_mask);
+	}
 }
 
 /* data_deadline - DATA ends within timeout + wire / rate (bounds.h's
@@ -264,6 +271,8 @@ static const struct engine_event *message(struct session *s, const struct engine
 	if (*result != EXIT_KIND_OK)
 		return NULL;
 	ev = engine_data_end(s->e, &d, spool_err);
+	if (ev->delay_s) /* a dot fault's delay: before the delivery */
+		fault_delay(s, ev->delay_s);
 	if (ev->kind == ENGINE_EV_DELIVER)
 		ev = deliver(s, ev, &d);
 	return ev;
@@ -312,6 +321,8 @@ static const struct engine_event *check_auth(struct session *s, const struct eng
  * ends, with *result saying how */
 static bool on_event(struct session *s, const struct engine_event *ev, enum exit_kind *result)
 {
+	if (ev->delay_s) /* a fault's delay, before what the event asks */
+		fault_delay(s, ev->delay_s);
 	switch (ev->kind) {
 	case ENGINE_EV_DATA:
 		ev = message(s, ev, result);
@@ -369,13 +380,15 @@ static enum exit_kind read_failed(struct session *s, enum smtp_io_status st)
 static enum exit_kind serve(struct session *s)
 {
 	enum exit_kind result = EXIT_KIND_FAILURE;
-	if (s->srv->cfg->tls_implicit) { /* RFC 8314 3.3: TLS before the greeting */
+	if (s->from->tls) { /* RFC 8314 3.3: TLS before the greeting */
 		if (start_tls(s) < 0) {
 			s->drop = true;
 			return EXIT_KIND_FAILURE;
 		}
 		engine_tls_started(s->e, tls_conn_describe(s->tls));
 	}
+	if (!on_event(s, engine_opening(s->e), &result)) /* a connect fault */
+		return result;
 	for (;;) {
 		if (stop_requested) {
 			engine_shutdown(s->e);
@@ -402,17 +415,23 @@ static enum exit_kind serve(struct session *s)
 }
 
 /* session_start - the connection's parts; -1 (logged) when out of memory */
-static int session_start(struct session *s, const struct server *srv, int fd_in, int fd_out)
+static int session_start(struct session *s, const struct server *srv, int fd_in, int fd_out,
+                         const struct session_origin *from)
 {
 	const struct config *cfg = srv->cfg;
+	char uid[32] = "";
 	s->srv = srv;
+	s->from = from;
 	s->fd_in = fd_in;
 	s->fd_out = fd_out;
 	s->timeout_ms = (int)cfg->timeout * 1000;
-	peer_name(fd_in, s->peer, sizeof(s->peer));
+	snprintf(s->peer, sizeof(s->peer), "%s", from->peer);
 	session_id(s->id, sizeof(s->id));
 	log_set_session(s->id);
-	log_msg(LOG_INFO, "event=connect client=%s", s->peer);
+	if (from->uid >= 0)
+		snprintf(uid, sizeof(uid), " uid=%ld", from->uid);
+	log_msg(LOG_INFO, "event=connect client=%s%s listener=%s%s", s->peer, uid, from->listener,
+	        from->tls ? " tls=implicit" : "");
 	if (smtp_io_init(&s->io, fd_in, fd_out, s->timeout_ms) < 0) {
 		log_msg(LOG_ERR, "event=error error=\"out of memory\"");
 		return -1;
@@ -423,6 +442,7 @@ static int session_start(struct session *s, const struct server *srv, int fd_in,
 	    .starttls = srv->tls != NULL,
 	    .tls_required = cfg->tls_required,
 	    .auth = srv->auth != NULL,
+	    .faults = srv->faults,
 	    .log = engine_log,
 	    .log_enabled = log_enabled,
 	};
@@ -439,12 +459,13 @@ static int session_start(struct session *s, const struct server *srv, int fd_in,
 }
 
 /* session_run - see session.h */
-enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out)
+enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
+                           const struct session_origin *from)
 {
 	static struct session s; /* one per process; large buffers off the stack */
 	install_signals();
 	memset(&s, 0, sizeof(s));
-	if (session_start(&s, srv, fd_in, fd_out) < 0)
+	if (session_start(&s, srv, fd_in, fd_out, from) < 0)
 		return EXIT_KIND_FAILURE;
 	enum exit_kind result = serve(&s);
 	if (!s.drop) /* the last replies and the bye: one timeout */

@@ -15,6 +15,7 @@
 struct cmd_template;
 struct tls_server;
 struct auth_secret;
+struct faults;
 
 /* What every session shares, built once at start-up by main.c. */
 struct server {
@@ -22,13 +23,24 @@ struct server {
 	const struct cmd_template *command; /* NULL with a mailbox */
 	struct tls_server *tls;             /* NULL without -c/-k */
 	const struct auth_secret *auth;     /* NULL without --auth */
+	const struct faults *faults;        /* --fault rules, NULL without */
 	char hostname[256];
 };
 
+/* Where a connection came from, filled by the listener (or by
+ * listener_origin for --inetd). */
+struct session_origin {
+	const char *listener; /* "127.0.0.1:25", "[::1]:25", "unix:/run/s.sock", "inetd" */
+	bool tls;             /* implicit TLS on this listener (RFC 8314 3.3) */
+	char peer[64];        /* "192.0.2.1", "2001:db8::1", "unix:UID", "local" */
+	long uid;             /* a Unix-socket peer's uid (SO_PEERCRED), else -1 */
+};
+
 /* session_run - serve one client on fd_in/fd_out (the same socket, or
- * stdin/stdout); returns how it ended: EXIT_KIND_OK after QUIT or a
- * clean EOF between transactions, EXIT_KIND_TIMEOUT after an idle
- * timeout, EXIT_KIND_FAILURE otherwise */
-enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out);
+ * stdin/stdout) that came from *from; returns how it ended:
+ * EXIT_KIND_OK after QUIT or a clean EOF between transactions,
+ * EXIT_KIND_TIMEOUT after an idle timeout, EXIT_KIND_FAILURE otherwise */
+enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
+                           const struct session_origin *from);
 
 #endif

@@ -21,7 +21,8 @@ san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 clang-14 -g -O1 -fno-omit-frame-pointer $san -std=c11 -D_GNU_SOURCE \
     -DSMTPIPE_VERSION='"fuzz"' -I"$top/src" -o "$out/fuzz_engine" \
     "$here/fuzz_engine.c" "$top/src/engine.c" "$top/src/smtp_cmd.c" "$top/src/data.c" \
-    "$top/src/reply.c" "$top/src/auth.c" "$top/src/log.c"
+    "$top/src/reply.c" "$top/src/auth.c" "$top/src/log.c" "$top/src/clock.c" "$top/src/faults.c" \
+    -lcrypt
 cp -n "$here"/corpus/* "$out/fuzz-corpus/" 2>/dev/null || true
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

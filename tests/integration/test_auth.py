@@ -222,11 +222,13 @@ class Brake(unittest.TestCase):
             c = srv.raw()
             c.expect(220)
             c.cmd("EHLO c", 250)
+            # the brake is a schedule: the next check comes at least one
+            # delay after c's, and c's came after this clock reading
+            t = time.time()
             c.cmd("AUTH PLAIN " + b64("\0alice\0wrong"), 535)
             d = srv.raw()
             d.expect(220)
             d.cmd("EHLO d", 250)
-            t = time.time()
             d.cmd("AUTH PLAIN " + b64("\0alice\0" + PW), 235)
             # another session's AUTH waits: at least the brake's delay
             self.assertGreaterEqual(time.time() - t, 0.9 * brake_delay())
@@ -250,12 +252,12 @@ class Brake(unittest.TestCase):
             c = srv.raw()
             c.expect(220)
             c.cmd("EHLO c", 250)
+            t = time.time()  # before c's check, which the next one follows by a delay
             c.cmd("AUTH PLAIN " + b64("\0alice\0wrong"), 535)
             trace = SyscallTrace(srv.proc.pid)
             slow = srv.raw()
             slow.expect(220)
             slow.cmd("EHLO s", 250)
-            t = time.time()
             slow.send("AUTH PLAIN " + b64("\0alice\0wrong") + "\r\n")  # now braked
             fast = srv.raw()
             fast.expect(220)

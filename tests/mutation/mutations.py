@@ -125,8 +125,8 @@ MUTATIONS = [
          promise="with a shell template, recipients reach the shell only as positional parameters",
          tests=["test_hostile_addresses.py"]),
     dict(file="src/listener.c",
-         find="\t\t\tint fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);",
-         repl="\t\t\tint fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, 0);",
+         find="\tint fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);",
+         repl="\tint fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, 0);",
          # held twice: close-on-exec, and child.c closes all from 3 up
          also=[("src/child.c", "\tposix_spawn_file_actions_addclosefrom_np(&fa, 3);\n", "")],
          promise="only descriptors 0-2 reach a delivery command",
@@ -245,8 +245,8 @@ MUTATIONS = [
 
     # --- error paths a hostile machine takes ------------------------------------------
     dict(file="src/listener.c",
-         find="\t\t\t\t\tresume_ms = now + BOUND_ACCEPT_RETRY_MS;\n\t\t\t\t}\n\t\t\t\tcontinue;",
-         repl="\t\t\t\t\tresume_ms = now + BOUND_ACCEPT_RETRY_MS;\n\t\t\t\t}\n\t\t\t\tbreak;",
+         find="\t\t\tlp->resume_ms = now + BOUND_ACCEPT_RETRY_MS;\n\t\t}\n\t\treturn;",
+         repl="\t\t\tlp->resume_ms = now + BOUND_ACCEPT_RETRY_MS;\n\t\t}\n\t\texit(0);",
          promise="out of descriptors (EMFILE), the client waits in the backlog and is served",
          tests=["test_promises.py:ErrorPaths.test_accept_out_of_descriptors_waits_then_serves"]),
     dict(file="src/smtp_io.c",
