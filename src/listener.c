@@ -232,7 +232,7 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
  * per such listener, in the order given, once the pidfile exists and
  * just before serving, so that a test which has read the ports can
  * rely on both */
-static void announce_port(const struct config *cfg)
+static void announce_port(void)
 {
 	for (unsigned i = 0; i < nsocks; i++) {
 		if (socks[i].announce)
@@ -294,7 +294,7 @@ static int detach(const struct config *cfg)
 		        (n < 0 && errno == EINTR)))
 			got += n > 0 ? (size_t)n : 0;
 		if (got > 0 && msg[0] == '\0') {
-			announce_port(cfg); /* the daemon's own stdout is /dev/null */
+			announce_port(); /* the daemon's own stdout is /dev/null */
 			_exit(0);
 		}
 		msg[got] = '\0';
@@ -653,7 +653,7 @@ int listener_run(const struct server *srv)
 		log_msg(LOG_INFO, "event=listen listener=%s%s", socks[i].name,
 		        socks[i].tls ? " tls=implicit" : "");
 	if (ready_fd < 0)
-		announce_port(cfg);
+		announce_port();
 	if (ready_fd >= 0) {
 		unsigned char ok = 0;
 		ssize_t w = write(ready_fd, &ok, 1);
