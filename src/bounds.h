@@ -106,6 +106,6 @@
 #define BOUND_FAULT_TEXT 506
 /* A fault rule's MATCH glob, and a line of --faults=FILE. */
 #define BOUND_FAULT_MATCH 256
-#define BOUND_FAULT_LINE 1024
+#define BOUND_FAULT_LINE  1024
 
 #endif

@@ -9,19 +9,33 @@
  * and reopened around it), and " \"$@\"" appended, which makes the
  * recipients arguments of the last simple command.
  *
- * $SMTPIPE_SENDER, $1..$9, $@ and $* (bare or in ${...}) are client data
- * as %F is, and get its rules; unquoted, they are refused too.
+ * Every $SMTPIPE_* variable, $1..$9, $@, $* and bash's $_ (bare or in
+ * ${...}) are client data as %F is, and get its rules; unquoted, they
+ * are refused too.
  *
- * Refused, with one line in err saying why and how to write it: %F
- * inside $(...), `...` or ${...}, after '$' or a backslash, naming the
- * program (also after exec, command, builtin), a redirection's file or
- * a variable's value, or as an argument of cd, export, set, read and
- * kin; here-documents; compound commands and '!', time, functions; eval,
- * ., source, trap, alias, let, declare, typeset, local; read, mapfile; bash's $'...',
- * |&, &>, {fd}>, ((; quotes inside `...` or ${...}; and every template
- * whose end is not the end of a simple command's words (a trailing
- * operator or newline, a comment, a redirection operator, a subshell's
- * ')', a command with no command word, exec with no program).
+ * The command word of every simple command (and exec's program) must
+ * be a plain word: letters, digits and _ . / + , : @ -, not starting
+ * with '-', or "[", or a ~/ path; no quotes, escapes or expansions, so
+ * that no quoting hides a builtin and no value chooses the program.
+ * Only then is it looked up in the table of builtins: those that
+ * evaluate code, store client data or the message in variables, change
+ * "$@" or how later words are read or found (eval, ., trap, command,
+ * builtin, set, shift, hash, read, getopts, declare...) are refused;
+ * cd, export, unset, umask, ulimit, kill, wait, exit, test and [ take
+ * only the administrator's words and cannot be the last command;
+ * printf's format cannot be an option (bash's -v); exec's options are
+ * refused and its program is held to the command-word rule.
+ *
+ * Refused, with one line in err saying why and how to write it:
+ * $(...) and `...` anywhere (they could read the message or the
+ * environment), $((...)), $[...], ${...} beyond a name, an operator and
+ * a plain word; %F inside ${...}, after '$' or a backslash, naming the
+ * program, a redirection's file or a variable's value; here-documents;
+ * compound commands and '!', time, functions; bash's $'...', |&, &>,
+ * {fd}>, ((; and every template whose end is not the end of a simple
+ * command's words (a trailing operator or newline, a comment, a
+ * redirection operator, a subshell's ')', a command with no command
+ * word, exec with no program).
  */
 #ifndef SMTPIPE_CMD_SHELL_H
 #define SMTPIPE_CMD_SHELL_H

@@ -157,6 +157,43 @@ static int catch_signals(void)
 	return sig_fd < 0 ? -1 : 0;
 }
 
+/* open_pidfile - the -P file, for listener_open. In a shared
+ * directory another user may have put something there first: no
+ * symlink is followed, no FIFO waited on, and only a regular file with
+ * one link that is ours is written, else a hard-linked file would be
+ * overwritten, or the planter could rewrite the pid and aim whoever
+ * runs kill $(cat PIDFILE) */
+static int open_pidfile(const char *path, char *err, size_t errlen)
+{
+	pid_fd =
+	    open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+	int e = errno;
+	struct stat st, ln;
+	const char *why = NULL;
+	if (pid_fd < 0) { /* in a sticky directory the kernel may only say EACCES */
+		bool seen = lstat(path, &ln) == 0;
+		why = e == ELOOP || (seen && S_ISLNK(ln.st_mode))     ? "it is a symbolic link"
+		      : e == ENXIO || (seen && !S_ISREG(ln.st_mode))  ? "not a regular file"
+		      : seen && e == EACCES && ln.st_uid != geteuid() ? "owned by another user"
+		                                                      : strerror(e);
+	} else if (fstat(pid_fd, &st) < 0) {
+		why = strerror(errno);
+	} else if (!S_ISREG(st.st_mode)) {
+		why = "not a regular file";
+	} else if (st.st_nlink != 1) {
+		why = "it has more than one hard link";
+	} else if (st.st_uid != geteuid()) {
+		why = "owned by another user";
+	}
+	if (!why)
+		return 0;
+	snprintf(err, errlen, "cannot write %s: %s", path, why);
+	if (pid_fd >= 0)
+		close(pid_fd);
+	pid_fd = -1;
+	return -1;
+}
+
 /* listener_open - see listener.h. Nothing half-started: when one
  * listener fails, the ones made are closed and their sockets removed. */
 int listener_open(const struct server *srv, char *err, size_t errlen)
@@ -179,18 +216,10 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	/* -P with --user: the file is made here, as root, before the drop
-	 * (in /run only root may create it); the pid goes in after detach.
-	 * No symlink is followed, no FIFO waited on. */
-	if (cfg->pidfile) {
-		pid_fd = open(cfg->pidfile,
-		              O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
-		struct stat st;
-		if (pid_fd < 0 || fstat(pid_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			snprintf(err, errlen, "cannot write %s: %s", cfg->pidfile,
-			         pid_fd < 0 ? strerror(errno) : "not a regular file");
-			listen_socket_close(true);
-			return -1;
-		}
+	 * (in /run only root may create it); the pid goes in after detach. */
+	if (cfg->pidfile && open_pidfile(cfg->pidfile, err, errlen) < 0) {
+		listen_socket_close(true);
+		return -1;
 	}
 	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0) {
 		listen_socket_close(true);
@@ -203,7 +232,7 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
  * per such listener, in the order given, once the pidfile exists and
  * just before serving, so that a test which has read the ports can
  * rely on both */
-static void announce_port(const struct config *cfg)
+static void announce_port(void)
 {
 	for (unsigned i = 0; i < nsocks; i++) {
 		if (socks[i].announce)
@@ -265,7 +294,7 @@ static int detach(const struct config *cfg)
 		        (n < 0 && errno == EINTR)))
 			got += n > 0 ? (size_t)n : 0;
 		if (got > 0 && msg[0] == '\0') {
-			announce_port(cfg); /* the daemon's own stdout is /dev/null */
+			announce_port(); /* the daemon's own stdout is /dev/null */
 			_exit(0);
 		}
 		msg[got] = '\0';
@@ -624,7 +653,7 @@ int listener_run(const struct server *srv)
 		log_msg(LOG_INFO, "event=listen listener=%s%s", socks[i].name,
 		        socks[i].tls ? " tls=implicit" : "");
 	if (ready_fd < 0)
-		announce_port(cfg);
+		announce_port();
 	if (ready_fd >= 0) {
 		unsigned char ok = 0;
 		ssize_t w = write(ready_fd, &ok, 1);

@@ -28,7 +28,9 @@ static const struct config *opened; /* what log_reopen opens again */
 
 /* log_open_file - see log.h; O_NONBLOCK so that a FIFO planted where
  * the file should be cannot hang the open, O_NOFOLLOW so that root
- * never appends to where a symlink points */
+ * never appends to where a symlink points; and the file must be ours
+ * or root's, since whoever owns it can write lines we never wrote
+ * (event=auth-failed client=ADDR, which fail2ban turns into a ban) */
 int log_open_file(const char *path, char *err, size_t errlen)
 {
 	int f = open(path,
@@ -42,6 +44,8 @@ int log_open_file(const char *path, char *err, size_t errlen)
 		         e == ELOOP || (seen && S_ISLNK(ln.st_mode)) ? "it is a symbolic link"
 		         : e == ENXIO || (seen && !S_ISREG(ln.st_mode) && !S_ISDIR(ln.st_mode))
 		             ? "not a regular file"
+		         : seen && e == EACCES && ln.st_uid != geteuid() && ln.st_uid != 0
+		             ? "owned by another user"
 		             : strerror(e));
 		return -1;
 	}
@@ -53,6 +57,8 @@ int log_open_file(const char *path, char *err, size_t errlen)
 		why = "not a regular file";
 	else if (st.st_nlink != 1)
 		why = "it has more than one hard link";
+	else if (st.st_uid != geteuid() && st.st_uid != 0)
+		why = "owned by another user";
 	else if (fcntl(f, F_SETFL, O_WRONLY | O_APPEND) < 0)
 		why = strerror(errno);
 	if (why) {
@@ -61,6 +67,22 @@ int log_open_file(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return f;
+}
+
+/* log_stderr_is_client - see log.h; the same socket (device and inode)
+ * as descriptor 0 or 1, as xinetd and GNU pies hand over one connection
+ * on 0-2. systemd's StandardError=journal is another socket, and stays
+ * the log. */
+bool log_stderr_is_client(void)
+{
+	struct stat e, c;
+	if (fstat(STDERR_FILENO, &e) < 0 || !S_ISSOCK(e.st_mode))
+		return false;
+	for (int d = STDIN_FILENO; d <= STDOUT_FILENO; d++)
+		if (fstat(d, &c) == 0 && S_ISSOCK(c.st_mode) && c.st_dev == e.st_dev &&
+		    c.st_ino == e.st_ino)
+			return true;
+	return false;
 }
 
 /* log_open - see log.h */
@@ -79,6 +101,13 @@ int log_open(const struct config *cfg, char *err, size_t errlen)
 			dest = LOG_DEST_NONE;
 			return -1;
 		}
+	} else if (dest == LOG_DEST_STDERR && log_stderr_is_client()) {
+		/* never into the SMTP stream: the client's words would be
+		 * echoed to it, and it would read our lines as replies */
+		dest = LOG_DEST_SYSLOG;
+		openlog(prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
+		log_msg(LOG_NOTICE, "event=log-fallback to=syslog reason=\"%s\"",
+		        "--log=stderr, but stderr is the client's connection");
 	} else if (dest == LOG_DEST_STDERR) {
 		fd = STDERR_FILENO;
 	}

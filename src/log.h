@@ -14,6 +14,7 @@
 #ifndef SMTPIPE_LOG_H
 #define SMTPIPE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <syslog.h>
 
@@ -21,14 +22,18 @@ struct config;
 
 /* log_open - open the destination of cfg; -1 with err filled on failure */
 int log_open(const struct config *cfg, char *err, size_t errlen);
+/* log_stderr_is_client - descriptor 2 is the socket of descriptor 0
+ * or 1 (xinetd, GNU pies): nothing for an administrator may go there.
+ * --log=stderr then logs to syslog instead. */
+bool log_stderr_is_client(void);
 /* log_reopen - with --log=FILE, open FILE again (SIGHUP, after
  * logrotate renamed it); on failure the old file stays in use and err
  * says why; 0 for other destinations */
 int log_reopen(char *err, size_t errlen);
 /* log_open_file - open path for appending as log_open does (also for
- * a reopen): refused unless it is a regular file with one link, never
- * through a symlink, never blocking on a FIFO; the descriptor, or -1
- * with err filled */
+ * a reopen): refused unless it is a regular file with one link, owned
+ * by the effective user or root, never through a symlink, never
+ * blocking on a FIFO; the descriptor, or -1 with err filled */
 int log_open_file(const char *path, char *err, size_t errlen);
 /* log_set_session - prefix later lines with session=ID ("" for none) */
 void log_set_session(const char *id);

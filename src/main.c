@@ -39,22 +39,11 @@ static struct cmd_template command;
 static struct auth_secret secret;
 static struct faults faults;
 
-/* stderr_is_client - under --inetd (xinetd, GNU pies) descriptor 2 may
- * be the client's connection: nothing meant for an administrator goes
- * there */
-static bool stderr_is_client(void)
-{
-	int type;
-	socklen_t len = sizeof(type);
-	return cfg.mode == MODE_INETD &&
-	       getsockopt(STDERR_FILENO, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
-}
-
 /* fail - one line (to the log when stderr is the client), then the exit
  * code for kind */
 static int fail(enum exit_kind kind, const char *msg)
 {
-	if (stderr_is_client()) {
+	if (log_stderr_is_client()) {
 		char esc[1024];
 		log_escape(esc, sizeof(esc), msg, strlen(msg));
 		log_msg(LOG_ERR, "event=startup-error error=\"%s\"", esc);
@@ -124,7 +113,7 @@ static int set_up_auth(void)
 		int rc = auth_setup(&secret, cfg.auth_file, cfg.auth_accept_any, err, sizeof(err));
 		if (rc < 0)
 			return fail(EXIT_KIND_STARTUP, err);
-		if (rc > 0 && !stderr_is_client())
+		if (rc > 0 && !log_stderr_is_client())
 			fprintf(stderr, "%s: %s\n", cfg.progname, err);
 		if (rc > 0)
 			log_msg(LOG_WARNING, "event=auth-file-warning text=\"%s\"", err);

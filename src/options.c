@@ -574,6 +574,7 @@ static int add_listen(struct config *cfg, char *value, char *why, size_t whylen)
 static int parse_listen(const struct option_row *row, void *base, char *value, char *why,
                         size_t whylen)
 {
+	(void)row; /* every parse hook has the same signature */
 	return add_listen(base, value, why, whylen);
 }
 

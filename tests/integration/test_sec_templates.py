@@ -173,8 +173,8 @@ class Recipients(unittest.TestCase):
             "cat >/dev/null\n": "ends with a newline",
             "cat >/dev/null # keep": "ends in a comment",
             "cat >": "redirection",
-            "msmtp -f \"$(echo %F)\" --; :": "%F inside $(",
-            "msmtp -f `echo %F` --; :": "%F inside `",
+            "msmtp -f \"$(echo %F)\" --; :": "$(...)",
+            "msmtp -f `echo %F` --; :": "`...`",
             "msmtp -f ${X:-%F} --; :": "%F inside ${",
             "cat <<EOF\n%F\nEOF\n": "here-document",
             "if true; then cat; fi": "compound",
@@ -220,6 +220,138 @@ class Recipients(unittest.TestCase):
                 self.assertTrue(wait_for(args), srv.log())
             self.assertEqual(nul_fields(args), ["-f", "s@e.org", "--", "a@d.test",
                                                 '"; touch x"@d.test'])
+
+
+class CommandWords(unittest.TestCase):
+    """Red team, round 2: a builtin quoted, escaped, split by a line
+    continuation, reached through a variable, $(...) or command, or a
+    command word that expands to nothing, got past the scanner, and a
+    client's address ran as shell code or chose the program. Now the
+    command word of every simple command is a plain word, and only then
+    compared with the builtins; command and builtin are refused; $(...)
+    and `...` are refused anywhere (they could read the message)."""
+
+    NL = "\n"
+    # (template, what the one-line refusal says)
+    BYPASSES = [
+        ("cat >/dev/null; 'eval'", "not a plain word"),
+        ("cat >/dev/null; \"eval\"", "not a plain word"),
+        ("cat >/dev/null; \\eval", "not a plain word"),
+        ("cat >/dev/null; e\"\"val", "not a plain word"),
+        ("cat >/dev/null; ev\\" + NL + "al", "not a plain word"),
+        ("cat >/dev/null; X=eval; $X", "not a plain word"),
+        ("cat >/dev/null; $(printf eval)", "$(...)"),
+        ("cat >/dev/null; command eval", "'command'"),
+        ("cat >/dev/null; command -p eval", "'command'"),
+        ("'eval' %F; cat >/dev/null", "not a plain word"),
+        ("command eval %F; cat >/dev/null", "'command'"),
+        ("true; \"exec\"", "not a plain word"),
+        ("cat >/dev/null; \\exec", "not a plain word"),
+        ("cat >/dev/null; 'command'", "not a plain word"),
+        ("cat >/dev/null; '.'", "not a plain word"),
+        ("'trap' %F EXIT; cat >/dev/null", "not a plain word"),
+        ("'cd' %F; cat >/dev/null", "not a plain word"),
+        ("'export' \"X=$1\"; cat >/dev/null", "not a plain word"),
+        ("'read' X; cat >/dev/null", "not a plain word"),
+        ("'alias' x=%F; cat >/dev/null", "not a plain word"),
+        ("command cd %F; cat >/dev/null", "'command'"),
+        ("command export X=%F; cat >/dev/null", "'command'"),
+        ("builtin eval %F; cat >/dev/null", "'builtin'"),
+        ("hash -p /tmp/x cat; cat >/dev/null", "'hash'"),
+        ("printf -v PATH %s %F; cat >/dev/null", "printf"),
+        ("test -v \"$1\"; cat >/dev/null", "'test'"),
+        # finding 2: a last command word that can expand to nothing
+        ("cat >/dev/null; $DELIVER_HOOK", "not a plain word"),
+        ("cat >/dev/null; $(true)", "$(...)"),
+        # finding 3: command substitution anywhere, client variables unquoted
+        ("rec.sh -f %F $(sed -n \"/^Subject:/s/^Subject://p\") -- 2>/dev/null; :", "$(...)"),
+        ("rec.sh -f %F \"`cat`\" -- >/dev/null", "`...`"),
+        ("rec.sh -f %F $SMTPIPE_AUTH_USER -- >/dev/null", "unquoted"),
+    ]
+
+    def test_bypasses_refused_at_start(self):
+        for cmd, why in self.BYPASSES:
+            with self.subTest(cmd=cmd):
+                rc, err = start_refused(cmd)
+                self.assertEqual(rc, 3, err)
+                lines = err.strip().splitlines()
+                self.assertEqual(len(lines), 1, err)
+                self.assertIn("--command refused", err)
+                self.assertIn(why, err)
+
+    def test_client_never_runs_code_through_a_builtin(self):
+        # the red team's exploit, end to end: wherever start-up accepted
+        # one of these (it did on main), a recipient that is a command
+        # substitution must not run, and a planted program named like a
+        # recipient must not become the program
+        with tempfile.TemporaryDirectory(prefix="sp") as tmp:
+            os.chmod(tmp, 0o755)
+            canary = os.path.join(tmp, "pwned")
+            evil = "`touch${IFS}%s`@example.org" % canary
+            planted = os.path.join(tmp, "rt-evil@x.org")
+            with open(planted, "w") as f:
+                f.write("#!/bin/sh\ntouch %s\n" % shlex.quote(canary))
+            os.chmod(planted, 0o755)
+            accepted = []
+            for cmd in ("cat >/dev/null; 'eval'", "cat >/dev/null; e\"\"val",
+                        "cat >/dev/null; X=eval; $X", "cat >/dev/null; command eval",
+                        "'eval' %F; cat >/dev/null", "cat >/dev/null; $DELIVER_HOOK",
+                        "cat >/dev/null; $(true)"):
+                rc, err = start_refused(cmd)
+                if rc == 3:
+                    continue
+                accepted.append(cmd)
+                for rcpt in (evil, planted):
+                    with self.subTest(cmd=cmd, rcpt=rcpt):
+                        if os.path.exists(canary):
+                            os.unlink(canary)
+                        with harness.Server(command=cmd) as srv:
+                            c = srv.raw().greet()
+                            c.data(sender=evil, rcpts=(rcpt,))
+                            c.send("Subject: x\r\n\r\nhi\r\n.\r\n")
+                            c.reply()
+                            c.cmd("QUIT", 221)
+                        self.assertFalse(os.path.exists(canary),
+                                         "a client ran code through [%s]" % cmd)
+            self.assertEqual(accepted, [], "start-up accepted templates that run client code")
+
+    def test_message_bytes_never_become_options(self):
+        # 01b: an unquoted $(...) reading the message word-split it into
+        # the command's options; the template is refused now, and a script
+        # that reads the message itself is the way to write it
+        with tempfile.TemporaryDirectory(prefix="sp") as tmp:
+            args = os.path.join(tmp, "args")
+            rec = os.path.join(tmp, "rec.sh")
+            with open(rec, "w") as f:
+                f.write("#!/bin/sh\nprintf '%%s\\0' \"$@\" >%s\ncat >/dev/null\n"
+                        % shlex.quote(args))
+            os.chmod(rec, 0o755)
+            cmd = '%s -f %%F $(sed -n "/^Subject:/s/^Subject://p") -- 2>/dev/null; :' % rec
+            rc, err = start_refused(cmd)
+            if rc != 3:
+                with harness.Server(command=cmd) as srv:
+                    srv.raw().greet().message(
+                        "Subject: hi --passwordeval=touch\x20/tmp/x\r\n\r\nb\r\n.\r\n", 250)
+                self.assertTrue(wait_for(args))
+                self.assertNotIn("--passwordeval=touch", nul_fields(args))
+            self.assertEqual(rc, 3, "a template that splits the message into options started")
+            self.assertIn("$(...)", err)
+
+    def test_plain_builtins_and_paths_still_deliver(self):
+        # what the rule keeps: plain builtins with your own arguments,
+        # exec looked through, a ~ path, client data quoted as arguments
+        with tempfile.TemporaryDirectory(prefix="sp") as tmp:
+            args = os.path.join(tmp, "args")
+            cmd = ("umask 077; cd %s && export X=1 && [ -d . ] && cat >/dev/null; "
+                   "exec printf '%%s\\0' -f %%F \"$SMTPIPE_SENDER\" -- >%s"
+                   % (shlex.quote(tmp), shlex.quote(args)))
+            with harness.Server(command=cmd) as srv:
+                srv.raw().greet().message("Subject: x\r\n\r\nb\r\n.\r\n", 250,
+                                          sender='"a b"@e.org', rcpts=("r@d.test",))
+                self.assertTrue(wait_for(args), srv.log())
+            self.assertEqual(nul_fields(args), ["-f", '"a b"@e.org', '"a b"@e.org', "--",
+                                                "r@d.test"])
+            self.assertEqual(os.stat(args).st_mode & 0o777, 0o600)
 
 
 class Detached(unittest.TestCase):

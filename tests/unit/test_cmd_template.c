@@ -42,8 +42,16 @@ static void test_scripts(void **state)
 	     "x=1 cmd "
 	     "\"${SMTPIPE_SENDER:-MAILER-DAEMON}\"\"${SMTPIPE_SENDER:-MAILER-DAEMON}\" "
 	     ">/dev/null \"$@\""},
-	    {"cat # a %F comment\nsend $(date) `date` ${HOME} -- 2>&1 ",
-	     "cat # a %F comment\nsend $(date) `date` ${HOME} -- 2>&1  \"$@\""},
+	    {"cat # a %F $(comment)\nsend ${HOME} ${X:-y} -- 2>&1 ",
+	     "cat # a %F $(comment)\nsend ${HOME} ${X:-y} -- 2>&1  \"$@\""},
+	    {"umask 077; cd /srv && export X=1 && /usr/bin/msmtp -f %F -- 2>&1",
+	     "umask 077; cd /srv && export X=1 && /usr/bin/msmtp -f "
+	     "\"${SMTPIPE_SENDER:-MAILER-DAEMON}\" -- 2>&1 \"$@\""},
+	    {"[ -r /etc/x ] && printf '%s\\n' \"$SMTPIPE_AUTH_USER\" %F; ~/bin/d x",
+	     "[ -r /etc/x ] && printf '%s\\n' \"$SMTPIPE_AUTH_USER\" "
+	     "\"${SMTPIPE_SENDER:-MAILER-DAEMON}\"; ~/bin/d x \"$@\""},
+	    {"exec 3>/dev/null; cat >/dev/null; exec true",
+	     "exec 3>/dev/null; cat >/dev/null; exec true \"$@\""},
 	    {"(cd /tmp && cat) | tee x >/dev/null", "(cd /tmp && cat) | tee x >/dev/null \"$@\""},
 	    {"exec msmtp -f %F -- 2>/dev/null",
 	     "exec msmtp -f \"${SMTPIPE_SENDER:-MAILER-DAEMON}\" -- 2>/dev/null \"$@\""},
@@ -80,9 +88,9 @@ static void test_refused(void **state)
 	    {"export X=%F; cat >x", "cd, export"},
 	    {"cd %F && cat >x", "cd, export"},
 	    {"exec %F >x", "names the program"},
-	    {"exec -a x %F >x", "names the program"},
-	    {"command -p %F >x", "names the program"},
-	    {"cat; exec -a x", "runs its arguments"},
+	    {"exec -a x %F >x", "exec's options"},
+	    {"command -p %F >x", "'command'"},
+	    {"cat; exec -a x", "exec's options"},
 	    {"time %F >x", "compound"},
 	    {"read -r l; cat >x", "puts the message into shell variables"},
 	    {"a $SMTPIPE_SENDER >x", "unquoted"},
@@ -91,16 +99,16 @@ static void test_refused(void **state)
 	    {"\"$SMTPIPE_SENDER\" >x", "names the program"},
 	    {"X=\"$1\" cat >x", "variable's value"},
 	    {"cat >\"$1\"; :", "file of a redirection"},
-	    {"a \"$(echo \"$SMTPIPE_SENDER\")\" >x", "inside $(...)"},
-	    {"a `echo $1` >x", "inside `...`"},
+	    {"a \"$(echo \"$SMTPIPE_SENDER\")\" >x", "$(...)"},
+	    {"a `echo $1` >x", "`...`"},
 	    {"(cat)", "subshell"},
 	    {"(cat) >x", "subshell"},
 	    {"(cat", "unterminated '('"},
 	    {"cat)", "without its '('"},
 	    {"cat; exec", "runs its arguments"},
-	    {"a \"$(echo %F)\" >x", "%F inside $("},
-	    {"a $(echo '%F') >x", "%F inside $("},
-	    {"a `echo %F` >x", "%F inside `"},
+	    {"a \"$(echo %F)\" >x", "$(...)"},
+	    {"a $(echo '%F') >x", "$(...)"},
+	    {"a `echo %F` >x", "`...`"},
 	    {"a ${X:-%F} >x", "%F inside ${"},
 	    {"a ${X:-'y'} >x", "inside ${...}"},
 	    {"a $%F >x", "right after '$'"},
@@ -127,12 +135,92 @@ static void test_refused(void **state)
 	    {"cat |& cat", "bash's"},
 	    {"cat &>x", "bash's"},
 	    {"cat {fd}>x", "{NAME}>"},
-	    {"a `echo \"x\"` >x", "quotes inside `...`"},
+	    {"a `echo \"x\"` >x", "`...`"},
 	    {"a 'b >x", "unterminated quote"},
-	    {"a $(b >x", "unterminated $("},
+	    {"a $(b >x", "$(...)"},
 	    {"a > b \\", "backslash"},
 	    {"; cat", "no command before"},
 	    {"cat ;; cat", "case"},
+	    /* the command word of every simple command is a plain word, and
+	     * only then is it compared with the builtins (red team, round 2) */
+	    {"cat >/dev/null; 'eval'", "not a plain word"},
+	    {"cat >/dev/null; \"eval\"", "not a plain word"},
+	    {"cat >/dev/null; \\eval", "not a plain word"},
+	    {"cat >/dev/null; e\"\"val", "not a plain word"},
+	    {"cat >/dev/null; ev\\\nal", "not a plain word"},
+	    {"cat >/dev/null; X=eval; $X", "not a plain word"},
+	    {"cat >/dev/null; ${X:-eval}", "not a plain word"},
+	    {"cat >/dev/null; $(printf eval)", "$(...)"},
+	    {"cat >/dev/null; command eval", "'command'"},
+	    {"cat >/dev/null; command -p eval", "'command'"},
+	    {"'eval' %F; cat >/dev/null", "not a plain word"},
+	    {"command eval %F; cat >/dev/null", "'command'"},
+	    {"builtin eval %F; cat >/dev/null", "'builtin'"},
+	    {"true; \"exec\" x", "not a plain word"},
+	    {"\\exec x; cat >x", "not a plain word"},
+	    {"'command' x; cat >x", "not a plain word"},
+	    {"'.' ./x; cat >x", "not a plain word"},
+	    {"'trap' %F EXIT; cat >x", "not a plain word"},
+	    {"'cd' %F; cat >x", "not a plain word"},
+	    {"'export' \"X=$1\"; cat >x", "not a plain word"},
+	    {"'read' X; cat >x", "not a plain word"},
+	    {"'alias' x=%F; cat >x", "not a plain word"},
+	    {"command cd %F; cat >x", "'command'"},
+	    {"command export X=%F; cat >x", "'command'"},
+	    {"exec 'eval' x >y", "not a plain word"},
+	    {"exec $P x", "not a plain word"},
+	    {"ca* x >y", "not a plain word"},
+	    {"ca? x >y", "not a plain word"},
+	    {"~ >y", "not a plain word"},
+	    {"-x y >z", "not a plain word"},
+	    {"%x y >z", "not a plain word"},
+	    /* a command word that can expand to nothing */
+	    {"cat >/dev/null; $DELIVER_HOOK", "not a plain word"},
+	    {"cat >/dev/null; $(true)", "$(...)"},
+	    {"cat >/dev/null; `true`", "`...`"},
+	    /* command substitution anywhere: it could read the message */
+	    {"rec.sh -f %F $(sed -n p) -- 2>/dev/null; :", "$(...)"},
+	    {"rec.sh -f %F \"$(cat)\" -- >x", "$(...)"},
+	    {"rec.sh `cat` >x", "`...`"},
+	    {"X=$(cat) rec.sh >x", "$(...)"},
+	    {"rec.sh $((1+1)) >x", "arithmetic"},
+	    {"rec.sh $[1+1] >x", "arithmetic"},
+	    {"rec.sh ${X:0:1} >x", "${...}"},
+	    {"rec.sh ${a[1]} >x", "${...}"},
+	    {"rec.sh ${!X} >x", "${...}"},
+	    /* every $SMTPIPE_* and bash's $_ are client data, as %F is */
+	    {"rec.sh $SMTPIPE_AUTH_USER >x", "unquoted"},
+	    {"rec.sh ${SMTPIPE_X} >x", "unquoted"},
+	    {"\"$SMTPIPE_AUTH_USER\" >x", "names the program"},
+	    {"X=\"$SMTPIPE_AUTH_USER\" rec.sh >x", "variable's value"},
+	    {"rec.sh >\"$SMTPIPE_AUTH_USER\"; :", "file of a redirection"},
+	    {"true \"$1\"; rec.sh $_ >x", "unquoted"},
+	    /* builtins that evaluate, store client data, or change how the
+	     * shell reads and finds later commands */
+	    {"hash -p /tmp/x cat; cat >x", "'hash'"},
+	    {"enable -n echo; echo >x", "'enable'"},
+	    {"fc -s; cat >x", "'fc'"},
+	    {"shopt -s expand_aliases; cat >x", "'shopt'"},
+	    {"set -k; cat >x", "'set'"},
+	    {"shift; cat >x", "'shift'"},
+	    {"getopts a X; cat >x", "'getopts'"},
+	    {"unalias -a; cat >x", "'unalias'"},
+	    {"readonly X; cat >x", "'readonly'"},
+	    {"compgen -W x; cat >x", "'compgen'"},
+	    {"history -w %F; cat >x", "'history'"},
+	    {"mapfile X; cat >x", "'mapfile'"},
+	    {"printf -v X %s %F; cat >x", "printf"},
+	    {"printf %F x; cat >x", "printf"},
+	    {"printf \"-v\" X x; cat >x", "printf"},
+	    {"cat >x; printf", "printf"},
+	    {"test -v \"$1\"; cat >x", "'test'"},
+	    {"[ -v \"$1\" ]; cat >x", "'['"},
+	    {"unset \"$1\"; cat >x", "'unset'"},
+	    {"kill %F; cat >x", "'kill'"},
+	    {"ulimit -t %F; cat >x", "'ulimit'"},
+	    {"cat >x; cd", "recipients would be its arguments"},
+	    {"cat >x; kill", "recipients would be its arguments"},
+	    {"cat >x; [", "recipients would be its arguments"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct cmd_template t;
@@ -257,7 +345,7 @@ static void plain_text(struct gen *g, char *out, size_t n)
 static void segment(struct gen *g)
 {
 	char s[64], v[32];
-	switch (rnd(16)) {
+	switch (rnd(40)) {
 	case 0:
 	case 1: /* plain */
 		plain_text(g, v, 1 + rnd(6));
@@ -330,22 +418,37 @@ static void segment(struct gen *g)
 		put(g, "'");
 		value(g, v);
 		break;
-	case 9: /* a command substitution without %F */
+	case 9: /* a command substitution, even without %F: it could read
+	         * the message or $SMTPIPE_SENDER, so it is refused */
 		plain_text(g, v, 1 + rnd(4));
 		snprintf(s, sizeof(s), rnd(2) ? "$(printf %%s %s)" : "\"$(printf '%%s' %s)\"", v);
 		put(g, s);
 		value(g, v);
+		g->unsafe = true;
 		break;
-	case 10:
-		plain_text(g, v, 1 + rnd(4));
-		snprintf(s, sizeof(s), "`printf %%s %s`", v);
-		put(g, s);
-		value(g, v);
+	case 10: { /* backquotes, arithmetic, bash's $[...], ${...} beyond a
+		    * name and a plain word, unquoted client variables:
+		    * all refused */
+		static const char *const bad[] = {"`printf %s x`",
+		                                  "$((1+1))",
+		                                  "$[1+1]",
+		                                  "${X:0:1}",
+		                                  "${a[0]}",
+		                                  "${!X}",
+		                                  "$SMTPIPE_AUTH_U",
+		                                  "${SMTPIPE_SENDER}",
+		                                  "$_ ",
+		                                  "\"$(cat)\"",
+		                                  "$1",
+		                                  "\"${X:-`id`}\""};
+		put(g, bad[rnd(sizeof(bad) / sizeof(bad[0]))]);
+		value(g, "?");
+		g->unsafe = true;
 		break;
+	}
 	case 11:
 		plain_text(g, v, 1 + rnd(4));
-		snprintf(s, sizeof(s),
-		         rnd(2) ? "${SMTPIPE_UNSET_X:-%s}" : "\"${SMTPIPE_UNSET_X-%s}\"", v);
+		snprintf(s, sizeof(s), rnd(2) ? "${GEN_UNSET_X:-%s}" : "\"${GEN_UNSET_X-%s}\"", v);
 		put(g, s);
 		value(g, v);
 		break;
@@ -379,25 +482,32 @@ static void generate(struct gen *g)
 	                                     "true | true",
 	                                     "echo %F >/dev/null",
 	                                     "cat >/dev/null",
-	                                     "true $(echo a)",
+	                                     "true \"$SMTPIPE_AUTH_USER\" x",
 	                                     "true \"$SMTPIPE_SENDER\" \"$@\"",
 	                                     "true # note %F\n",
 	                                     "( : ; true )",
 	                                     "exec 3>/dev/null",
-	                                     ": \"${SMTPIPE_SENDER:-x}\" \"$1\""};
+	                                     ": \"${SMTPIPE_SENDER:-x}\" \"$1\"",
+	                                     "umask 022",
+	                                     "cd /",
+	                                     "export SMTPIPE_GEN=1",
+	                                     "[ -n x ]",
+	                                     "printf '%s' %F >/dev/null",
+	                                     "/bin/true %F",
+	                                     "echo -n %F >/dev/null"};
 	/* each gives a client a say it must not have: refused */
-	static const char *const bad_prefix[] = {"Y=\"%F\" true",
-	                                         "cd %F",
-	                                         "export Z=%F",
-	                                         "exec %F",
-	                                         "true $(echo %F)",
-	                                         "eval true",
-	                                         "Y=\"$SMTPIPE_SENDER\" true",
-	                                         "true $1",
-	                                         "\"$SMTPIPE_SENDER\"",
-	                                         "true $(echo \"$@\")",
-	                                         "true `echo $SMTPIPE_SENDER`",
-	                                         ": >\"$1\""};
+	static const char *const bad_prefix[] = {
+	    "Y=\"%F\" true", "cd %F", "export Z=%F", "exec %F", "true $(echo %F)", "eval true",
+	    "Y=\"$SMTPIPE_SENDER\" true", "true $1", "\"$SMTPIPE_SENDER\"", "true $(echo \"$@\")",
+	    "true `echo $SMTPIPE_SENDER`", ": >\"$1\"", "true $(echo a)",
+	    /* the command word quoted, escaped, split
+	     * by a continuation or indirect */
+	    "'eval' true", "\"eval\" true", "\\eval true", "e\"\"val true", "ev\\\nal true",
+	    "X=eval; $X true", "$(printf eval) true", "command eval true", "command -p eval true",
+	    "builtin eval true", "'cd' %F", "'export' \"X=$1\"", "command cd %F", "$UNSET_HOOK",
+	    "$(true)", "hash -p /bin/false true", "set -f", "shift", "getopts a X",
+	    "printf -v X %s %F", "printf %F", "test -v \"$1\"", "unset \"$SMTPIPE_SENDER\"",
+	    "kill %F"};
 	static const char *const join[] = {"; ", " && ", "\n", " | ", " & "};
 	static const char *const redir[] = {
 	    "", "", " 2>/dev/null", " </dev/null", " 2>>/dev/null", " 2>&1"};
@@ -421,7 +531,20 @@ static void generate(struct gen *g)
 		put(g, "( ");
 		g->unsafe = true;
 	}
-	put(g, "printf '%s\\0'");
+	/* the last command's word: plain, through exec, or hostile */
+	static const char *const last[] = {"printf", "printf", "printf", "exec printf"};
+	static const char *const bad_last[] = {
+	    "'printf'",          "\"printf\"",     "\\printf",          "p\"\"rintf",
+	    "pr\\\nintf",        "P=printf; $P",   "$(echo printf)",    "command printf",
+	    "command -p printf", "builtin printf", "exec 'printf'",     "exec -a x printf",
+	    "${P:-printf}",      "`echo printf`",  "$UNSET_HOOK printf"};
+	if (rnd(10) == 0) {
+		put(g, bad_last[rnd(sizeof(bad_last) / sizeof(bad_last[0]))]);
+		g->unsafe = true;
+	} else {
+		put(g, last[rnd(sizeof(last) / sizeof(last[0]))]);
+	}
+	put(g, " '%s\\0'");
 	unsigned words = rnd(4);
 	for (unsigned i = 0; i < words; i++) {
 		put(g, " ");
@@ -602,8 +725,9 @@ static void test_property(void **state)
 	print_message("seed %#llx: %u templates accepted and run, %u refused\n",
 	              (unsigned long long)(seed ? strtoull(seed, NULL, 0) : 0x5eed5eedULL),
 	              accepted, refused);
-	/* a parser that refused everything, or nothing, would not pass */
-	if (accepted < cases / 2 || refused < cases / 10)
+	/* a parser that refused everything, or nothing, would not pass (about
+	 * half the grammar is hostile) */
+	if (accepted < cases / 3 || refused < cases / 10)
 		fail_msg("accepted %u, refused %u of %u", accepted, refused, cases);
 }
 
