@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -80,7 +81,6 @@ static void session_id(char *buf, size_t cap)
 struct session {
 	const struct server *srv;
 	struct engine *e;
-	struct reply_buf out; /* the engine's replies, written by smtp_io */
 	struct smtp_io io;
 	struct spool sp;
 	struct tls_conn *tls; /* NULL while plaintext */
@@ -94,6 +94,9 @@ struct session {
 	bool drop;           /* end without writing the replies still queued */
 	bool authed;         /* auth_user holds who logged in */
 	char auth_user[256]; /* SMTPIPE_AUTH_USER for the delivery command */
+	/* last, and not cleared beyond its length: a session dirties only
+	 * the part of these two pages that its replies use */
+	struct reply_buf out; /* the engine's replies, written by smtp_io */
 };
 
 /* Decoded DATA on its way to the spool. Outside struct session so that
@@ -479,7 +482,8 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
 {
 	static struct session s; /* one per process; large buffers off the stack */
 	install_signals();
-	memset(&s, 0, sizeof(s));
+	memset(&s, 0, offsetof(struct session, out));
+	s.out.len = 0;
 	if (session_start(&s, srv, fd_in, fd_out, from) < 0)
 		return EXIT_KIND_FAILURE;
 	enum exit_kind result = serve(&s);
