@@ -151,7 +151,6 @@ static unsigned ct_equal(const char *want, size_t wlen, const char *got, size_t 
 }
 
 static bool file_check(const char *user, size_t ulen, const char *pass, size_t plen);
-static void note_user(const char *user, size_t ulen);
 
 /* auth_check - see auth.h; both fields are always compared, and both
  * the --auth account and the --auth-file users are always checked */
@@ -170,8 +169,6 @@ bool auth_check(const struct auth_secret *s, const char *user, size_t ulen, cons
 	}
 	if (s->file)
 		ok |= file_check(user, ulen, pass, plen);
-	if (ok)
-		note_user(user, ulen);
 	return ok;
 }
 
@@ -328,17 +325,6 @@ static struct {
 	char dummy[CRYPT_OUTPUT_SIZE]; /* for a user not in the file */
 } table;
 static const char *table_path; /* NULL: no --auth-file */
-
-/* note_user - SMTPIPE_AUTH_USER for the delivery command */
-static void note_user(const char *user, size_t ulen)
-{
-	char name[256];
-	if (ulen >= sizeof(name) || memchr(user, '\0', ulen))
-		return;
-	memcpy(name, user, ulen);
-	name[ulen] = '\0';
-	setenv("SMTPIPE_AUTH_USER", name, 1);
-}
 
 /* file_check - the user's hash (or the dummy) against pass; every entry
  * is compared, and the matching one picked by mask, not by branch */

@@ -51,9 +51,8 @@ struct auth_secret {
  * the password for an unknown user too (against a dummy hash made with
  * the file's first hash, so that its method and cost are alike); the
  * crypt result compared in constant time. A password or (accept_any)
- * user with a NUL byte is refused. On success the user is put into this
- * process's environment as SMTPIPE_AUTH_USER, for the delivery command
- * (a session is a process of its own). */
+ * user with a NUL byte is refused. The session gives the accepted user
+ * to the delivery command as SMTPIPE_AUTH_USER (cmd_template_env). */
 bool auth_check(const struct auth_secret *s, const char *user, size_t ulen, const char *pass,
                 size_t plen);
 /* auth_setup - --auth-file (file, or NULL) and --auth-accept-any into s:

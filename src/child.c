@@ -44,24 +44,35 @@ static bool hidden(const char *e)
 	return false;
 }
 
-/* child_env - see child.h */
-char **child_env(const char *extra)
+/* named - whether env entry e is NAME=... for the name of x ("NAME=value"
+ * or "NAME") */
+static bool named(const char *e, const char *x)
 {
-	size_t n = 0, k = 0, name = 0;
+	size_t n = strcspn(x, "=");
+	return strncmp(e, x, n) == 0 && e[n] == '=';
+}
+
+/* child_env - see child.h */
+char **child_env(const char *const *extra)
+{
+	size_t n = 0, k = 0, nx = 0;
 	while (environ[n])
 		n++;
-	if (extra) {
-		const char *eq = strchr(extra, '=');
-		name = eq ? (size_t)(eq - extra) + 1 : strlen(extra);
-	}
-	char **env = calloc(n + 2, sizeof(*env));
+	while (extra && extra[nx])
+		nx++;
+	char **env = calloc(n + nx + 1, sizeof(*env));
 	if (!env)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (!hidden(environ[i]) && !(extra && strncmp(environ[i], extra, name) == 0))
+	for (size_t i = 0; i < n; i++) {
+		bool drop = hidden(environ[i]);
+		for (size_t j = 0; j < nx && !drop; j++)
+			drop = named(environ[i], extra[j]);
+		if (!drop)
 			env[k++] = environ[i];
-	if (extra)
-		env[k] = (char *)extra;
+	}
+	for (size_t j = 0; j < nx; j++)
+		if (strchr(extra[j], '='))
+			env[k++] = (char *)extra[j];
 	return env;
 }
 

@@ -26,10 +26,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* child_env - environ without the variables no child may see, plus
- * extra ("NAME=value", or NULL) in place of any NAME it has; free()
- * the array (the strings are environ's and extra). NULL on ENOMEM */
-char **child_env(const char *extra);
+/* child_env - environ without the variables no child may see, and
+ * without any NAME that extra (a NULL-terminated list, or NULL) names:
+ * an entry "NAME=value" is added in its place, an entry "NAME" only
+ * removes it (so an inherited copy can never pass for ours); free()
+ * the array (the strings are environ's and extra's). NULL on ENOMEM */
+char **child_env(const char *const *extra);
 
 struct child_spec {
 	char *const *argv;

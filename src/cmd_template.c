@@ -270,17 +270,36 @@ char **cmd_template_expand(const struct cmd_template *t, const char *sender,
 	return argv;
 }
 
-/* cmd_template_env - see cmd_template.h */
-char **cmd_template_env(const char *sender)
+/* cmd_template_env - see cmd_template.h. Every string lives in one
+ * block that starts with SMTPIPE_SENDER=, which is how _free finds it */
+char **cmd_template_env(const struct delivery *d)
 {
-	size_t l = strlen(sender) + 16;
-	char *var = malloc(l);
-	if (!var)
+	char uid[24] = "";
+	if (d->client_uid >= 0)
+		snprintf(uid, sizeof(uid), "%ld", d->client_uid);
+	const char *val[] = {d->sender, d->client, d->listener, d->client_uid >= 0 ? uid : NULL,
+	                     d->auth_user};
+	static const char *const name[] = {"SMTPIPE_SENDER", "SMTPIPE_CLIENT", "SMTPIPE_LISTENER",
+	                                   "SMTPIPE_CLIENT_UID", "SMTPIPE_AUTH_USER"};
+	enum { N = sizeof(name) / sizeof(name[0]) };
+	size_t l = 0;
+	for (size_t i = 0; i < N; i++)
+		l += strlen(name[i]) + 2 + (val[i] ? strlen(val[i]) : 0);
+	char *block = malloc(l);
+	if (!block)
 		return NULL;
-	snprintf(var, l, "SMTPIPE_SENDER=%s", sender);
-	char **env = child_env(var); /* no NOTIFY_SOCKET, LISTEN_*, or old SMTPIPE_SENDER */
+	const char *extra[N + 1];
+	char *p = block;
+	for (size_t i = 0; i < N; i++) {
+		extra[i] = p; /* without a value: only the inherited NAME goes */
+		p +=
+		    (val[i] ? sprintf(p, "%s=%s", name[i], val[i]) : sprintf(p, "%s", name[i])) + 1;
+	}
+	extra[N] = NULL;
+	/* no NOTIFY_SOCKET, LISTEN_*, nor any inherited SMTPIPE_ variable */
+	char **env = child_env(extra);
 	if (!env)
-		free(var);
+		free(block);
 	return env;
 }
 
@@ -318,6 +337,8 @@ size_t cmd_template_max_recipients(const char *cmd)
 	for (char **e = environ; *e; e++)
 		fixed += strlen(*e) + 1 + ptr;
 	fixed += sizeof("SMTPIPE_SENDER=") + path + ptr;
+	/* SMTPIPE_CLIENT, _LISTENER, _CLIENT_UID and _AUTH_USER */
+	fixed += 4 * (32 + ptr) + 64 + PATH_MAX + 24 + 256;
 	if (fixed >= limit)
 		return 0;
 	return (limit - fixed) / (path + ptr);

@@ -33,6 +33,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "deliver.h"
+
 struct cmd_template {
 	char **argv; /* NULL-terminated words; for a shell template, its script */
 	size_t argc;
@@ -53,9 +55,12 @@ void cmd_template_free(struct cmd_template *t);
 char **cmd_template_expand(const struct cmd_template *t, const char *sender,
                            const char *const *rcpts, size_t nrcpt);
 void cmd_argv_free(char **argv);
-/* cmd_template_env - environ plus SMTPIPE_SENDER=sender, "" for <>
- * (malloc'd; free with cmd_template_env_free) */
-char **cmd_template_env(const char *sender);
+/* cmd_template_env - environ plus SMTPIPE_SENDER (d->sender, "" for
+ * <>) and d's SMTPIPE_CLIENT, SMTPIPE_LISTENER, SMTPIPE_CLIENT_UID and
+ * SMTPIPE_AUTH_USER (each left out when d has none); whatever environ
+ * held under these names is never passed on (malloc'd; free with
+ * cmd_template_env_free) */
+char **cmd_template_env(const struct delivery *d);
 void cmd_template_env_free(char **env);
 /* cmd_template_max_recipients - the most recipients whose longest
  * addresses (BOUND_PATH) still fit one execve() of cmd with the current

@@ -18,6 +18,12 @@ struct delivery {
 	const char *const *rcpts; /* nrcpt addresses, without <> */
 	size_t nrcpt;
 	const char *id; /* message id for the log */
+	/* For the delivery command's environment (smtpipe(8) ENVIRONMENT),
+	 * filled by the session: */
+	const char *client;    /* SMTPIPE_CLIENT; NULL: unset */
+	const char *listener;  /* SMTPIPE_LISTENER; NULL: unset */
+	long client_uid;       /* SMTPIPE_CLIENT_UID; < 0: unset */
+	const char *auth_user; /* SMTPIPE_AUTH_USER; NULL: no successful AUTH */
 };
 
 struct delivery_result {

@@ -111,7 +111,7 @@ void deliver_pipe_run(const struct cmd_template *t, const struct delivery *d, st
 	memset(r, 0, sizeof(*r));
 	r->exit_status = -1;
 	char **argv = cmd_template_expand(t, d->sender, d->rcpts, d->nrcpt);
-	char **env = cmd_template_env(d->sender);
+	char **env = cmd_template_env(d);
 	int in = spool_input_fd(sp);
 	int out[2] = {-1, -1};
 	pid_t pid = -1;

@@ -176,13 +176,20 @@ static void wipe_credentials(struct engine *e)
 
 static const struct fault_rule *fault(struct engine *e, enum fault_stage stage, const char *arg);
 
+/* The first engine of a process lives here, zeroed (a session process
+ * has exactly one: no heap chunk and no malloc arena page of its own
+ * after fork); any other at the same time comes from the heap. */
+static struct engine first_engine;
+static bool first_engine_used;
+
 /* engine_new - see engine.h */
 struct engine *engine_new(const struct config *cfg, const struct engine_features *feat,
                           const char *peer, const char *id, struct reply_buf *out)
 {
-	struct engine *e = calloc(1, sizeof(*e));
+	struct engine *e = first_engine_used ? calloc(1, sizeof(*e)) : &first_engine;
 	if (!e)
 		return NULL;
+	first_engine_used = true; /* zero until now: engine_free clears it */
 	e->cfg = cfg;
 	e->feat = *feat;
 	if (!e->feat.hostname)
@@ -222,7 +229,12 @@ void engine_free(struct engine *e)
 	tx_reset(&e->tx);
 	free(e->tx.rcpt_buf);
 	wipe_credentials(e);
-	free(e);
+	if (e == &first_engine) {
+		explicit_bzero(e, sizeof(*e)); /* zero again for the next engine_new */
+		first_engine_used = false;
+	} else {
+		free(e);
+	}
 }
 
 /* log_rejected - one line for a refused command, so that a client can

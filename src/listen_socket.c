@@ -99,14 +99,17 @@ void listen_socket_close(bool remove)
 		struct listen_socket *l = &socks[i];
 		if (l->fd >= 0)
 			close(l->fd);
+		/* a session's copies: the table is left as it is, so that its
+		 * pages stay shared with the daemon's (no session reads it) */
+		if (!remove)
+			continue;
 		l->fd = -1;
 		struct stat st;
-		if (remove && l->unix_made && lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
+		if (l->unix_made && lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
 		    st.st_ino == l->ino && unlink(l->path) < 0)
 			log_msg(LOG_ERR, "event=socket-left path=%s error=\"%s\"", l->path,
 			        strerror(errno));
-		if (remove)
-			l->unix_made = false;
+		l->unix_made = false;
 	}
 }
 

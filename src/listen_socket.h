@@ -44,7 +44,8 @@ struct listen_socket *listen_socket_all(unsigned *n);
 unsigned listen_socket_port(const struct listen_socket *l);
 /* listen_socket_close - close every socket; with remove, also remove
  * the Unix sockets made, while each is still the one made (a session
- * closes its copies without removing anything) */
+ * closes its copies without removing anything, and without writing to
+ * the table: a session never uses it again) */
 void listen_socket_close(bool remove);
 
 #endif

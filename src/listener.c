@@ -18,7 +18,8 @@
  * cap and the per-client count (a Unix-socket client: its uid). Each
  * session learns its listener, implicit TLS and peer through a struct
  * session_origin, and its commands through SMTPIPE_CLIENT,
- * SMTPIPE_CLIENT_UID and SMTPIPE_LISTENER. READY=1/STOPPING=1 go to
+ * SMTPIPE_CLIENT_UID and SMTPIPE_LISTENER (put into the command's
+ * environment at spawn, cmd_template_env). READY=1/STOPPING=1 go to
  * NOTIFY_SOCKET.
  */
 #include "listener.h"
@@ -389,24 +390,6 @@ static void describe(int fd, const struct sockaddr_storage *ss, unsigned char ke
 	inet_ntop(AF_INET, key + 12, o->peer, sizeof(o->peer));
 }
 
-/* export_origin - the delivery command's view of the client:
- * SMTPIPE_CLIENT (the peer text of the log and Received:),
- * SMTPIPE_CLIENT_UID (a Unix-socket peer's uid, else unset) and
- * SMTPIPE_LISTENER; whatever the daemon's own environment held under
- * these names is replaced or removed, so none can be forged */
-static void export_origin(const struct session_origin *o)
-{
-	char uid[32];
-	setenv("SMTPIPE_CLIENT", o->peer, 1);
-	setenv("SMTPIPE_LISTENER", o->listener, 1);
-	if (o->uid >= 0) {
-		snprintf(uid, sizeof(uid), "%ld", o->uid);
-		setenv("SMTPIPE_CLIENT_UID", uid, 1);
-	} else {
-		unsetenv("SMTPIPE_CLIENT_UID");
-	}
-}
-
 /* listener_origin - see listener.h */
 void listener_origin(int fd, const char *name, bool tls, struct session_origin *o)
 {
@@ -420,7 +403,6 @@ void listener_origin(int fd, const char *name, bool tls, struct session_origin *
 	o->listener = name;
 	o->tls = tls;
 	describe(fd, &ss, key, o, &local);
-	export_origin(o);
 }
 
 /* sessions_of - how many running sessions serve key */
@@ -526,7 +508,6 @@ static void serve_one(const struct server *srv, int fd, struct session_origin *o
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
-	export_origin(o);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
 }
 

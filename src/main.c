@@ -301,7 +301,8 @@ int main(int argc, char **argv)
 	 * while systemd's sockets are still named in the environment */
 	if (cfg.auth_accept_any && auth_accept_any_check(&cfg, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_USAGE, err);
-	/* set only by a session that authenticated (auth.h), never inherited */
+	/* never inherited: a delivery command gets it from its session
+	 * (cmd_template_env), and no other child sees a copy */
 	unsetenv("SMTPIPE_AUTH_USER");
 	/* before anything runs (passwordeval, the keyring helper): no
 	 * child may inherit systemd's sockets or variables */

@@ -15,8 +15,8 @@
 #include "bounds.h"
 
 struct reply_buf {
+	size_t len; /* first: beside the bytes in use, not a page past them */
 	char data[BOUND_REPLY_BUFFER];
-	size_t len;
 };
 
 /* reply_add - append one reply line "CODE[-| ]text\r\n"; last says

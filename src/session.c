@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -80,7 +81,6 @@ static void session_id(char *buf, size_t cap)
 struct session {
 	const struct server *srv;
 	struct engine *e;
-	struct reply_buf out; /* the engine's replies, written by smtp_io */
 	struct smtp_io io;
 	struct spool sp;
 	struct tls_conn *tls; /* NULL while plaintext */
@@ -89,9 +89,14 @@ struct session {
 	int timeout_ms;
 	char peer[64];
 	char id[24];
-	unsigned messages;  /* handed on with 250 */
-	bool auth_response; /* the next line answers a 334 (longer bound) */
-	bool drop;          /* end without writing the replies still queued */
+	unsigned messages;   /* handed on with 250 */
+	bool auth_response;  /* the next line answers a 334 (longer bound) */
+	bool drop;           /* end without writing the replies still queued */
+	bool authed;         /* auth_user holds who logged in */
+	char auth_user[256]; /* SMTPIPE_AUTH_USER for the delivery command */
+	/* last, and not cleared beyond its length: a session dirties only
+	 * the part of these two pages that its replies use */
+	struct reply_buf out; /* the engine's replies, written by smtp_io */
 };
 
 /* Decoded DATA on its way to the spool. Outside struct session so that
@@ -233,8 +238,16 @@ static const struct engine_event *deliver(struct session *s, const struct engine
                                           const struct data_decoder *d)
 {
 	const struct config *cfg = s->srv->cfg;
-	const struct delivery *dv = &ev->envelope;
+	struct delivery env = ev->envelope;
+	const struct delivery *dv = &env;
 	struct delivery_result r = {.exit_status = -1};
+	/* the command's view of the client, given at spawn time (never
+	 * through our own environment, which a setenv per session would
+	 * copy into pages of our own) */
+	env.client = s->from->peer;
+	env.listener = s->from->listener;
+	env.client_uid = s->from->uid;
+	env.auth_user = s->authed ? s->auth_user : NULL;
 	if (cfg->maildir)
 		deliver_maildir_run(cfg->maildir, s->srv->hostname, dv, &s->sp, &r);
 	else if (cfg->mailbox)
@@ -310,6 +323,11 @@ static const struct engine_event *check_auth(struct session *s, const struct eng
 	bool ok = auth_check(s->srv->auth, c->user, c->user_len, c->pass, c->pass_len);
 	if (!ok)
 		auth_brake_failed();
+	else if (c->user_len < sizeof(s->auth_user) && !memchr(c->user, '\0', c->user_len)) {
+		memcpy(s->auth_user, c->user, c->user_len);
+		s->auth_user[c->user_len] = '\0';
+		s->authed = true;
+	}
 	char user[1024];
 	log_escape(user, sizeof(user), c->user, c->user_len);
 	log_msg(ok ? LOG_INFO : LOG_WARNING, "event=%s client=%s mech=%s user=\"%s\"",
@@ -464,7 +482,8 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
 {
 	static struct session s; /* one per process; large buffers off the stack */
 	install_signals();
-	memset(&s, 0, sizeof(s));
+	memset(&s, 0, offsetof(struct session, out));
+	s.out.len = 0;
 	if (session_start(&s, srv, fd_in, fd_out, from) < 0)
 		return EXIT_KIND_FAILURE;
 	enum exit_kind result = serve(&s);

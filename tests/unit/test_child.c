@@ -40,13 +40,17 @@ static void test_env(void **state)
 	setenv("LISTEN_FDNAMES", "a:b", 1);
 	setenv("SMTPIPE_SENDER", "old", 1);
 	setenv("KEEP_ME", "yes", 1);
-	char **env = child_env("SMTPIPE_SENDER=new");
+	setenv("SMTPIPE_CLIENT", "forged", 1);
+	const char *const extra[] = {"SMTPIPE_SENDER=new", "SMTPIPE_CLIENT", NULL};
+	char **env = child_env(extra);
 	assert_non_null(env);
 	int senders = 0;
 	for (char **e = env; *e; e++) {
 		if (strncmp(*e, "NOTIFY_SOCKET=", 14) == 0 || strncmp(*e, "LISTEN_", 7) == 0)
 			fail_msg("got '%s' in a child's environment, want it removed", *e);
 		senders += strncmp(*e, "SMTPIPE_SENDER=", 15) == 0;
+		if (strncmp(*e, "SMTPIPE_CLIENT=", 15) == 0)
+			fail_msg("got '%s', want an extra without a value to remove it", *e);
 	}
 	if (senders != 1 || !has(env, "SMTPIPE_SENDER=new") || !has(env, "KEEP_ME=yes"))
 		fail_msg("got %d SMTPIPE_SENDER entries, want one 'new' and KEEP_ME kept", senders);
@@ -56,6 +60,7 @@ static void test_env(void **state)
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
 	unsetenv("SMTPIPE_SENDER");
+	unsetenv("SMTPIPE_CLIENT");
 	unsetenv("KEEP_ME");
 }
 

@@ -644,6 +644,62 @@ static size_t run(char **argv, char **env, char *out, size_t cap, int *status)
 	return n;
 }
 
+/* count_var - how many entries of env are NAME=..., *val the last value */
+static int count_var(char **env, const char *name, const char **val)
+{
+	int n = 0;
+	size_t l = strlen(name);
+	*val = NULL;
+	for (char **e = env; *e; e++)
+		if (strncmp(*e, name, l) == 0 && (*e)[l] == '=') {
+			n++;
+			*val = *e + l + 1;
+		}
+	return n;
+}
+
+/* test_env_origin - the session's view of the client reaches the
+ * command as given; copies in our own environment never do, whether
+ * the session has a value to put in their place or not */
+static void test_env_origin(void **state)
+{
+	static const char *const names[] = {"SMTPIPE_SENDER", "SMTPIPE_CLIENT", "SMTPIPE_LISTENER",
+	                                    "SMTPIPE_CLIENT_UID", "SMTPIPE_AUTH_USER"};
+	for (size_t i = 0; i < 5; i++)
+		setenv(names[i], "forged", 1);
+	struct delivery d = {.sender = "s@x",
+	                     .client = "unix:1000",
+	                     .listener = "unix:/run/s.sock",
+	                     .client_uid = 1000,
+	                     .auth_user = "bob"};
+	const char *want[] = {"s@x", "unix:1000", "unix:/run/s.sock", "1000", "bob"};
+	char **env = cmd_template_env(&d);
+	assert_non_null(env);
+	for (size_t i = 0; i < 5; i++) {
+		const char *v;
+		int n = count_var(env, names[i], &v);
+		if (n != 1 || strcmp(v, want[i]) != 0)
+			fail_msg("%s: got %d entries, last '%s'; want one '%s'", names[i], n,
+			         v ? v : "", want[i]);
+	}
+	cmd_template_env_free(env);
+	/* no Unix-socket peer, no AUTH, no client or listener known */
+	struct delivery none = {.sender = "", .client_uid = -1};
+	env = cmd_template_env(&none);
+	assert_non_null(env);
+	for (size_t i = 1; i < 5; i++) {
+		const char *v;
+		if (count_var(env, names[i], &v) != 0)
+			fail_msg("got %s=%s, want it absent", names[i], v);
+	}
+	const char *v;
+	assert_int_equal(count_var(env, "SMTPIPE_SENDER", &v), 1);
+	assert_string_equal(v, "");
+	cmd_template_env_free(env);
+	for (size_t i = 0; i < 5; i++)
+		unsetenv(names[i]);
+}
+
 static void test_property(void **state)
 {
 	const char *seed = getenv("SMTPIPE_PROPERTY_SEED");
@@ -674,7 +730,8 @@ static void test_property(void **state)
 		const char *rcpts[] = {r1, r2};
 		size_t nrcpt = rnd(3);
 		char **argv = cmd_template_expand(&t, sender, rcpts, nrcpt);
-		char **env = cmd_template_env(sender);
+		struct delivery dv = {.sender = sender, .client_uid = -1};
+		char **env = cmd_template_env(&dv);
 		assert_non_null(argv);
 		assert_non_null(env);
 		/* what the contract says printf must get */
@@ -737,7 +794,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_scripts),  cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_run_in),   cmocka_unit_test(test_max_recipients),
-	    cmocka_unit_test(test_property),
+	    cmocka_unit_test(test_property), cmocka_unit_test(test_env_origin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -399,6 +399,35 @@ static const struct engine_event *feed(struct engine *e, struct reply_buf *out,
 	return ev;
 }
 
+/* test_engines_at_once - the first engine's static slot and the heap
+ * serve engines side by side, and a slot used before starts clean */
+static void test_engines_at_once(void **state)
+{
+	struct config cfg = {.max_recipients = 10, .max_message_size = 1000, .max_errors = 20};
+	static struct reply_buf o1, o2, o3;
+	const char *mail[] = {"EHLO a.example", "MAIL FROM:<a@b>"};
+	const char *rcpt[] = {"EHLO b.example", "RCPT TO:<c@d>"};
+	struct engine *e1 = session(&cfg, false, &o1);
+	feed(e1, &o1, mail, 2);
+	struct engine *e2 = session(&cfg, false, &o2);
+	assert_ptr_not_equal(e1, e2);
+	feed(e2, &o2, rcpt, 2);
+	if (o2.len < 3 || memcmp(o2.data, "503", 3) != 0)
+		fail_msg("second engine: got '%.*s' for RCPT, want 503", (int)o2.len, o2.data);
+	o1.len = 0;
+	engine_line(e1, "RCPT TO:<c@d>", 13, false);
+	if (o1.len < 3 || memcmp(o1.data, "250", 3) != 0)
+		fail_msg("first engine: got '%.*s' for RCPT, want 250", (int)o1.len, o1.data);
+	engine_free(e1);
+	struct engine *e3 = session(&cfg, false, &o3); /* e1's storage again */
+	feed(e3, &o3, rcpt, 2);
+	if (o3.len < 3 || memcmp(o3.data, "503", 3) != 0)
+		fail_msg("engine after a freed one: got '%.*s' for RCPT, want 503", (int)o3.len,
+		         o3.data);
+	engine_free(e3);
+	engine_free(e2);
+}
+
 /* test_received - the trace header is safe and complete */
 static void test_received(void **state)
 {
@@ -683,6 +712,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_transcripts),
 	    cmocka_unit_test(test_received),
+	    cmocka_unit_test(test_engines_at_once),
 	    cmocka_unit_test(test_received_tls),
 	    cmocka_unit_test(test_recipient_list_out_of_memory),
 	    cmocka_unit_test(test_login_user_compared_whole),
