@@ -26,19 +26,8 @@
 #include "data.h"
 #include "faults.h"
 #include "log.h"
+#include "engine_impl.h"
 #include "smtp_cmd.h"
-
-enum engine_state {
-	STATE_CONNECTED,  /* before HELO/EHLO */
-	STATE_READY,      /* greeted, no transaction */
-	STATE_MAIL,       /* MAIL accepted, no recipient yet */
-	STATE_RCPT,       /* at least one recipient */
-	STATE_DATA,       /* reading message text */
-	STATE_AUTH_PLAIN, /* waiting for the PLAIN response after 334 */
-	STATE_AUTH_USER,  /* LOGIN: waiting for the user name */
-	STATE_AUTH_PASS,  /* LOGIN: waiting for the password */
-	STATE_CLOSED,
-};
 
 /* for the debug log of every state change */
 static const char *const state_names[] = {
@@ -47,56 +36,6 @@ static const char *const state_names[] = {
     [STATE_DATA] = "data",           [STATE_AUTH_PLAIN] = "auth-plain",
     [STATE_AUTH_USER] = "auth-user", [STATE_AUTH_PASS] = "auth-pass",
     [STATE_CLOSED] = "closed",
-};
-
-/* facts about the session, as flag bits */
-enum {
-	FLAG_ESMTP = 1 << 0,  /* greeted with EHLO */
-	FLAG_TLS = 1 << 1,    /* TLS is active */
-	FLAG_AUTHED = 1 << 2, /* AUTH succeeded */
-	/* the AUTH LOGIN user did not fit auth_user, so the check that
-	 * follows must fail (a cut name is never compared as the whole) */
-	FLAG_LOGIN_USER_LONG = 1 << 3,
-};
-
-/* One transaction (MAIL .. end of DATA); reset by RSET, HELO/EHLO,
- * STARTTLS and after each message. */
-struct transaction {
-	char sender[BOUND_PATH + 1];
-	struct mail_params params;
-	char *rcpt_buf; /* recipients, NUL-separated */
-	size_t rcpt_used;
-	size_t rcpt_cap;
-	const char **rcpts; /* pointers into rcpt_buf, built at delivery */
-	size_t nrcpt;
-};
-
-struct engine {
-	const struct config *cfg;
-	struct engine_features feat;
-	struct reply_buf *out;
-	enum engine_state state;
-	enum engine_end end; /* why, once CLOSED */
-	unsigned flags;
-	unsigned errors;
-	unsigned messages; /* accepted so far */
-	struct transaction tx;
-	char helo[256];     /* client's HELO/EHLO name */
-	char peer[64];      /* client address for logs and Received */
-	char id[24];        /* session id */
-	char tls_desc[160]; /* the TLS session, for Received */
-	bool has_tls_desc;
-	char with[16];        /* the Received: protocol of the message */
-	char auth_user[256];  /* decoded, for the check and the log */
-	char auth_pass[1024]; /* wiped after every check */
-	size_t auth_user_len;
-	size_t auth_pass_len;
-	char auth_mech[8]; /* "PLAIN" or "LOGIN", for the log */
-	const char *verb;  /* the command being answered, for the log */
-	struct engine_event ev;
-	/* the connect stage's fault, for engine_opening */
-	enum engine_event_kind opening;
-	unsigned opening_delay;
 };
 
 /* elog - one line to the session's log hook, if it wants lines at prio */
@@ -113,8 +52,8 @@ __attribute__((format(printf, 3, 4))) static void elog(const struct engine *e, i
 	e->feat.log(prio, line);
 }
 
-/* set_state - every state change, logged by name */
-static void set_state(struct engine *e, enum engine_state st)
+/* engine_set_state - every state change, logged by name */
+void engine_set_state(struct engine *e, enum engine_state st)
 {
 	if (st != e->state)
 		elog(e, LOG_DEBUG, "event=state from=%s to=%s", state_names[e->state],
@@ -129,14 +68,14 @@ static bool in_auth(const struct engine *e)
 	       e->state == STATE_AUTH_PASS;
 }
 
-/* begin - every public call starts from an empty event */
-static void begin(struct engine *e)
+/* engine_begin - every public call starts from an empty event */
+void engine_begin(struct engine *e)
 {
 	memset(&e->ev, 0, sizeof(e->ev));
 }
 
-/* emit - the event of the call that ends now */
-static const struct engine_event *emit(struct engine *e, enum engine_event_kind kind)
+/* engine_emit - the event of the call that ends now */
+const struct engine_event *engine_emit(struct engine *e, enum engine_event_kind kind)
 {
 	e->ev.kind = kind;
 	e->ev.auth_response = in_auth(e);
@@ -148,7 +87,7 @@ static const struct engine_event *emit(struct engine *e, enum engine_event_kind 
 /* close_session - the session ends for why */
 static enum engine_event_kind close_session(struct engine *e, enum engine_end why)
 {
-	set_state(e, STATE_CLOSED);
+	engine_set_state(e, STATE_CLOSED);
 	e->end = why;
 	return ENGINE_EV_CLOSE;
 }
@@ -164,8 +103,8 @@ static void tx_reset(struct transaction *tx)
 	tx->rcpts = NULL;
 }
 
-/* wipe_credentials - the decoded user and password are gone after use */
-static void wipe_credentials(struct engine *e)
+/* engine_wipe_credentials - the decoded user and password are gone after use */
+void engine_wipe_credentials(struct engine *e)
 {
 	explicit_bzero(e->auth_user, sizeof(e->auth_user));
 	explicit_bzero(e->auth_pass, sizeof(e->auth_pass));
@@ -173,8 +112,6 @@ static void wipe_credentials(struct engine *e)
 	e->auth_pass_len = 0;
 	memset(&e->ev.cred, 0, sizeof(e->ev.cred));
 }
-
-static const struct fault_rule *fault(struct engine *e, enum fault_stage stage, const char *arg);
 
 /* The first engine of a process lives here, zeroed (a session process
  * has exactly one: no heap chunk and no malloc arena page of its own
@@ -200,7 +137,7 @@ struct engine *engine_new(const struct config *cfg, const struct engine_features
 	e->state = STATE_CONNECTED;
 	/* a refused greeting ends the session at once (a client that
 	 * waits for QUIT's turn, RFC 5321 3.1, has learnt what it needs) */
-	const struct fault_rule *r = fault(e, FAULT_CONNECT, e->peer);
+	const struct fault_rule *r = engine_fault(e, FAULT_CONNECT, e->peer);
 	e->opening_delay = e->ev.delay_s;
 	if (r && r->action == FAULT_REPLY) {
 		reply_add(e->out, r->code, true, "%s", r->text);
@@ -216,9 +153,9 @@ struct engine *engine_new(const struct config *cfg, const struct engine_features
 /* engine_opening - see engine.h */
 const struct engine_event *engine_opening(struct engine *e)
 {
-	begin(e);
+	engine_begin(e);
 	e->ev.delay_s = e->opening_delay;
-	return emit(e, e->opening);
+	return engine_emit(e, e->opening);
 }
 
 /* engine_free - release the transaction and wipe credentials */
@@ -228,7 +165,7 @@ void engine_free(struct engine *e)
 		return;
 	tx_reset(&e->tx);
 	free(e->tx.rcpt_buf);
-	wipe_credentials(e);
+	engine_wipe_credentials(e);
 	if (e == &first_engine) {
 		explicit_bzero(e, sizeof(*e)); /* zero again for the next engine_new */
 		first_engine_used = false;
@@ -247,9 +184,9 @@ static void log_rejected(const struct engine *e, int code, const char *text)
 	     e->verb ? e->verb : "UNKNOWN", code, text);
 }
 
-/* count_error - reply to a client mistake that is logged elsewhere; the
+/* engine_count_error - reply to a client mistake that is logged elsewhere; the
  * error cap ends the session with 421 (Postfix smtpd_hard_error_limit) */
-static enum engine_event_kind count_error(struct engine *e, int code, const char *text)
+enum engine_event_kind engine_count_error(struct engine *e, int code, const char *text)
 {
 	reply_add(e->out, code, true, "%s", text);
 	e->errors++;
@@ -262,19 +199,19 @@ static enum engine_event_kind count_error(struct engine *e, int code, const char
 	return ENGINE_EV_NONE;
 }
 
-/* client_error - reply to a client mistake, log it, count it */
-static enum engine_event_kind client_error(struct engine *e, int code, const char *text)
+/* engine_client_error - reply to a client mistake, log it, count it */
+enum engine_event_kind engine_client_error(struct engine *e, int code, const char *text)
 {
 	log_rejected(e, code, text);
-	return count_error(e, code, text);
+	return engine_count_error(e, code, text);
 }
 
 /* --- faults (faults.h) -------------------------------------------- */
 
-/* fault - the rule that fires at stage for arg, logged (server facts
+/* engine_fault - the rule that fires at stage for arg, logged (server facts
  * first, the client's text escaped last), or NULL; a delay is put on
  * the event and NULL returned, so the command goes on as usual */
-static const struct fault_rule *fault(struct engine *e, enum fault_stage stage, const char *arg)
+const struct fault_rule *engine_fault(struct engine *e, enum fault_stage stage, const char *arg)
 {
 	size_t index;
 	unsigned long long nth;
@@ -305,9 +242,9 @@ static const struct fault_rule *fault(struct engine *e, enum fault_stage stage, 
 	return r;
 }
 
-/* fault_act - carry out a reply or drop rule: a drop queues nothing and
+/* engine_fault_act - carry out a reply or drop rule: a drop queues nothing and
  * closes; a reply is queued in turn, and a 421 closes as 421 does */
-static enum engine_event_kind fault_act(struct engine *e, const struct fault_rule *r)
+enum engine_event_kind engine_fault_act(struct engine *e, const struct fault_rule *r)
 {
 	if (r->action == FAULT_REPLY)
 		reply_add(e->out, r->code, true, "%s", r->text);
@@ -334,7 +271,6 @@ static enum engine_event_kind cmd_help(struct engine *e, const char *args, size_
 static enum engine_event_kind cmd_vrfy(struct engine *e, const char *args, size_t len);
 static enum engine_event_kind cmd_expn(struct engine *e, const char *args, size_t len);
 static enum engine_event_kind cmd_starttls(struct engine *e, const char *args, size_t len);
-static enum engine_event_kind cmd_auth(struct engine *e, const char *args, size_t len);
 static enum engine_event_kind cmd_not_implemented(struct engine *e, const char *args, size_t len);
 
 #define ST(s) (1u << (s))
@@ -406,7 +342,7 @@ static const struct command {
                        .once = FLAG_TLS,
                        .not_offered = {0, 502, "5.5.1 Error: command not implemented"},
                        .again = {0, 503, "5.5.1 Error: TLS already active"}},
-    [VERB_AUTH] = {.fn = cmd_auth,
+    [VERB_AUTH] = {.fn = engine_cmd_auth,
                    .states = ST(STATE_READY),
                    .flags = CMD_ENDS_GROUP,
                    .needs = FEAT_AUTH,
@@ -460,16 +396,13 @@ static const struct refusal *refuse(const struct engine *e, const struct command
 	return &sequence; /* a state that reads no commands: a bug */
 }
 
-static enum engine_event_kind auth_response(struct engine *e, const char *line, size_t len,
-                                            bool too_long);
-
 /* dispatch - one command line: refusals first, then the handler */
 static enum engine_event_kind dispatch(struct engine *e, const char *line, size_t len,
                                        bool too_long)
 {
 	e->verb = NULL;
 	if (memchr(line, '\0', len))
-		return client_error(e, 500, "5.5.2 Error: NUL byte in command");
+		return engine_client_error(e, 500, "5.5.2 Error: NUL byte in command");
 	const char *args;
 	size_t alen;
 	bool bad_sep;
@@ -477,9 +410,9 @@ static enum engine_event_kind dispatch(struct engine *e, const char *line, size_
 	e->verb = bad_sep ? NULL : smtp_cmd_verb_name(verb);
 	/* RFC 5321 4.5.3.1.4, except AUTH whose line RFC 4954 allows longer */
 	if (too_long || (verb != VERB_AUTH && len > BOUND_COMMAND_LINE - 2))
-		return client_error(e, 500, "5.5.2 Error: line too long");
+		return engine_client_error(e, 500, "5.5.2 Error: line too long");
 	if (verb == VERB_UNKNOWN || bad_sep)
-		return client_error(e, 500, "5.5.2 Error: command not recognized");
+		return engine_client_error(e, 500, "5.5.2 Error: command not recognized");
 	const struct command *c = &commands[verb];
 	while (alen > 0 && args[alen - 1] == ' ') /* trailing blanks are noise */
 		alen--;
@@ -488,10 +421,10 @@ static enum engine_event_kind dispatch(struct engine *e, const char *line, size_
 	if (syntax) {
 		char text[64];
 		snprintf(text, sizeof(text), "5.5.4 Syntax: %s", smtp_cmd_verb_name(verb));
-		return client_error(e, 501, text);
+		return engine_client_error(e, 501, text);
 	}
 	if (r)
-		return client_error(e, r->code, r->text);
+		return engine_client_error(e, r->code, r->text);
 	return c->fn(e, args, alen);
 }
 
@@ -499,14 +432,14 @@ static enum engine_event_kind dispatch(struct engine *e, const char *line, size_
 const struct engine_event *engine_line(struct engine *e, const char *line, size_t len,
                                        bool too_long)
 {
-	begin(e);
+	engine_begin(e);
 	if (e->state == STATE_CLOSED)
-		return emit(e, ENGINE_EV_CLOSE);
+		return engine_emit(e, ENGINE_EV_CLOSE);
 	if (in_auth(e)) {
 		e->verb = "AUTH"; /* a response line: its text is never logged */
-		return emit(e, auth_response(e, line, len, too_long));
+		return engine_emit(e, engine_auth_response(e, line, len, too_long));
 	}
-	return emit(e, dispatch(e, line, len, too_long));
+	return engine_emit(e, dispatch(e, line, len, too_long));
 }
 
 /* --- the handlers ------------------------------------------------- */
@@ -520,22 +453,22 @@ static bool greet(struct engine *e, const char *args, size_t len, const char *ve
 	if (!smtp_cmd_domain_ok(args, len)) {
 		char text[64];
 		snprintf(text, sizeof(text), "5.5.4 Syntax: %s hostname", verb);
-		client_error(e, 501, text);
+		engine_client_error(e, 501, text);
 		*k = e->state == STATE_CLOSED ? ENGINE_EV_CLOSE : ENGINE_EV_NONE;
 		return false;
 	}
 	char name[sizeof(e->helo)];
 	memcpy(name, args, len);
 	name[len] = '\0';
-	const struct fault_rule *r = fault(e, FAULT_HELO, name);
+	const struct fault_rule *r = engine_fault(e, FAULT_HELO, name);
 	if (r) {
-		*k = fault_act(e, r);
+		*k = engine_fault_act(e, r);
 		return false;
 	}
 	memcpy(e->helo, args, len);
 	e->helo[len] = '\0';
 	tx_reset(&e->tx);
-	set_state(e, STATE_READY);
+	engine_set_state(e, STATE_READY);
 	char esc[sizeof(e->helo) * 4];
 	log_escape(esc, sizeof(esc), e->helo, len);
 	elog(e, LOG_DEBUG, "event=helo verb=%s name=\"%s\"", verb, esc);
@@ -581,19 +514,20 @@ static enum engine_event_kind path_reply(struct engine *e, enum path_error pe, b
 {
 	switch (pe) {
 	case PATH_TOO_LONG:
-		return client_error(e, 501,
-		                    sender ? "5.1.7 Sender address too long"
-		                           : "5.1.3 Recipient address too long");
+		return engine_client_error(e, 501,
+		                           sender ? "5.1.7 Sender address too long"
+		                                  : "5.1.3 Recipient address too long");
 	case PATH_REFUSED:
-		return client_error(e, 553,
-		                    sender ? "5.1.7 Sender address not allowed"
-		                           : "5.1.3 Recipient address not allowed");
+		return engine_client_error(e, 553,
+		                           sender ? "5.1.7 Sender address not allowed"
+		                                  : "5.1.3 Recipient address not allowed");
 	case PATH_8BIT:
-		return client_error(e, 553, "5.6.7 8-bit address needs the SMTPUTF8 parameter");
+		return engine_client_error(e, 553,
+		                           "5.6.7 8-bit address needs the SMTPUTF8 parameter");
 	default:
-		return client_error(e, 501,
-		                    sender ? "5.1.7 Bad sender address syntax"
-		                           : "5.1.3 Bad recipient address syntax");
+		return engine_client_error(e, 501,
+		                           sender ? "5.1.7 Bad sender address syntax"
+		                                  : "5.1.3 Bad recipient address syntax");
 	}
 }
 
@@ -609,9 +543,9 @@ static enum engine_event_kind cmd_mail(struct engine *e, const char *args, size_
 	struct mail_params mp;
 	switch (smtp_cmd_mail_params(rest, rlen, &mp)) {
 	case PARAM_SYNTAX:
-		return client_error(e, 501, "5.5.4 Bad MAIL parameter syntax");
+		return engine_client_error(e, 501, "5.5.4 Bad MAIL parameter syntax");
 	case PARAM_UNSUPPORTED:
-		return client_error(e, 555, "5.5.4 Unsupported MAIL parameter");
+		return engine_client_error(e, 555, "5.5.4 Unsupported MAIL parameter");
 	case PARAM_OK:
 		break;
 	}
@@ -621,14 +555,14 @@ static enum engine_event_kind cmd_mail(struct engine *e, const char *args, size_
 			return path_reply(e, pe, true);
 	}
 	if (mp.size_given && mp.size > e->cfg->max_message_size)
-		return client_error(e, 552, "5.3.4 Message size exceeds fixed limit");
-	const struct fault_rule *r = fault(e, FAULT_MAIL, addr);
+		return engine_client_error(e, 552, "5.3.4 Message size exceeds fixed limit");
+	const struct fault_rule *r = engine_fault(e, FAULT_MAIL, addr);
 	if (r)
-		return fault_act(e, r);
+		return engine_fault_act(e, r);
 	tx_reset(&e->tx);
 	memcpy(e->tx.sender, addr, strlen(addr) + 1);
 	e->tx.params = mp;
-	set_state(e, STATE_MAIL);
+	engine_set_state(e, STATE_MAIL);
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
 	elog(e, LOG_DEBUG, "event=mail size=%llu from=\"%s\"", mp.size, esc);
@@ -669,10 +603,10 @@ static enum engine_event_kind cmd_rcpt(struct engine *e, const char *args, size_
 	if (pe != PATH_OK)
 		return path_reply(e, pe, false);
 	if (smtp_cmd_rcpt_params(rest, rlen) != PARAM_OK)
-		return client_error(e, 555, "5.5.4 Unsupported RCPT parameter");
-	const struct fault_rule *r = fault(e, FAULT_RCPT, addr);
+		return engine_client_error(e, 555, "5.5.4 Unsupported RCPT parameter");
+	const struct fault_rule *r = engine_fault(e, FAULT_RCPT, addr);
 	if (r) /* the recipient is not added */
-		return fault_act(e, r);
+		return engine_fault_act(e, r);
 	/* RFC 5321 4.5.3.1.10: 452 asks the client to send the rest later. */
 	if (e->tx.nrcpt >= e->cfg->max_recipients) {
 		elog(e, LOG_NOTICE, "event=too-many-recipients limit=%u client=%s",
@@ -684,7 +618,7 @@ static enum engine_event_kind cmd_rcpt(struct engine *e, const char *args, size_
 		reply_add(e->out, 452, true, "4.3.1 Insufficient system storage");
 		return ENGINE_EV_NONE;
 	}
-	set_state(e, STATE_RCPT);
+	engine_set_state(e, STATE_RCPT);
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), addr, strlen(addr));
 	elog(e, LOG_DEBUG, "event=rcpt to=\"%s\"", esc);
@@ -715,10 +649,10 @@ static void trace(struct engine *e, struct engine_trace *t)
 static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_t len)
 {
 	(void)args, (void)len;
-	const struct fault_rule *r = fault(e, FAULT_DATA, e->tx.sender);
+	const struct fault_rule *r = engine_fault(e, FAULT_DATA, e->tx.sender);
 	if (r) /* the transaction stays as it was: RSET, or DATA again */
-		return fault_act(e, r);
-	set_state(e, STATE_DATA);
+		return engine_fault_act(e, r);
+	engine_set_state(e, STATE_DATA);
 	reply_add(e->out, 354, true, "End data with <CR><LF>.<CR><LF>");
 	trace(e, &e->ev.trace);
 	return ENGINE_EV_DATA;
@@ -730,7 +664,7 @@ static enum engine_event_kind cmd_rset(struct engine *e, const char *args, size_
 	(void)args, (void)len;
 	tx_reset(&e->tx);
 	if (e->state != STATE_CONNECTED)
-		set_state(e, STATE_READY);
+		engine_set_state(e, STATE_READY);
 	reply_add(e->out, 250, true, "2.0.0 Ok");
 	return ENGINE_EV_NONE;
 }
@@ -747,9 +681,9 @@ static enum engine_event_kind cmd_noop(struct engine *e, const char *args, size_
 static enum engine_event_kind cmd_quit(struct engine *e, const char *args, size_t len)
 {
 	(void)args, (void)len;
-	const struct fault_rule *r = fault(e, FAULT_QUIT, e->peer);
+	const struct fault_rule *r = engine_fault(e, FAULT_QUIT, e->peer);
 	if (r) { /* the session ends all the same */
-		fault_act(e, r);
+		engine_fault_act(e, r);
 		return close_session(e, ENGINE_END_FAULT);
 	}
 	reply_add(e->out, 221, true, "2.0.0 Bye");
@@ -774,7 +708,7 @@ static enum engine_event_kind cmd_vrfy(struct engine *e, const char *args, size_
 {
 	(void)args;
 	if (len == 0)
-		return client_error(e, 501, "5.5.4 Syntax: VRFY address");
+		return engine_client_error(e, 501, "5.5.4 Syntax: VRFY address");
 	reply_add(e->out, 252, true, "2.5.0 Cannot VRFY user, but will accept message");
 	return ENGINE_EV_NONE;
 }
@@ -794,7 +728,7 @@ static enum engine_event_kind cmd_expn(struct engine *e, const char *args, size_
 static enum engine_event_kind cmd_not_implemented(struct engine *e, const char *args, size_t len)
 {
 	(void)args, (void)len;
-	return client_error(e, 502, "5.5.1 Error: command not implemented");
+	return engine_client_error(e, 502, "5.5.1 Error: command not implemented");
 }
 
 /* cmd_starttls - RFC 3207 (offered, no TLS yet: the table checked) */
@@ -809,174 +743,15 @@ static enum engine_event_kind cmd_starttls(struct engine *e, const char *args, s
 /* engine_tls_started - RFC 3207 4.2: forget everything, expect EHLO */
 const struct engine_event *engine_tls_started(struct engine *e, const char *tls_desc)
 {
-	begin(e);
+	engine_begin(e);
 	snprintf(e->tls_desc, sizeof(e->tls_desc), "%s", tls_desc ? tls_desc : "");
 	e->has_tls_desc = tls_desc != NULL;
 	e->flags |= FLAG_TLS;
 	e->flags &= ~(unsigned)FLAG_ESMTP;
 	e->helo[0] = '\0';
 	tx_reset(&e->tx);
-	set_state(e, STATE_CONNECTED);
-	return emit(e, ENGINE_EV_NONE);
-}
-
-/* --- AUTH (RFC 4954) ---------------------------------------------- */
-
-/* auth_credentials - hand decoded credentials to the session's check;
- * a field over its buffer leaves pass_len 0, which never matches (an
- * empty password is refused at start-up) */
-static enum engine_event_kind auth_credentials(struct engine *e, const char *user, size_t ulen,
-                                               const char *pass, size_t plen)
-{
-	e->auth_user_len = ulen < sizeof(e->auth_user) ? ulen : sizeof(e->auth_user) - 1;
-	memmove(e->auth_user, user, e->auth_user_len); /* LOGIN passes auth_user itself */
-	e->auth_user[e->auth_user_len] = '\0';
-	if (plen < sizeof(e->auth_pass) && ulen < sizeof(e->auth_user)) {
-		memcpy(e->auth_pass, pass, plen);
-		e->auth_pass_len = plen;
-	} else {
-		e->auth_pass_len = 0;
-	}
-	set_state(e, STATE_READY);
-	return ENGINE_EV_AUTH;
-}
-
-/* credentials_event - the event carries what auth_credentials kept;
- * an auth fault answers instead, before any check and outside the
- * brake: it never lets anyone in, so no guess is tried and nothing
- * about the secret can be timed, and it costs other clients no turn */
-static enum engine_event_kind credentials_event(struct engine *e)
-{
-	const struct fault_rule *r = fault(e, FAULT_AUTH, e->auth_user);
-	if (r) {
-		wipe_credentials(e);
-		return fault_act(e, r);
-	}
-	e->ev.cred = (struct engine_credentials){.mech = e->auth_mech,
-	                                         .user = e->auth_user,
-	                                         .user_len = e->auth_user_len,
-	                                         .pass = e->auth_pass,
-	                                         .pass_len = e->auth_pass_len};
-	return ENGINE_EV_AUTH;
-}
-
-/* auth_plain - decode a PLAIN response (RFC 4616 2) */
-static enum engine_event_kind auth_plain(struct engine *e, const char *b64, size_t len)
-{
-	char buf[BOUND_AUTH_LINE];
-	long n = (len == 1 && b64[0] == '=') ? 0 : auth_b64_decode(b64, len, buf, sizeof(buf));
-	set_state(e, STATE_READY);
-	if (n < 0)
-		return client_error(e, 501, "5.5.2 Invalid base64 data");
-	const char *zid, *user, *pass;
-	size_t zl, ul, pl;
-	if (auth_plain_split(buf, (size_t)n, &zid, &zl, &user, &ul, &pass, &pl) < 0) {
-		explicit_bzero(buf, sizeof(buf));
-		return client_error(e, 501, "5.5.2 Malformed PLAIN response");
-	}
-	/* We only act as the user who logs in: an authzid must name them. */
-	bool zid_ok = zl == 0 || (zl == ul && memcmp(zid, user, ul) == 0);
-	auth_credentials(e, user, ul, pass, zid_ok ? pl : 0);
-	if (!zid_ok)
-		e->auth_pass_len = 0;
-	explicit_bzero(buf, sizeof(buf));
-	return credentials_event(e);
-}
-
-/* auth_login_user - the LOGIN user name; the password is asked next */
-static enum engine_event_kind auth_login_user(struct engine *e, const char *buf, size_t n)
-{
-	size_t ul = n < sizeof(e->auth_user) ? n : sizeof(e->auth_user) - 1;
-	memcpy(e->auth_user, buf, ul);
-	e->auth_user[ul] = '\0';
-	e->auth_user_len = ul; /* cut for the log only: */
-	if (n >= sizeof(e->auth_user))
-		e->flags |= FLAG_LOGIN_USER_LONG;
-	set_state(e, STATE_AUTH_PASS);
-	reply_add(e->out, 334, true, "UGFzc3dvcmQ6"); /* "Password:" */
-	return ENGINE_EV_NONE;
-}
-
-/* auth_abort - a cancelled or unusable response: back to READY */
-static enum engine_event_kind auth_abort(struct engine *e, int code, const char *text)
-{
-	set_state(e, STATE_READY);
-	e->flags &= ~(unsigned)FLAG_LOGIN_USER_LONG;
-	wipe_credentials(e);
-	return client_error(e, code, text);
-}
-
-/* auth_response - a line after a 334 challenge */
-static enum engine_event_kind auth_response(struct engine *e, const char *line, size_t len,
-                                            bool too_long)
-{
-	if (len == 1 && line[0] == '*')
-		return auth_abort(e, 501, "5.7.0 Authentication cancelled");
-	if (too_long)
-		return auth_abort(e, 500, "5.5.2 Error: line too long");
-	if (e->state == STATE_AUTH_PLAIN)
-		return auth_plain(e, line, len);
-	char buf[BOUND_AUTH_LINE];
-	long n = auth_b64_decode(line, len, buf, sizeof(buf));
-	if (n < 0)
-		return auth_abort(e, 501, "5.5.2 Invalid base64 data");
-	if (e->state == STATE_AUTH_USER) {
-		enum engine_event_kind k = auth_login_user(e, buf, (size_t)n);
-		explicit_bzero(buf, sizeof(buf));
-		return k;
-	}
-	auth_credentials(e, e->auth_user, e->auth_user_len, buf, (size_t)n);
-	if (e->flags & FLAG_LOGIN_USER_LONG)
-		e->auth_pass_len = 0; /* as PLAIN does: never matches */
-	e->flags &= ~(unsigned)FLAG_LOGIN_USER_LONG;
-	explicit_bzero(buf, sizeof(buf));
-	return credentials_event(e);
-}
-
-/* cmd_auth - RFC 4954 4 with PLAIN and LOGIN (offered, not yet
- * authenticated, outside a transaction: the table checked) */
-static enum engine_event_kind cmd_auth(struct engine *e, const char *args, size_t len)
-{
-	const char *sp = memchr(args, ' ', len);
-	size_t ml = sp ? (size_t)(sp - args) : len;
-	const char *ir = sp ? sp + 1 : NULL;
-	size_t irl = sp ? len - ml - 1 : 0;
-	if (ml == 0)
-		return client_error(e, 501, "5.5.4 Syntax: AUTH mechanism");
-	if (ml == 5 && strncasecmp(args, "PLAIN", 5) == 0) {
-		snprintf(e->auth_mech, sizeof(e->auth_mech), "PLAIN");
-		if (ir)
-			return auth_plain(e, ir, irl);
-		set_state(e, STATE_AUTH_PLAIN);
-		/* RFC 4954 4: "334" SP [base64] CRLF, so an empty challenge is
-		 * "334 " (GNU SASL refuses a second space as bad base64) */
-		reply_add(e->out, 334, true, "%s", "");
-		return ENGINE_EV_NONE;
-	}
-	if (ml == 5 && strncasecmp(args, "LOGIN", 5) == 0) {
-		snprintf(e->auth_mech, sizeof(e->auth_mech), "LOGIN");
-		e->flags &= ~(unsigned)FLAG_LOGIN_USER_LONG;
-		set_state(e, STATE_AUTH_USER);
-		if (ir) /* an initial response carries the user name */
-			return auth_response(e, ir, irl, false);
-		reply_add(e->out, 334, true, "VXNlcm5hbWU6"); /* "Username:" */
-		return ENGINE_EV_NONE;
-	}
-	return client_error(e, 504, "5.5.4 Unrecognized authentication type");
-}
-
-/* engine_auth_result - the session checked the credentials */
-const struct engine_event *engine_auth_result(struct engine *e, bool ok)
-{
-	begin(e);
-	wipe_credentials(e);
-	if (ok) {
-		e->flags |= FLAG_AUTHED;
-		reply_add(e->out, 235, true, "2.7.0 Authentication successful");
-		return emit(e, ENGINE_EV_NONE);
-	}
-	/* the session logs event=auth-failed */
-	return emit(e, count_error(e, 535, "5.7.8 Authentication credentials invalid"));
+	engine_set_state(e, STATE_CONNECTED);
+	return engine_emit(e, ENGINE_EV_NONE);
 }
 
 /* --- the end of DATA and delivery ---------------------------------- */
@@ -1022,32 +797,32 @@ static void spool_failed(struct engine *e, const struct data_decoder *d, int spo
 const struct engine_event *engine_data_end(struct engine *e, const struct data_decoder *d,
                                            int spool_error)
 {
-	begin(e);
-	set_state(e, STATE_READY);
+	engine_begin(e);
+	engine_set_state(e, STATE_READY);
 	const char *why = NULL;
 	enum engine_event_kind k = ENGINE_EV_NONE;
 	if (d->too_big) {
 		why = "too-big";
-		k = count_error(e, 552, "5.3.4 Message size exceeds fixed limit");
+		k = engine_count_error(e, 552, "5.3.4 Message size exceeds fixed limit");
 	} else if (d->line_too_long) {
 		why = "line-too-long";
-		k = count_error(e, 500, "5.5.2 Error: line too long in message text");
+		k = engine_count_error(e, 500, "5.5.2 Error: line too long in message text");
 	} else if (spool_error) {
 		spool_failed(e, d, spool_error);
 	} else {
 		/* invariant 1: a dot fault answers instead of a delivery */
-		const struct fault_rule *r = fault(e, FAULT_DOT, e->tx.sender);
+		const struct fault_rule *r = engine_fault(e, FAULT_DOT, e->tx.sender);
 		if (r) {
 			tx_reset(&e->tx);
-			return emit(e, fault_act(e, r));
+			return engine_emit(e, engine_fault_act(e, r));
 		}
-		return emit(e, envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE);
+		return engine_emit(e, envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE);
 	}
 	if (why)
 		elog(e, LOG_NOTICE, "event=rejected reason=%s client=%s size=%zu longest-line=%zu",
 		     why, e->peer, d->size, d->longest);
 	tx_reset(&e->tx);
-	return emit(e, k);
+	return engine_emit(e, k);
 }
 
 /* engine_received - RFC 5321 4.4 trace header */
@@ -1072,13 +847,13 @@ size_t engine_received(const struct engine_trace *t, time_t now, char *buf, size
 /* engine_delivered - the delivery result becomes the reply */
 const struct engine_event *engine_delivered(struct engine *e, const struct delivery_result *r)
 {
-	begin(e);
+	engine_begin(e);
 	if (r->code == 250)
 		e->messages++;
 	reply_add(e->out, r->code, true, "%s", r->text);
 	tx_reset(&e->tx);
-	set_state(e, STATE_READY);
-	return emit(e, ENGINE_EV_NONE);
+	engine_set_state(e, STATE_READY);
+	return engine_emit(e, ENGINE_EV_NONE);
 }
 
 /* --- the end of the session ---------------------------------------- */
@@ -1086,28 +861,28 @@ const struct engine_event *engine_delivered(struct engine *e, const struct deliv
 /* engine_gone - see engine.h */
 const struct engine_event *engine_gone(struct engine *e)
 {
-	begin(e);
+	engine_begin(e);
 	if (in_auth(e))
 		e->ev.unfinished = "mid-auth";
 	else if (e->state == STATE_MAIL || e->state == STATE_RCPT || e->state == STATE_DATA)
 		e->ev.unfinished = "mid-transaction";
 	if (e->state != STATE_CLOSED)
 		close_session(e, ENGINE_END_GONE);
-	return emit(e, ENGINE_EV_CLOSE);
+	return engine_emit(e, ENGINE_EV_CLOSE);
 }
 
 /* engine_timeout - RFC 5321 4.5.3.2: 421 and close */
 const struct engine_event *engine_timeout(struct engine *e)
 {
-	begin(e);
+	engine_begin(e);
 	reply_add(e->out, 421, true, "4.4.2 %s Error: timeout exceeded", e->feat.hostname);
-	return emit(e, close_session(e, ENGINE_END_TIMEOUT));
+	return engine_emit(e, close_session(e, ENGINE_END_TIMEOUT));
 }
 
 /* engine_shutdown - the daemon is going away */
 const struct engine_event *engine_shutdown(struct engine *e)
 {
-	begin(e);
+	engine_begin(e);
 	reply_add(e->out, 421, true, "4.3.2 %s Service shutting down", e->feat.hostname);
-	return emit(e, close_session(e, ENGINE_END_SHUTDOWN));
+	return engine_emit(e, close_session(e, ENGINE_END_SHUTDOWN));
 }

@@ -193,8 +193,8 @@ MUTATIONS = [
          promise="plaintext pipelined after STARTTLS is discarded (RFC 3207, CVE-2011-0411)",
          tests=["test_tls_hostile.py:Hostile.test_plaintext_after_starttls_is_discarded"]),
     dict(file="src/engine.c",
-         find="\ttx_reset(&e->tx);\n\tset_state(e, STATE_CONNECTED);\n\treturn emit(e, ENGINE_EV_NONE);",
-         repl="\ttx_reset(&e->tx);\n\treturn emit(e, ENGINE_EV_NONE);",
+         find="\ttx_reset(&e->tx);\n\tengine_set_state(e, STATE_CONNECTED);\n\treturn engine_emit(e, ENGINE_EV_NONE);",
+         repl="\ttx_reset(&e->tx);\n\treturn engine_emit(e, ENGINE_EV_NONE);",
          promise="after the TLS handshake the session starts over (EHLO first)",
          tests=["test_tls_starttls.py:StartTLS.test_starttls_protocol_errors"]),
 
@@ -476,7 +476,7 @@ MUTATIONS = [
          repl="\t\tsnprintf(c->peer, sizeof(c->peer), \"%.*s\", (int)strnlen(dn, len), dn);",
          promise="a client certificate's subject reaches the log escaped like client text",
          tests=["test_sec_logs.py:ClientCertificates"]),
-    dict(file="src/engine.c",
+    dict(file="src/engine_auth.c",
          find="\t\te->auth_pass_len = 0; /* as PLAIN does: never matches */",
          repl="\t\t(void)0;",
          promise="AUTH LOGIN compares the whole user name (a long name is not cut to a match)",
@@ -530,7 +530,7 @@ MUTATIONS = [
          tests=["unit.test_child", "test_sec_children.py:Children.test_command_output_lines_are_bounded"]),
 
     # --- issue 13: conformance -------------------------------------------------------
-    dict(file="src/engine.c",
+    dict(file="src/engine_auth.c",
          find="\t\treply_add(e->out, 334, true, \"%s\", \"\");",
          repl="\t\treply_add(e->out, 334, true, \"%s\", \" \");",
          promise="AUTH PLAIN's empty challenge is exactly \"334 \" (RFC 4954 4)",
