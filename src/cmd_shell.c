@@ -610,6 +610,105 @@ static int scan_argument(struct lex *x, struct cmd_state *c, const struct word *
 	return 0;
 }
 
+/* check_end - the end of the template: "$@" goes here, so this must be
+ * the end of a simple command's words, and they must take the
+ * recipients as arguments (c by value: the state scan_list ended in) */
+static int check_end(struct lex *x, struct cmd_state c)
+{
+	if (c.depth > 0)
+		return refuse(x, "an unterminated '('", "close it");
+	if (c.comment)
+		return refuse(x,
+		              "the template ends in a comment, which would swallow the recipients",
+		              "remove the comment");
+	if (c.redirect)
+		return refuse(x,
+		              "the template ends with a redirection operator, whose file would be "
+		              "a recipient",
+		              "name the file");
+	if (c.start && c.op && c.op[0] == '\n')
+		return refuse(x,
+		              "the template ends with a newline, so the recipients would be a "
+		              "command",
+		              "remove the newline");
+	if (c.start && c.op) {
+		char why[96];
+		snprintf(why, sizeof(why),
+		         "the template ends with '%s', so the recipients would be a "
+		         "command",
+		         c.op);
+		return refuse(x, why, "end it with the command that takes the recipients, or ': '");
+	}
+	if (c.closed)
+		return refuse(x,
+		              "the template ends with a subshell's ')', where no argument can go",
+		              "end it with the command that takes the recipients");
+	if (!c.word)
+		return refuse(x,
+		              "the template's last command has no command word, so the recipients "
+		              "would be the command",
+		              "end it with the command that takes the recipients");
+	if (c.exec_open)
+		return refuse(x,
+		              "the template ends with a command that runs its arguments, so the "
+		              "recipients would be the command",
+		              "name the program that takes the recipients");
+	if (c.printf_open)
+		return refuse(x,
+		              "the template ends with printf and no format, so the first recipient "
+		              "would be the format (or bash's -v)",
+		              "give printf its format");
+	if (c.kind == CW_ARGS) {
+		char why[120];
+		snprintf(why, sizeof(why),
+		         "the template ends with '%s', so the recipients would be its arguments",
+		         c.name);
+		return refuse(x, why, "end it with the command that takes the recipients");
+	}
+	return 0;
+}
+
+/* scan_item - one word of a command: a redirection's file, an IO
+ * number, an assignment, the command word or an argument */
+static int scan_item(struct lex *x, struct cmd_state *c)
+{
+	struct word w;
+	if (scan_word(x, &w) < 0)
+		return -1;
+	char next = at(x, 0);
+	bool digits =
+	    w.end > w.start && !w.quoted && strspn(x->s + w.start, "0123456789") == w.end - w.start;
+	if (c->redirect) {
+		if (w.sender)
+			return refuse(x,
+			              "the sender (%F) or a recipient names the file of a "
+			              "redirection, so a client would choose the path",
+			              "write to a file you name");
+		c->redirect = false;
+	} else if ((next == '<' || next == '>') && digits) {
+		/* an IO number such as the 2 of 2>FILE: not a word */
+	} else if ((next == '<' || next == '>') && x->s[w.start] == '{') {
+		return refuse(x, "bash's {NAME}> redirections are not POSIX",
+		              "use a descriptor number");
+	} else if (c->closed) {
+		return refuse(x, "a word after a subshell's ')'",
+		              "end the subshell's command first");
+	} else if (!c->word && is_assignment(x, &w)) {
+		if (w.sender) /* NAME=value before the command word */
+			return refuse(x,
+			              "the sender (%F) or a recipient as a variable's value "
+			              "(NAME=%F) would let a client set PATH, IFS or LD_PRELOAD",
+			              "give it as an argument of a command");
+	} else if (!c->word) {
+		if (scan_command_word(x, c, &w) < 0)
+			return -1;
+	} else {
+		if (scan_argument(x, c, &w) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* scan_list - the whole template, a list of commands */
 static int scan_list(struct lex *x)
 {
@@ -665,97 +764,11 @@ static int scan_list(struct lex *x)
 				return -1;
 			continue;
 		}
-		struct word w;
-		if (scan_word(x, &w) < 0)
+		if (scan_item(x, &c) < 0)
 			return -1;
-		char next = at(x, 0);
-		bool digits = w.end > w.start && !w.quoted &&
-		              strspn(x->s + w.start, "0123456789") == w.end - w.start;
-		if (c.redirect) {
-			if (w.sender)
-				return refuse(x,
-				              "the sender (%F) or a recipient names the file of a "
-				              "redirection, so a client would choose the path",
-				              "write to a file you name");
-			c.redirect = false;
-		} else if ((next == '<' || next == '>') && digits) {
-			/* an IO number such as the 2 of 2>FILE: not a word */
-		} else if ((next == '<' || next == '>') && x->s[w.start] == '{') {
-			return refuse(x, "bash's {NAME}> redirections are not POSIX",
-			              "use a descriptor number");
-		} else if (c.closed) {
-			return refuse(x, "a word after a subshell's ')'",
-			              "end the subshell's command first");
-		} else if (!c.word && is_assignment(x, &w)) {
-			if (w.sender) /* NAME=value before the command word */
-				return refuse(
-				    x,
-				    "the sender (%F) or a recipient as a variable's value "
-				    "(NAME=%F) would let a client set PATH, IFS or LD_PRELOAD",
-				    "give it as an argument of a command");
-		} else if (!c.word) {
-			if (scan_command_word(x, &c, &w) < 0)
-				return -1;
-		} else {
-			if (scan_argument(x, &c, &w) < 0)
-				return -1;
-		}
 		c.start = false;
 	}
-	/* The end of the template: "$@" goes here, so this must be the end
-	 * of a simple command's words, and they must take the recipients
-	 * as arguments. */
-	if (c.depth > 0)
-		return refuse(x, "an unterminated '('", "close it");
-	if (c.comment)
-		return refuse(x,
-		              "the template ends in a comment, which would swallow the recipients",
-		              "remove the comment");
-	if (c.redirect)
-		return refuse(x,
-		              "the template ends with a redirection operator, whose file would be "
-		              "a recipient",
-		              "name the file");
-	if (c.start && c.op && c.op[0] == '\n')
-		return refuse(x,
-		              "the template ends with a newline, so the recipients would be a "
-		              "command",
-		              "remove the newline");
-	if (c.start && c.op) {
-		char why[96];
-		snprintf(why, sizeof(why),
-		         "the template ends with '%s', so the recipients would be a "
-		         "command",
-		         c.op);
-		return refuse(x, why, "end it with the command that takes the recipients, or ': '");
-	}
-	if (c.closed)
-		return refuse(x,
-		              "the template ends with a subshell's ')', where no argument can go",
-		              "end it with the command that takes the recipients");
-	if (!c.word)
-		return refuse(x,
-		              "the template's last command has no command word, so the recipients "
-		              "would be the command",
-		              "end it with the command that takes the recipients");
-	if (c.exec_open)
-		return refuse(x,
-		              "the template ends with a command that runs its arguments, so the "
-		              "recipients would be the command",
-		              "name the program that takes the recipients");
-	if (c.printf_open)
-		return refuse(x,
-		              "the template ends with printf and no format, so the first recipient "
-		              "would be the format (or bash's -v)",
-		              "give printf its format");
-	if (c.kind == CW_ARGS) {
-		char why[120];
-		snprintf(why, sizeof(why),
-		         "the template ends with '%s', so the recipients would be its arguments",
-		         c.name);
-		return refuse(x, why, "end it with the command that takes the recipients");
-	}
-	return 0;
+	return check_end(x, c);
 }
 
 /* cmd_shell_script - see cmd_shell.h */
