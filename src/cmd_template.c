@@ -308,9 +308,11 @@ void cmd_template_env_free(char **env)
 {
 	if (!env)
 		return;
-	for (char **e = env; *e; e++)
+	char *block = NULL; /* every other variable of ours points into it */
+	for (char **e = env; *e && !block; e++)
 		if (strncmp(*e, "SMTPIPE_SENDER=", 15) == 0)
-			free(*e);
+			block = *e;
+	free(block);
 	free(env);
 }
 
