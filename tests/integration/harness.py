@@ -104,6 +104,18 @@ def binary_for_others(personality="smtpipe"):
     return os.path.join(_shared["dir"], personality)
 
 
+def make_pki():
+    """Test certificates (tests/tools/make-certs.sh) in a new temporary
+    directory: {"SERVER": path, "SERVER_KEY": path, ..., "dir": the
+    directory}; the caller removes "dir" when done."""
+    d = tempfile.mkdtemp(prefix="smtpipe-pki-")
+    out = subprocess.run([os.path.join(SOURCE, "tests", "tools", "make-certs.sh"), d],
+                         capture_output=True, text=True, check=True).stdout
+    pki = dict(line.split("=", 1) for line in out.splitlines())
+    pki["dir"] = d
+    return pki
+
+
 _clients = None
 
 

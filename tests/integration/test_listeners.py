@@ -76,11 +76,7 @@ def setUpModule():
     except OSError as e:
         raise RuntimeError("this machine has no usable ::1 (%s): the IPv6 listener tests "
                            "cannot run" % e)
-    d = tempfile.mkdtemp(prefix="smtpipe-pki-")
-    out = subprocess.run([os.path.join(harness.SOURCE, "tests", "tools", "make-certs.sh"), d],
-                         capture_output=True, text=True, check=True).stdout
-    PKI.update(line.split("=", 1) for line in out.splitlines())
-    PKI["dir"] = d
+    PKI.update(harness.make_pki())
 
 
 def tearDownModule():

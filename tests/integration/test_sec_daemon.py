@@ -199,11 +199,7 @@ PKI = {}
 
 def pki():
     if not PKI:
-        d = tempfile.mkdtemp(prefix="smtpipe-pki-")
-        out = subprocess.run([os.path.join(harness.SOURCE, "tests", "tools", "make-certs.sh"), d],
-                             capture_output=True, text=True, check=True).stdout
-        PKI.update(line.split("=", 1) for line in out.splitlines())
-        PKI["dir"] = d
+        PKI.update(harness.make_pki())
     return PKI
 
 

@@ -19,11 +19,7 @@ PKI = {}
 
 
 def setUpModule():
-    d = tempfile.mkdtemp(prefix="smtpipe-pki-")
-    out = subprocess.run([os.path.join(harness.SOURCE, "tests", "tools", "make-certs.sh"), d],
-                         capture_output=True, text=True, check=True).stdout
-    PKI.update(line.split("=", 1) for line in out.splitlines())
-    PKI["dir"] = d
+    PKI.update(harness.make_pki())
 
 
 def tearDownModule():
