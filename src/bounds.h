@@ -18,7 +18,7 @@
  * --max-sessions); 0: a session is forked when its client is accepted.
  * Each spare touches this much of its stack before it waits. */
 #define BOUND_SPARE_SESSIONS 4
-#define BOUND_SPARE_STACK    (32 * 1024)
+#define BOUND_SPARE_STACK    (8 * 1024)
 /* Listeners (--interface, --listen, -p IP:PORT) on one command line;
  * a *:PORT listener counts once. A fixed table, no option: each one is
  * a socket the daemon polls, and 32 covers every use we know of. */

@@ -21,6 +21,15 @@
  * SMTPIPE_CLIENT_UID and SMTPIPE_LISTENER (put into the command's
  * environment at spawn, cmd_template_env). READY=1/STOPPING=1 go to
  * NOTIFY_SOCKET.
+ *
+ * With --spare-sessions=N (prefork.h) up to N session processes are
+ * forked before their clients come: each waits on the listening sockets,
+ * accepts one client itself, claims its slot within the per-client
+ * limit, rings the daemon's bell and serves, then exits as any session
+ * does. The daemon forks the next spare after the bell, and accepts by
+ * itself, as above, only while no spare waits. Spares and sessions
+ * together never outnumber --max-sessions, SIGHUP and SIGTERM retire the
+ * spares (EOF on their retire pipe), and the daemon's death does too.
  */
 #include "listener.h"
 

@@ -52,10 +52,8 @@ void prefork_stop(void);
 /* prefork_stopping - whether prefork_stop was called */
 bool prefork_stopping(void);
 
-/* prefork_prefault - a spare, before it waits: the text it is about to
- * run mapped into its page tables (MADV_POPULATE_READ: no private
- * memory), and the stack its session uses touched, so that the client
- * waits for none of these faults */
+/* prefork_prefault - a spare, before it waits: the stack its session
+ * uses touched, so that the client waits for none of these faults */
 void prefork_prefault(void);
 /* prefork_wait - a spare: wait until one of the n listening sockets
  * (made non-blocking by the daemon) gives it a client, or until

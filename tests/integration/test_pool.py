@@ -44,14 +44,14 @@ def children(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
             pids = [int(p) for p in f.read().split()]
-    except FileNotFoundError:
+    except OSError:
         return []
     for p in pids:
         try:
             with open("/proc/%d/stat" % p) as f:
                 if f.read().rsplit(")", 1)[1].split()[0] != "Z":
                     out.append(p)
-        except FileNotFoundError:
+        except OSError:  # gone meanwhile
             pass
     return sorted(out)
 
@@ -60,7 +60,7 @@ def alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+    except OSError:  # no such process (ENOENT, or ESRCH while it goes)
         return False
 
 
@@ -133,6 +133,54 @@ class Pool(unittest.TestCase):
             log = srv.log()
             self.assertEqual(log.count("event=session-start"), 5)
             wait_for(lambda: srv.log().count("event=session-exit") == 5, "five session exits")
+
+    def test_connection_flood_leaves_only_the_spares(self):
+        # 300 connections that close at once: every session reaped, the
+        # daemon's descriptors and memory unchanged, and afterwards its
+        # only children are the spares it keeps
+        with harness.Server("--spare-sessions=3") as srv:
+            quick_session(srv.port)
+            wait_for(lambda: "event=session-exit " in srv.log(), "the first session's end")
+            spares(srv, 3)
+            fds_before = len(os.listdir("/proc/%d/fd" % srv.proc.pid))
+            for _ in range(300):
+                socket.create_connection(("127.0.0.1", srv.port), timeout=HANG).close()
+            quick_session(srv.port)
+            wait_for(lambda: srv.log().count("event=session-exit ") == 302, "302 session exits")
+            spares(srv, 3)
+            self.assertLessEqual(len(os.listdir("/proc/%d/fd" % srv.proc.pid)), fds_before)
+            log = srv.log()
+            self.assertEqual(log.count("event=session-start "), 302)
+            self.assertNotIn("event=session-crashed", log)
+            self.assertNotIn("event=spare-lost", log)
+            self.assertRegex(log, r"event=session-exit pid=\d+ status=0 active=0\n$")
+
+    def test_twenty_clients_with_spares_nothing_lost_nothing_mixed(self):
+        # test_concurrency.py's case with the default spares: every message
+        # once, with its own envelope and body; afterwards only spares remain
+        with harness.Server(recorder_opts=("--sleep", "0.05")) as srv:
+            want = min(4, 16)  # --spare-sessions and --max-sessions defaults
+            self.assertIn("spare-sessions=%d" % want, srv.log())
+
+            def client(i):
+                s = srv.smtp(timeout=HANG)
+                for k in range(5):
+                    s.sendmail("c%d@a.test" % i, ["r%d.%d@b.test" % (i, k)],
+                               "Subject: %d.%d\r\n\r\nbody %d.%d\r\n" % (i, k, i, k))
+                s.quit()
+            self.assertEqual(harness.concurrently(20, client), [])
+            d = srv.deliveries(100, timeout=HANG)
+            self.assertEqual(len(d), 100)
+            seen = set()
+            for x in d:
+                i, k = x.recipients[0][1:].split("@")[0].split(".")
+                self.assertEqual(x.sender, "c%s@a.test" % i)
+                self.assertTrue(x.stdin.endswith(b"body %s.%s\n" % (i.encode(), k.encode())))
+                seen.add((i, k))
+            self.assertEqual(len(seen), 100)
+            wait_for(lambda: srv.log().count("event=session-exit ") == 20, "20 session exits")
+            self.assertEqual(srv.log().count("event=session-start "), 20)
+            spares(srv, want)
 
     def test_spare_sessions_0_forks_per_accept(self):
         with harness.Server("--spare-sessions=0") as srv:
@@ -302,13 +350,13 @@ class Pool(unittest.TestCase):
             with harness.Server("--listen=unix:" + path, "--spare-sessions=2") as srv:
                 for _ in range(2):
                     before = spares(srv, 2)
+                    n = len(session_pids(srv.log()))
                     u = socket.socket(socket.AF_UNIX)
                     u.settimeout(HANG)
                     u.connect(path)
                     c = harness.RawClient(0, sock=u, timeout=HANG)
                     c.greet()
-                    n = len(session_pids(srv.log()))
-                    pid = wait_for(lambda: session_pids(srv.log())[n - 1:], "the session")[0]
+                    pid = wait_for(lambda: session_pids(srv.log())[n:], "the session")[0]
                     self.assertIn(pid, before)
                     c.cmd("QUIT", 221)
                     c.close()
