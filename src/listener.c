@@ -650,8 +650,9 @@ static void spare_reload(const struct server *srv)
 
 /* spare_run - a spare in slot i of generation gen: pre-faulted, it
  * waits for a client on every listening socket, takes one, claims its
- * slot within the per-client limit and serves it as serve_one does; or
- * exits when its generation is retired or the daemon is gone */
+ * slot within the per-client limit (a client over it is refused, and the
+ * spare waits again) and serves it as serve_one does; or exits when its
+ * generation is retired or the daemon is gone */
 static void spare_run(const struct server *srv, unsigned i, unsigned gen)
 {
 	const struct config *cfg = srv->cfg;
@@ -665,30 +666,33 @@ static void spare_run(const struct server *srv, unsigned i, unsigned gen)
 	sigaddset(&serve, SIGINT);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
 	prefork_prefault();
-	struct sockaddr_storage ss;
-	unsigned which;
-	int fd = prefork_wait(socks, nsocks, retire[0], &ss, &which);
-	if (fd < 0)
-		_exit(0);
-	prefork_wait_done();
-	if (prefork_stopping()) { /* taken as the daemon stopped */
-		char bye[300];
-		snprintf(bye, sizeof(bye), "421 4.3.2 %s Service shutting down\r\n", srv->hostname);
-		refuse(fd, bye);
-		_exit(0);
+	struct session_origin o;
+	int fd;
+	for (;;) {
+		struct sockaddr_storage ss;
+		unsigned which, mine;
+		unsigned char key[16];
+		bool local;
+		if ((fd = prefork_wait(socks, nsocks, retire[0], &ss, &which)) < 0)
+			_exit(0);
+		if (prefork_stopping()) { /* taken as the daemon stopped */
+			char bye[300];
+			snprintf(bye, sizeof(bye), "421 4.3.2 %s Service shutting down\r\n",
+			         srv->hostname);
+			refuse(fd, bye);
+			_exit(0);
+		}
+		o = (struct session_origin){.listener = socks[which].name, .tls = socks[which].tls};
+		describe(fd, &ss, key, &o, &local);
+		if (prefork_claim(i, key, client_limit(cfg, local), &mine) == 0)
+			break;
+		/* refused: no session ran here, so this spare waits again,
+		 * and a client over its limit costs no fork */
+		client_capped(fd, &o, mine);
 	}
+	prefork_wait_done();
 	if (prefork_generation() != gen)
 		spare_reload(srv);
-	unsigned char key[16];
-	struct session_origin o = {.listener = socks[which].name, .tls = socks[which].tls};
-	bool local;
-	unsigned mine;
-	describe(fd, &ss, key, &o, &local);
-	if (prefork_claim(i, key, client_limit(cfg, local), &mine) < 0) {
-		ring();
-		client_capped(fd, &o, mine);
-		_exit(0);
-	}
 	ring();
 	/* SESSION is stored before the flag is read, and the daemon sets
 	 * the flag before it reads the states: one of the two sees the

@@ -111,9 +111,10 @@ int prefork_claim(unsigned i, const unsigned char key[16], unsigned limit, unsig
 				n++;
 	*count = n;
 	bool ok = !limit || n < limit;
-	if (ok)
+	if (ok) {
 		memcpy(table->slot[i].key, key, 16);
-	atomic_store(&table->slot[i].state, ok ? PREFORK_SESSION : PREFORK_DONE);
+		atomic_store(&table->slot[i].state, PREFORK_SESSION);
+	}
 	pthread_mutex_unlock(&table->lock);
 	return ok ? 0 : -1;
 }

@@ -6,10 +6,11 @@
  * session) holds one slot of a table in a MAP_SHARED page the daemon
  * maps before it forks anything: so there are never more processes, and
  * never more sessions, than --max-sessions. A slot is FREE, SPARE (a
- * pre-forked process that has not taken a client), SESSION (serving the
- * client whose key it holds) or DONE (a spare that refused its client
- * and is exiting). The daemon alone frees and hands out slots; a spare
- * turns its own SPARE slot into SESSION or DONE. The per-client count is
+ * pre-forked process that has not taken a client, or has refused the
+ * ones it took) or SESSION (serving the client whose key it holds; DONE
+ * is the daemon's own mark for a process on its way out). The daemon
+ * alone frees and hands out slots; a spare turns its own SPARE slot
+ * into SESSION. The per-client count is
  * taken and the slot claimed under one robust process-shared mutex, so
  * two spares that accept two connections of one client at once count
  * each other, and a spare killed while it holds the lock does not stop
@@ -39,8 +40,8 @@ enum prefork_state prefork_state(unsigned i);
 /* prefork_set - the daemon: slot i to state (FREE, SPARE) */
 void prefork_set(unsigned i, enum prefork_state state);
 /* prefork_claim - slot i becomes a SESSION for key, unless limit is
- * not 0 and limit sessions with that key run already: then it becomes
- * DONE and -1 is returned; *count: the sessions of key before it */
+ * not 0 and limit sessions with that key run already: then it stays as
+ * it was and -1 is returned; *count: the sessions of key before it */
 int prefork_claim(unsigned i, const unsigned char key[16], unsigned limit, unsigned *count);
 /* prefork_generation - the current generation of spares */
 unsigned prefork_generation(void);

@@ -220,10 +220,18 @@ class Pool(unittest.TestCase):
             a, b = srv.raw(timeout=HANG), srv.raw(timeout=HANG)
             a.greet()
             b.greet()
-            wait_for(lambda: len(children(srv.proc.pid)) == 6, "two sessions and four spares")
+            procs = wait_for(lambda: (lambda c: c if len(c) == 6 else None)(children(srv.proc.pid)),
+                             "two sessions and four spares")
             c = srv.raw(timeout=HANG)
             c.expect(421, "4.7.0")
             self.assertTrue(c.closed(timeout=HANG))
+            # the spare that refused goes on waiting: a refused client costs
+            # no fork (as when the daemon refused it itself)
+            for _ in range(5):
+                r = srv.raw(timeout=HANG)
+                r.expect(421, "4.7.0")
+                self.assertTrue(r.closed(timeout=HANG))
+            self.assertEqual(children(srv.proc.pid), procs)
             self.assertRegex(srv.log(), r"event=client-cap client=127\.0\.0\.1 sessions=2 "
                                         r"listener=127\.0\.0\.1:\d+\n")
             a.cmd("QUIT", 221)

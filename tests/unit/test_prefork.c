@@ -26,7 +26,7 @@ static const unsigned char client_a[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0
 static const unsigned char client_b[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 2};
 
 /* test_claims_count_by_key - the limit counts sessions of one key only;
- * a refused claim leaves the slot DONE; limit 0 refuses nothing */
+ * a refused claim leaves the slot as it was; limit 0 refuses nothing */
 static void test_claims_count_by_key(void **state)
 {
 	char err[256];
@@ -42,7 +42,7 @@ static void test_claims_count_by_key(void **state)
 	assert_int_equal(n, 0);
 	assert_int_equal(prefork_claim(3, client_a, 2, &n), -1); /* the third of a */
 	assert_int_equal(n, 2);
-	assert_int_equal(prefork_state(3), PREFORK_DONE);
+	assert_int_equal(prefork_state(3), PREFORK_SPARE); /* still waiting */
 	assert_int_equal(prefork_state(1), PREFORK_SESSION);
 	assert_int_equal(prefork_claim(4, client_a, 0, &n), 0); /* no limit */
 	prefork_set(0, PREFORK_FREE); /* a session of a ended: room again */
