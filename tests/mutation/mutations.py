@@ -450,7 +450,7 @@ MUTATIONS = [
          repl="\tif (0 && spool_check(cfg.spool_dir, err, sizeof(err)) < 0)",
          promise="an unusable --spool-dir is a start-up error, not a 451 per large message",
          tests=["test_sec_files.py:SpoolDir.test_missing_directory_is_a_start_up_error"]),
-    dict(file="src/options.c",
+    dict(file="src/options_table.c",
          find="\t\t\tif (label == 0 || label > 63 || name[i - 1] == '-')",
          repl="\t\t\tif (label == 0 || name[i - 1] == '-')",
          promise="--hostname must be a valid domain (labels of 63 at most) or address literal",
