@@ -28,14 +28,21 @@
 
 #include "deliver_mbox.h"
 #include "log.h"
+#include "safe_file.h"
 #include "spool.h"
 
 #define MAILDIR_BLOCK (64 * 1024)
 #define MAILDIR_TRIES 8 /* names tried in tmp/ before giving up */
 
+/* A Maildir's directories: owned by us or root, not writable by
+ * everyone, never reached through a symbolic link (safe_file.h) */
+static const struct safe_file_rules dir_rules = {.directory = true,
+                                                 .root_may_own = true,
+                                                 .forbidden = S_IWOTH,
+                                                 .mode_why = "writable by every user"};
+
 /* open_dir - name under at (AT_FDCWD: a path) as a directory of ours,
- * made (0700) when missing: not through a symbolic link, owned by us or
- * root, not writable by everyone; the descriptor, or -1 with why filled
+ * made (0700) when missing; the descriptor, or -1 with why filled
  * (naming the directory by label: no path, so why is safe to log as it
  * is) and errno set */
 static int open_dir(int at, const char *name, const char *label, char *why, size_t cap)
@@ -46,33 +53,12 @@ static int open_dir(int at, const char *name, const char *label, char *why, size
 		errno = e;
 		return -1;
 	}
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	char bad[96];
+	int fd = safe_file_open(at, name, O_RDONLY, 0, &dir_rules, NULL, bad, sizeof(bad));
 	if (fd < 0) {
 		int e = errno;
-		struct stat ln;
-		bool seen = fstatat(at, name, &ln, AT_SYMLINK_NOFOLLOW) == 0;
-		snprintf(why, cap, "%s: %s", label,
-		         e == ELOOP || (seen && S_ISLNK(ln.st_mode)) ? "it is a symbolic link"
-		         : e == ENOTDIR                              ? "not a directory"
-		                                                     : strerror(e));
-		errno = e;
-		return -1;
-	}
-	struct stat st;
-	const char *bad = NULL;
-	if (fstat(fd, &st) < 0)
-		bad = strerror(errno);
-	else if (!S_ISDIR(st.st_mode))
-		bad = "not a directory";
-	else if (st.st_uid != geteuid() && st.st_uid != 0)
-		bad = "owned by another user";
-	else if (st.st_mode & S_IWOTH)
-		bad = "writable by every user";
-	if (bad) {
 		snprintf(why, cap, "%s: %s", label, bad);
-		close(fd);
-		errno = EPERM;
-		return -1;
+		errno = e;
 	}
 	return fd;
 }

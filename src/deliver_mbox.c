@@ -32,54 +32,24 @@
 #include "clock.h"
 #include "fdio.h"
 #include "log.h"
+#include "safe_file.h"
 #include "spool.h"
 
 #define MBOX_BLOCK (64 * 1024)
 
 static int lock(int fd);
 
-/* mbox_open - open path for appending, as deliver_mbox.h says: never
- * through a symlink, never waiting on a FIFO (O_NONBLOCK, cleared once
- * the file is known to be regular), and only a regular file with one
- * link that belongs to us or to root, so that another user of a shared
- * directory (/tmp) cannot point a root daemon at a file of their
- * choice; the descriptor, or -1 with why filled */
+/* The mailbox: a regular file with one link that belongs to us or to
+ * root, so that another user of a shared directory (/tmp) cannot point
+ * a root daemon at a file of their choice (safe_file.h) */
+static const struct safe_file_rules mbox_rules = {.root_may_own = true, .one_link = true};
+
+/* mbox_open - open path for appending, as deliver_mbox.h says; the
+ * descriptor, or -1 with why filled */
 static int mbox_open(const char *path, char *why, size_t cap)
 {
-	int fd = open(
-	    path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
-	    0600);
-	if (fd < 0) { /* say why as the checks below would: in a sticky
-		       * directory the kernel may only say EACCES */
-		int e = errno;
-		struct stat ln;
-		bool seen = lstat(path, &ln) == 0;
-		snprintf(why, cap, "%s",
-		         e == ELOOP || (seen && S_ISLNK(ln.st_mode))    ? "it is a symbolic link"
-		         : e == ENXIO || (seen && !S_ISREG(ln.st_mode)) ? "not a regular file"
-		         : seen && ln.st_uid != geteuid() && ln.st_uid != 0
-		             ? "owned by another user"
-		             : strerror(e));
-		return -1;
-	}
-	struct stat st;
-	const char *bad = NULL;
-	if (fstat(fd, &st) < 0)
-		bad = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		bad = "not a regular file";
-	else if (st.st_uid != geteuid() && st.st_uid != 0)
-		bad = "owned by another user";
-	else if (st.st_nlink != 1)
-		bad = "it has more than one hard link";
-	else if (fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) < 0)
-		bad = strerror(errno);
-	if (bad) {
-		snprintf(why, cap, "%s", bad);
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return safe_file_open(AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT, 0600, &mbox_rules,
+	                      NULL, why, cap);
 }
 
 /* deliver_mbox_check - see deliver_mbox.h */
