@@ -350,6 +350,37 @@ static int bad_line(char *err, size_t errlen, const char *name, size_t line, con
 	return -1;
 }
 
+/* check_entry - one "user:hash" line, split in place at its colon and
+ * kept in users[n] when the name is new and the hash one crypt(3) takes
+ * (the n before it are the lines so far); 0, or -1 with err filled */
+static int check_entry(char *line, size_t lineno, struct auth_user *users, size_t n,
+                       const char *name, char *err, size_t errlen)
+{
+	char *colon = strchr(line, ':');
+	if (!colon)
+		return bad_line(err, errlen, name, lineno, "not user:hash");
+	*colon = '\0';
+	size_t ul = (size_t)(colon - line);
+	const char *hash = colon + 1;
+	int salt = crypt_checksalt(hash);
+	if (ul == 0)
+		return bad_line(err, errlen, name, lineno, "the user name is empty");
+	if (ul >= 256) /* the longest name AUTH passes on (engine.h) */
+		return bad_line(err, errlen, name, lineno, "the user name is over 255 bytes");
+	if (salt == CRYPT_SALT_METHOD_LEGACY)
+		return bad_line(err, errlen, name, lineno,
+		                "a legacy hash (DES, MD5...): use yescrypt ($y$) or SHA-512 ($6$)");
+	if (salt != CRYPT_SALT_OK && salt != CRYPT_SALT_TOO_CHEAP)
+		return bad_line(err, errlen, name, lineno,
+		                "not a crypt(3) hash this system supports (yescrypt $y$, "
+		                "SHA-512 $6$, ...)");
+	for (size_t i = 0; i < n; i++)
+		if (users[i].len == ul && memcmp(users[i].name, line, ul) == 0)
+			return bad_line(err, errlen, name, lineno, "the user is given twice");
+	users[n] = (struct auth_user){line, ul, hash};
+	return 0;
+}
+
 /* auth_file_parse - see auth.h */
 int auth_file_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
 {
@@ -383,32 +414,9 @@ int auth_file_parse(const char *text, size_t len, const char *name, char *err, s
 			line[--ll] = '\0';
 		if (ll == 0 || line[0] == '#')
 			continue;
-		char *colon = strchr(line, ':');
-		if (!colon) {
-			rc = bad_line(err, errlen, name, lineno, "not user:hash");
-			break;
-		}
-		*colon = '\0';
-		size_t ul = (size_t)(colon - line);
-		const char *hash = colon + 1;
-		int salt = crypt_checksalt(hash);
-		if (ul == 0)
-			rc = bad_line(err, errlen, name, lineno, "the user name is empty");
-		else if (ul >= 256) /* the longest name AUTH passes on (engine.h) */
-			rc = bad_line(err, errlen, name, lineno, "the user name is over 255 bytes");
-		else if (salt == CRYPT_SALT_METHOD_LEGACY)
-			rc = bad_line(
-			    err, errlen, name, lineno,
-			    "a legacy hash (DES, MD5...): use yescrypt ($y$) or SHA-512 ($6$)");
-		else if (salt != CRYPT_SALT_OK && salt != CRYPT_SALT_TOO_CHEAP)
-			rc = bad_line(err, errlen, name, lineno,
-			              "not a crypt(3) hash this system supports (yescrypt $y$, "
-			              "SHA-512 $6$, ...)");
-		for (size_t i = 0; rc == 0 && i < n; i++)
-			if (users[i].len == ul && memcmp(users[i].name, line, ul) == 0)
-				rc = bad_line(err, errlen, name, lineno, "the user is given twice");
+		rc = check_entry(line, lineno, users, n, name, err, errlen);
 		if (rc == 0)
-			users[n++] = (struct auth_user){line, ul, hash};
+			n++;
 	}
 	static struct crypt_data cd;
 	const char *dummy = NULL;

@@ -85,10 +85,10 @@ MUTATIONS = [
 
     # --- invariant 3: only CRLF.CRLF ends DATA -------------------------------------
     dict(file="src/data.c",
-         find="\t\t\t\t\tline_grew(d, n);\n\t\t\t\t\temit(d, out, &o, p, n + 1, n + 1);\n"
-              "\t\t\t\t\td->bare_lf++;",
-         repl="\t\t\t\t\tline_grew(d, n);\n\t\t\t\t\temit(d, out, &o, p, n + 1, n + 1);\n"
-              "\t\t\t\t\td->bare_lf++;\n\t\t\t\t\td->state = DS_LINE_START;",
+         find="\t\tline_grew(d, n);\n\t\temit(d, out, o, p, n + 1, n + 1);\n"
+              "\t\td->bare_lf++;",
+         repl="\t\tline_grew(d, n);\n\t\temit(d, out, o, p, n + 1, n + 1);\n"
+              "\t\td->bare_lf++;\n\t\td->state = DS_LINE_START;",
          promise="a bare LF never starts a line, so LF.LF never ends DATA",
          tests=["test_data.py:Data.test_smuggling_sequences"]),
     dict(file="src/data.c",
