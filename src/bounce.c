@@ -23,6 +23,7 @@
 #define BOUNCE_BOUNDARY_MAX 70
 /* of the queue id, in the boundary and the Message-ID */
 #define BOUNCE_ID_PART 32
+#define CTE_8BIT       "Content-Transfer-Encoding: 8bit\n"
 
 static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -207,13 +208,10 @@ static void write_text(FILE *out, const struct bounce_info *b, const char *arriv
 		        BOUND_BOUNCE_HEADERS);
 }
 
-/* bounce_write - see bounce.h */
-int bounce_write(FILE *out, const struct bounce_info *info, int msg_fd, char *err, size_t errlen)
+/* check - every field the DSN writes, before a byte is written; the
+ * two dates filled; 0, or -1 with err filled */
+static int check(const struct bounce_info *b, char *now, char *arrival, char *err, size_t errlen)
 {
-	struct bounce_info copy = *info; /* an empty diagnostic is none */
-	if (copy.diagnostic && !copy.diagnostic[0])
-		copy.diagnostic = NULL;
-	const struct bounce_info *b = &copy;
 	if (!field_ok(b->reporting_host, "reporting host", BOUND_DOMAIN + 2, err, errlen) ||
 	    !field_ok(b->queue_id, "queue id", BOUND_BOUNCE_FIELD, err, errlen) ||
 	    !field_ok(b->sender, "sender", BOUND_BOUNCE_FIELD, err, errlen) ||
@@ -231,12 +229,44 @@ int bounce_write(FILE *out, const struct bounce_info *info, int msg_fd, char *er
 	for (size_t i = 0; i < b->nrcpt; i++)
 		if (!field_ok(b->rcpts[i], "recipient", BOUND_BOUNCE_FIELD, err, errlen))
 			return -1;
-	char now[64], arrival[64];
-	if (!rfc5322_date(b->now, now, sizeof(now)) ||
-	    !rfc5322_date(b->arrival, arrival, sizeof(arrival))) {
+	if (!rfc5322_date(b->now, now, 64) || !rfc5322_date(b->arrival, arrival, 64)) {
 		snprintf(err, errlen, "bounce: a time out of range");
 		return -1;
 	}
+	return 0;
+}
+
+/* write_report - part 2: RFC 3464 2.2's per-message fields, then 2.3's
+ * block for each recipient; an address past ASCII is RFC 6533's type
+ * "utf-8" in a message/global-delivery-status */
+static void write_report(FILE *out, const struct bounce_info *b, const char *bd,
+                         const char *arrival, size_t dlen, bool utf8)
+{
+	fprintf(out,
+	        "\n--%s\nContent-Type: message/%sdelivery-status\n%s"
+	        "Content-Description: Delivery report\n\n"
+	        "Reporting-MTA: dns; %s\nX-Smtpipe-Queue-Id: %s\nArrival-Date: %s\n",
+	        bd, utf8 ? "global-" : "", utf8 ? CTE_8BIT : "", b->reporting_host, b->queue_id,
+	        arrival);
+	for (size_t i = 0; i < b->nrcpt; i++) {
+		const char *r = b->rcpts[i];
+		fprintf(out, "\nFinal-Recipient: %s; %s\nAction: failed\nStatus: %s\n",
+		        eightbit(r, strlen(r)) ? "utf-8" : "rfc822", r, b->status);
+		if (b->diagnostic)
+			fprintf(out, "Diagnostic-Code: %.*s\n", (int)dlen, b->diagnostic);
+	}
+}
+
+/* bounce_write - see bounce.h */
+int bounce_write(FILE *out, const struct bounce_info *info, int msg_fd, char *err, size_t errlen)
+{
+	struct bounce_info copy = *info; /* an empty diagnostic is none */
+	if (copy.diagnostic && !copy.diagnostic[0])
+		copy.diagnostic = NULL;
+	const struct bounce_info *b = &copy;
+	char now[64], arrival[64];
+	if (check(b, now, arrival, err, errlen) < 0)
+		return -1;
 	size_t dlen = b->diagnostic ? diag_len(b->diagnostic) : 0;
 
 	char *h = NULL;
@@ -254,11 +284,14 @@ int bounce_write(FILE *out, const struct bounce_info *info, int msg_fd, char *er
 		free(h);
 		return -1;
 	}
-	bool eight = eightbit(b->sender, strlen(b->sender)) || (h && eightbit(h, hl)) ||
-	             (b->diagnostic && eightbit(b->diagnostic, dlen));
+	/* A UTF-8 address (the engine takes one only under SMTPUTF8) makes
+	 * the report and the headers RFC 6533's global types, as Postfix
+	 * does for SMTPUTF8 mail; 8-bit headers alone only need 8bit. */
+	bool utf8 = eightbit(b->sender, strlen(b->sender)) ||
+	            (b->diagnostic && eightbit(b->diagnostic, dlen));
 	for (size_t i = 0; i < b->nrcpt; i++)
-		eight = eight || eightbit(b->rcpts[i], strlen(b->rcpts[i]));
-	const char *cte = eight ? "Content-Transfer-Encoding: 8bit\n" : "";
+		utf8 = utf8 || eightbit(b->rcpts[i], strlen(b->rcpts[i]));
+	bool hdr8 = h && eightbit(h, hl);
 
 	fprintf(out,
 	        "From: Mail Delivery System <MAILER-DAEMON@%s>\nTo: <%s>\n"
@@ -269,32 +302,19 @@ int bounce_write(FILE *out, const struct bounce_info *info, int msg_fd, char *er
 	        "\tboundary=\"%s\"\n%s\n"
 	        "This is a MIME-encapsulated delivery status notification (RFC 3464).\n",
 	        b->reporting_host, b->sender, now, (long long)b->now, id, b->reporting_host,
-	        b->queue_id, bd, cte);
-
+	        b->queue_id, bd, utf8 || hdr8 ? CTE_8BIT : "");
 	fprintf(out,
 	        "\n--%s\nContent-Type: text/plain; charset=utf-8\n%s"
 	        "Content-Description: Notification\n\n",
-	        bd, cte);
+	        bd, utf8 ? CTE_8BIT : "");
 	write_text(out, b, arrival, dlen, h != NULL, cut);
-
-	/* RFC 3464 2.2 per-message fields, then 2.3 one block a recipient */
-	fprintf(out,
-	        "\n--%s\nContent-Type: message/delivery-status\n%s"
-	        "Content-Description: Delivery report\n\n"
-	        "Reporting-MTA: dns; %s\nX-Smtpipe-Queue-Id: %s\nArrival-Date: %s\n",
-	        bd, cte, b->reporting_host, b->queue_id, arrival);
-	for (size_t i = 0; i < b->nrcpt; i++) {
-		fprintf(out, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n",
-		        b->rcpts[i], b->status);
-		if (b->diagnostic)
-			fprintf(out, "Diagnostic-Code: %.*s\n", (int)dlen, b->diagnostic);
-	}
-
+	write_report(out, b, bd, arrival, dlen, utf8);
 	if (h) { /* RFC 6522 3: the third part is optional */
 		fprintf(out,
-		        "\n--%s\nContent-Type: text/rfc822-headers\n%s"
+		        "\n--%s\nContent-Type: %s\n%s"
 		        "Content-Description: Undelivered message headers\n\n",
-		        bd, cte);
+		        bd, utf8 ? "message/global-headers" : "text/rfc822-headers",
+		        hdr8 ? CTE_8BIT : "");
 		fwrite(h, 1, hl, out);
 		free(h);
 	}

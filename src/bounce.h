@@ -14,24 +14,34 @@
  * is <> (RFC 5321 4.5.5).
  *
  * Results: 0, or -1 with err filled and nothing written to out, for a
- * refused field: any control byte other than TAB (CR, LF and NUL
- * above all, which would let a field start a header or a MIME part of
- * its own), a field longer than BOUND_BOUNCE_FIELD, an empty sender,
- * no recipients, a status that is not RFC 3463's class.subject.detail,
- * a time gmtime cannot break up, or a message that cannot be read. A
- * diagnostic longer than BOUND_BOUNCE_FIELD is cut there (at the start
- * of a UTF-8 sequence) rather than refused: the bounce matters more
- * than its last words. -1 also when writing to out fails (out is
- * flushed before the return; what it holds is then incomplete).
+ * refused field: any control byte other than TAB (CR and LF above all,
+ * which would let a field start a header or a MIME part of its own; a
+ * NUL ends a C string, so the field is cut there by construction), a
+ * host longer than a domain may be or another field longer than
+ * BOUND_BOUNCE_FIELD, a missing or empty one, no recipients, a status
+ * that is not RFC 3463's class.subject.detail, a time gmtime cannot
+ * break up, or a message that cannot be read. A diagnostic longer than
+ * BOUND_BOUNCE_FIELD is cut there (at the start of a UTF-8 sequence)
+ * rather than refused: the bounce matters more than its last words. -1 also when writing to out
+ * fails (out is flushed before the return; what it holds is then incomplete).
  *
- * The original headers are client data and are copied as they are
- * (UTF-8 and all: the parts say Content-Transfer-Encoding: 8bit when
- * a byte is past ASCII), at most BOUND_BOUNCE_HEADERS bytes, cut back
- * to the end of a line when longer (the text part says so). The MIME
- * boundary is made from the queue id and the time, and made longer
- * until it occurs nowhere in the copied headers, so no line of theirs
- * (split at LF or at a bare CR) can end or start a part. Every line the
- * DSN writes with a caller's field in it starts with fixed text.
+ * SMTPUTF8 (RFC 6531, RFC 6533): when the sender, a recipient or the
+ * diagnostic is UTF-8 (the engine takes such an address only under
+ * SMTPUTF8), the report is a message/global-delivery-status whose
+ * UTF-8 addresses have the type "utf-8", and the headers part is a
+ * message/global-headers, as Postfix does for SMTPUTF8 mail; the bounce
+ * then needs an SMTPUTF8 path back, as the message it returns did.
+ * Otherwise the types are message/delivery-status (7bit, as RFC 3464
+ * wants) and text/rfc822-headers. Every part that holds a byte past
+ * ASCII, and the whole, says Content-Transfer-Encoding: 8bit.
+ *
+ * The original headers are client data and are copied as they are, at
+ * most BOUND_BOUNCE_HEADERS bytes, cut back to the end of a line when
+ * longer (the text part says so). The MIME boundary is made from the
+ * queue id and the time, and made longer until it occurs nowhere in the
+ * copied headers, so no line of theirs (split at LF or at a bare CR)
+ * can end or start a part. Every line the DSN writes with a caller's
+ * field in it starts with fixed text.
  */
 #ifndef SMTPIPE_BOUNCE_H
 #define SMTPIPE_BOUNCE_H

@@ -79,17 +79,28 @@ class BounceFormat(unittest.TestCase):
             self.assertFalse(p.defects, (p.get_content_type(), p.defects))
         return m
 
-    def report(self, m, rcpts, status, diag):
-        """Part 2: the per-message block, then one block per recipient"""
+    def report(self, m, rcpts, status, diag, utf8=False):
+        """Part 2: the per-message block, then one block per recipient;
+        with a UTF-8 address, RFC 6533's message/global-delivery-status
+        (which email reads as one message: the first block its headers,
+        the others its body) and the utf-8 address type"""
         part = m.get_payload()[1]
-        self.assertEqual(part.get_content_type(), "message/delivery-status")
-        blocks = part.get_payload()
+        if utf8:
+            self.assertEqual(part.get_content_type(), "message/global-delivery-status")
+            [first] = part.get_payload()
+            rest = first.get_payload(decode=True).decode("utf-8")
+            blocks = [first] + [email.message_from_string(b, policy=email.policy.default)
+                                for b in rest.strip("\n").split("\n\n")]
+        else:
+            self.assertEqual(part.get_content_type(), "message/delivery-status")
+            blocks = part.get_payload()
         self.assertEqual(len(blocks), 1 + len(rcpts), [dict(b) for b in blocks])
         self.assertEqual(blocks[0]["Reporting-MTA"], "dns; mx.example.org")
         self.assertEqual(
             email.utils.parsedate_to_datetime(blocks[0]["Arrival-Date"]).timestamp(), ARRIVAL)
         for rcpt, b in zip(rcpts, blocks[1:]):
-            self.assertEqual(b["Final-Recipient"], "rfc822; " + rcpt)
+            kind = "utf-8" if utf8 and not rcpt.isascii() else "rfc822"
+            self.assertEqual(b["Final-Recipient"], kind + "; " + rcpt)
             self.assertEqual(b["Action"], "failed")
             self.assertEqual(b["Status"], status)
             self.assertEqual(b["Diagnostic-Code"], diag)
@@ -122,11 +133,10 @@ class BounceFormat(unittest.TestCase):
         self.assertIn("queue lifetime", m.get_payload()[0].get_content())
 
     def test_hostile_addresses(self):
-        """Quoted local parts with spaces, quotes and specials, and UTF-8
-        (SMTPUTF8): written as they are, each on a line of its own field"""
+        """Quoted local parts with spaces, quotes and specials: written as
+        they are, each on a line of its own field"""
         rcpts = ['"john doe"@example.com', '"a>b,c;<d>: e"@example.com',
-                 '"say \\"hi\\""@example.com', "δοκιμή@παράδειγμα.δοκιμή",
-                 '"--=_Q1a2b3.1700000000--"@example.com']
+                 '"say \\"hi\\""@example.com', '"--=_Q1a2b3.1700000000--"@example.com']
         for sender in rcpts:
             with self.subTest(sender=sender):
                 data = self.bounce(rcpts, sender=sender)
@@ -134,6 +144,26 @@ class BounceFormat(unittest.TestCase):
                 self.assertIn(("To: <%s>\n" % sender).encode(), data)
                 self.report(m, rcpts, "5.0.0", "smtp; 554 5.0.0 command exited 67 (EX_NOUSER)")
                 self.assertEqual(self.headers_part(m), HEADERS)
+
+    def test_utf8_addresses(self):
+        """SMTPUTF8: a UTF-8 sender or recipient makes the report and the
+        headers RFC 6533's global types, 8bit, with the utf-8 address type"""
+        utf = "δοκιμή@παράδειγμα.δοκιμή"
+        for sender, rcpts in ((utf, ["alice@example.org"]), ("carol@example.com", [utf, "b@x.org"])):
+            with self.subTest(sender=sender, rcpts=rcpts):
+                data = self.bounce(rcpts, sender=sender)
+                m = self.parse(data)
+                self.assertIn(("To: <%s>\n" % sender).encode(), data)
+                self.assertEqual(m["Content-Transfer-Encoding"], "8bit")
+                self.report(m, rcpts, "5.0.0", "smtp; 554 5.0.0 command exited 67 (EX_NOUSER)",
+                            utf8=True)
+                for r in rcpts:
+                    self.assertIn(r, m.get_payload()[0].get_content())
+                hdrs = m.get_payload()[2]
+                self.assertEqual(hdrs.get_content_type(), "message/global-headers")
+                self.assertEqual(hdrs.get_payload()[0]["Message-ID"], "<abc@example.com>")
+                tail = b"\n\n" + HEADERS + b"\n--" + m.get_param("boundary").encode() + b"--\n"
+                self.assertTrue(data.endswith(tail))
 
     def test_injection_refused(self):
         """CR or LF in any field: exit 1, an error, and nothing written"""

@@ -249,16 +249,49 @@ static void test_hostile_addresses(void **state)
 		b.rcpts = &addrs[i];
 		b.nrcpt = 1;
 		char *out = ok_dsn(&b, "Subject: x\n\n");
+		/* RFC 6533: a UTF-8 address is of type utf-8, in the global types */
+		bool utf8 = (unsigned char)addrs[i][0] >= 0x80;
 		char to[BOUND_PATH + 16], fr[BOUND_PATH + 32];
 		snprintf(to, sizeof(to), "To: <%s>", addrs[i]);
-		snprintf(fr, sizeof(fr), "Final-Recipient: rfc822; %s", addrs[i]);
-		const char *const lines[] = {to, fr};
-		want_lines(out, lines, 2);
-		bool eight = (unsigned char)addrs[i][0] >= 0x80;
-		if (eight != (strstr(out, "Content-Transfer-Encoding: 8bit") != NULL))
-			fail_msg("case %zu: 8bit declared %s", i, eight ? "no" : "yes");
+		snprintf(fr, sizeof(fr), "Final-Recipient: %s; %s", utf8 ? "utf-8" : "rfc822",
+		         addrs[i]);
+		const char *const lines[] = {
+		    to,
+		    fr,
+		    utf8 ? "Content-Type: message/global-delivery-status"
+		         : "Content-Type: message/delivery-status",
+		    utf8 ? "Content-Type: message/global-headers"
+		         : "Content-Type: text/rfc822-headers",
+		};
+		want_lines(out, lines, 4);
+		if (utf8 != (strstr(out, "Content-Transfer-Encoding: 8bit") != NULL))
+			fail_msg("case %zu: 8bit declared %s", i, utf8 ? "no" : "yes");
 		free(out);
 	}
+}
+
+static void test_8bit_headers(void **state)
+{
+	/* raw UTF-8 in the headers (8BITMIME), ASCII addresses: only the
+	 * headers part and the whole are 8bit; the report stays RFC 3464's */
+	struct bounce_info b = base_info();
+	const char *msg = "Subject: caf\xc3\xa9\n\nbody\n";
+	char *out = ok_dsn(&b, msg);
+	const char *const lines[] = {"Content-Type: message/delivery-status",
+	                             "Content-Type: text/rfc822-headers"};
+	want_lines(out, lines, 2);
+	char *hdr = part(out, 3);
+	assert_string_equal(hdr, "Subject: caf\xc3\xa9\n");
+	const char *p3 = strstr(out, "Content-Type: text/rfc822-headers\n");
+	const char *p2 = strstr(out, "Content-Type: message/delivery-status\n");
+	assert_true(strncmp(p3 + strlen("Content-Type: text/rfc822-headers\n"),
+	                    "Content-Transfer-Encoding: 8bit\n", 32) == 0);
+	assert_true(strncmp(p2 + strlen("Content-Type: message/delivery-status\n"),
+	                    "Content-Description", 19) == 0);
+	const char *body = strstr(out, "\n\n");
+	const char *top8 = strstr(out, "Content-Transfer-Encoding: 8bit\n");
+	assert_true(top8 && top8 < body); /* the top level says so too */
+	free(hdr), free(out);
 }
 
 static void test_refused(void **state)
@@ -441,7 +474,7 @@ static void test_boundary_collision(void **state)
 		fail_msg("boundary \"%s\" occurs in the headers", bd);
 	assert_true(strncmp(bd, base, strlen(base)) == 0);
 	assert_true(strlen(bd) >= strlen(base) + 2); /* one byte more was not enough */
-	assert_true(strlen(bd) <= 70); /* RFC 2046 5.1.1 */
+	assert_true(strlen(bd) <= 70);               /* RFC 2046 5.1.1 */
 	char *hdr = part(out, 3);
 	assert_memory_equal(hdr, m, strlen(m) - strlen("\nbody\n"));
 	/* exactly four delimiter lines: three parts and the close */
@@ -573,6 +606,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_fields),
 	    cmocka_unit_test(test_expired),
 	    cmocka_unit_test(test_hostile_addresses),
+	    cmocka_unit_test(test_8bit_headers),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_long_diagnostic),
 	    cmocka_unit_test(test_truncation),
