@@ -48,11 +48,12 @@ static bool field_ok(const char *s, const char *name, size_t max, char *err, siz
 	return true;
 }
 
-/* status_ok - RFC 3463 2: class "." subject "." detail, class 2, 4 or 5,
- * subject and detail one to three digits */
+/* status_ok - RFC 3463 2: class "." subject "." detail, subject and
+ * detail one to three digits; the class 4 or 5, since RFC 3464 2.3.3
+ * pairs Action: failed with a failure, never with success (2) */
 static bool status_ok(const char *s)
 {
-	if (!s || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+	if (!s || (s[0] != '4' && s[0] != '5') || s[1] != '.')
 		return false;
 	s += 2;
 	for (int part = 0; part < 2; part++) {
@@ -219,7 +220,8 @@ static int check(const struct bounce_info *b, char *now, char *arrival, char *er
 	    (b->diagnostic && !field_ok(b->diagnostic, "diagnostic", SIZE_MAX, err, errlen)))
 		return -1;
 	if (!status_ok(b->status)) {
-		snprintf(err, errlen, "bounce: status %s is not class.subject.detail", b->status);
+		snprintf(err, errlen, "bounce: status %s is not 4.x.x or 5.x.x (RFC 3463)",
+		         b->status);
 		return -1;
 	}
 	if (b->nrcpt == 0 || !b->rcpts) {

@@ -10,8 +10,9 @@
  * original message's headers. It comes from
  * "Mail Delivery System <MAILER-DAEMON@host>" with Auto-Submitted:
  * auto-replied (RFC 3834), so that well-behaved software answers no
- * bounce with another; the caller never bounces a message whose sender
- * is <> (RFC 5321 4.5.5).
+ * bounce with another. The caller never bounces a message whose sender
+ * is <>, and hands the bounce on with <> as its own envelope sender, so
+ * that a bounce is never bounced (RFC 5321 4.5.5, RFC 3464 2).
  *
  * Results: 0, or -1 with err filled and nothing written to out, for a
  * refused field: any control byte other than TAB (CR and LF above all,
@@ -19,11 +20,12 @@
  * NUL ends a C string, so the field is cut there by construction), a
  * host longer than a domain may be or another field longer than
  * BOUND_BOUNCE_FIELD, a missing or empty one, no recipients, a status
- * that is not RFC 3463's class.subject.detail, a time gmtime cannot
- * break up, or a message that cannot be read. A diagnostic longer than
- * BOUND_BOUNCE_FIELD is cut there (at the start of a UTF-8 sequence)
- * rather than refused: the bounce matters more than its last words. -1 also when writing to out
- * fails (out is flushed before the return; what it holds is then incomplete).
+ * that is not RFC 3463's class.subject.detail of class 4 or 5, a time
+ * gmtime cannot break up, or a message that cannot be read. A
+ * diagnostic longer than BOUND_BOUNCE_FIELD is cut there (at the start
+ * of a UTF-8 sequence) rather than refused: the bounce matters more
+ * than its last words. -1 also when writing to out fails (out is
+ * flushed before the return; what it holds is then incomplete).
  *
  * SMTPUTF8 (RFC 6531, RFC 6533): when the sender, a recipient or the
  * diagnostic is UTF-8 (the engine takes such an address only under
@@ -58,7 +60,7 @@ struct bounce_info {
 	const char *const *rcpts;   /* failed recipients */
 	size_t nrcpt;               /* how many (at least one) */
 	const char *status;         /* enhanced status: "5.0.0", or "4.4.7" when expired */
-	const char *diagnostic;     /* "smtp; 554 5.0.0 command exited 67", NULL: none */
+	const char *diagnostic;     /* "smtp; 554 5.0.0 command exited 67"; NULL or "": none */
 	time_t arrival;             /* Arrival-Date */
 	time_t now;                 /* Date: of the DSN */
 	bool expired;               /* the message outlived --queue-lifetime: wording differs */
@@ -67,7 +69,8 @@ struct bounce_info {
 /* bounce_write - write a complete DSN message to out (LF line ends, as
  * queue files hold them; the delivery path adds nothing), with the
  * original message's headers read from msg_fd (pread from offset 0 up
- * to the first empty line; a message that starts with one has none).
+ * to the first empty line, so a regular file whose offset is left
+ * alone; a message that starts with an empty line has no headers).
  * msg_fd -1: no message at hand, and the DSN has no third part (RFC
  * 6522 3 makes it optional); a msg_fd that cannot be read is -1 with
  * err filled. The diagnostic, when given, is RFC 3464 2.3.6's

@@ -342,8 +342,8 @@ static void test_refused(void **state)
 	free(long_addr);
 
 	/* no sender, no recipients, statuses RFC 3463 does not allow */
-	struct bounce_info cases[8];
-	for (size_t i = 0; i < 8; i++)
+	struct bounce_info cases[10];
+	for (size_t i = 0; i < 10; i++)
 		cases[i] = base_info();
 	cases[0].sender = "";
 	cases[1].sender = NULL;
@@ -353,7 +353,9 @@ static void test_refused(void **state)
 	cases[5].status = "5.0.0x";
 	cases[6].status = "5.1234.0";
 	cases[7].reporting_host = NULL;
-	for (size_t i = 0; i < 8; i++) {
+	cases[8].status = "2.0.0"; /* success is no failure */
+	cases[9].rcpts = NULL;
+	for (size_t i = 0; i < 10; i++) {
 		char err[256];
 		int rc;
 		char *out = dsn(&cases[i], "Subject: x\n\n", &rc, err);
