@@ -57,6 +57,7 @@
  * the macros below keep the code reading as plain GnuTLS.
  */
 #define GNUTLS_FUNCTIONS                                                                           \
+	X(gnutls_alert_send_appropriate)                                                           \
 	X(gnutls_bye)                                                                              \
 	X(gnutls_certificate_allocate_credentials)                                                 \
 	X(gnutls_certificate_free_credentials)                                                     \
@@ -553,6 +554,9 @@ struct tls_conn *tls_conn_handshake(struct tls_server *srv, int fd_in, int fd_ou
 		else
 			snprintf(err, errlen, "%s",
 			         late ? "handshake timed out" : gnutls_strerror(rc));
+		/* tell the client why (RFC 8446 6), within what is left of the deadline */
+		if (!late)
+			gt.gnutls_alert_send_appropriate(c->s, rc);
 		gnutls_deinit(c->s);
 		free(c);
 		return NULL;

@@ -119,6 +119,20 @@ class IPv6AddressAsServerName(unittest.TestCase):
                           + GNUTLS_TEXT + '"', line)
             self.assertEqual(srv.deliveries(), [])
 
+    def test_client_hears_why(self):
+        """A refused handshake ends with a TLS alert (RFC 8446 6: the server
+        SHOULD send one), so the client can say why instead of reporting a
+        connection cut: msmtp prints the alert, gnutls-cli names it."""
+        with server("--tls-implicit") as srv:
+            r = gnutls_cli(srv.port, "::1")
+            wait_log(srv, "event=tls-failed")
+            self.assertIn("Received alert [47]", r.stdout + r.stderr)
+        with server() as srv:
+            r = msmtp(srv.port, "::1")
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(b"alert", r.stderr)
+            self.assertNotIn(b"non-properly terminated", r.stderr)
+
     def test_msmtp_host_override_is_the_workaround(self):
         with server() as srv:
             r = msmtp(srv.port, "::1", "--tls-host-override=localhost")
