@@ -99,6 +99,17 @@
  * usage error. */
 #define BOUND_OPTION_REPEATS 64
 
+/* A bounce (src/bounce.h) returns at most this many bytes of the
+ * original message's headers, cut back to the end of a line: enough
+ * for any real header section (a few KiB), while a hostile one cannot
+ * make the queue write and send back megabytes. No option: it only
+ * shortens what goes back to the sender. */
+#define BOUND_BOUNCE_HEADERS (64 * 1024)
+/* A field the bounce writes on a line of its own (an address, the
+ * diagnostic) is at most this long, so that with its name the line
+ * stays within RFC 5322 2.1.1's 998 octets. */
+#define BOUND_BOUNCE_FIELD 900
+
 /* Fault rules (--fault, --faults): at most this many in all. */
 #define BOUND_FAULT_RULES 64
 /* A fault's reply text: RFC 5321 4.5.3.1.5 allows 512 octets a reply
