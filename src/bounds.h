@@ -1,7 +1,7 @@
 /*
  * bounds.h - the default of every limit smtpipe enforces
  *
- * Each bound has a long option that tunes it (see options.c), one reply
+ * Each bound has a long option that tunes it (see options_table.c), one reply
  * with its enhanced status code when it is reached, and one log line.
  * Named bounds.h, not limits.h, so that <limits.h> stays the system's.
  */
