@@ -569,12 +569,13 @@ static void reap(unsigned max, struct loop *lp)
 {
 	int st;
 	pid_t pid;
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-		for (unsigned i = 0; i < max; i++)
-			if (procs[i].pid == pid) {
-				gone(i, st, lp);
-				break;
-			}
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		unsigned i = 0;
+		while (i < max && procs[i].pid != pid)
+			i++;
+		if (i < max)
+			gone(i, st, lp);
+	}
 }
 
 /* serve_one - the child: one session, then exit. The signal mask from
@@ -623,7 +624,8 @@ static void ring(void)
 static void spare_reload(const struct server *srv)
 {
 	char err[512];
-	if (log_reopen(err, sizeof(err)) < 0)
+	bool log_ok = log_reopen(err, sizeof(err)) == 0;
+	if (!log_ok)
 		log_msg(LOG_ERR, "event=log-reopen-failed error=\"%s\"", err);
 	auth_reload();
 	if (srv->tls && tls_server_reload(srv->tls, err, sizeof(err)) < 0)
