@@ -585,6 +585,7 @@ static void serve_one(const struct server *srv, int fd, struct session_origin *o
 {
 	listen_socket_close(false); /* closed, not removed: the daemon's to remove */
 	close_daemon_fds();
+	prefork_close(); /* the other sessions' slots and clients are none of its business */
 	listener_session_signals();
 	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);

@@ -2,10 +2,9 @@
  * prefork.c - the shared session slots, and a spare's wait for a client
  *
  * See prefork.h for the contract. The table is one anonymous MAP_SHARED
- * mapping made before the first fork, so the daemon and every process
- * it forks see the same memory; a session never sees another session's
- * memory through it, only the slots' states and client keys (the
- * addresses the daemon's log names anyway). A spare waits in
+ * mapping made before the first fork, so the daemon and every spare see
+ * the same memory; a session unmaps it as it starts, so no session sees
+ * the other slots' client keys or can hold their lock. A spare waits in
  * epoll_pwait on every listening socket with EPOLLEXCLUSIVE, so that a
  * connection wakes one spare, not all of them; another spare that
  * wakes for the same connection finds accept() empty (EAGAIN) and

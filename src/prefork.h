@@ -32,7 +32,9 @@ enum prefork_state { PREFORK_FREE = 0, PREFORK_SPARE, PREFORK_SESSION, PREFORK_D
 
 /* prefork_open - map the table of max slots, all FREE; -1 with err */
 int prefork_open(unsigned max, char *err, size_t errlen);
-/* prefork_close - unmap it (the daemon, at exit) */
+/* prefork_close - unmap it: the daemon at exit, and every session as it
+ * starts, so that no session can read the other slots' client keys or
+ * hold the lock that the daemon and the spares take */
 void prefork_close(void);
 
 /* prefork_state - slot i's state, as its process last left it */

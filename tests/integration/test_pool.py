@@ -182,6 +182,29 @@ class Pool(unittest.TestCase):
             self.assertEqual(srv.log().count("event=session-start "), 20)
             spares(srv, want)
 
+    def test_a_session_unmaps_the_shared_table(self):
+        # the spare needs the table of slots to claim its own; the session
+        # it becomes must not read the other slots' clients or hold their lock
+        def shared_anon(pid):
+            with open("/proc/%d/maps" % pid) as f:
+                return [l for l in f if l.split()[1].endswith("s") and "/dev/zero" in l]
+        with harness.Server("--spare-sessions=1") as srv:
+            pid = spares(srv, 1)[0]
+            waiting = shared_anon(pid)  # the table, and the AUTH brake's page
+            c = srv.raw(timeout=HANG)
+            c.greet()
+            self.assertEqual(wait_for(lambda: session_pids(srv.log()), "the session")[0], pid)
+            serving = shared_anon(pid)
+            self.assertEqual(len(set(waiting) - set(serving)), 1, (waiting, serving))
+            self.assertEqual(set(serving) - set(waiting), set())
+            c.cmd("QUIT", 221)
+        with harness.Server("--spare-sessions=0") as srv:
+            c = srv.raw(timeout=HANG)
+            c.greet()
+            pid = wait_for(lambda: session_pids(srv.log()), "the session")[0]
+            self.assertEqual(len(shared_anon(pid)), len(serving))  # the same as a spare's session
+            c.cmd("QUIT", 221)
+
     def test_spare_sessions_0_forks_per_accept(self):
         with harness.Server("--spare-sessions=0") as srv:
             self.assertIn("spare-sessions=0", srv.log())
