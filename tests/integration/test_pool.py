@@ -70,6 +70,14 @@ def spares(srv, n):
                     "%d spare processes" % n)
 
 
+def kill_left(pids):
+    """SIGKILL the spares a failing test leaves behind: they hold the
+    daemon's stdout and stderr, and the harness would wait for them"""
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def session_pids(log):
     return [int(p) for p in re.findall(r"event=session-start pid=(\d+)", log)]
 
@@ -284,15 +292,17 @@ class Pool(unittest.TestCase):
 
     def test_sigterm_ends_idle_spares_no_orphans(self):
         srv = harness.Server("--spare-sessions=4")
+        pids = []
         try:
             pids = spares(srv, 4)
             srv.proc.send_signal(signal.SIGTERM)
             self.assertEqual(srv.proc.wait(timeout=HANG), 0)
             for pid in pids:
-                wait_for(lambda: not alive(pid), "spare %d to exit" % pid)
+                wait_for(lambda: not alive(pid), "spare %d to exit" % pid, timeout=HANG / 3)
             with self.assertRaises(OSError):
                 socket.create_connection(("127.0.0.1", srv.port), timeout=HANG)
         finally:
+            kill_left(pids)
             srv.stop(check=False)
         self.assertNotIn("event=spare-lost", srv.log())
 
@@ -311,13 +321,15 @@ class Pool(unittest.TestCase):
     def test_daemon_killed_spares_exit(self):
         # no spare outlives the daemon to accept clients on its own
         srv = harness.Server("--spare-sessions=3")
+        pids = []
         try:
             pids = spares(srv, 3)
             srv.proc.kill()
             srv.proc.wait(timeout=HANG)
             for pid in pids:
-                wait_for(lambda: not alive(pid), "spare %d to exit" % pid)
+                wait_for(lambda: not alive(pid), "spare %d to exit" % pid, timeout=HANG / 3)
         finally:
+            kill_left(pids)
             srv.stop(check=False)
 
     def test_killed_spare_is_replaced(self):
