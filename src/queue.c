@@ -344,12 +344,13 @@ bool queue_id_valid(const char *s)
 }
 
 /* queue_new_id - see queue.h */
-void queue_new_id(char id[QUEUE_ID_LEN + 1], long long now)
+void queue_new_id(char id[QUEUE_ID_LEN + 1], long long now, long usec)
 {
 	unsigned long long r = 0;
 	if (getrandom(&r, sizeof(r), 0) != sizeof(r)) /* blocks only before the pool is ready */
 		r = (unsigned long long)clock() ^ (unsigned long long)getpid() << 32;
-	snprintf(id, QUEUE_ID_LEN + 1, "%08llX%012llX", (unsigned long long)now & 0xFFFFFFFFULL,
+	snprintf(id, QUEUE_ID_LEN + 1, "%08llX%05lX%012llX",
+	         (unsigned long long)now & 0xFFFFFFFFULL, (unsigned long)usec & 0xFFFFFUL,
 	         r & 0xFFFFFFFFFFFFULL);
 }
 
@@ -593,14 +594,16 @@ void queue_store(const char *path, const struct delivery *d, struct spool *sp,
 	struct queue q;
 	char err[512];
 	const char *what = "open the queue";
-	long long now = (long long)time(NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	long long now = (long long)ts.tv_sec;
 	memset(r, 0, sizeof(*r));
 	r->exit_status = -1;
 	id[0] = '\0';
 	int rc = queue_open(&q, path, false, false, err, sizeof(err));
 	if (rc == 0) {
 		char nid[QUEUE_ID_LEN + 1];
-		queue_new_id(nid, now);
+		queue_new_id(nid, now, ts.tv_nsec / 1000);
 		rc = store(&q, d, sp, nid, now, &what);
 		if (rc == 0)
 			memcpy(id, nid, sizeof(nid));

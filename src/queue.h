@@ -19,8 +19,9 @@
  * Every directory is opened without following a symbolic link and
  * used only when owned by the effective user (root may administer any
  * queue) and writable by no one else; every file is opened O_NOFOLLOW
- * and made mode 0600. IDs are 20 upper-case hex digits, 8 of the
- * arrival second and 12 random (getrandom), never taken from a client.
+ * and made mode 0600. IDs are 25 upper-case hex digits: 8 of the
+ * arrival second and 5 of its microsecond (so that names sort in the
+ * order of arrival), then 12 random (getrandom); never from a client.
  *
  * A delivery holds an flock on the message's "msg" file: --queue-delete
  * and --queue-requeue take the same lock, so they never pull a message
@@ -42,7 +43,7 @@
 
 #include "deliver.h"
 
-#define QUEUE_ID_LEN 20
+#define QUEUE_ID_LEN 25
 
 struct spool;
 
@@ -109,8 +110,8 @@ bool queue_expired(long long since, unsigned long long lifetime, long long now);
 int queue_parse_duration(const char *s, unsigned long long *secs);
 /* queue_id_valid - whether s has the form of a queue ID */
 bool queue_id_valid(const char *s);
-/* queue_new_id - a fresh ID for arrival second now */
-void queue_new_id(char id[QUEUE_ID_LEN + 1], long long now);
+/* queue_new_id - a fresh ID for arrival time now (seconds), usec */
+void queue_new_id(char id[QUEUE_ID_LEN + 1], long long now, long usec);
 
 /* --- the directory --- */
 
