@@ -186,9 +186,10 @@ class Base(unittest.TestCase):
         self.ctl = Ctl(self.base)
         self.queue = os.path.join(self.base, "queue")
 
-    def server(self, *args, queue=None):
+    def server(self, *args, queue=None, prefix=()):
         srv = harness.Server("--queue=" + (queue or self.queue), "--queue-retry=1",
-                             "--queue-retry-max=2", *args, command=self.ctl.command())
+                             "--queue-retry-max=2", *args, command=self.ctl.command(),
+                             prefix=prefix)
         self.addCleanup(stop, srv)
         return srv
 
@@ -419,6 +420,20 @@ class FullDisk(Base):
         self.ctl.unblock()
         self.wait_log(srv, r"event=delivered queue-id=%s " % small)
         self.assertEqual(len(self.ctl.delivered()), 1)
+
+
+class Durability(Base):
+    def test_a_failed_fsync_is_451_and_leaves_nothing(self):
+        # every fsync fails (tests/tools/failsync.c): no 250 for what is not on disk
+        srv = self.server(prefix=[os.environ["SMTPIPE_FAILSYNC"]])
+        c = srv.raw().greet()
+        c.message(b"Subject: lost\r\n\r\nnot durable\r\n.\r\n", want=451)
+        c.cmd("QUIT", 221)
+        self.assertEqual(self.ids(), [])
+        self.assertEqual(os.listdir(os.path.join(self.queue, "tmp")), [])
+        self.assertRegex(srv.log(), r'event=queue-error queue=\S+ error="cannot write the '
+                                    r'message: Input/output error"')
+        self.assertEqual(self.ctl.log(), [])
 
 
 class Admin(Base):
