@@ -566,11 +566,11 @@ unsigned queue_clean_tmp(const struct queue *q)
 }
 
 /* queue_lock - see queue.h */
-int queue_lock(struct queue *q, long *holder)
+int queue_lock(struct queue *q, bool create, long *holder)
 {
 	*holder = 0;
-	int fd =
-	    openat(q->dir, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (create ? O_CREAT : 0);
+	int fd = openat(q->dir, "lock", flags, 0600);
 	if (fd < 0)
 		return -1;
 	struct stat st;

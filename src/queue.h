@@ -96,8 +96,8 @@ char (*queue_ids(const struct queue *q, enum queue_where where, size_t *n))[QUEU
 unsigned queue_clean_tmp(const struct queue *q);
 /* queue_lock - take DIR/lock without waiting and write our pid in it:
  * 0; 1 when another process holds it (*holder: its pid, or 0); -1 with
- * errno */
-int queue_lock(struct queue *q, long *holder);
+ * errno (ENOENT: no lock file, and create false) */
+int queue_lock(struct queue *q, bool create, long *holder);
 /* queue_list - every message of both places, one a line (or a JSON
  * array with json), to out; 0, or -1 with errno */
 int queue_list(const struct queue *q, bool json, long long now, FILE *out);

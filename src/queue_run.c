@@ -430,7 +430,7 @@ static int take_lock(struct runner *R)
 	bool said = false;
 	for (;;) {
 		long holder;
-		int rc = queue_lock(&R->q, &holder);
+		int rc = queue_lock(&R->q, true, &holder);
 		if (rc <= 0) {
 			if (rc < 0)
 				log_msg(LOG_ERR,
@@ -523,11 +523,37 @@ int queue_run_check(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+/* runs_as_owner - whether process pid's real uid owns the queue (read
+ * from /proc/PID/status: a daemon that is not dumpable has a /proc
+ * directory of root's) */
+static bool runs_as_owner(const struct queue *q, long pid)
+{
+	struct stat st;
+	char path[64], line[256];
+	if (fstat(q->dir, &st) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool ok = false;
+	unsigned long uid;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %lu", &uid) == 1) {
+			ok = uid == (unsigned long)st.st_uid;
+			break;
+		}
+	fclose(f);
+	return ok;
+}
+
 /* admin_flush - --queue-flush: SIGUSR1 to the runner holding the lock */
 static int admin_flush(const struct config *cfg, struct queue *q)
 {
 	long holder;
-	int rc = queue_lock(q, &holder);
+	int rc = queue_lock(q, false, &holder); /* never made here: root would own it */
+	if (rc < 0 && errno == ENOENT)
+		rc = 0;
 	if (rc < 0) {
 		fprintf(stderr, "%s: cannot read %s/lock: %s\n", cfg->progname, cfg->queue_dir,
 		        strerror(errno));
@@ -538,6 +564,15 @@ static int admin_flush(const struct config *cfg, struct queue *q)
 		        "%s: no queue runner is running on %s (start the daemon, or use "
 		        "--queue-run)\n",
 		        cfg->progname, cfg->queue_dir);
+		return EXIT_KIND_FAILURE;
+	}
+	/* the pid comes from a file the queue's owner writes: root signals
+	 * only a process of that owner, never one it was pointed at */
+	if (geteuid() == 0 && !runs_as_owner(q, holder)) {
+		fprintf(stderr,
+		        "%s: %s/lock names pid %ld, which is not a process of the queue's "
+		        "owner: not signalled\n",
+		        cfg->progname, cfg->queue_dir, holder);
 		return EXIT_KIND_FAILURE;
 	}
 	if (kill((pid_t)holder, SIGUSR1) < 0) {

@@ -526,6 +526,36 @@ class Admin(Base):
         self.assertIn("no queue runner is running", r.stderr)
 
 
+class FlushAsRoot(Base):
+    def test_root_signals_only_a_process_of_the_queue_owner(self):
+        # DIR/lock is written by the queue's owner: one that names another
+        # process must not turn root's --queue-flush into a kill -USR1 of it
+        self.assertEqual(os.geteuid(), 0, "needs root and the user nobody")
+        os.chmod(self.base, 0o755)
+        for d in ("", "tmp", "q", "failed"):
+            os.makedirs(os.path.join(self.queue, d), 0o700, exist_ok=True)
+            os.chown(os.path.join(self.queue, d), 65534, 65534)
+        victim = subprocess.Popen(["sleep", "600"])
+        self.addCleanup(victim.wait)
+        self.addCleanup(victim.kill)
+        def as_nobody():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        lock = os.path.join(self.queue, "lock")
+        holder = subprocess.Popen(["flock", lock, "sh", "-c",
+                                   'echo "$0" > "$1"; echo locked; exec sleep 600',
+                                   str(victim.pid), lock], stdout=subprocess.PIPE, text=True,
+                                  preexec_fn=as_nobody, start_new_session=True)
+        self.addCleanup(holder.wait)
+        self.addCleanup(os.killpg, holder.pid, signal.SIGKILL)  # flock and its sleep
+        self.assertEqual(holder.stdout.readline(), "locked\n")
+        r = self.admin("--queue-flush")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("not a process of the queue's owner", r.stderr)
+        self.assertIsNone(victim.poll(), "the process named in DIR/lock got SIGUSR1")
+
+
 class Inetd(Base):
     def inetd_send(self, n, subject="inetd"):
         def script(c):
