@@ -154,8 +154,9 @@ def children_of(pid):
     return out
 
 
-def stop(srv, check=False):
-    """srv.stop() once: a crashed server is stopped already"""
+def stop(srv, check=True):
+    """srv.stop() once (a crashed server is stopped already); check: it
+    must end on SIGTERM with status 0, its runner and deliveries too"""
     if not getattr(srv, "stopped", False):
         srv.stopped = True
         return srv.stop(check)
@@ -172,7 +173,7 @@ def crash(srv):
         except ProcessLookupError:
             pass
     srv.proc.wait(timeout=HANG)
-    stop(srv)
+    stop(srv, check=False)
     for p in tree:  # gone, every one (a zombie's parent is gone too)
         wait_until(lambda: not os.path.exists("/proc/%d/stat" % p) or
                    open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[0] == "Z",
@@ -396,6 +397,24 @@ class Crash(Base):
         srv = self.server()
         self.wait_log(srv, r"event=queue-runner-start .*cleaned=2")
         self.assertEqual(os.listdir(os.path.join(self.queue, "tmp")), [])
+
+
+class Stop(Base):
+    def test_sigterm_lets_a_running_delivery_finish_and_keeps_the_rest(self):
+        self.ctl.block()
+        srv = self.server("--queue-workers=1")
+        first = self.send(srv, subject="first")
+        wait_until(self.ctl.started, "the delivery to start")
+        second = self.send(srv, subject="second")
+        srv.proc.send_signal(signal.SIGTERM)
+        self.wait_log(srv, r"event=queue-runner-stopping busy=1")
+        self.assertIsNone(srv.proc.poll(), "the daemon ended before its delivery")
+        self.ctl.unblock()
+        self.assertEqual(srv.proc.wait(timeout=HANG), 0)
+        stop(srv)
+        self.assertRegex(srv.log(), r"event=delivered queue-id=%s " % first)
+        self.assertEqual(self.ids(), [second])  # not started: still queued
+        self.assertEqual(len(self.ctl.delivered()), 1)
 
 
 class FullDisk(Base):
