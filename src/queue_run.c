@@ -274,22 +274,12 @@ static void work(struct runner *R, const char *id)
 	close(mdir);
 }
 
-/* die_with_parent - SIGKILL when the runner dies (it has no one else to
- * report to); a runner already gone: end now */
-static void die_with_parent(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (getppid() != parent)
-		_exit(0);
-}
-
 /* start_worker - fork a worker for id into a free slot */
 static void start_worker(struct runner *R, const char *id)
 {
 	unsigned i = 0;
 	while (R->w[i].pid)
 		i++;
-	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_msg(LOG_ERR, "event=queue-error error=\"cannot fork a worker: %s\"",
@@ -301,7 +291,10 @@ static void start_worker(struct runner *R, const char *id)
 		if (R->q.lock >= 0) /* the lock is the runner's alone */
 			close(R->q.lock);
 		R->q.lock = -1;
-		die_with_parent(parent);
+		/* no PR_SET_PDEATHSIG here: a worker whose runner was killed
+		 * finishes its delivery and records it, so its command's exit 0
+		 * is never followed by a second delivery; its lock on the
+		 * message keeps the next runner off it meanwhile */
 		work(R, id);
 		_exit(0);
 	}

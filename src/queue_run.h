@@ -19,9 +19,11 @@
  * Signals of the runner: SIGUSR1 retries every message now (the
  * listener forwards its own SIGUSR1; --queue-flush sends it), SIGHUP
  * reopens the log, SIGTERM lets running deliveries finish and ends.
- * The runner and its workers die with their parent (PR_SET_PDEATHSIG),
- * so a daemon killed with SIGKILL leaves no runner behind to race the
- * next one; what they were doing is safe to cut at any point (queue.h).
+ * The runner dies with the daemon (PR_SET_PDEATHSIG), so a daemon
+ * killed with SIGKILL leaves no runner behind to race the next one; a
+ * worker finishes the delivery it started and records it (its lock on
+ * the message keeps the next runner off it). Whatever is cut, at any
+ * point, is safe (queue.h).
  */
 #ifndef SMTPIPE_QUEUE_RUN_H
 #define SMTPIPE_QUEUE_RUN_H

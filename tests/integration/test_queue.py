@@ -112,6 +112,10 @@ class Ctl:
             os.write(fd, b"go\n")
             os.close(fd)
 
+    def release(self):
+        if os.path.exists(os.path.join(self.d, "block")):
+            self.unblock()
+
     def started(self):
         return [n for n in os.listdir(self.d) if n.startswith("started.")]
 
@@ -192,6 +196,7 @@ class Base(unittest.TestCase):
                              "--queue-retry-max=2", *args, command=self.ctl.command(),
                              prefix=prefix)
         self.addCleanup(stop, srv)
+        self.addCleanup(self.ctl.release)  # first: a failed test leaves no command waiting
         return srv
 
     def send(self, srv, sender="a@a.test", rcpts=("b@b.test",), subject="hello"):
@@ -383,6 +388,29 @@ class Crash(Base):
         srv2 = self.server()
         self.wait_log(srv2, r"event=delivered queue-id=%s attempts=1 " % qid)
         self.assertEqual(len(self.ctl.delivered()), 1)
+
+    def test_kill_of_the_daemon_alone_mid_delivery_delivers_once(self):
+        # kill -9 of the daemon's own process: its worker finishes the
+        # delivery and removes the message; the next daemon's runner
+        # finds it locked meanwhile and never starts it a second time
+        self.ctl.block()
+        srv = self.server("--queue-workers=1")
+        qid = self.send(srv, subject="first")
+        wait_until(self.ctl.started, "the command to start")
+        srv.proc.kill()
+        srv.proc.wait(timeout=HANG)
+        srv.stopped = True  # its worker holds its stderr until the command ends
+        self.addCleanup(srv.stop, False)
+        srv2 = self.server()
+        self.wait_log(srv2, r"event=queue-runner-start ")
+        self.ctl.unblock()
+        wait_until(lambda: self.ids() == [], "the message to leave the queue")
+        sentinel = self.send(srv2, subject="sentinel")
+        self.wait_log(srv2, r"event=delivered queue-id=%s " % sentinel)
+        subjects = sorted(re.search(rb"Subject: (\w+)", m).group(1) for _, m in
+                          self.ctl.delivered())
+        self.assertEqual(subjects, [b"first", b"sentinel"])
+        self.assertRegex(srv.log(), r"event=delivered queue-id=%s attempts=1 " % qid)
 
     def test_leftovers_in_tmp_are_removed_at_start(self):
         os.makedirs(os.path.join(self.queue, "tmp"), 0o700)
