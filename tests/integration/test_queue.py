@@ -412,6 +412,17 @@ class Crash(Base):
         self.assertEqual(subjects, [b"first", b"sentinel"])
         self.assertRegex(srv.log(), r"event=delivered queue-id=%s attempts=1 " % qid)
 
+    def test_a_live_writer_in_tmp_is_left_alone(self):
+        for d in ("tmp", "q", "failed"):
+            os.makedirs(os.path.join(self.queue, d), 0o700)
+        os.chmod(self.queue, 0o700)
+        # a message being written right now, by a process that runs (this one)
+        live = os.path.join(self.queue, "tmp", "000000000000000000000000C.%d" % os.getpid())
+        os.mkdir(live, 0o700)
+        srv = self.server()
+        self.wait_log(srv, r"event=queue-runner-start .*cleaned=0")
+        self.assertTrue(os.path.isdir(live))
+
     def test_leftovers_in_tmp_are_removed_at_start(self):
         os.makedirs(os.path.join(self.queue, "tmp"), 0o700)
         for d in ("q", "failed"):
@@ -425,6 +436,23 @@ class Crash(Base):
         srv = self.server()
         self.wait_log(srv, r"event=queue-runner-start .*cleaned=2")
         self.assertEqual(os.listdir(os.path.join(self.queue, "tmp")), [])
+
+
+class Storage(Base):
+    def test_mockmta_queue_delivers_into_the_mailbox(self):
+        box = os.path.join(self.base, "box.mbox")
+        srv = harness.Server("--queue=" + self.queue, mailbox=box, personality="mockmta")
+        self.addCleanup(stop, srv)
+        qid = self.send(srv, sender="s@a.test", rcpts=("r@b.test", "bcc@b.test"))
+        self.wait_log(srv, r"event=delivered queue-id=%s attempts=1 " % qid)
+        with open(box, "rb") as f:
+            text = f.read()
+        self.assertTrue(text.startswith(b"From s@a.test "), text[:80])
+        self.assertIn(b"\nReturn-Path: <s@a.test>\n", text)
+        self.assertIn(b"<r@b.test>,", text)
+        self.assertIn(b"<bcc@b.test>", text)
+        self.assertIn(b"\nSubject: hello\n", text)
+        self.assertEqual(self.ids(), [])
 
 
 class Stop(Base):
