@@ -80,15 +80,16 @@ static void enhanced(const char *text, const char *def, char *out, size_t cap)
 }
 
 /* make_bounce - queue a DSN about e (failed with r, or expired) to its
- * sender; 0 (bid filled), -1 (logged) */
+ * sender; 0 (bid and status, the DSN's, filled), -1 (logged) */
 static int make_bounce(struct runner *R, const struct queue_env *e, int msg,
-                       const struct delivery_result *r, bool expired, char bid[QUEUE_ID_LEN + 1])
+                       const struct delivery_result *r, bool expired, char bid[QUEUE_ID_LEN + 1],
+                       char status[16])
 {
 	const struct config *cfg = R->srv->cfg;
-	char status[16], diag[400], err[256] = "";
-	enhanced(r->text, "5.0.0", status, sizeof(status));
+	char diag[400], err[256] = "";
+	enhanced(r->text, "5.0.0", status, 16);
 	if (expired)
-		snprintf(status, sizeof(status), "4.4.7");
+		snprintf(status, 16, "4.4.7");
 	const char *name = r->exit_status >= 0 ? deliver_exit_name(r->exit_status) : "-";
 	snprintf(diag, sizeof(diag), "smtp; %d %s%s%s%s", r->code, r->text,
 	         strcmp(name, "-") ? " (" : "", strcmp(name, "-") ? name : "",
@@ -141,8 +142,8 @@ static void give_up(struct runner *R, int mdir, int msg, const struct queue_env 
 	log_escape(from, sizeof(from), e->sender, strlen(e->sender));
 	log_escape(reason, sizeof(reason), r->text, strlen(r->text));
 	if (e->sender[0]) {
-		char bid[QUEUE_ID_LEN + 1];
-		if (make_bounce(R, e, msg, r, expired, bid) < 0) {
+		char bid[QUEUE_ID_LEN + 1], status[16];
+		if (make_bounce(R, e, msg, r, expired, bid, status) < 0) {
 			/* no bounce, no failure: try again later, so nothing is lost */
 			s->next = (long long)time(NULL) +
 			          (long long)queue_backoff(s->attempts, cfg->queue_retry,
@@ -155,7 +156,7 @@ static void give_up(struct runner *R, int mdir, int msg, const struct queue_env 
 			return;
 		}
 		log_msg(LOG_NOTICE, "event=bounced queue-id=%s bounce-id=%s status=%s to=\"%s\"",
-		        e->id, bid, expired ? "4.4.7" : "permanent", from);
+		        e->id, bid, status, from);
 	} else {
 		log_msg(LOG_NOTICE, "event=bounce-suppressed queue-id=%s reason=null-sender",
 		        e->id);

@@ -289,7 +289,8 @@ class Bounces(Base):
         srv = self.server()
         qid = self.send(srv, subject="doomed")
         self.wait_log(srv, r"event=failed queue-id=%s attempts=1 result=554 status=67 " % qid)
-        bid = self.wait_log(srv, r"event=bounced queue-id=%s bounce-id=([0-9A-F]{25}) " % qid)[0]
+        bid = self.wait_log(srv, r"event=bounced queue-id=%s bounce-id=([0-9A-F]{25}) "
+                                 r"status=5\.3\.0 to=\"a@a.test\"" % qid)[0]
         self.wait_log(srv, r"event=delivered queue-id=%s attempts=1 " % bid)
         self.assertEqual(self.ids("failed"), [qid])
         self.assertEqual(self.ids("q"), [])
@@ -301,7 +302,8 @@ class Bounces(Base):
         self.assertEqual(len(rcpts), 1)
         self.assertEqual(rcpts[0]["Final-Recipient"], "rfc822; b@b.test")
         self.assertEqual(rcpts[0]["Action"], "failed")
-        self.assertRegex(rcpts[0]["Status"], r"^5\.\d\.\d$")
+        self.assertEqual(rcpts[0]["Status"], "5.3.0")
+        self.assertIn("67", rcpts[0]["Diagnostic-Code"])
         self.assertIn("Subject: doomed", headers)
         self.assertIn("Message-ID: <doomed@a.test>", headers)
         self.assertNotIn("body", headers)
