@@ -682,6 +682,26 @@ class Inetd(Base):
         self.assertEqual(subjects, [b"inetd%d" % i for i in range(6)])
         self.assertEqual(self.ids(), [])
 
+    def test_the_daemons_runner_waits_for_a_queue_run_to_end(self):
+        self.inetd_send(1)
+        self.ctl.block()
+        argv = [harness.binary(), "--queue=" + self.queue, "--queue-run",
+                "--command=" + self.ctl.command()]
+        first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(first.kill)
+        wait_until(self.ctl.started, "the queue run's delivery")
+        srv = self.server()
+        self.wait_log(srv, r"event=queue-locked holder=%d waiting" % first.pid)
+        self.ctl.unblock()
+        first.communicate(timeout=HANG)
+        self.assertEqual(first.returncode, 0)
+        self.wait_log(srv, r"event=queue-runner-start ")
+        qid = self.send(srv, subject="daemon")
+        self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+        subjects = sorted(re.search(rb"Subject: (\w+)", m).group(1) for _, m in
+                          self.ctl.delivered())
+        self.assertEqual(subjects, [b"daemon", b"inetd0"])
+
     def test_queue_run_beside_a_running_daemon_does_nothing(self):
         self.ctl.block()
         srv = self.server()
