@@ -529,6 +529,8 @@ static void serve_one(const struct server *srv, int fd, struct session_origin *o
 	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
+	if (srv->cfg->queue_dir) /* the runner's flush: `pkill -USR1 smtpipe` ends no session */
+		sigaddset(&serve, SIGUSR1);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
 }

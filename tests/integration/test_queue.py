@@ -545,6 +545,19 @@ class Admin(Base):
         self.wait_log(srv, r"event=delivered queue-id=%s " % first)
         self.assertEqual(json.loads(self.admin("--queue-list", "--json").stdout), [])
 
+    def test_sigusr1_to_every_process_cuts_no_session(self):
+        # "pkill -USR1 smtpipe" reaches the sessions too: they must go on
+        srv = self.server()
+        c = srv.raw().greet()
+        pid = int(self.wait_log(srv, r"event=session-start pid=(\d+)")[0])
+        os.kill(pid, signal.SIGUSR1)
+        self.wait_log(srv, r"event=queue-runner-start ")
+        c.cmd("NOOP", 250)
+        lines = c.message(b"Subject: on\r\n\r\nstill here\r\n.\r\n", 250)
+        self.assertRegex(lines[-1], "queued as")
+        c.cmd("QUIT", 221)
+        self.assertNotIn("session-crashed", srv.log())
+
     def test_deferred_message_shows_its_last_error(self):
         self.ctl.seq([75])
         srv = self.server("--queue-retry=3600", "--queue-retry-max=3600")
