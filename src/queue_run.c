@@ -464,6 +464,12 @@ int queue_run(const struct server *srv, bool once)
 			fprintf(stderr, "%s: %s\n", cfg->progname, err);
 		return EXIT_KIND_STARTUP;
 	}
+	/* a mailbox or pipe reader gone is an EPIPE for the delivery to
+	 * report, never a death (as in sessions); --queue-run has no
+	 * listener that set this already */
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, NULL);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
