@@ -253,6 +253,23 @@ class Retry(Base):
         self.wait_log(srv, r"event=delivered queue-id=%s attempts=2 " % qid)
         self.assertEqual(len(self.ctl.delivered()), 1)
 
+    def test_a_large_message_arrives_whole(self):
+        # past the spool's memory bound: spooled to a file, copied into the
+        # queue, read by the command from the queue file, all of it
+        self.ctl.seq([75, 0])
+        srv = self.server()
+        body = b"".join(b"line %06d " % i + b"x" * 90 + b"\r\n" for i in range(3000))
+        c = srv.raw(timeout=HANG).greet()
+        lines = c.message(b"Subject: big\r\n\r\n" + body + b".\r\n", 250)
+        c.cmd("QUIT", 221)
+        qid = re.search(r"queued as (\S+)", lines[-1]).group(1)
+        self.wait_log(srv, r"event=delivered queue-id=%s attempts=2 " % qid)
+        (_, msg), = self.ctl.delivered()
+        self.assertTrue(msg.endswith(b"\nSubject: big\n\n" + body.replace(b"\r\n", b"\n")),
+                        msg[-200:])
+        attempts = [m for _, _, m in self.ctl.log()]
+        self.assertEqual(attempts[0], attempts[1])  # the retry got the same bytes
+
     def test_queue_files_are_private(self):
         self.ctl.block()
         srv = self.server()
