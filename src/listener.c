@@ -60,6 +60,7 @@
 #include "listen_socket.h"
 #include "log.h"
 #include "prefork.h"
+#include "queue_run.h"
 #include "safe_file.h"
 #include "session.h"
 #include "tls.h"
@@ -67,9 +68,11 @@
 
 static struct listen_socket *socks; /* listen_socket.c's table */
 static unsigned nsocks;
-static int sig_fd = -1;    /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
-static sigset_t open_mask; /* the signal mask before they were blocked */
-static int pid_fd = -1;    /* -P: opened before --user, written after detach */
+static int sig_fd = -1;            /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
+static sigset_t open_mask;         /* the signal mask before they were blocked */
+static int pid_fd = -1;            /* -P: opened before --user, written after detach */
+static pid_t runner_pid;           /* --queue: the queue runner, 0 while none runs */
+static long long runner_resume_ms; /* a runner that ended is started again then */
 
 /* listener_systemd_adopt - see listener.h */
 void listener_systemd_adopt(void)
@@ -150,14 +153,16 @@ int listener_drop_privileges(const char *spec, char *err, size_t errlen)
  * handler runs, and none can interrupt a fork(). Their dispositions
  * are reset, since an ignored SIGCHLD inherited across exec would make
  * the kernel reap the sessions itself. */
-static int catch_signals(void)
+static int catch_signals(bool queue)
 {
-	static const int caught[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+	/* SIGUSR1 (flush the queue) only with --queue: else its default,
+	 * as before */
+	static const int caught[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 	struct sigaction sa = {.sa_handler = SIG_DFL};
 	sigset_t set;
 	sigemptyset(&sa.sa_mask);
 	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++) {
+	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]) - !queue; i++) {
 		sigaction(caught[i], &sa, NULL);
 		sigaddset(&set, caught[i]);
 	}
@@ -192,7 +197,7 @@ static int open_pidfile(const char *path, char *err, size_t errlen)
 int listener_open(const struct server *srv, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
-	if (catch_signals() < 0) {
+	if (catch_signals(cfg->queue_dir != NULL) < 0) {
 		snprintf(err, errlen, "cannot set up signals: %s", strerror(errno));
 		return -1;
 	}
@@ -564,12 +569,46 @@ static void gone(unsigned i, int st, struct loop *lp)
 		lp->nprocs--;
 }
 
-/* reap - collect every finished session and spare */
+/* start_runner - --queue: fork the queue runner (queue_run.h), which
+ * dies with the daemon (a SIGKILL leaves no runner to race the next
+ * daemon's) */
+static void start_runner(const struct server *srv)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_msg(LOG_ERR, "event=queue-runner-failed error=\"%s\"", strerror(errno));
+		runner_resume_ms = mono_ms() + 1000;
+		return;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (getppid() != parent)
+			_exit(0);
+		listen_socket_close(false);
+		close_daemon_fds(); /* the spares' retire pipe too: they must see EOF */
+		prefork_close();
+		_exit(config_exit_code(srv->cfg, (enum exit_kind)queue_run(srv, false)));
+	}
+	runner_pid = pid;
+	log_msg(LOG_DEBUG, "event=queue-runner-started pid=%ld", (long)pid);
+}
+
+/* reap - collect every finished session and spare (and the queue runner) */
 static void reap(unsigned max, struct loop *lp)
 {
 	int st;
 	pid_t pid;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid == runner_pid) { /* started again after a pause, unless stopping */
+			runner_pid = 0;
+			runner_resume_ms = mono_ms() + 1000;
+			log_msg(WIFSIGNALED(st) ? LOG_ERR : LOG_INFO,
+			        "event=queue-runner-exit pid=%ld status=%d signal=%d", (long)pid,
+			        WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+			        WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+			continue;
+		}
 		unsigned i = 0;
 		while (i < max && procs[i].pid != pid)
 			i++;
@@ -590,6 +629,8 @@ static void serve_one(const struct server *srv, int fd, struct session_origin *o
 	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
+	if (srv->cfg->queue_dir) /* the runner's flush: `pkill -USR1 smtpipe` ends no session */
+		sigaddset(&serve, SIGUSR1);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
 }
@@ -649,6 +690,8 @@ static void spare_run(const struct server *srv, unsigned i, unsigned gen)
 	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
+	if (cfg->queue_dir) /* nor any spare */
+		sigaddset(&serve, SIGUSR1);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
 	prefork_prefault();
 	struct session_origin o;
@@ -919,11 +962,13 @@ int listener_run(const struct server *srv)
 	bool stopping = false, capped = false;
 	unsigned max = cfg->max_sessions;
 	struct pollfd p[2 + 2 * BOUND_LISTENERS];
-	while (!stopping || lp.nprocs > 0) {
+	while (!stopping || lp.nprocs > 0 || runner_pid > 0) {
 		if (!stopping)
 			top_up(srv, &lp);
 		bool full = lp.active >= max;
 		long long now = mono_ms();
+		if (cfg->queue_dir && !stopping && !runner_pid && now >= runner_resume_ms)
+			start_runner(srv);
 		/* the daemon accepts by itself only when no spare waits */
 		bool accepting =
 		    !stopping && lp.nprocs < max && lp.idle == 0 && now >= lp.resume_ms;
@@ -937,8 +982,12 @@ int listener_run(const struct server *srv)
 		p[1] = (struct pollfd){.fd = bell[0], .events = POLLIN}; /* -1: ignored */
 		for (unsigned i = 0; i < nsocks; i++)
 			p[2 + i] = (struct pollfd){.fd = socks[i].fd, .events = POLLIN};
-		if (poll(p, accepting ? 2 + nsocks : 2, wait_ms(&lp, stopping, max, now)) < 0 &&
-		    errno != EINTR)
+		int rest_ms = wait_ms(&lp, stopping, max, now);
+		if (cfg->queue_dir && !stopping && !runner_pid) /* the runner's restart */
+			rest_ms = rest_ms >= 0 && rest_ms < runner_resume_ms - now
+			              ? rest_ms
+			              : (int)(runner_resume_ms > now ? runner_resume_ms - now : 0);
+		if (poll(p, accepting ? 2 + nsocks : 2, rest_ms) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & POLLIN) {
 			drain(bell[0]);
@@ -955,6 +1004,13 @@ int listener_run(const struct server *srv)
 					sighup(srv);
 					if (!stopping) /* spares forked before it retire */
 						retire_spares(&lp, true);
+					if (runner_pid > 0) /* it reopens the log too */
+						kill(runner_pid, SIGHUP);
+				} else if (sigs[i].ssi_signo == SIGUSR1) {
+					log_msg(LOG_INFO, "event=queue-flush-requested runner=%ld",
+					        (long)runner_pid);
+					if (runner_pid > 0)
+						kill(runner_pid, SIGUSR1);
 				} else if (!stopping) { /* SIGTERM, SIGINT */
 					stopping = true;
 					prefork_stop();
@@ -963,6 +1019,8 @@ int listener_run(const struct server *srv)
 					retire_spares(&lp, false);
 					notify("STOPPING=1");
 					stop_sessions(max, &lp);
+					if (runner_pid > 0) /* deliveries finish, then it ends */
+						kill(runner_pid, SIGTERM);
 					log_msg(LOG_INFO, "event=stopping active=%u", lp.active);
 				}
 			}
