@@ -213,6 +213,18 @@ class Pool(unittest.TestCase):
             self.assertEqual(len(shared_anon(pid)), len(serving))  # the same as a spare's session
             c.cmd("QUIT", 221)
 
+    def test_a_spare_session_ignores_sigpipe(self):
+        # as a session forked per accept (test_session_signals.py): a
+        # client gone before its reply is an EPIPE, not a death
+        with harness.Server("--spare-sessions=2") as srv:
+            c = srv.raw(timeout=HANG)
+            c.expect(220)
+            pid = wait_for(lambda: session_pids(srv.log()), "the session")[0]
+            with open("/proc/%d/status" % pid) as f:
+                ign = [int(l.split()[1], 16) for l in f if l.startswith("SigIgn:")][0]
+            self.assertTrue(ign & (1 << (signal.SIGPIPE - 1)), "SigIgn %x" % ign)
+            c.cmd("QUIT", 221)
+
     def test_spare_sessions_0_forks_per_accept(self):
         with harness.Server("--spare-sessions=0") as srv:
             self.assertIn("spare-sessions=0", srv.log())
