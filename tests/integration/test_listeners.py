@@ -405,7 +405,7 @@ class EveryKind(unittest.TestCase):
             b.expect(220)  # served once a's session ended
             b.cmd("QUIT", 221)
             b.close()
-            wait_for(lambda: srv.log().count("event=close") == 2, "both sessions' close")
+            srv.wait_log("event=close", count=2)
             log = srv.log()
         self.assertLess(log.index("event=close client=127.0.0.1"),
                         log.index("event=connect client=::1"))
