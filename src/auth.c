@@ -32,6 +32,7 @@
 #include "config.h"
 #include "listen_spec.h"
 #include "log.h"
+#include "safe_file.h"
 
 /* b64_value - the 6-bit value of a base64 character, -1 if none */
 static int b64_value(unsigned char c)
@@ -200,34 +201,24 @@ static struct brake *brake = &local_brake;
 static int state_fd = -1;   /* --inetd: the state file, or -1 */
 static bool always = false; /* no shared state: delay each check */
 
-/* state_open - the --inetd state file: opened without following a
- * symbolic link or blocking on a FIFO, and used only when it is a
- * regular file of this user that nobody else may read or write (else
- * another local user could hold the lock or rewind the schedule) */
+/* The --inetd state file: a regular file of this user that nobody else
+ * may read or write (else another local user could hold the lock or
+ * rewind the schedule), never reached through a symbolic link or a FIFO
+ * (safe_file.h) */
+static const struct safe_file_rules state_rules = {
+    .one_link = true,
+    .forbidden = 077,
+    .mode_why = "readable or writable by others (want mode 0600)"};
+
+/* state_open - the --inetd state file, or -1 with err filled */
 static int state_open(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		snprintf(err, errlen, "--auth-state: cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	struct stat st;
-	const char *why = NULL;
-	if (fstat(fd, &st) < 0)
-		why = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		why = "not a regular file";
-	else if (st.st_uid != geteuid())
-		why = "owned by another user";
-	else if (st.st_mode & 077)
-		why = "readable or writable by others (want mode 0600)";
-	else if (st.st_nlink != 1)
-		why = "has other hard links";
-	if (why) {
-		snprintf(err, errlen, "--auth-state: refusing %s: %s", path, why);
-		close(fd);
-		return -1;
-	}
+	char why[96];
+	int fd = safe_file_open(AT_FDCWD, path, O_RDWR | O_CREAT, 0600, &state_rules, NULL, why,
+	                        sizeof(why));
+	if (fd < 0) /* EPERM: opened, and refused by the rules */
+		snprintf(err, errlen, "--auth-state: %s %s: %s",
+		         errno == EPERM ? "refusing" : "cannot open", path, why);
 	return fd;
 }
 
@@ -359,6 +350,37 @@ static int bad_line(char *err, size_t errlen, const char *name, size_t line, con
 	return -1;
 }
 
+/* check_entry - one "user:hash" line, split in place at its colon and
+ * kept in users[n] when the name is new and the hash one crypt(3) takes
+ * (the n before it are the lines so far); 0, or -1 with err filled */
+static int check_entry(char *line, size_t lineno, struct auth_user *users, size_t n,
+                       const char *name, char *err, size_t errlen)
+{
+	char *colon = strchr(line, ':');
+	if (!colon)
+		return bad_line(err, errlen, name, lineno, "not user:hash");
+	*colon = '\0';
+	size_t ul = (size_t)(colon - line);
+	const char *hash = colon + 1;
+	int salt = crypt_checksalt(hash);
+	if (ul == 0)
+		return bad_line(err, errlen, name, lineno, "the user name is empty");
+	if (ul >= 256) /* the longest name AUTH passes on (engine.h) */
+		return bad_line(err, errlen, name, lineno, "the user name is over 255 bytes");
+	if (salt == CRYPT_SALT_METHOD_LEGACY)
+		return bad_line(err, errlen, name, lineno,
+		                "a legacy hash (DES, MD5...): use yescrypt ($y$) or SHA-512 ($6$)");
+	if (salt != CRYPT_SALT_OK && salt != CRYPT_SALT_TOO_CHEAP)
+		return bad_line(err, errlen, name, lineno,
+		                "not a crypt(3) hash this system supports (yescrypt $y$, "
+		                "SHA-512 $6$, ...)");
+	for (size_t i = 0; i < n; i++)
+		if (users[i].len == ul && memcmp(users[i].name, line, ul) == 0)
+			return bad_line(err, errlen, name, lineno, "the user is given twice");
+	users[n] = (struct auth_user){line, ul, hash};
+	return 0;
+}
+
 /* auth_file_parse - see auth.h */
 int auth_file_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
 {
@@ -392,32 +414,9 @@ int auth_file_parse(const char *text, size_t len, const char *name, char *err, s
 			line[--ll] = '\0';
 		if (ll == 0 || line[0] == '#')
 			continue;
-		char *colon = strchr(line, ':');
-		if (!colon) {
-			rc = bad_line(err, errlen, name, lineno, "not user:hash");
-			break;
-		}
-		*colon = '\0';
-		size_t ul = (size_t)(colon - line);
-		const char *hash = colon + 1;
-		int salt = crypt_checksalt(hash);
-		if (ul == 0)
-			rc = bad_line(err, errlen, name, lineno, "the user name is empty");
-		else if (ul >= 256) /* the longest name AUTH passes on (engine.h) */
-			rc = bad_line(err, errlen, name, lineno, "the user name is over 255 bytes");
-		else if (salt == CRYPT_SALT_METHOD_LEGACY)
-			rc = bad_line(
-			    err, errlen, name, lineno,
-			    "a legacy hash (DES, MD5...): use yescrypt ($y$) or SHA-512 ($6$)");
-		else if (salt != CRYPT_SALT_OK && salt != CRYPT_SALT_TOO_CHEAP)
-			rc = bad_line(err, errlen, name, lineno,
-			              "not a crypt(3) hash this system supports (yescrypt $y$, "
-			              "SHA-512 $6$, ...)");
-		for (size_t i = 0; rc == 0 && i < n; i++)
-			if (users[i].len == ul && memcmp(users[i].name, line, ul) == 0)
-				rc = bad_line(err, errlen, name, lineno, "the user is given twice");
+		rc = check_entry(line, lineno, users, n, name, err, errlen);
 		if (rc == 0)
-			users[n++] = (struct auth_user){line, ul, hash};
+			n++;
 	}
 	static struct crypt_data cd;
 	const char *dummy = NULL;
@@ -447,30 +446,25 @@ int auth_file_parse(const char *text, size_t len, const char *name, char *err, s
 	return 0;
 }
 
+/* --auth-file: ours or root's, and nobody else may write it
+ * (auth_setup in auth.h) */
+static const struct safe_file_rules file_rules = {
+    .root_may_own = true, .forbidden = S_IWOTH, .mode_why = "every user may write to it"};
+
 /* file_load - read path (opened as auth_setup says) and parse it; -1
  * with err filled, 1 with a warning, else 0 */
 static int file_load(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "--auth-file: cannot open %s: %s", path,
-		         errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+	struct stat st;
+	char why[96];
+	int fd = safe_file_open(AT_FDCWD, path, O_RDONLY, 0, &file_rules, &st, why, sizeof(why));
+	if (fd < 0) { /* EPERM: opened, and refused by the rules */
+		snprintf(err, errlen, "--auth-file: %s %s: %s",
+		         errno == EPERM ? "refusing" : "cannot open", path, why);
 		return -1;
 	}
-	struct stat st;
-	const char *why = NULL;
-	if (fstat(fd, &st) < 0)
-		why = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		why = "not a regular file";
-	else if (st.st_uid != geteuid() && st.st_uid != 0)
-		why = "owned by another user";
-	else if (st.st_mode & S_IWOTH)
-		why = "every user may write to it";
-	else if (st.st_size > BOUND_AUTH_FILE_SIZE)
-		why = "larger than 1 MiB";
-	if (why) {
-		snprintf(err, errlen, "--auth-file: refusing %s: %s", path, why);
+	if (st.st_size > BOUND_AUTH_FILE_SIZE) {
+		snprintf(err, errlen, "--auth-file: refusing %s: larger than 1 MiB", path);
 		close(fd);
 		return -1;
 	}

@@ -1,7 +1,7 @@
 /*
  * bounds.h - the default of every limit smtpipe enforces
  *
- * Each bound has a long option that tunes it (see options.c), one reply
+ * Each bound has a long option that tunes it (see options_table.c), one reply
  * with its enhanced status code when it is reached, and one log line.
  * Named bounds.h, not limits.h, so that <limits.h> stays the system's.
  */
@@ -98,6 +98,17 @@
 /* Values of one repeatable option (--listen, --fault): one more is a
  * usage error. */
 #define BOUND_OPTION_REPEATS 64
+
+/* A bounce (src/bounce.h) returns at most this many bytes of the
+ * original message's headers, cut back to the end of a line: enough
+ * for any real header section (a few KiB), while a hostile one cannot
+ * make the queue write and send back megabytes. No option: it only
+ * shortens what goes back to the sender. */
+#define BOUND_BOUNCE_HEADERS (64 * 1024)
+/* A field the bounce writes on a line of its own (an address, the
+ * diagnostic) is at most this long, so that with its name the line
+ * stays within RFC 5322 2.1.1's 998 octets. */
+#define BOUND_BOUNCE_FIELD 900
 
 /* Fault rules (--fault, --faults): at most this many in all. */
 #define BOUND_FAULT_RULES 64

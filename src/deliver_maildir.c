@@ -27,15 +27,23 @@
 #include <unistd.h>
 
 #include "deliver_mbox.h"
+#include "fdio.h"
 #include "log.h"
+#include "safe_file.h"
 #include "spool.h"
 
 #define MAILDIR_BLOCK (64 * 1024)
 #define MAILDIR_TRIES 8 /* names tried in tmp/ before giving up */
 
+/* A Maildir's directories: owned by us or root, not writable by
+ * everyone, never reached through a symbolic link (safe_file.h) */
+static const struct safe_file_rules dir_rules = {.directory = true,
+                                                 .root_may_own = true,
+                                                 .forbidden = S_IWOTH,
+                                                 .mode_why = "writable by every user"};
+
 /* open_dir - name under at (AT_FDCWD: a path) as a directory of ours,
- * made (0700) when missing: not through a symbolic link, owned by us or
- * root, not writable by everyone; the descriptor, or -1 with why filled
+ * made (0700) when missing; the descriptor, or -1 with why filled
  * (naming the directory by label: no path, so why is safe to log as it
  * is) and errno set */
 static int open_dir(int at, const char *name, const char *label, char *why, size_t cap)
@@ -46,33 +54,12 @@ static int open_dir(int at, const char *name, const char *label, char *why, size
 		errno = e;
 		return -1;
 	}
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	char bad[96];
+	int fd = safe_file_open(at, name, O_RDONLY, 0, &dir_rules, NULL, bad, sizeof(bad));
 	if (fd < 0) {
 		int e = errno;
-		struct stat ln;
-		bool seen = fstatat(at, name, &ln, AT_SYMLINK_NOFOLLOW) == 0;
-		snprintf(why, cap, "%s: %s", label,
-		         e == ELOOP || (seen && S_ISLNK(ln.st_mode)) ? "it is a symbolic link"
-		         : e == ENOTDIR                              ? "not a directory"
-		                                                     : strerror(e));
-		errno = e;
-		return -1;
-	}
-	struct stat st;
-	const char *bad = NULL;
-	if (fstat(fd, &st) < 0)
-		bad = strerror(errno);
-	else if (!S_ISDIR(st.st_mode))
-		bad = "not a directory";
-	else if (st.st_uid != geteuid() && st.st_uid != 0)
-		bad = "owned by another user";
-	else if (st.st_mode & S_IWOTH)
-		bad = "writable by every user";
-	if (bad) {
 		snprintf(why, cap, "%s: %s", label, bad);
-		close(fd);
-		errno = EPERM;
-		return -1;
+		errno = e;
 	}
 	return fd;
 }
@@ -163,27 +150,21 @@ size_t deliver_maildir_name(char *buf, size_t cap, long long sec, long usec, lon
 	return o + (size_t)n;
 }
 
+/* The message into the file in blocks; with fd -1 only counted (the
+ * size of the envelope headers, for the file's name). */
 struct wbuf {
-	int fd; /* -1: only count */
-	char buf[MAILDIR_BLOCK];
-	size_t len;
+	struct fdio_block b; /* first: wbuf_flush is handed the block */
+	int fd;
 	size_t total;
 };
 
 /* wbuf_flush - write what is buffered, all of it */
-static int wbuf_flush(struct wbuf *w)
+static int wbuf_flush(struct fdio_block *b)
 {
-	const char *p = w->buf;
-	while (w->len > 0) {
-		ssize_t n = write(w->fd, p, w->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		w->len -= (size_t)n;
-	}
-	return 0;
+	const struct wbuf *w = (const struct wbuf *)b;
+	int rc = fdio_write_all(w->fd, b->buf, b->len, NULL);
+	b->len = 0;
+	return rc;
 }
 
 /* wbuf_put - a deliver_put_fn: buffer (or only count) n bytes */
@@ -191,27 +172,16 @@ static int wbuf_put(void *arg, const char *p, size_t n)
 {
 	struct wbuf *w = arg;
 	w->total += n;
-	if (w->fd < 0)
-		return 0;
-	while (n > 0) {
-		size_t k = sizeof(w->buf) - w->len < n ? sizeof(w->buf) - w->len : n;
-		memcpy(w->buf + w->len, p, k);
-		w->len += k;
-		p += k;
-		n -= k;
-		if (w->len == sizeof(w->buf) && wbuf_flush(w) < 0)
-			return -1;
-	}
-	return 0;
+	return w->fd < 0 ? 0 : fdio_block_put(&w->b, p, n);
 }
 
 /* write_message - envelope headers and the spool as it is, into fd */
 static int write_message(int fd, const struct delivery *d, struct spool *sp)
 {
-	static struct wbuf w;
-	static char in[MAILDIR_BLOCK];
+	static char block[MAILDIR_BLOCK], in[MAILDIR_BLOCK];
+	static struct wbuf w = {.b = {.buf = block, .cap = sizeof(block), .flush = wbuf_flush}};
 	w.fd = fd;
-	w.len = 0;
+	w.b.len = 0;
 	w.total = 0;
 	if (deliver_envelope_headers(d, wbuf_put, &w) < 0)
 		return -1;
@@ -225,7 +195,7 @@ static int write_message(int fd, const struct delivery *d, struct spool *sp)
 		if (wbuf_put(&w, in, (size_t)n) < 0)
 			return -1;
 	}
-	return wbuf_flush(&w);
+	return wbuf_flush(&w.b);
 }
 
 /* header_size - the bytes deliver_envelope_headers gives for d */
@@ -324,11 +294,5 @@ void deliver_maildir_run(const char *dir, const char *host, const struct deliver
 	char md[1024];
 	log_escape(md, sizeof(md), dir, strlen(dir));
 	log_msg(LOG_ERR, "event=maildir-error maildir=%s error=\"%s\"", md, why);
-	if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
-		r->code = 452;
-		snprintf(r->text, sizeof(r->text), "4.3.1 Insufficient system storage");
-	} else {
-		r->code = 451;
-		snprintf(r->text, sizeof(r->text), "4.3.0 Cannot store in Maildir");
-	}
+	deliver_storage_failed(r, err, "4.3.0 Cannot store in Maildir");
 }

@@ -32,54 +32,24 @@
 #include "clock.h"
 #include "fdio.h"
 #include "log.h"
+#include "safe_file.h"
 #include "spool.h"
 
 #define MBOX_BLOCK (64 * 1024)
 
 static int lock(int fd);
 
-/* mbox_open - open path for appending, as deliver_mbox.h says: never
- * through a symlink, never waiting on a FIFO (O_NONBLOCK, cleared once
- * the file is known to be regular), and only a regular file with one
- * link that belongs to us or to root, so that another user of a shared
- * directory (/tmp) cannot point a root daemon at a file of their
- * choice; the descriptor, or -1 with why filled */
+/* The mailbox: a regular file with one link that belongs to us or to
+ * root, so that another user of a shared directory (/tmp) cannot point
+ * a root daemon at a file of their choice (safe_file.h) */
+static const struct safe_file_rules mbox_rules = {.root_may_own = true, .one_link = true};
+
+/* mbox_open - open path for appending, as deliver_mbox.h says; the
+ * descriptor, or -1 with why filled */
 static int mbox_open(const char *path, char *why, size_t cap)
 {
-	int fd = open(
-	    path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
-	    0600);
-	if (fd < 0) { /* say why as the checks below would: in a sticky
-		       * directory the kernel may only say EACCES */
-		int e = errno;
-		struct stat ln;
-		bool seen = lstat(path, &ln) == 0;
-		snprintf(why, cap, "%s",
-		         e == ELOOP || (seen && S_ISLNK(ln.st_mode))    ? "it is a symbolic link"
-		         : e == ENXIO || (seen && !S_ISREG(ln.st_mode)) ? "not a regular file"
-		         : seen && ln.st_uid != geteuid() && ln.st_uid != 0
-		             ? "owned by another user"
-		             : strerror(e));
-		return -1;
-	}
-	struct stat st;
-	const char *bad = NULL;
-	if (fstat(fd, &st) < 0)
-		bad = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		bad = "not a regular file";
-	else if (st.st_uid != geteuid() && st.st_uid != 0)
-		bad = "owned by another user";
-	else if (st.st_nlink != 1)
-		bad = "it has more than one hard link";
-	else if (fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) < 0)
-		bad = strerror(errno);
-	if (bad) {
-		snprintf(why, cap, "%s", bad);
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return safe_file_open(AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT, 0600, &mbox_rules,
+	                      NULL, why, cap);
 }
 
 /* deliver_mbox_check - see deliver_mbox.h */
@@ -111,9 +81,8 @@ int deliver_mbox_check(const char *path, char *err, size_t errlen)
 }
 
 struct out {
+	struct fdio_block b; /* first: out_flush is handed the block */
 	int fd;
-	char buf[MBOX_BLOCK];
-	size_t len;
 	off_t written;   /* bytes appended by this delivery */
 	bool stream;     /* --mailbox=-: standard output, maybe a pipe */
 	long long until; /* with stream: the deadline of every write */
@@ -143,21 +112,22 @@ static int stream_ready(const struct out *o)
 	}
 }
 
-/* out_flush - write the buffer, all of it */
-static int out_flush(struct out *o)
+/* out_flush - write the block, all of it */
+static int out_flush(struct fdio_block *b)
 {
+	struct out *o = (struct out *)b;
 	if (!o->stream) {
 		size_t done;
-		int rc = fdio_write_all(o->fd, o->buf, o->len, &done);
+		int rc = fdio_write_all(o->fd, b->buf, b->len, &done);
 		o->written += (off_t)done;
-		o->len = 0; /* on an error the caller truncates the append back */
+		b->len = 0; /* on an error the caller truncates the append back */
 		return rc;
 	}
-	const char *p = o->buf; /* standard output: PIPE_BUF at a time, when ready */
-	while (o->len > 0) {
+	const char *p = b->buf; /* standard output: PIPE_BUF at a time, when ready */
+	while (b->len > 0) {
 		if (stream_ready(o) < 0)
 			return -1;
-		size_t k = o->len > PIPE_BUF ? PIPE_BUF : o->len;
+		size_t k = b->len > PIPE_BUF ? PIPE_BUF : b->len;
 		ssize_t w = write(o->fd, p, k);
 		if (w < 0) {
 			if (errno == EINTR)
@@ -165,7 +135,7 @@ static int out_flush(struct out *o)
 			return -1;
 		}
 		p += w;
-		o->len -= (size_t)w;
+		b->len -= (size_t)w;
 		o->written += w;
 	}
 	return 0;
@@ -174,16 +144,7 @@ static int out_flush(struct out *o)
 /* out_put - buffer n bytes */
 static int out_put(struct out *o, const char *p, size_t n)
 {
-	while (n > 0) {
-		size_t k = sizeof(o->buf) - o->len < n ? sizeof(o->buf) - o->len : n;
-		memcpy(o->buf + o->len, p, k);
-		o->len += k;
-		p += k;
-		n -= k;
-		if (o->len == sizeof(o->buf) && out_flush(o) < 0)
-			return -1;
-	}
-	return 0;
+	return fdio_block_put(&o->b, p, n);
 }
 
 /* is_from_line - does the line (after any '>') start with "From "? */
@@ -211,6 +172,14 @@ static size_t separator(char *buf, size_t cap, const char *sender)
 		if (buf[i] == ' ' || buf[i] == '\t')
 			buf[i] = '_';
 	return n < 0 ? 0 : (size_t)n;
+}
+
+/* deliver_storage_failed - see deliver_mbox.h */
+void deliver_storage_failed(struct delivery_result *r, int err, const char *text)
+{
+	bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
+	r->code = full ? 452 : 451;
+	snprintf(r->text, sizeof(r->text), "%s", full ? "4.3.1 Insufficient system storage" : text);
 }
 
 /* deliver_envelope_headers - see deliver_mbox.h */
@@ -340,7 +309,8 @@ static bool withdraw(int fd, off_t size, off_t end)
 	return true;
 }
 
-static struct out o;
+static char block[MBOX_BLOCK];
+static struct out o = {.b = {.buf = block, .cap = sizeof(block), .flush = out_flush}};
 
 /* stdout_run - --mailbox=-: the message in mbox form on standard
  * output, whole: every session of the daemon shares that descriptor, so
@@ -362,7 +332,7 @@ static int stdout_run(const struct delivery *d, struct spool *sp, bool *torn)
 	size_t n = separator(sep, sizeof(sep), d->sender);
 	int err = 0;
 	if (out_put(&o, sep, n) < 0 || deliver_envelope_headers(d, put_out, &o) < 0 ||
-	    copy_quoted(&o, sp) < 0 || out_flush(&o) < 0)
+	    copy_quoted(&o, sp) < 0 || out_flush(&o.b) < 0)
 		err = errno ? errno : EIO;
 	else if (fstat(o.fd, &st) == 0 && S_ISREG(st.st_mode) && fsync(o.fd) < 0)
 		err = errno;
@@ -382,7 +352,7 @@ void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *
 	char why[96] = "";
 	memset(r, 0, sizeof(*r));
 	r->exit_status = -1;
-	o.len = 0;
+	o.b.len = 0;
 	o.written = 0;
 	o.stream = false;
 	if (strcmp(path, "-") == 0) {
@@ -409,7 +379,7 @@ void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *
 	char sep[BOUND_PATH + 64];
 	size_t n = separator(sep, sizeof(sep), d->sender);
 	if (out_put(&o, sep, n) < 0 || deliver_envelope_headers(d, put_out, &o) < 0 ||
-	    copy_quoted(&o, sp) < 0 || out_flush(&o) < 0) {
+	    copy_quoted(&o, sp) < 0 || out_flush(&o.b) < 0) {
 		err = errno ? errno : EIO;
 		if (ftruncate(o.fd, size) == 0)
 			fsync(o.fd); /* no reader ever sees a torn message */
@@ -442,11 +412,5 @@ done:
 	log_escape(mbox, sizeof(mbox), path, strlen(path));
 	log_msg(LOG_ERR, "event=mailbox-error mailbox=%s error=\"%s\" restored-size=%lld", mbox,
 	        why, (long long)size);
-	if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
-		r->code = 452;
-		snprintf(r->text, sizeof(r->text), "4.3.1 Insufficient system storage");
-	} else {
-		r->code = 451;
-		snprintf(r->text, sizeof(r->text), "4.3.0 Cannot append to mailbox");
-	}
+	deliver_storage_failed(r, err, "4.3.0 Cannot append to mailbox");
 }

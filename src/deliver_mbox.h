@@ -38,6 +38,10 @@ typedef int deliver_put_fn(void *arg, const char *p, size_t n);
  * recipient, Bcc included, as "<addr>" separated by ",", one a line
  * (folded); handed to put in pieces; -1 when put fails */
 int deliver_envelope_headers(const struct delivery *d, deliver_put_fn *put, void *arg);
+/* deliver_storage_failed - the reply of a stored message that failed
+ * with err (mbox, Maildir): 452 4.3.1 for a full disk or quota (ENOSPC,
+ * EDQUOT, EFBIG: the client tries again later), else 451 with text */
+void deliver_storage_failed(struct delivery_result *r, int err, const char *text);
 /* deliver_mbox_check - at start-up: can path be opened for append?
  * -1 with err filled if not */
 int deliver_mbox_check(const char *path, char *err, size_t errlen);

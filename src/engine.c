@@ -10,20 +10,23 @@
  * cfg->max_errors it ends with 421. The transaction resets on RSET,
  * HELO/EHLO, STARTTLS and after each message. The engine makes no
  * system calls: its log lines go to the session's hook (engine.h).
+ *
+ * Here: the engine's life, the error count, the fault hooks, the
+ * command table and its dispatcher, and the commands outside a
+ * transaction. The transaction (MAIL, RCPT, DATA, the end of the
+ * message) is engine_tx.c's, AUTH engine_auth.c's; they share
+ * struct engine through engine_impl.h.
  */
 #include "engine.h"
 
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "auth.h"
 #include "bounds.h"
 #include "config.h"
-#include "data.h"
 #include "faults.h"
 #include "log.h"
 #include "engine_impl.h"
@@ -38,9 +41,8 @@ static const char *const state_names[] = {
     [STATE_CLOSED] = "closed",
 };
 
-/* elog - one line to the session's log hook, if it wants lines at prio */
-__attribute__((format(printf, 3, 4))) static void elog(const struct engine *e, int prio,
-                                                       const char *fmt, ...)
+/* engine_log - one line to the session's log hook, if it wants lines at prio */
+void engine_log(const struct engine *e, int prio, const char *fmt, ...)
 {
 	if (!e->feat.log || (e->feat.log_enabled && !e->feat.log_enabled(prio)))
 		return;
@@ -56,8 +58,8 @@ __attribute__((format(printf, 3, 4))) static void elog(const struct engine *e, i
 void engine_set_state(struct engine *e, enum engine_state st)
 {
 	if (st != e->state)
-		elog(e, LOG_DEBUG, "event=state from=%s to=%s", state_names[e->state],
-		     state_names[st]);
+		engine_log(e, LOG_DEBUG, "event=state from=%s to=%s", state_names[e->state],
+		           state_names[st]);
 	e->state = st;
 }
 
@@ -90,17 +92,6 @@ static enum engine_event_kind close_session(struct engine *e, enum engine_end wh
 	engine_set_state(e, STATE_CLOSED);
 	e->end = why;
 	return ENGINE_EV_CLOSE;
-}
-
-/* tx_reset - forget the transaction, keep the recipient buffer */
-static void tx_reset(struct transaction *tx)
-{
-	tx->sender[0] = '\0';
-	memset(&tx->params, 0, sizeof(tx->params));
-	tx->rcpt_used = 0;
-	tx->nrcpt = 0;
-	free(tx->rcpts);
-	tx->rcpts = NULL;
 }
 
 /* engine_wipe_credentials - the decoded user and password are gone after use */
@@ -163,7 +154,7 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	tx_reset(&e->tx);
+	engine_tx_reset(&e->tx);
 	free(e->tx.rcpt_buf);
 	engine_wipe_credentials(e);
 	if (e == &first_engine) {
@@ -179,9 +170,9 @@ void engine_free(struct engine *e)
  * and the reply are the server's own words, never the AUTH data */
 static void log_rejected(const struct engine *e, int code, const char *text)
 {
-	elog(e, code >= 500 ? LOG_INFO : LOG_DEBUG,
-	     "event=command-rejected client=%s command=%s reply=\"%d %s\"", e->peer,
-	     e->verb ? e->verb : "UNKNOWN", code, text);
+	engine_log(e, code >= 500 ? LOG_INFO : LOG_DEBUG,
+	           "event=command-rejected client=%s command=%s reply=\"%d %s\"", e->peer,
+	           e->verb ? e->verb : "UNKNOWN", code, text);
 }
 
 /* engine_count_error - reply to a client mistake that is logged elsewhere; the
@@ -191,8 +182,8 @@ enum engine_event_kind engine_count_error(struct engine *e, int code, const char
 	reply_add(e->out, code, true, "%s", text);
 	e->errors++;
 	if (e->cfg->max_errors && e->errors >= e->cfg->max_errors) {
-		elog(e, LOG_NOTICE, "event=too-many-errors errors=%u client=%s", e->errors,
-		     e->peer);
+		engine_log(e, LOG_NOTICE, "event=too-many-errors errors=%u client=%s", e->errors,
+		           e->peer);
 		reply_add(e->out, 421, true, "4.7.0 %s Error: too many errors", e->feat.hostname);
 		return close_session(e, ENGINE_END_ERRORS);
 	}
@@ -221,20 +212,21 @@ const struct fault_rule *engine_fault(struct engine *e, enum fault_stage stage, 
 	char esc[BOUND_PATH * 4 + 8];
 	log_escape(esc, sizeof(esc), arg ? arg : "", arg ? strlen(arg) : 0);
 	if (r->action == FAULT_REPLY)
-		elog(
+		engine_log(
 		    e, LOG_NOTICE,
 		    "event=fault stage=%s rule=%zu nth=%llu action=reply reply=\"%d %s\" client=%s "
 		    "arg=\"%s\"",
 		    faults_stage_name(stage), index, nth, r->code, r->text, e->peer, esc);
 	else if (r->action == FAULT_DROP)
-		elog(e, LOG_NOTICE,
-		     "event=fault stage=%s rule=%zu nth=%llu action=drop client=%s arg=\"%s\"",
-		     faults_stage_name(stage), index, nth, e->peer, esc);
+		engine_log(
+		    e, LOG_NOTICE,
+		    "event=fault stage=%s rule=%zu nth=%llu action=drop client=%s arg=\"%s\"",
+		    faults_stage_name(stage), index, nth, e->peer, esc);
 	else
-		elog(e, LOG_NOTICE,
-		     "event=fault stage=%s rule=%zu nth=%llu action=delay delay=%u client=%s "
-		     "arg=\"%s\"",
-		     faults_stage_name(stage), index, nth, r->delay, e->peer, esc);
+		engine_log(e, LOG_NOTICE,
+		           "event=fault stage=%s rule=%zu nth=%llu action=delay delay=%u client=%s "
+		           "arg=\"%s\"",
+		           faults_stage_name(stage), index, nth, r->delay, e->peer, esc);
 	if (r->action == FAULT_DELAY) {
 		e->ev.delay_s = r->delay;
 		return NULL;
@@ -261,9 +253,6 @@ typedef enum engine_event_kind (*cmd_fn)(struct engine *e, const char *args, siz
 
 static enum engine_event_kind cmd_helo(struct engine *e, const char *args, size_t len);
 static enum engine_event_kind cmd_ehlo(struct engine *e, const char *args, size_t len);
-static enum engine_event_kind cmd_mail(struct engine *e, const char *args, size_t len);
-static enum engine_event_kind cmd_rcpt(struct engine *e, const char *args, size_t len);
-static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_t len);
 static enum engine_event_kind cmd_rset(struct engine *e, const char *args, size_t len);
 static enum engine_event_kind cmd_noop(struct engine *e, const char *args, size_t len);
 static enum engine_event_kind cmd_quit(struct engine *e, const char *args, size_t len);
@@ -314,17 +303,17 @@ static const struct command {
 } commands[] = {
     [VERB_HELO] = {.fn = cmd_helo, .states = ST_ANY, .flags = CMD_BEFORE_TLS},
     [VERB_EHLO] = {.fn = cmd_ehlo, .states = ST_ANY, .flags = CMD_BEFORE_TLS | CMD_ENDS_GROUP},
-    [VERB_MAIL] = {.fn = cmd_mail,
+    [VERB_MAIL] = {.fn = engine_cmd_mail,
                    .states = ST(STATE_READY),
                    .flags = CMD_NEEDS_AUTH,
                    .wrong_state = {{ST_ANY, 503, "5.5.1 Error: nested MAIL command"}}},
-    [VERB_RCPT] = {.fn = cmd_rcpt,
+    [VERB_RCPT] = {.fn = engine_cmd_rcpt,
                    .states = ST(STATE_MAIL) | ST(STATE_RCPT),
                    .flags = CMD_NEEDS_AUTH,
                    .wrong_state = {{ST_ANY, 503, "5.5.1 Error: need MAIL command"}}},
     /* RFC 2920 3.1: 554 when no recipient was accepted, so that a
      * pipelining client does not send the text */
-    [VERB_DATA] = {.fn = cmd_data,
+    [VERB_DATA] = {.fn = engine_cmd_data,
                    .states = ST(STATE_RCPT),
                    .flags = CMD_NO_ARGS | CMD_NEEDS_AUTH | CMD_ENDS_GROUP,
                    .wrong_state = {{ST(STATE_MAIL), 554, "5.5.1 Error: no valid recipients"},
@@ -467,11 +456,11 @@ static bool greet(struct engine *e, const char *args, size_t len, const char *ve
 	}
 	memcpy(e->helo, args, len);
 	e->helo[len] = '\0';
-	tx_reset(&e->tx);
+	engine_tx_reset(&e->tx);
 	engine_set_state(e, STATE_READY);
 	char esc[sizeof(e->helo) * 4];
 	log_escape(esc, sizeof(esc), e->helo, len);
-	elog(e, LOG_DEBUG, "event=helo verb=%s name=\"%s\"", verb, esc);
+	engine_log(e, LOG_DEBUG, "event=helo verb=%s name=\"%s\"", verb, esc);
 	return true;
 }
 
@@ -509,160 +498,11 @@ static enum engine_event_kind cmd_ehlo(struct engine *e, const char *args, size_
 	return ENGINE_EV_NONE;
 }
 
-/* path_reply - the reply for a refused path */
-static enum engine_event_kind path_reply(struct engine *e, enum path_error pe, bool sender)
-{
-	switch (pe) {
-	case PATH_TOO_LONG:
-		return engine_client_error(e, 501,
-		                           sender ? "5.1.7 Sender address too long"
-		                                  : "5.1.3 Recipient address too long");
-	case PATH_REFUSED:
-		return engine_client_error(e, 553,
-		                           sender ? "5.1.7 Sender address not allowed"
-		                                  : "5.1.3 Recipient address not allowed");
-	case PATH_8BIT:
-		return engine_client_error(e, 553,
-		                           "5.6.7 8-bit address needs the SMTPUTF8 parameter");
-	default:
-		return engine_client_error(e, 501,
-		                           sender ? "5.1.7 Bad sender address syntax"
-		                                  : "5.1.3 Bad recipient address syntax");
-	}
-}
-
-/* cmd_mail - RFC 5321 4.1.1.2 with SIZE, BODY, SMTPUTF8, AUTH= */
-static enum engine_event_kind cmd_mail(struct engine *e, const char *args, size_t len)
-{
-	char addr[BOUND_PATH + 1];
-	const char *rest;
-	size_t rlen;
-	enum path_error pe = smtp_cmd_path(args, len, "FROM:", addr, &rest, &rlen, true);
-	if (pe != PATH_OK)
-		return path_reply(e, pe, true);
-	struct mail_params mp;
-	switch (smtp_cmd_mail_params(rest, rlen, &mp)) {
-	case PARAM_SYNTAX:
-		return engine_client_error(e, 501, "5.5.4 Bad MAIL parameter syntax");
-	case PARAM_UNSUPPORTED:
-		return engine_client_error(e, 555, "5.5.4 Unsupported MAIL parameter");
-	case PARAM_OK:
-		break;
-	}
-	if (!mp.smtputf8) {
-		pe = smtp_cmd_path(args, len, "FROM:", addr, &rest, &rlen, false);
-		if (pe != PATH_OK)
-			return path_reply(e, pe, true);
-	}
-	if (mp.size_given && mp.size > e->cfg->max_message_size)
-		return engine_client_error(e, 552, "5.3.4 Message size exceeds fixed limit");
-	const struct fault_rule *r = engine_fault(e, FAULT_MAIL, addr);
-	if (r)
-		return engine_fault_act(e, r);
-	tx_reset(&e->tx);
-	memcpy(e->tx.sender, addr, strlen(addr) + 1);
-	e->tx.params = mp;
-	engine_set_state(e, STATE_MAIL);
-	char esc[BOUND_PATH * 4 + 8];
-	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	elog(e, LOG_DEBUG, "event=mail size=%llu from=\"%s\"", mp.size, esc);
-	reply_add(e->out, 250, true, "2.1.0 Ok");
-	return ENGINE_EV_NONE;
-}
-
-/* add_rcpt - keep one recipient in the transaction's buffer */
-static bool add_rcpt(struct transaction *tx, const char *addr)
-{
-	size_t n = strlen(addr) + 1;
-	if (tx->rcpt_used + n > tx->rcpt_cap) {
-		size_t cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 1024;
-		while (cap < tx->rcpt_used + n)
-			cap *= 2;
-		char *nb = realloc(tx->rcpt_buf, cap);
-		if (!nb)
-			return false;
-		tx->rcpt_buf = nb;
-		tx->rcpt_cap = cap;
-	}
-	memcpy(tx->rcpt_buf + tx->rcpt_used, addr, n);
-	tx->rcpt_used += n;
-	tx->nrcpt++;
-	return true;
-}
-
-/* cmd_rcpt - RFC 5321 4.1.1.3 */
-static enum engine_event_kind cmd_rcpt(struct engine *e, const char *args, size_t len)
-{
-	char addr[BOUND_PATH + 1];
-	const char *rest;
-	size_t rlen;
-	enum path_error pe =
-	    smtp_cmd_path(args, len, "TO:", addr, &rest, &rlen, e->tx.params.smtputf8);
-	if (pe == PATH_OK && addr[0] == '\0')
-		pe = PATH_SYNTAX; /* RCPT TO:<> */
-	if (pe != PATH_OK)
-		return path_reply(e, pe, false);
-	if (smtp_cmd_rcpt_params(rest, rlen) != PARAM_OK)
-		return engine_client_error(e, 555, "5.5.4 Unsupported RCPT parameter");
-	const struct fault_rule *r = engine_fault(e, FAULT_RCPT, addr);
-	if (r) /* the recipient is not added */
-		return engine_fault_act(e, r);
-	/* RFC 5321 4.5.3.1.10: 452 asks the client to send the rest later. */
-	if (e->tx.nrcpt >= e->cfg->max_recipients) {
-		elog(e, LOG_NOTICE, "event=too-many-recipients limit=%u client=%s",
-		     e->cfg->max_recipients, e->peer);
-		reply_add(e->out, 452, true, "4.5.3 Too many recipients");
-		return ENGINE_EV_NONE;
-	}
-	if (!add_rcpt(&e->tx, addr)) {
-		reply_add(e->out, 452, true, "4.3.1 Insufficient system storage");
-		return ENGINE_EV_NONE;
-	}
-	engine_set_state(e, STATE_RCPT);
-	char esc[BOUND_PATH * 4 + 8];
-	log_escape(esc, sizeof(esc), addr, strlen(addr));
-	elog(e, LOG_DEBUG, "event=rcpt to=\"%s\"", esc);
-	reply_add(e->out, 250, true, "2.1.5 Ok");
-	return ENGINE_EV_NONE;
-}
-
-/* trace - what the Received: header of the message says; RFC 3848 and
- * RFC 6531 7 name the protocol: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP... */
-static void trace(struct engine *e, struct engine_trace *t)
-{
-	const char *base = e->tx.params.smtputf8     ? "UTF8SMTP"
-	                   : (e->flags & FLAG_ESMTP) ? "ESMTP"
-	                                             : "SMTP";
-	snprintf(e->with, sizeof(e->with), "%s%s%s", base, (e->flags & FLAG_TLS) ? "S" : "",
-	         (e->flags & FLAG_AUTHED) ? "A" : "");
-	t->helo = e->helo[0] ? e->helo : "unknown";
-	t->peer = e->peer;
-	t->by = e->feat.hostname;
-	t->with = e->with;
-	t->tls = (e->flags & FLAG_TLS) && e->has_tls_desc ? e->tls_desc : NULL;
-	t->id = e->id;
-	t->msgno = e->messages + 1;
-	t->for_rcpt = e->tx.nrcpt == 1 ? e->tx.rcpt_buf : NULL;
-}
-
-/* cmd_data - RFC 5321 4.1.1.4 (the table refused it without recipients) */
-static enum engine_event_kind cmd_data(struct engine *e, const char *args, size_t len)
-{
-	(void)args, (void)len;
-	const struct fault_rule *r = engine_fault(e, FAULT_DATA, e->tx.sender);
-	if (r) /* the transaction stays as it was: RSET, or DATA again */
-		return engine_fault_act(e, r);
-	engine_set_state(e, STATE_DATA);
-	reply_add(e->out, 354, true, "End data with <CR><LF>.<CR><LF>");
-	trace(e, &e->ev.trace);
-	return ENGINE_EV_DATA;
-}
-
 /* cmd_rset - RFC 5321 4.1.1.5 */
 static enum engine_event_kind cmd_rset(struct engine *e, const char *args, size_t len)
 {
 	(void)args, (void)len;
-	tx_reset(&e->tx);
+	engine_tx_reset(&e->tx);
 	if (e->state != STATE_CONNECTED)
 		engine_set_state(e, STATE_READY);
 	reply_add(e->out, 250, true, "2.0.0 Ok");
@@ -735,7 +575,7 @@ static enum engine_event_kind cmd_not_implemented(struct engine *e, const char *
 static enum engine_event_kind cmd_starttls(struct engine *e, const char *args, size_t len)
 {
 	(void)args, (void)len;
-	tx_reset(&e->tx);
+	engine_tx_reset(&e->tx);
 	reply_add(e->out, 220, true, "2.0.0 Ready to start TLS");
 	return ENGINE_EV_STARTTLS;
 }
@@ -749,110 +589,8 @@ const struct engine_event *engine_tls_started(struct engine *e, const char *tls_
 	e->flags |= FLAG_TLS;
 	e->flags &= ~(unsigned)FLAG_ESMTP;
 	e->helo[0] = '\0';
-	tx_reset(&e->tx);
+	engine_tx_reset(&e->tx);
 	engine_set_state(e, STATE_CONNECTED);
-	return engine_emit(e, ENGINE_EV_NONE);
-}
-
-/* --- the end of DATA and delivery ---------------------------------- */
-
-/* envelope_ready - the recipient list for the delivery; out of memory
- * is a reason to try again later (451), never a permanent failure */
-static bool envelope_ready(struct engine *e)
-{
-	struct transaction *tx = &e->tx;
-	free(tx->rcpts);
-	tx->rcpts = calloc(tx->nrcpt + 1, sizeof(*tx->rcpts));
-	if (!tx->rcpts) {
-		elog(e, LOG_ERR, "event=rejected reason=out-of-memory client=%s nrcpt=%zu", e->peer,
-		     tx->nrcpt);
-		reply_add(e->out, 451, true, "4.3.0 Out of memory, try again later");
-		tx_reset(tx);
-		return false;
-	}
-	const char *p = tx->rcpt_buf;
-	for (size_t i = 0; i < tx->nrcpt; i++) {
-		tx->rcpts[i] = p;
-		p += strlen(p) + 1;
-	}
-	e->ev.envelope = (struct delivery){
-	    .sender = tx->sender, .rcpts = tx->rcpts, .nrcpt = tx->nrcpt, .id = e->id};
-	e->ev.msgno = e->messages + 1;
-	return true;
-}
-
-/* spool_failed - 452: the disk, not the client, is at fault */
-static void spool_failed(struct engine *e, const struct data_decoder *d, int spool_error)
-{
-	const char *dir = e->cfg->spool_dir ? e->cfg->spool_dir : "";
-	char esc[1024];
-	log_escape(esc, sizeof(esc), dir, strlen(dir));
-	elog(e, LOG_ERR,
-	     "event=rejected reason=spool-error client=%s size=%zu spool-dir=\"%s\" error=\"%s\"",
-	     e->peer, d->size, esc, strerror(spool_error));
-	reply_add(e->out, 452, true, "4.3.1 Insufficient system storage");
-}
-
-/* engine_data_end - see engine.h */
-const struct engine_event *engine_data_end(struct engine *e, const struct data_decoder *d,
-                                           int spool_error)
-{
-	engine_begin(e);
-	engine_set_state(e, STATE_READY);
-	const char *why = NULL;
-	enum engine_event_kind k = ENGINE_EV_NONE;
-	if (d->too_big) {
-		why = "too-big";
-		k = engine_count_error(e, 552, "5.3.4 Message size exceeds fixed limit");
-	} else if (d->line_too_long) {
-		why = "line-too-long";
-		k = engine_count_error(e, 500, "5.5.2 Error: line too long in message text");
-	} else if (spool_error) {
-		spool_failed(e, d, spool_error);
-	} else {
-		/* invariant 1: a dot fault answers instead of a delivery */
-		const struct fault_rule *r = engine_fault(e, FAULT_DOT, e->tx.sender);
-		if (r) {
-			tx_reset(&e->tx);
-			return engine_emit(e, engine_fault_act(e, r));
-		}
-		return engine_emit(e, envelope_ready(e) ? ENGINE_EV_DELIVER : ENGINE_EV_NONE);
-	}
-	if (why)
-		elog(e, LOG_NOTICE, "event=rejected reason=%s client=%s size=%zu longest-line=%zu",
-		     why, e->peer, d->size, d->longest);
-	tx_reset(&e->tx);
-	return engine_emit(e, k);
-}
-
-/* engine_received - RFC 5321 4.4 trace header */
-size_t engine_received(const struct engine_trace *t, time_t now, char *buf, size_t cap)
-{
-	char date[64];
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	char tls[160] = "";
-	if (t->tls)
-		snprintf(tls, sizeof(tls), "\n\t(%s)", t->tls);
-	char rcpt[BOUND_PATH + 16] = "";
-	if (t->for_rcpt)
-		snprintf(rcpt, sizeof(rcpt), "\n\tfor <%s>", t->for_rcpt);
-	int n = snprintf(
-	    buf, cap, "Received: from %s ([%s])\n\tby %s (smtpipe) with %s id %s.%u%s%s;\n\t%s\n",
-	    t->helo, t->peer, t->by, t->with, t->id, t->msgno, tls, rcpt, date);
-	return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
-}
-
-/* engine_delivered - the delivery result becomes the reply */
-const struct engine_event *engine_delivered(struct engine *e, const struct delivery_result *r)
-{
-	engine_begin(e);
-	if (r->code == 250)
-		e->messages++;
-	reply_add(e->out, r->code, true, "%s", r->text);
-	tx_reset(&e->tx);
-	engine_set_state(e, STATE_READY);
 	return engine_emit(e, ENGINE_EV_NONE);
 }
 

@@ -3,7 +3,8 @@
  *
  * Parsed lines in, replies and events out; no system calls, so unit
  * tests drive it from transcripts with no socket. struct engine is
- * private to engine.c: the session learns everything it needs from the
+ * private to the engine (engine.c, engine_tx.c, engine_auth.c, through
+ * engine_impl.h): the session learns everything it needs from the
  * events, never from the engine's state.
  *
  * The contract, one call and one event at a time (every call returns

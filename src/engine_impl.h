@@ -1,10 +1,13 @@
 /*
- * engine_impl.h - what engine.c and engine_auth.c share, and no other
- *                 file may include: the engine's state and its helpers
+ * engine_impl.h - what engine.c, engine_auth.c and engine_tx.c share,
+ *                 and no other file may include: the engine's state
+ *                 and its helpers
  *
  * struct engine stays private to the engine (engine.h names it only);
- * the SASL exchange lives in engine_auth.c, beside the state machine in
- * engine.c, and both use these helpers. Every helper works on the event
+ * the SASL exchange lives in engine_auth.c and the mail transaction
+ * (MAIL, RCPT, DATA, the end of the message) in engine_tx.c, beside the
+ * command table and the dispatcher in engine.c, and all use these
+ * helpers. Every helper works on the event
  * of the public call under way (engine_begin .. engine_emit).
  */
 #ifndef SMTPIPE_ENGINE_IMPL_H
@@ -81,6 +84,10 @@ struct engine {
 	unsigned opening_delay;
 };
 
+/* engine_log - one line to the session's log hook, if it wants lines
+ * at prio; client text in it is escaped by the caller (log_escape) */
+__attribute__((format(printf, 3, 4))) void engine_log(const struct engine *e, int prio,
+                                                      const char *fmt, ...);
 /* engine_set_state - every state change, logged by name */
 void engine_set_state(struct engine *e, enum engine_state st);
 /* engine_begin - every public call starts from an empty event */
@@ -97,6 +104,15 @@ const struct fault_rule *engine_fault(struct engine *e, enum fault_stage stage, 
 enum engine_event_kind engine_fault_act(struct engine *e, const struct fault_rule *r);
 /* engine_wipe_credentials - the decoded user and password are gone */
 void engine_wipe_credentials(struct engine *e);
+
+/* engine_tx_reset - forget the transaction, keep the recipient buffer
+ * (engine_tx.c) */
+void engine_tx_reset(struct transaction *tx);
+/* engine_cmd_mail, engine_cmd_rcpt, engine_cmd_data - the transaction's
+ * commands (engine_tx.c) */
+enum engine_event_kind engine_cmd_mail(struct engine *e, const char *args, size_t len);
+enum engine_event_kind engine_cmd_rcpt(struct engine *e, const char *args, size_t len);
+enum engine_event_kind engine_cmd_data(struct engine *e, const char *args, size_t len);
 
 /* engine_cmd_auth - the AUTH command (engine_auth.c) */
 enum engine_event_kind engine_cmd_auth(struct engine *e, const char *args, size_t len);

@@ -4,6 +4,7 @@
 #include "fdio.h"
 
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 /* fdio_write_all - see fdio.h */
@@ -26,4 +27,20 @@ int fdio_write_all(int fd, const void *buf, size_t n, size_t *done)
 	if (done)
 		*done = n - left;
 	return rc;
+}
+
+/* fdio_block_put - see fdio.h */
+int fdio_block_put(struct fdio_block *b, const void *p, size_t n)
+{
+	const char *s = p;
+	while (n > 0) {
+		size_t k = b->cap - b->len < n ? b->cap - b->len : n;
+		memcpy(b->buf + b->len, s, k);
+		b->len += k;
+		s += k;
+		n -= k;
+		if (b->len == b->cap && b->flush(b) < 0)
+			return -1;
+	}
+	return 0;
 }

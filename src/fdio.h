@@ -18,4 +18,16 @@
  * NULL) is the number of bytes written either way */
 int fdio_write_all(int fd, const void *buf, size_t n, size_t *done);
 
+struct fdio_block {
+	char *buf; /* cap bytes, the caller's */
+	size_t cap;
+	size_t len; /* bytes waiting in buf */
+	/* write buf[0..len) and set len to 0: 0, or -1 to stop */
+	int (*flush)(struct fdio_block *b);
+};
+
+/* fdio_block_put - n bytes of p into b, flushed each time b is full:
+ * 0, or -1 when a flush failed */
+int fdio_block_put(struct fdio_block *b, const void *p, size_t n);
+
 #endif

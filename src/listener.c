@@ -50,6 +50,7 @@
 #include "config.h"
 #include "listen_socket.h"
 #include "log.h"
+#include "safe_file.h"
 #include "session.h"
 #include "tls.h"
 #include "coverage.h" /* last: it wraps _exit() in coverage builds */
@@ -166,32 +167,13 @@ static int catch_signals(void)
  * runs kill $(cat PIDFILE) */
 static int open_pidfile(const char *path, char *err, size_t errlen)
 {
+	static const struct safe_file_rules ours = {.one_link = true};
+	char why[96];
 	pid_fd =
-	    open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
-	int e = errno;
-	struct stat st, ln;
-	const char *why = NULL;
-	if (pid_fd < 0) { /* in a sticky directory the kernel may only say EACCES */
-		bool seen = lstat(path, &ln) == 0;
-		why = e == ELOOP || (seen && S_ISLNK(ln.st_mode))     ? "it is a symbolic link"
-		      : e == ENXIO || (seen && !S_ISREG(ln.st_mode))  ? "not a regular file"
-		      : seen && e == EACCES && ln.st_uid != geteuid() ? "owned by another user"
-		                                                      : strerror(e);
-	} else if (fstat(pid_fd, &st) < 0) {
-		why = strerror(errno);
-	} else if (!S_ISREG(st.st_mode)) {
-		why = "not a regular file";
-	} else if (st.st_nlink != 1) {
-		why = "it has more than one hard link";
-	} else if (st.st_uid != geteuid()) {
-		why = "owned by another user";
-	}
-	if (!why)
+	    safe_file_open(AT_FDCWD, path, O_WRONLY | O_CREAT, 0644, &ours, NULL, why, sizeof(why));
+	if (pid_fd >= 0)
 		return 0;
 	snprintf(err, errlen, "cannot write %s: %s", path, why);
-	if (pid_fd >= 0)
-		close(pid_fd);
-	pid_fd = -1;
 	return -1;
 }
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "safe_file.h"
 
 static enum log_dest dest = LOG_DEST_NONE;
 static int level = LOG_INFO;
@@ -26,46 +27,20 @@ static const char *prog = "smtpipe";
 static char session[32];
 static const struct config *opened; /* what log_reopen opens again */
 
-/* log_open_file - see log.h; O_NONBLOCK so that a FIFO planted where
- * the file should be cannot hang the open, O_NOFOLLOW so that root
- * never appends to where a symlink points; and the file must be ours
- * or root's, since whoever owns it can write lines we never wrote
- * (event=auth-failed client=ADDR, which fail2ban turns into a ban) */
+/* The log file: whoever owns it can write lines we never wrote
+ * (event=auth-failed client=ADDR, which fail2ban turns into a ban), so
+ * it must be ours or root's, one link, never reached through a symlink
+ * or a FIFO (safe_file.h) */
+static const struct safe_file_rules log_rules = {.root_may_own = true, .one_link = true};
+
+/* log_open_file - see log.h */
 int log_open_file(const char *path, char *err, size_t errlen)
 {
-	int f = open(path,
-	             O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
-	             0640);
-	if (f < 0) {
-		int e = errno;
-		struct stat ln; /* in a sticky directory the kernel may only say EACCES */
-		bool seen = lstat(path, &ln) == 0;
-		snprintf(err, errlen, "%s: cannot open log file %s: %s", prog, path,
-		         e == ELOOP || (seen && S_ISLNK(ln.st_mode)) ? "it is a symbolic link"
-		         : e == ENXIO || (seen && !S_ISREG(ln.st_mode) && !S_ISDIR(ln.st_mode))
-		             ? "not a regular file"
-		         : seen && e == EACCES && ln.st_uid != geteuid() && ln.st_uid != 0
-		             ? "owned by another user"
-		             : strerror(e));
-		return -1;
-	}
-	struct stat st;
-	const char *why = NULL;
-	if (fstat(f, &st) < 0)
-		why = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		why = "not a regular file";
-	else if (st.st_nlink != 1)
-		why = "it has more than one hard link";
-	else if (st.st_uid != geteuid() && st.st_uid != 0)
-		why = "owned by another user";
-	else if (fcntl(f, F_SETFL, O_WRONLY | O_APPEND) < 0)
-		why = strerror(errno);
-	if (why) {
+	char why[128];
+	int f = safe_file_open(AT_FDCWD, path, O_WRONLY | O_APPEND | O_CREAT, 0640, &log_rules,
+	                       NULL, why, sizeof(why));
+	if (f < 0)
 		snprintf(err, errlen, "%s: cannot open log file %s: %s", prog, path, why);
-		close(f);
-		return -1;
-	}
 	return f;
 }
 

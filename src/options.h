@@ -7,7 +7,7 @@
  * defaults (listen on 127.0.0.1:25 unless --inetd, pipe to
  * "msmtp -f %F --", exit 3 on usage errors).
  *
- * Every option is one row of one table (options.c, as Postfix's
+ * Every option is one row of one table (options_table.c, as Postfix's
  * CONFIG_INT_TABLE): its names, its kind, its field in struct config,
  * its default, its bounds and its --help line. The parser, the
  * defaults, --help (which tests/integration/test_docs.py holds against

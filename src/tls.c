@@ -20,7 +20,14 @@
  * clients send it anyway) is ignored and logged at debug. GnuTLS
  * itself refuses a name with a colon (an IPv6 address) while parsing
  * the ClientHello, before any hook could drop the name, so that
- * handshake still fails, with an error that says why.
+ * handshake still fails, with an error that says why. No GnuTLS API
+ * gets around it (3.6.0 to 3.8.x): server_name is marked as one that
+ * gnutls_session_ext_register() may not override, even with
+ * GNUTLS_EXT_FLAG_OVERRIDE_INTERNAL (GNUTLS_E_ALREADY_REGISTERED); the
+ * post-client-hello function runs after the parse; and the bytes the
+ * hook below sees go into the transcript hash unchanged, so rewriting
+ * them (there or in pull()) would break the handshake at Finished.
+ * tests/integration/test_tls_sni.py has the sources.
  */
 #include "tls.h"
 
@@ -50,6 +57,7 @@
  * the macros below keep the code reading as plain GnuTLS.
  */
 #define GNUTLS_FUNCTIONS                                                                           \
+	X(gnutls_alert_send_appropriate)                                                           \
 	X(gnutls_bye)                                                                              \
 	X(gnutls_certificate_allocate_credentials)                                                 \
 	X(gnutls_certificate_free_credentials)                                                     \
@@ -168,6 +176,11 @@ struct tls_server {
  * may take four): longer ones are cut with "...". */
 #define TLS_PEER_LOG 512
 
+/* Room for the server name a client sent, escaped: an IPv6 address (45
+ * characters at most) in full, a longer name cut with "...", so that
+ * the error of a refused one still fits GnuTLS's text behind it. */
+#define TLS_SNI_LOG 64
+
 struct tls_conn {
 	gnutls_session_t s;
 	int fd_in, fd_out;
@@ -178,7 +191,7 @@ struct tls_conn {
 	char desc[128];
 	char peer[TLS_PEER_LOG]; /* escaped subject, cut with "..." */
 	bool has_peer;
-	char sni[256 * 4 + 8]; /* the client's server name, escaped for the log */
+	char sni[TLS_SNI_LOG]; /* the client's server name, escaped, cut with "..." */
 	bool sni_ip;           /* ... and it is an IP address */
 };
 
@@ -372,11 +385,37 @@ static int client_hello(gnutls_session_t s, unsigned htype, unsigned when, unsig
 		return 0;
 	c->sni[0] = '\0';
 	c->sni_ip = false;
-	/* a malformed hello is GnuTLS's to refuse, so the result is ignored */
+	/* a malformed hello is GnuTLS's to refuse, so the result is ignored;
+	 * an ignored address is logged once the handshake has passed */
 	gnutls_ext_raw_parse(c, sni_name, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
-	if (c->sni_ip && !strchr(c->sni, ':')) /* with a colon GnuTLS fails below */
-		log_msg(LOG_DEBUG, "event=tls-sni-ignored name=\"%s\" reason=ip-address", c->sni);
 	return 0;
+}
+
+/* sni_refused - err for a server name GnuTLS refused: what the client
+ * sent, why, what to do, and GnuTLS's own text (kept when the line
+ * would be too long: the hint for msmtp goes first) */
+static void sni_refused(const struct tls_conn *c, int rc, char *err, size_t errlen)
+{
+	const char *hint = " (msmtp: --tls-host-override=HOST)";
+	for (int pass = 0; pass < 2; pass++, hint = "") {
+		int n;
+		if (c->sni_ip)
+			n = snprintf(
+			    err, errlen,
+			    "the client sent the IP address %s as TLS server name (SNI), "
+			    "which RFC 6066 forbids and GnuTLS refuses; give the client the "
+			    "host name%s; GnuTLS: %s",
+			    c->sni, hint, gnutls_strerror(rc));
+		else
+			n = snprintf(
+			    err, errlen,
+			    "the client sent the name %s as TLS server name (SNI), which "
+			    "GnuTLS refuses (it takes letters, digits, '-' and '.'); GnuTLS: "
+			    "%s",
+			    c->sni, gnutls_strerror(rc));
+		if (n >= 0 && (size_t)n < errlen)
+			return;
+	}
 }
 
 /* ms_left - milliseconds from now to the deadline, rounded up, >= 0 */
@@ -511,20 +550,19 @@ struct tls_conn *tls_conn_handshake(struct tls_server *srv, int fd_in, int fd_ou
 	if (rc < 0) {
 		bool late = c->timed_out || rc == GNUTLS_E_TIMEDOUT || ms_left(deadline) == 0;
 		if (!late && rc == GNUTLS_E_RECEIVED_DISALLOWED_NAME && c->sni[0])
-			snprintf(
-			    err, errlen,
-			    "the client sent the %s %s as TLS server name (SNI), which %sGnuTLS "
-			    "refuses; give the client the host name (msmtp: "
-			    "--tls-host-override=HOST)",
-			    c->sni_ip ? "IP address" : "name", c->sni,
-			    c->sni_ip ? "RFC 6066 forbids and " : "");
+			sni_refused(c, rc, err, errlen);
 		else
 			snprintf(err, errlen, "%s",
 			         late ? "handshake timed out" : gnutls_strerror(rc));
+		/* tell the client why (RFC 8446 6), within what is left of the deadline */
+		if (!late)
+			gt.gnutls_alert_send_appropriate(c->s, rc);
 		gnutls_deinit(c->s);
 		free(c);
 		return NULL;
 	}
+	if (c->sni_ip)
+		log_msg(LOG_DEBUG, "event=tls-sni-ignored name=\"%s\" reason=ip-address", c->sni);
 	const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(c->s));
 	const char *ci = gnutls_cipher_get_name(gnutls_cipher_get(c->s));
 	snprintf(c->desc, sizeof(c->desc), "version=%s cipher=%s", v ? v : "?", ci ? ci : "?");

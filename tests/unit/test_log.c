@@ -316,7 +316,7 @@ static void test_refuses_links_and_fifos(void **state)
 	} cases[] = {{"symlink", "symbolic link"},
 	             {"fifo", "not a regular file"},
 	             {"hardlink", "more than one hard link"},
-	             {"directory", "Is a directory"}};
+	             {"directory", "not a regular file"}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		unlink(path);
 		rmdir(path);

@@ -1,0 +1,126 @@
+/*
+ * test_fdio.c - fdio_write_all over a real pipe (all of it, and how much
+ *               before an error) and fdio_block_put (flushed each time
+ *               the block is full, in order, stopping at a failed flush)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fdio.h"
+
+/* A block that records what its flushes wrote, and fails the flush
+ * numbered fail_at (0: never). */
+struct rec {
+	struct fdio_block b; /* first: the flush is handed the block */
+	char got[64];
+	size_t n;
+	int flushes;
+	int fail_at;
+};
+
+static int rec_flush(struct fdio_block *b)
+{
+	struct rec *r = (struct rec *)b;
+	if (++r->flushes == r->fail_at)
+		return -1;
+	memcpy(r->got + r->n, b->buf, b->len);
+	r->n += b->len;
+	b->len = 0;
+	return 0;
+}
+
+static void test_block_put(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *pieces[4];
+		size_t cap;
+		int fail_at;
+		int want_rc;
+		const char *want_flushed, *want_left;
+	} cases[] = {
+	    {{"abcdefghij", NULL}, 4, 0, 0, "abcdefgh", "ij"},
+	    {{"ab", "cd", "e", NULL}, 4, 0, 0, "abcd", "e"},
+	    {{"abcd", NULL}, 4, 0, 0, "abcd", ""},
+	    {{"", "abc", NULL}, 4, 0, 0, "", "abc"},
+	    {{"abcdefghij", NULL}, 4, 2, -1, "abcd", "efgh"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char block[16];
+		struct rec r = {.b = {.buf = block, .cap = cases[i].cap, .flush = rec_flush},
+		                .fail_at = cases[i].fail_at};
+		int rc = 0;
+		for (int k = 0; rc == 0 && cases[i].pieces[k]; k++)
+			rc = fdio_block_put(&r.b, cases[i].pieces[k], strlen(cases[i].pieces[k]));
+		r.got[r.n] = '\0';
+		if (rc != cases[i].want_rc || strcmp(r.got, cases[i].want_flushed) != 0 ||
+		    r.b.len != strlen(cases[i].want_left) ||
+		    memcmp(block, cases[i].want_left, r.b.len) != 0)
+			fail_msg(
+			    "case %zu: got rc %d, flushed '%s', %zu left; want rc %d, '%s', '%s' "
+			    "left",
+			    i, rc, r.got, r.b.len, cases[i].want_rc, cases[i].want_flushed,
+			    cases[i].want_left);
+	}
+}
+
+/* More than a pipe holds in one write, read on the other side as it is
+ * written; then a pipe with no reader: -1, EPIPE, nothing counted. */
+static void test_write_all(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	static char big[256 * 1024];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* the reader: exits 0 when it read exactly big */
+		close(p[1]);
+		static char in[sizeof(big) + 1];
+		size_t n = 0;
+		ssize_t r;
+		while ((r = read(p[0], in + n, sizeof(in) - n)) > 0)
+			n += (size_t)r;
+		_exit(n == sizeof(big) && memcmp(in, big, n) == 0 ? 0 : 1);
+	}
+	close(p[0]);
+	size_t done = 0;
+	int rc = fdio_write_all(p[1], big, sizeof(big), &done);
+	close(p[1]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (rc != 0 || done != sizeof(big) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("got rc %d, done %zu, reader status %#x; want 0, %zu, exit 0", rc, done,
+		         status, sizeof(big));
+	assert_int_equal(pipe(p), 0);
+	close(p[0]);
+	signal(SIGPIPE, SIG_IGN);
+	done = 99;
+	rc = fdio_write_all(p[1], big, 10, &done);
+	if (rc != -1 || errno != EPIPE || done != 0)
+		fail_msg("no reader: got rc %d errno %d done %zu, want -1 EPIPE 0", rc, errno,
+		         done);
+	close(p[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_block_put),
+	    cmocka_unit_test(test_write_all),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
