@@ -248,6 +248,21 @@ class StuckSecretService(unittest.TestCase):
             "@@", r"/\S+/smtpipe-keyring did not answer within %d s" % HELPER_S) + "\n$")
         self.assertFalse(alive(helper), "the stuck helper was left behind")
 
+    def test_helper_that_dies_is_reported(self):
+        # a helper that crashes (killed here while it waits) gives no
+        # answer at all: the line says how it ended
+        p = self.start()
+        deadline = time.time() + HANG
+        helper = None
+        while helper is None and p.poll() is None and time.time() < deadline:
+            helper = helper_of(p.pid)
+        self.assertIsNotNone(helper, "no smtpipe-keyring under smtpipe")
+        os.kill(helper, signal.SIGKILL)
+        rc, out, err = self.ended(p)
+        self.assertEqual((rc, out), (3, ""), err)
+        self.assertRegex(err, "^smtpipe: " + re.escape(NOT_FOUND % "@@").replace(
+            "@@", r"/\S+/smtpipe-keyring failed with wait status %d" % signal.SIGKILL) + "\n$")
+
     def test_inetd_keeps_it_in_the_log(self):
         # under --inetd with the client's socket on 0, 1 and 2 (xinetd,
         # GNU pies): the line goes to the log, the client gets nothing
@@ -274,6 +289,18 @@ class StuckSecretService(unittest.TestCase):
             self.assertEqual(text.count("event=startup-error"), 1, text)
             self.assertIn(r"(the\x20Secret\x20Service\x20did\x20not\x20answer\x20within\x20"
                           r"%d\x20s)" % KEYRING_S, text)
+
+
+class HelperUsage(unittest.TestCase):
+    def test_usage(self):
+        # the helper's own contract: exactly one non-empty USER, else exit 2
+        helper = os.path.join(os.path.dirname(harness.real_binary()), "smtpipe-keyring")
+        for args in ([], [""], ["alice", "bob"]):
+            with self.subTest(args=args):
+                r = subprocess.run([helper] + args, capture_output=True, text=True,
+                                   timeout=HANG, env=bus_env())
+                self.assertEqual((r.returncode, r.stdout, r.stderr),
+                                 (2, "", "usage: smtpipe-keyring USER\n"))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def bound(name):
 
 
 EVAL_S = bound("BOUND_PASSWORDEVAL_SECONDS")
+LONG = "exit 3 # " + "".join("%03d," % i for i in range(75))  # 309 characters
 
 
 def alive(pid):
@@ -117,6 +118,8 @@ class PasswordEval(unittest.TestCase):
             ("echo pw$((6*7)); exit 75", "passwordeval 'echo pw$((6*7)); exit 75' failed: exit 75",
              "pw42"),
             ("true", "passwordeval 'true' printed nothing", None),
+            # a long command is cut to fit the line, and says so
+            (LONG, "passwordeval '%s...' failed: exit 3" % LONG[:196], None),
             ("echo", "passwordeval 'echo' printed an empty first line", None),
             (stuck, "passwordeval '%s' timed out after %d s" % (stuck, EVAL_S), None),
         ]
@@ -168,6 +171,25 @@ class PasswordEval(unittest.TestCase):
                 if hidden:
                     self.assertNotIn(hidden, text)
         self.check_group_gone()
+
+
+class NoTerminal(unittest.TestCase):
+    def test_terminal_on_stdin_but_no_controlling_terminal(self):
+        # stdin is a terminal, so the prompt is tried; /dev/tty cannot be
+        # opened in a session without a controlling terminal: one line
+        master, slave = os.openpty()
+        try:
+            env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus")
+            env.pop("DISPLAY", None)
+            p = subprocess.Popen([harness.binary(), "--port=0", "--auth=alice", "--command=true"],
+                                 stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=env, text=True, start_new_session=True)
+            rc, out, err = finish(p)
+        finally:
+            os.close(master)
+            os.close(slave)
+        self.assertEqual((rc, out, err), (3, "", "smtpipe: cannot open the terminal to ask for "
+                                          "the password: No such device or address\n"))
 
 
 class Prompt(unittest.TestCase):
