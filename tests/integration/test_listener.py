@@ -110,6 +110,27 @@ class Listener(unittest.TestCase):
             srv.wait_log("event=session-exit", count=3)
             self.assertEqual(srv.log().count("active=0\n"), 3, srv.log())
 
+    def test_crashed_session_is_logged_and_its_slot_freed(self):
+        # a session that dies of a signal (SIGKILL from outside, as the
+        # OOM killer would send): one line saying so, its slot free again,
+        # nothing delivered from its transaction, the daemon serves on
+        with harness.Server("--max-sessions=1") as srv:
+            c = srv.raw()
+            c.greet()
+            c.data()
+            c.send("Subject: cut\r\n\r\nhalf")
+            (pid, _), = children(srv.proc.pid)  # the one session
+            os.kill(pid, signal.SIGKILL)
+            self.assertTrue(c.closed())
+            srv.wait_log("event=session-crashed pid=%d signal=%d\n" % (pid, signal.SIGKILL))
+            d = srv.raw()
+            d.greet()  # served: the slot was freed
+            d.message("Subject: after\r\n\r\nwhole\r\n.\r\n")
+            d.cmd("QUIT", 221)
+            log = srv.wait_log(harness.sessions_over)
+            self.assertEqual(log.count("event=session-crashed"), 1, log)
+            self.assertEqual([x.stdin.endswith(b"whole\n") for x in srv.deliveries()], [True])
+
     def test_sighup_does_not_kill(self):
         with harness.Server() as srv:
             srv.proc.send_signal(signal.SIGHUP)
