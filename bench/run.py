@@ -55,9 +55,13 @@ def wait_port(port):
 
 
 class Daemon:
-    def __init__(self, kind, mailbox=None, extra=()):
+    def __init__(self, kind, mailbox=None, extra=(), workers=1):
         self.kind = kind
-        if kind == "smtpipe":
+        if kind == "prefork":  # the minimal server: one pre-forked process per client
+            self.p = subprocess.Popen([os.path.join(B, "prefork_limit"), SINK, str(workers)],
+                                      stdout=subprocess.PIPE, preexec_fn=as_nobody)
+            self.port = int(self.p.stdout.readline())
+        elif kind == "smtpipe":
             argv = [SMTPIPE, "--interface=127.0.0.1", "--port=0", "--max-message-size=200M",
                     "--max-sessions=64"] + list(extra)
             argv += [mailbox] if mailbox else ["--command=%s -f %%F --" % SINK]
@@ -148,7 +152,8 @@ def main():
     big = 20 if QUICK else 100
     lat = 100 if QUICK else 500
     r = {k: [] for k in ("s1", "s4", "sd", "m1", "m4", "md", "lim1", "lim2", "big_s", "big_m", "big_lim",
-                         "sess_s", "sess_m", "sess_ref", "mbox_s", "mbox_sd", "mbox_ref", "append", "lat_s", "lat_m")}
+                         "sess_s", "sess_m", "sess_ref", "mbox_s", "mbox_sd", "mbox_ref", "append", "lat_s", "lat_m",
+                         "pre1", "pre4", "pred", "pre_sess")}
     for rnd in range(ROUNDS):
         for kind, a, b, c in (("smtpipe", "s1", "s4", "sd"), ("msmtpd", "m1", "m4", "md")):
             d = Daemon(kind)
@@ -156,6 +161,14 @@ def main():
             r[b].append(sample(kind + " case 1, 4 clients", lambda: source_rate(d.port, n1, 4), 0.0))
             r[c].append(sample(kind + " case 1, -d", lambda: source_rate(d.port, n1, 4, True), 0.0))
             d.stop()
+        # the minimal server, driven by the same client: as many workers as clients
+        d = Daemon("prefork", workers=1)
+        r["pre1"].append(sample("minimal server case 1, 1 client", lambda: source_rate(d.port, n1, 1), 0.0))
+        d.stop()
+        d = Daemon("prefork", workers=4)
+        r["pre4"].append(sample("minimal server case 1, 4 clients", lambda: source_rate(d.port, n1, 4), 0.0))
+        r["pred"].append(sample("minimal server case 1, -d", lambda: source_rate(d.port, n1, 4, True), 0.0))
+        d.stop()
         r["lim1"].append(tool("spawn_limit", SINK, n1, 1)[0])
         r["lim2"].append(tool("spawn_limit", SINK, n1, 2)[0])
         for kind, key in (("smtpipe", "big_s"), ("msmtpd", "big_m")):
@@ -166,8 +179,9 @@ def main():
         r["big_lim"].append(tool("bigclient", int(sp.stdout.readline()), big)[0])
         sp.kill()
         sp.wait()
-        for kind, key in (("smtpipe", "sess_s"), ("msmtpd", "sess_m"), ("sink", "sess_ref")):
-            d = Daemon(kind)
+        for kind, key in (("smtpipe", "sess_s"), ("msmtpd", "sess_m"), ("sink", "sess_ref"),
+                          ("prefork", "pre_sess")):
+            d = Daemon(kind, workers=4)
             r[key].append(sample(kind + " case 4", lambda: tool("sessions", d.port, 4, 2 if QUICK else 5)[0],
                                  0.0))
             d.stop()
@@ -204,12 +218,20 @@ def main():
          pct(med["s4"], med["lim2"]), pct(med["m4"], med["lim2"]), ">= 75%", met(med["s4"] >= 0.75 * med["lim2"])),
         ("1. 1 KB, many msgs/session, 4 clients (msg/s)", med["sd"], med["md"], med["lim2"],
          pct(med["sd"], med["lim2"]), pct(med["md"], med["lim2"]), "", ""),
+        ("1. 1 session/msg, 1 client, against the minimal server", med["s1"], med["m1"], med["pre1"],
+         pct(med["s1"], med["pre1"]), pct(med["m1"], med["pre1"]), ">= 85%", met(med["s1"] >= 0.85 * med["pre1"])),
+        ("1. 1 session/msg, 4 clients, against the minimal server", med["s4"], med["m4"], med["pre4"],
+         pct(med["s4"], med["pre4"]), pct(med["m4"], med["pre4"]), ">= 75%", met(med["s4"] >= 0.75 * med["pre4"])),
+        ("1. many msgs/session, 4 clients, against the minimal server", med["sd"], med["md"], med["pred"],
+         pct(med["sd"], med["pred"]), pct(med["md"], med["pred"]), ">= 95%", met(med["sd"] >= 0.95 * med["pred"])),
         ("3. %d MB message (MB/s)" % big, med["big_s"], med["big_m"], med["big_lim"],
          pct(med["big_s"], med["big_lim"]), pct(med["big_m"], med["big_lim"]), ">= 85%",
          met(med["big_s"] >= 0.85 * med["big_lim"])),
         ("4. EHLO+QUIT sessions/s, 4 clients", med["sess_s"], med["sess_m"], med["sess_ref"],
          pct(med["sess_s"], med["sess_ref"]), pct(med["sess_m"], med["sess_ref"]), ">= 40%",
          met(med["sess_s"] >= 0.40 * med["sess_ref"])),
+        ("4. EHLO+QUIT, 4 clients, against the minimal server", med["sess_s"], med["sess_m"], med["pre_sess"],
+         pct(med["sess_s"], med["pre_sess"]), pct(med["sess_m"], med["pre_sess"]), "", ""),
         ("6. mbox, 1 KB, 1 session/msg, 4 clients (msg/s)", med["mbox_s"], None, med["append"],
          pct(med["mbox_s"], med["append"]), "-", ">= 50%",
          met(med["mbox_s"] >= 0.50 * med["append"])),
@@ -242,6 +264,10 @@ def main():
             "serial for 1 client, 2 workers for 4); case 3 = the same client against a minimal server that "
             "spools the decoded bytes and hands the file to the sink (bench/spool_limit.c); case 4 and 6 = "
             "Postfix's smtp-sink; case 6 = open, lock, append 1 KB, fsync (bench/append_limit.c). "
+            "The minimal server (rows 'against the minimal server', issue 18's targets) = the same client "
+            "against a server with canned replies that spools each message into an unlinked file and spawns "
+            "the same sink with it, one pre-forked process per client, each serving one connection at a "
+            "time (bench/prefork_limit.c). "
             "The clients (smtp-source, bench/*.c) share the same cores as the servers; the limits do not "
             "run a client."]
     if STALLS:

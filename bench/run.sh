@@ -10,7 +10,7 @@ out=$top/build-bench
 cmake -S "$top" -B "$out" -DCMAKE_BUILD_TYPE=Release -DSMTPIPE_BUILD_TESTS=OFF >/dev/null
 cmake --build "$out" -j"$(nproc)" >/dev/null
 mkdir -p "$out/bench"
-for t in sink spawn_limit bigclient sessions latency append_limit spool_limit; do
+for t in sink spawn_limit bigclient sessions latency append_limit spool_limit prefork_limit; do
     cc -O2 -Wall -Wextra -D_GNU_SOURCE -o "$out/bench/$t" "$top/bench/$t.c"
 done
 chmod 755 "$out" "$out/bench"

@@ -1,6 +1,7 @@
 /*
  * sessions.c - EHLO+QUIT sessions per second with WORKERS concurrent
- * clients for SECONDS. Usage: sessions PORT WORKERS SECONDS
+ * clients for SECONDS. Usage: sessions PORT WORKERS SECONDS; prints the
+ * rate, then the number of sessions (bench/ab.py's CPU per session)
  */
 #include <sys/wait.h>
 
@@ -43,6 +44,6 @@ int main(int argc, char **argv)
 		bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
 	if (bad) /* a worker lost its session: the rate would be a guess */
 		return 1;
-	printf("%.1f\n", (double)total / (smtpc_now() - t0));
+	printf("%.1f %ld\n", (double)total / (smtpc_now() - t0), total);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,10 @@ static int serve_inetd(void)
 	struct session_origin from;
 	listener_origin(0, "inetd", cfg.tls_implicit, &from);
 	listener_session_signals();
+	/* a client gone mid-reply is an EPIPE, not a death (session.h) */
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, NULL);
 	return config_exit_code(&cfg, session_run(&srv, 0, 1, &from));
 }
 

@@ -50,7 +50,8 @@ static sigset_t wait_mask; /* the mask inside ppoll: SIGTERM let through */
 /* install_signals - SIGTERM and SIGINT stay blocked except while
  * smtp_io waits in ppoll(), which then returns EINTR: a stop request
  * is seen between commands, never in the middle of a message or of a
- * delivery */
+ * delivery. SIGPIPE is ignored already (session.h): inherited from the
+ * daemon, no system call per session. */
 static void install_signals(void)
 {
 	sigset_t stop;
@@ -58,8 +59,6 @@ static void install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
 	stop_requested = 0;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);

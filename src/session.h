@@ -39,7 +39,9 @@ struct session_origin {
 /* session_run - serve one client on fd_in/fd_out (the same socket, or
  * stdin/stdout) that came from *from; returns how it ended:
  * EXIT_KIND_OK after QUIT or a clean EOF between transactions,
- * EXIT_KIND_TIMEOUT after an idle timeout, EXIT_KIND_FAILURE otherwise */
+ * EXIT_KIND_TIMEOUT after an idle timeout, EXIT_KIND_FAILURE otherwise.
+ * The caller ignores SIGPIPE first, once per process: the listener
+ * before it forks any session, main.c before an --inetd session. */
 enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
                            const struct session_origin *from);
 

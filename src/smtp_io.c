@@ -43,25 +43,38 @@ void smtp_io_free(struct smtp_io *io)
 	io->buf = NULL;
 }
 
+/* later - t + ms */
+static struct timespec later(const struct timespec *t, long long ms)
+{
+	struct timespec d = *t;
+	d.tv_sec += (time_t)(ms / 1000);
+	d.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (d.tv_nsec >= 1000000000L) {
+		d.tv_sec++;
+		d.tv_nsec -= 1000000000L;
+	}
+	return d;
+}
+
 /* smtp_io_deadline - see smtp_io.h */
 void smtp_io_deadline(struct timespec *d, long long ms)
 {
-	clock_gettime(CLOCK_MONOTONIC, d);
-	d->tv_sec += (time_t)(ms / 1000);
-	d->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (d->tv_nsec >= 1000000000L) {
-		d->tv_sec++;
-		d->tv_nsec -= 1000000000L;
-	}
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	*d = later(&now, ms);
 }
 
-/* time_left - from now until the deadline, never negative */
-static struct timespec time_left(const struct timespec *deadline)
+/* time_left - from now (read here when NULL) until the deadline, never
+ * negative */
+static struct timespec time_left(const struct timespec *deadline, const struct timespec *now)
 {
-	struct timespec now, t;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	t.tv_sec = deadline->tv_sec - now.tv_sec;
-	t.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+	struct timespec clock, t;
+	if (!now) {
+		clock_gettime(CLOCK_MONOTONIC, &clock);
+		now = &clock;
+	}
+	t.tv_sec = deadline->tv_sec - now->tv_sec;
+	t.tv_nsec = deadline->tv_nsec - now->tv_nsec;
 	if (t.tv_nsec < 0) {
 		t.tv_sec--;
 		t.tv_nsec += 1000000000L;
@@ -90,12 +103,13 @@ static int take_signals(const sigset_t *waitmask)
 	return 1;
 }
 
-/* wait_fd - poll one descriptor until the deadline */
+/* wait_fd - poll one descriptor until the deadline; now, when not
+ * NULL, is the clock as the caller just read it */
 static enum smtp_io_status wait_fd(const struct smtp_io *io, int fd, short events,
-                                   const struct timespec *deadline)
+                                   const struct timespec *deadline, const struct timespec *now)
 {
 	struct pollfd p = {.fd = fd, .events = events};
-	struct timespec ts = time_left(deadline);
+	struct timespec ts = time_left(deadline, now);
 	int n = ppoll(&p, 1, &ts, io->waitmask);
 	if (n < 0)
 		return SMTP_IO_ERROR;
@@ -108,11 +122,10 @@ static enum smtp_io_status wait_fd(const struct smtp_io *io, int fd, short event
 	return SMTP_IO_OK;
 }
 
-/* earlier - the sooner of the read deadline and one idle timeout */
-static struct timespec earlier(const struct smtp_io *io)
+/* earlier - the sooner of the read deadline and one idle timeout from now */
+static struct timespec earlier(const struct smtp_io *io, const struct timespec *now)
 {
-	struct timespec idle;
-	smtp_io_deadline(&idle, io->timeout_ms);
+	struct timespec idle = later(now, io->timeout_ms);
 	const struct timespec *r = &io->read_deadline;
 	if (r->tv_sec < idle.tv_sec || (r->tv_sec == idle.tv_sec && r->tv_nsec < idle.tv_nsec))
 		return *r;
@@ -121,7 +134,9 @@ static struct timespec earlier(const struct smtp_io *io)
 
 /* fill - read more input after what is buffered (compacting first);
  * flushing the replies first restarts a line's clock when line_clock is
- * set: the client cannot be asked to send before it has the answer */
+ * set: the client cannot be asked to send before it has the answer. The
+ * clock is read once, here, for the line's deadline, the idle bound and
+ * the wait: nothing between that read and the wait can block. */
 static enum smtp_io_status fill(struct smtp_io *io, bool line_clock)
 {
 	if (io->start == io->end) {
@@ -135,14 +150,20 @@ static enum smtp_io_status fill(struct smtp_io *io, bool line_clock)
 	if (room == 0)
 		return SMTP_IO_OK;
 	bool buffered_tls = io->tls && tls_conn_pending(io->tls) > 0;
+	bool flushed = false;
 	if (io->replies && io->replies->len > 0 && !buffered_tls) {
 		enum smtp_io_status st = smtp_io_flush(io, io->replies);
 		if (st != SMTP_IO_OK)
 			return st;
-		if (line_clock)
-			smtp_io_deadline(&io->read_deadline, io->timeout_ms);
+		flushed = true;
 	}
-	struct timespec deadline = earlier(io);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (line_clock && (flushed || io->line_clock_unset))
+		io->read_deadline = later(&now, io->timeout_ms);
+	if (line_clock)
+		io->line_clock_unset = false;
+	struct timespec deadline = earlier(io, &now);
 	ssize_t n;
 	if (io->tls) {
 		/* tls.c waits under the same deadline and signal mask; a
@@ -159,7 +180,7 @@ static enum smtp_io_status fill(struct smtp_io *io, bool line_clock)
 		if (n < 0 && errno == EAGAIN)
 			return SMTP_IO_OK; /* a record with no data, e.g. a TLS 1.3 ticket */
 	} else {
-		enum smtp_io_status st = wait_fd(io, io->fd_in, POLLIN, &deadline);
+		enum smtp_io_status st = wait_fd(io, io->fd_in, POLLIN, &deadline, &now);
 		if (st == SMTP_IO_TIMEOUT)
 			io->write_timed_out = false;
 		if (st != SMTP_IO_OK)
@@ -211,7 +232,7 @@ enum smtp_io_status smtp_io_read_line(struct smtp_io *io, const struct smtp_io_l
 {
 	size_t scanned = 0; /* bytes after start known to hold no LF */
 	*too_long = false;
-	smtp_io_deadline(&io->read_deadline, io->timeout_ms);
+	io->line_clock_unset = true; /* set by the first fill: no clock read when buffered */
 	enum smtp_io_status st = skip_rest(io);
 	if (st != SMTP_IO_OK)
 		return st;
@@ -275,19 +296,39 @@ void smtp_io_discard_input(struct smtp_io *io)
 	io->skipping = false;
 }
 
+/* A write's deadline, one timeout (ms) from when it is first needed:
+ * a write that a socket with room takes at once reads no clock. The
+ * time before that first need is one send() that cannot block. */
+struct write_deadline {
+	long long ms;
+	bool set;
+	struct timespec at;
+};
+
+/* deadline_of - the write's deadline, fixed at the first call */
+static const struct timespec *deadline_of(struct write_deadline *d)
+{
+	if (!d->set) {
+		smtp_io_deadline(&d->at, d->ms);
+		d->set = true;
+	}
+	return &d->at;
+}
+
 /* write_plain - as much as the descriptor takes now, waiting only when
  * it takes nothing: a socket with room gets one send() and no poll; the
  * pipes of --inetd (ENOTSOCK) wait for POLLOUT before each write, of at
  * most PIPE_BUF bytes, which a pipe with room takes without blocking */
 static ssize_t write_plain(struct smtp_io *io, const char *p, size_t n,
-                           const struct timespec *deadline, enum smtp_io_status *st)
+                           struct write_deadline *deadline, enum smtp_io_status *st)
 {
 	*st = SMTP_IO_OK;
 	if (!io->not_socket) {
 		ssize_t w = send(io->fd_out, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* full: wait for room, then the caller sends again */
-			if ((*st = wait_fd(io, io->fd_out, POLLOUT, deadline)) == SMTP_IO_OK)
+			if ((*st = wait_fd(io, io->fd_out, POLLOUT, deadline_of(deadline), NULL)) ==
+			    SMTP_IO_OK)
 				errno = EAGAIN;
 			return -1;
 		}
@@ -295,13 +336,13 @@ static ssize_t write_plain(struct smtp_io *io, const char *p, size_t n,
 			return w;
 		io->not_socket = true;
 	}
-	*st = wait_fd(io, io->fd_out, POLLOUT, deadline);
+	*st = wait_fd(io, io->fd_out, POLLOUT, deadline_of(deadline), NULL);
 	return *st == SMTP_IO_OK ? write(io->fd_out, p, n < PIPE_BUF ? n : PIPE_BUF) : -1;
 }
 
 /* write_until - all n bytes before the deadline */
 static enum smtp_io_status write_until(struct smtp_io *io, const char *p, size_t n,
-                                       const struct timespec *deadline)
+                                       struct write_deadline *deadline)
 {
 	if (io->write_failed) {
 		errno = EPIPE;
@@ -311,7 +352,7 @@ static enum smtp_io_status write_until(struct smtp_io *io, const char *p, size_t
 		ssize_t w;
 		enum smtp_io_status st = SMTP_IO_OK;
 		if (io->tls) {
-			w = tls_conn_write(io->tls, p, n, deadline);
+			w = tls_conn_write(io->tls, p, n, deadline_of(deadline));
 			if (w < 0 && errno == ETIMEDOUT)
 				st = SMTP_IO_TIMEOUT;
 		} else {
@@ -340,8 +381,7 @@ static enum smtp_io_status write_until(struct smtp_io *io, const char *p, size_t
  * client reading a byte now and then cannot stretch it) */
 enum smtp_io_status smtp_io_write(struct smtp_io *io, const void *data, size_t n)
 {
-	struct timespec deadline;
-	smtp_io_deadline(&deadline, io->timeout_ms);
+	struct write_deadline deadline = {.ms = io->timeout_ms};
 	return write_until(io, data, n, &deadline);
 }
 
@@ -358,14 +398,14 @@ enum smtp_io_status smtp_io_flush(struct smtp_io *io, struct reply_buf *rb)
 /* smtp_io_close - see smtp_io.h */
 void smtp_io_close(struct smtp_io *io, struct reply_buf *rb)
 {
-	struct timespec deadline; /* one for the last replies and the bye */
-	smtp_io_deadline(&deadline, io->write_failed ? 0 : io->timeout_ms);
+	/* one deadline for the last replies and the bye */
+	struct write_deadline deadline = {.ms = io->write_failed ? 0 : io->timeout_ms};
 	if (rb && rb->len > 0)
 		write_until(io, rb->data, rb->len, &deadline);
 	if (rb)
 		rb->len = 0;
 	if (io->tls)
-		tls_conn_close(io->tls, &deadline);
+		tls_conn_close(io->tls, deadline_of(&deadline));
 	io->tls = NULL;
 }
 

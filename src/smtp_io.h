@@ -52,6 +52,7 @@ struct smtp_io {
 	int fd_out;
 	int timeout_ms;                /* idle bound; each line and each write as a whole */
 	struct timespec read_deadline; /* no read waits past it (smtp_io_read_block) */
+	bool line_clock_unset;         /* a line's read_deadline starts at its first wait */
 	bool skipping;                 /* dropping the rest of a too-long line */
 	bool write_failed;             /* a write failed or timed out: no more waits */
 	bool write_timed_out;          /* the last timeout was a write's (for the log) */
