@@ -119,4 +119,18 @@
 #define BOUND_FAULT_MATCH 256
 #define BOUND_FAULT_LINE  1024
 
+/* --queue: the defaults of --queue-retry (the first delay, doubled after
+ * each failed attempt up to --queue-retry-max), --queue-lifetime
+ * (Postfix's maximal_queue_lifetime, 5 days) and --queue-workers. */
+#define BOUND_QUEUE_RETRY_SECONDS     60
+#define BOUND_QUEUE_RETRY_MAX_SECONDS 3600
+#define BOUND_QUEUE_LIFETIME_SECONDS  (5 * 86400)
+#define BOUND_QUEUE_WORKERS           2
+/* The largest envelope file read back (sender, recipients, client):
+ * --max-recipients addresses of BOUND_PATH octets, each %-encoded. */
+#define BOUND_QUEUE_ENVELOPE (64 * 1024 * 1024)
+/* How often the runner looks into DIR/q for new messages, at most
+ * (a session does not wake it: it need not know the runner). */
+#define BOUND_QUEUE_SCAN_MS 1000
+
 #endif

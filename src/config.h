@@ -75,6 +75,17 @@ struct config {
 	const char *maildir; /* --maildir, or a MAILBOX ending in '/' */
 	const char *spool_dir;
 
+	/* --queue=DIR (queue.h, queue_run.h): 250 means queued, a runner delivers */
+	const char *queue_dir;       /* NULL: no queue, 250 means handed on */
+	unsigned queue_retry;        /* first delay after a temporary failure, seconds */
+	unsigned queue_retry_max;    /* the doubled delay stops here */
+	unsigned queue_lifetime;     /* seconds a message may stay queued */
+	unsigned queue_workers;      /* deliveries at once */
+	bool queue_list, queue_json; /* --queue-list [--json] */
+	bool queue_flush, queue_run; /* --queue-flush, --queue-run */
+	const char *queue_delete;    /* --queue-delete=ID */
+	const char *queue_requeue;   /* --queue-requeue=ID */
+
 	/* authentication */
 	const char *auth_user;  /* --auth=USER[,EVAL], NULL when off */
 	const char *auth_eval;  /* NULL: keyring, then prompt */

@@ -50,6 +50,7 @@
 #include "config.h"
 #include "listen_socket.h"
 #include "log.h"
+#include "queue_run.h"
 #include "safe_file.h"
 #include "session.h"
 #include "tls.h"
@@ -57,9 +58,11 @@
 
 static struct listen_socket *socks; /* listen_socket.c's table */
 static unsigned nsocks;
-static int sig_fd = -1;    /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
-static sigset_t open_mask; /* the signal mask before they were blocked */
-static int pid_fd = -1;    /* -P: opened before --user, written after detach */
+static int sig_fd = -1;            /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
+static sigset_t open_mask;         /* the signal mask before they were blocked */
+static int pid_fd = -1;            /* -P: opened before --user, written after detach */
+static pid_t runner_pid;           /* --queue: the queue runner, 0 while none runs */
+static long long runner_resume_ms; /* a runner that ended is started again then */
 
 /* listener_systemd_adopt - see listener.h */
 void listener_systemd_adopt(void)
@@ -140,14 +143,16 @@ int listener_drop_privileges(const char *spec, char *err, size_t errlen)
  * handler runs, and none can interrupt a fork(). Their dispositions
  * are reset, since an ignored SIGCHLD inherited across exec would make
  * the kernel reap the sessions itself. */
-static int catch_signals(void)
+static int catch_signals(bool queue)
 {
-	static const int caught[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+	/* SIGUSR1 (flush the queue) only with --queue: else its default,
+	 * as before */
+	static const int caught[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 	struct sigaction sa = {.sa_handler = SIG_DFL};
 	sigset_t set;
 	sigemptyset(&sa.sa_mask);
 	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++) {
+	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]) - !queue; i++) {
 		sigaction(caught[i], &sa, NULL);
 		sigaddset(&set, caught[i]);
 	}
@@ -182,7 +187,7 @@ static int open_pidfile(const char *path, char *err, size_t errlen)
 int listener_open(const struct server *srv, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
-	if (catch_signals() < 0) {
+	if (catch_signals(cfg->queue_dir != NULL) < 0) {
 		snprintf(err, errlen, "cannot set up signals: %s", strerror(errno));
 		return -1;
 	}
@@ -458,12 +463,47 @@ static void stop_sessions(unsigned max)
 			kill(sessions[i].pid, SIGTERM);
 }
 
-/* reap - collect every finished session */
+/* start_runner - --queue: fork the queue runner (queue_run.h), which
+ * dies with the daemon (a SIGKILL leaves no runner to race the next
+ * daemon's) */
+static void start_runner(const struct server *srv)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_msg(LOG_ERR, "event=queue-runner-failed error=\"%s\"", strerror(errno));
+		runner_resume_ms = mono_ms() + 1000;
+		return;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (getppid() != parent)
+			_exit(0);
+		listen_socket_close(false);
+		close(sig_fd);
+		if (pid_fd >= 0)
+			close(pid_fd);
+		_exit(config_exit_code(srv->cfg, (enum exit_kind)queue_run(srv, false)));
+	}
+	runner_pid = pid;
+	log_msg(LOG_DEBUG, "event=queue-runner-started pid=%ld", (long)pid);
+}
+
+/* reap - collect every finished session (and the queue runner) */
 static void reap(unsigned *active, unsigned max)
 {
 	int st;
 	pid_t pid;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid == runner_pid) { /* started again after a pause, unless stopping */
+			runner_pid = 0;
+			runner_resume_ms = mono_ms() + 1000;
+			log_msg(WIFSIGNALED(st) ? LOG_ERR : LOG_INFO,
+			        "event=queue-runner-exit pid=%ld status=%d signal=%d", (long)pid,
+			        WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+			        WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+			continue;
+		}
 		track(max, pid, 0, NULL);
 		if (*active > 0)
 			(*active)--;
@@ -489,6 +529,8 @@ static void serve_one(const struct server *srv, int fd, struct session_origin *o
 	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);
 	sigaddset(&serve, SIGINT);
+	if (srv->cfg->queue_dir) /* the runner's flush: `pkill -USR1 smtpipe` ends no session */
+		sigaddset(&serve, SIGUSR1);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
 }
@@ -630,9 +672,11 @@ int listener_run(const struct server *srv)
 	                  .backoff_ms = BOUND_FORK_BACKOFF_MS};
 	bool stopping = false, capped = false;
 	struct pollfd p[1 + 2 * BOUND_LISTENERS];
-	while (!stopping || lp.active > 0) {
+	while (!stopping || lp.active > 0 || runner_pid > 0) {
 		bool full = lp.active >= cfg->max_sessions;
 		long long now = mono_ms();
+		if (cfg->queue_dir && !stopping && !runner_pid && now >= runner_resume_ms)
+			start_runner(srv);
 		bool resting = now < lp.resume_ms;
 		bool accepting = !stopping && !full && !resting;
 		if (full && !stopping && !capped) {
@@ -645,6 +689,10 @@ int listener_run(const struct server *srv)
 		for (unsigned i = 0; i < nsocks; i++)
 			p[1 + i] = (struct pollfd){.fd = socks[i].fd, .events = POLLIN};
 		int rest_ms = !stopping && !full && resting ? (int)(lp.resume_ms - now) : -1;
+		if (cfg->queue_dir && !stopping && !runner_pid) /* the runner's restart */
+			rest_ms = rest_ms >= 0 && rest_ms < runner_resume_ms - now
+			              ? rest_ms
+			              : (int)(runner_resume_ms > now ? runner_resume_ms - now : 0);
 		if (poll(p, accepting ? 1 + nsocks : 1, rest_ms) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
@@ -656,12 +704,21 @@ int listener_run(const struct server *srv)
 					child = true;
 				} else if (sigs[i].ssi_signo == SIGHUP) {
 					sighup(srv);
+					if (runner_pid > 0) /* it reopens the log too */
+						kill(runner_pid, SIGHUP);
+				} else if (sigs[i].ssi_signo == SIGUSR1) {
+					log_msg(LOG_INFO, "event=queue-flush-requested runner=%ld",
+					        (long)runner_pid);
+					if (runner_pid > 0)
+						kill(runner_pid, SIGUSR1);
 				} else if (!stopping) { /* SIGTERM, SIGINT */
 					stopping = true;
 					listen_socket_close(
 					    true); /* no new client; Unix sockets removed */
 					notify("STOPPING=1");
 					stop_sessions(cfg->max_sessions);
+					if (runner_pid > 0) /* deliveries finish, then it ends */
+						kill(runner_pid, SIGTERM);
 					log_msg(LOG_INFO, "event=stopping active=%u", lp.active);
 				}
 			}

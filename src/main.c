@@ -29,6 +29,7 @@
 #include "listener.h"
 #include "log.h"
 #include "options.h"
+#include "queue_run.h"
 #include "secret.h"
 #include "session.h"
 #include "spool.h"
@@ -236,6 +237,9 @@ static int check_files(void)
 		return fail(EXIT_KIND_STARTUP, err);
 	if (spool_check(cfg.spool_dir, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
+	/* --queue: made and checked as the user who will own it (--user) */
+	if (cfg.queue_dir && queue_run_check(cfg.queue_dir, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
 	return 0;
 }
 
@@ -259,6 +263,22 @@ static int serve_inetd(void)
 	sigemptyset(&ign.sa_mask);
 	sigaction(SIGPIPE, &ign, NULL);
 	return config_exit_code(&cfg, session_run(&srv, 0, 1, &from));
+}
+
+/* queue_command - --queue-list, --queue-flush, --queue-delete,
+ * --queue-requeue and --queue-run: no daemon, no client; as --user when
+ * given, so that what they make belongs to the queue's owner */
+static int queue_command(void)
+{
+	char err[512];
+	if (cfg.run_user && listener_drop_privileges(cfg.run_user, err, sizeof(err)) < 0)
+		return fail(EXIT_KIND_STARTUP, err);
+	if (!cfg.queue_run)
+		return config_exit_code(&cfg, (enum exit_kind)queue_admin(&srv));
+	int rc = check_files();
+	if (rc)
+		return rc;
+	return config_exit_code(&cfg, (enum exit_kind)queue_run(&srv, true));
 }
 
 /* serve_listener - bind (dropping to --user), check, accept */
@@ -322,10 +342,15 @@ int main(int argc, char **argv)
 	srv.cfg = &cfg;
 	set_hostname();
 	int rc = set_up_faults();
-	if (rc == 0)
+	bool admin = cfg.queue_list || cfg.queue_flush || cfg.queue_delete || cfg.queue_requeue;
+	if (rc == 0 && admin)
+		rc = queue_command();
+	else if (rc == 0)
 		rc = set_up();
-	if (rc == 0)
-		rc = cfg.mode == MODE_INETD ? serve_inetd() : serve_listener();
+	if (rc == 0 && !admin)
+		rc = cfg.queue_run            ? queue_command()
+		     : cfg.mode == MODE_INETD ? serve_inetd()
+		                              : serve_listener();
 	auth_secret_wipe(&secret);
 	cmd_template_free(&command);
 	if (srv.tls)

@@ -445,6 +445,21 @@ static enum options_result combination(struct parse *p, char *err, size_t errlen
 		           "--tls-required, --tls-implicit and -a need -c CERT and -k KEY");
 	if (given(p, "inetd") && (given(p, "daemon") || given(p, "foreground")))
 		return bad(cfg, err, errlen, "--inetd cannot be combined with -d or -f");
+	int admin = cfg->queue_list + cfg->queue_flush + cfg->queue_run + !!cfg->queue_delete +
+	            !!cfg->queue_requeue;
+	if (admin > 1)
+		return bad(cfg, err, errlen,
+		           "give one of --queue-list, --queue-flush, --queue-run, --queue-delete "
+		           "and --queue-requeue");
+	if ((admin || given(p, "queue-retry") || given(p, "queue-retry-max") ||
+	     given(p, "queue-lifetime") || given(p, "queue-workers")) &&
+	    !cfg->queue_dir)
+		return bad(cfg, err, errlen, "the --queue-* options need --queue=DIR");
+	if (cfg->queue_json && !cfg->queue_list)
+		return bad(cfg, err, errlen, "--json goes with --queue-list");
+	if (cfg->queue_retry_max < cfg->queue_retry)
+		return bad(cfg, err, errlen, "--queue-retry-max=%u is below --queue-retry=%u",
+		           cfg->queue_retry_max, cfg->queue_retry);
 	return OPTIONS_RUN;
 }
 

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "listen_spec.h"
 #include "options_impl.h"
+#include "queue_format.h"
 
 /* The brake's state file under --inetd: systemd's RuntimeDirectory=smtpipe
  * or a directory the administrator makes; without it the brake falls back
@@ -48,6 +49,8 @@ static int parse_port(const struct option_row *row, void *base, char *value, cha
                       size_t whylen);
 static int parse_listen(const struct option_row *row, void *base, char *value, char *why,
                         size_t whylen);
+static int parse_duration(const struct option_row *row, void *base, char *value, char *why,
+                          size_t whylen);
 static bool is_address(const char *value);
 static bool is_absolute(const char *value);
 
@@ -331,6 +334,91 @@ static const struct option_row rows[] = {
      .path = true,
      .value_name = "DIR",
      .help = "where large messages are spooled (default $TMPDIR or /tmp)"},
+    {.name = "queue",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(queue_dir),
+     .path = true,
+     .value_name = "DIR",
+     .help = "250 means safely queued in DIR; a queue runner delivers\n(see QUEUE)"},
+    {.name = "queue-retry",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(queue_retry),
+     .min = 1,
+     .max = 86400,
+     .def = BOUND_QUEUE_RETRY_SECONDS,
+     .what = "a delay in seconds (1-86400)",
+     .value_name = "SEC",
+     .help = "first retry delay after a temporary failure (default %D)"},
+    {.name = "queue-retry-max",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(queue_retry_max),
+     .min = 1,
+     .max = 604800,
+     .def = BOUND_QUEUE_RETRY_MAX_SECONDS,
+     .what = "a delay in seconds (1-604800)",
+     .value_name = "SEC",
+     .help = "the retry delay doubles up to SEC (default %D)"},
+    {.name = "queue-lifetime",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(queue_lifetime),
+     .min = 1,
+     .max = 10 * 366 * 86400,
+     .def = BOUND_QUEUE_LIFETIME_SECONDS,
+     .def_text = "5d",
+     .what = "a duration (N, Ns, Nm, Nh or Nd)",
+     .parse = parse_duration,
+     .value_name = "DURATION",
+     .help = "bounce what is still queued after DURATION, s/m/h/d\n(default %D)"},
+    {.name = "queue-workers",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(queue_workers),
+     .min = 1,
+     .max = 100,
+     .def = BOUND_QUEUE_WORKERS,
+     .what = "a number (1-100)",
+     .value_name = "N",
+     .help = "queued deliveries at once (default %D)"},
+    {.name = "queue-list",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(queue_list),
+     .help = "list the queue (id, age, size, sender, recipients,\nattempts, last error), exit"},
+    {.name = "json",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(queue_json),
+     .help = "--queue-list as a JSON array"},
+    {.name = "queue-flush",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(queue_flush),
+     .help = "tell the running queue runner to retry everything now"},
+    {.name = "queue-delete",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(queue_delete),
+     .valid = queue_id_valid,
+     .what = "a queue ID",
+     .value_name = "ID",
+     .help = "remove message ID from the queue, exit"},
+    {.name = "queue-requeue",
+     .shorts = "",
+     .kind = OPTION_STRING,
+     FIELD(queue_requeue),
+     .valid = queue_id_valid,
+     .what = "a queue ID",
+     .value_name = "ID",
+     .help = "move failed message ID back into the queue, exit"},
+    {.name = "queue-run",
+     .shorts = "",
+     .kind = OPTION_FLAG,
+     FIELD(queue_run),
+     .help = "deliver the queued messages that are due, then exit"},
     {.name = "fault",
      .shorts = "",
      .kind = OPTION_LIST,
@@ -438,6 +526,17 @@ static int parse_port(const struct option_row *row, void *base, char *value, cha
 		return options_not_what(row, value, why, whylen);
 	options_store_number(row, base, v);
 	cfg->port_given = true;
+	return 0;
+}
+
+/* parse_duration - --queue-lifetime: seconds, or a number with s, m, h, d */
+static int parse_duration(const struct option_row *row, void *base, char *value, char *why,
+                          size_t whylen)
+{
+	unsigned long long secs;
+	if (queue_parse_duration(value, &secs) < 0 || secs < row->min || secs > row->max)
+		return options_not_what(row, value, why, whylen);
+	options_store_number(row, base, secs);
 	return 0;
 }
 

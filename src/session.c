@@ -32,6 +32,7 @@
 #include "deliver_pipe.h"
 #include "engine.h"
 #include "log.h"
+#include "queue.h"
 #include "smtp_io.h"
 #include "spool.h"
 #include "tls.h"
@@ -247,7 +248,10 @@ static const struct engine_event *deliver(struct session *s, const struct engine
 	env.listener = s->from->listener;
 	env.client_uid = s->from->uid;
 	env.auth_user = s->authed ? s->auth_user : NULL;
-	if (cfg->maildir)
+	char qid[QUEUE_ID_LEN + 1] = "";
+	if (cfg->queue_dir) /* --queue: 250 means stored durably; the runner delivers */
+		queue_store(cfg->queue_dir, dv, &s->sp, qid, &r);
+	else if (cfg->maildir)
 		deliver_maildir_run(cfg->maildir, s->srv->hostname, dv, &s->sp, &r);
 	else if (cfg->mailbox)
 		deliver_mbox_run(cfg->mailbox, dv, &s->sp, &r);
@@ -256,12 +260,13 @@ static const struct engine_event *deliver(struct session *s, const struct engine
 	char from[BOUND_PATH * 4 + 8];
 	log_escape(from, sizeof(from), dv->sender, strlen(dv->sender));
 	log_msg(r.code == 250 ? LOG_INFO : LOG_WARNING,
-	        "event=%s msg=%s.%u nrcpt=%zu size=%zu result=%d status=%d%s%s from=\"%s\"",
-	        r.code == 250  ? "delivered"
-	        : r.code < 500 ? "deferred"
-	                       : "failed",
-	        dv->id, ev->msgno, dv->nrcpt, d->size, r.code, r.exit_status,
-	        r.timed_out ? " timed-out" : "", d->bare_lf ? " bare-lf" : "", from);
+	        "event=%s msg=%s.%u%s%s nrcpt=%zu size=%zu result=%d status=%d%s%s from=\"%s\"",
+	        r.code == 250 && qid[0] ? "queued"
+	        : r.code == 250         ? "delivered"
+	        : r.code < 500          ? "deferred"
+	                                : "failed",
+	        dv->id, ev->msgno, qid[0] ? " queue-id=" : "", qid, dv->nrcpt, d->size, r.code,
+	        r.exit_status, r.timed_out ? " timed-out" : "", d->bare_lf ? " bare-lf" : "", from);
 	if (r.code == 250)
 		s->messages++;
 	ev = engine_delivered(s->e, &r);
