@@ -24,6 +24,8 @@
 #include "auth.h"
 #include "bounds.h"
 
+#include "coverage.h" /* last: a child's _exit() writes its gcov counters */
+
 /* Strings with NULs inside need their length: S("a\0b") */
 #define S(lit) lit, sizeof(lit) - 1
 
