@@ -45,7 +45,9 @@ def session_children(pid):
 class Concurrency(unittest.TestCase):
     def test_twenty_clients_five_messages_overlapping_deliveries(self):
         # the recorder sleeps a little so several deliveries run at once
-        with harness.Server(recorder_opts=("--sleep", "0.1")) as srv:
+        # fork per accept: no child once the sessions end (with spares:
+        # test_pool.py's concurrency test)
+        with harness.Server("--spare-sessions=0", recorder_opts=("--sleep", "0.1")) as srv:
             start = threading.Barrier(20)
             errors = []
 

@@ -144,7 +144,9 @@ class Listener(unittest.TestCase):
             self.assertRegex(log, r"event=session-exit pid=\d+ status=0 active=0\n")
 
     def test_connection_flood_no_zombies_no_fd_leak(self):
-        with harness.Server() as srv:
+        # fork per accept: no child but the sessions (with spares:
+        # test_pool.py's flood test)
+        with harness.Server("--spare-sessions=0") as srv:
             c = srv.raw()  # a first session: what start-up opens lazily is open now
             c.expect(220)
             c.cmd("QUIT", 221)
