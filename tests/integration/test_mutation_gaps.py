@@ -1,0 +1,125 @@
+"""test_mutation_gaps.py - promises that a deliberate bug (see
+tests/mutation/mutations.py) broke without any other test noticing.
+
+Each test names the mutation it was written for. Real parts only: the
+smtpipe binary, its queue directory, the recording delivery command of
+test_queue.py, tests/tools/failsync for a disk that fails fsync. Every
+wait is for a log line, a file or a process, bounded only against a hang.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import test_queue as tq  # noqa: E402
+
+
+def children(pid):
+    """the direct children of pid (from /proc)"""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(p))
+    return out
+
+
+class QueueWorkers(tq.Base):
+    def test_queue_workers_1_runs_one_delivery_at_a_time(self):
+        # mutation: the runner's "busy >= --queue-workers" check off by one.
+        # Three messages are due at once; while the first delivery waits,
+        # the runner is made to scan twice more (SIGUSR1, each one's log
+        # line seen before the next is sent: the loop went round), and
+        # still has one worker, the one --queue-workers=1 allows.
+        tq.Inetd.inetd_send(self, 3, subject="w")
+        self.ctl.block()
+        srv = self.server("--queue-workers=1")
+        runner = int(self.wait_log(srv, r"event=queue-runner-start pid=(\d+) workers=1 ")[0])
+        tq.wait_until(self.ctl.started, "the first delivery to start")
+        for n in (1, 2):
+            os.kill(runner, signal.SIGUSR1)
+            self.wait_log(srv, r"event=queue-flush\b", count=n)
+        self.assertEqual(len(children(runner)), 1, "workers beside the one allowed")
+        self.assertEqual(len(self.ctl.started()), 1)
+        self.ctl.unblock()
+        self.wait_log(srv, r"event=delivered queue-id=", count=3)
+        subjects = sorted(re.search(rb"\nSubject: (\S+)\n", m).group(1)
+                          for _, m in self.ctl.delivered())
+        self.assertEqual(subjects, [b"w0", b"w1", b"w2"])
+        self.assertEqual(self.ids(), [])
+
+
+class RemovalSync(tq.Base):
+    def test_a_removal_that_cannot_be_synced_is_logged(self):
+        # mutation: queue_remove without the fsync of q/ after its rename.
+        # A delivered message's removal is made durable like its arrival;
+        # a disk that fails that fsync (failsync, for the runner only: the
+        # message was queued on a good one) is reported, with the message's
+        # ID, not taken for done.
+        tq.Inetd.inetd_send(self, 1, subject="r")
+        (qid,) = self.ids()
+        log = os.path.join(self.base, "run.log")
+        r = subprocess.run([os.environ["SMTPIPE_FAILSYNC"], harness.binary(),
+                            "--queue=" + self.queue, "--queue-run", "--log=" + log,
+                            "--log-level=debug", "--command=" + self.ctl.command()],
+                           capture_output=True, text=True, timeout=tq.HANG)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.ctl.delivered()), 1)
+        with open(log) as f:
+            text = f.read()
+        self.assertRegex(text, r'event=queue-error queue-id=%s error="delivered, but cannot '
+                               r'remove it' % qid)
+        self.assertRegex(text, r"event=delivered queue-id=%s attempts=1 " % qid)
+
+
+class RequeueLifetime(tq.Base):
+    def test_a_requeued_expired_message_gets_a_new_lifetime(self):
+        # mutation: --queue-requeue keeps the message's old "since". A
+        # message that expired, requeued by the administrator, is retried
+        # for a whole --queue-lifetime again: its next temporary failure
+        # defers it, it does not expire (and bounce) at once a second time.
+        # The message is made old by its state file (a message queued six
+        # days ago), not by waiting.
+        tq.Inetd.inetd_send(self, 1, subject="old")
+        (qid,) = self.ids()
+        with open(os.path.join(self.queue, "q", qid, "env")) as f:
+            arrival = int(re.search(r"^arrival=(\d+)$", f.read(), re.M).group(1))
+        with open(os.path.join(self.queue, "q", qid, "state"), "w") as f:
+            f.write("attempts=3\nnext=0\nlast-ms=0\nsince=%d\nerror=\n" % (arrival - 6 * 86400))
+        self.ctl.always("c@d", 75)
+        log = os.path.join(self.base, "run.log")
+
+        def queue_run():
+            r = subprocess.run([harness.binary(), "--queue=" + self.queue, "--queue-run",
+                                "--log=" + log, "--log-level=debug",
+                                "--command=" + self.ctl.command()],
+                               capture_output=True, text=True, timeout=tq.HANG)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(log) as f:
+                return f.read()
+
+        text = queue_run()
+        self.assertRegex(text, r"event=expired queue-id=%s attempts=4 result=451 " % qid)
+        self.assertEqual(self.ids("failed"), [qid])
+        r = self.admin("--queue-requeue=" + qid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.ids("failed"), [])
+        text = queue_run()
+        self.assertRegex(text, r"event=deferred queue-id=%s attempts=1 result=451 " % qid)
+        self.assertEqual(len(re.findall(r"event=expired queue-id=%s " % qid, text)), 1)
+        self.assertEqual(self.ids("failed"), [])
+        self.assertEqual(self.ids(), [qid])
+
+
+if __name__ == "__main__":
+    harness.main()
