@@ -8,9 +8,11 @@ wait is for a log line, a file or a process, bounded only against a hang.
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -119,6 +121,43 @@ class RequeueLifetime(tq.Base):
         self.assertEqual(len(re.findall(r"event=expired queue-id=%s " % qid, text)), 1)
         self.assertEqual(self.ids("failed"), [])
         self.assertEqual(self.ids(), [qid])
+
+
+class MailboxHardLink(unittest.TestCase):
+    def test_a_mailbox_with_a_second_hard_link_is_refused(self):
+        # mutation: the mailbox's safe_file rules without one_link. README
+        # and smtpipe(8) promise the mailbox is used only with one link:
+        # in a shared directory a hard link to another file (made by anyone
+        # where protected_hardlinks is off; by root here) must not be
+        # appended to, at start-up nor per message.
+        shared = tempfile.mkdtemp(prefix="smtpipe-shared-")
+        self.addCleanup(shutil.rmtree, shared, True)
+        os.chmod(shared, 0o1777)
+        victim = os.path.join(shared, "victim")
+        with open(victim, "w") as f:
+            f.write("someone's file\n")
+        box = os.path.join(shared, "test.mbox")
+        with harness.Server(personality="mockmta", mailbox=box) as srv:
+            c = srv.raw()
+            c.greet()
+            c.message("Subject: 1\r\n\r\nfirst\r\n.\r\n", want=250)
+            os.unlink(box)
+            os.link(victim, box)
+            lines = c.message("Subject: 2\r\n\r\nsecond\r\n.\r\n", want=451)
+            self.assertIn("4.3.0", lines[0])
+            self.assertRegex(srv.log(), r'event=mailbox-error mailbox=%s error="it has more '
+                                        r'than one hard link' % re.escape(box))
+            c.cmd("QUIT", 221)
+        os.unlink(box)
+        os.link(victim, box)  # at start-up too
+        r = subprocess.run([harness.mockmta_binary(), "-f", "-p", "0", "--interface=127.0.0.1",
+                            "--log=none", box], capture_output=True, text=True,
+                           timeout=tq.HANG, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("cannot open mailbox %s for appending: it has more than one hard link"
+                      % box, r.stderr)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "someone's file\n")
 
 
 if __name__ == "__main__":
