@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import test_pool as tp  # noqa: E402
 import test_queue as tq  # noqa: E402
 
 
@@ -34,6 +36,12 @@ def children(pid):
         if int(fields[1]) == pid and fields[0] != "Z":
             out.append(int(p))
     return out
+
+
+def proc_state(pid):
+    """the state letter of /proc/PID/stat (R, S, T, Z...)"""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 class QueueWorkers(tq.Base):
@@ -158,6 +166,42 @@ class MailboxHardLink(unittest.TestCase):
                       % box, r.stderr)
         with open(victim) as f:
             self.assertEqual(f.read(), "someone's file\n")
+
+
+class SpareAfterReload(unittest.TestCase):
+    def test_a_spare_that_takes_its_client_after_sighup_logs_to_the_new_file(self):
+        # mutation: a spare that accepted its client after a SIGHUP it was
+        # forked before does not reload (spare_reload). The README promises
+        # no client accepted after a reload is served with the old log file
+        # or certificate. Made to happen, not hoped for: the one spare is
+        # stopped, a client waits in the backlog (--max-sessions=1: the
+        # stopped spare holds the only slot, so nobody else accepts it),
+        # the log is rotated and SIGHUP sent; the spare, continued, finds
+        # the client ready before its retire pipe's EOF and serves it.
+        with harness.Server("--spare-sessions=1", "--max-sessions=1") as srv:
+            (old,) = tp.spares(srv, 1)
+            self.addCleanup(tp.kill_left, [old])
+            os.kill(old, signal.SIGSTOP)
+            self.addCleanup(lambda: tp.alive(old) and os.kill(old, signal.SIGCONT))
+            tq.wait_until(lambda: proc_state(old) == "T", "the spare to stop")
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=tq.HANG)
+            self.addCleanup(s.close)
+            rotated = srv.logfile + ".1"
+            os.rename(srv.logfile, rotated)
+            srv.proc.send_signal(signal.SIGHUP)
+            tq.wait_until(lambda: "event=log-reopened" in srv.log(), "the reopened log")
+            os.kill(old, signal.SIGCONT)
+            c = harness.RawClient(0, sock=s, timeout=tq.HANG)
+            c.expect(220)
+            c.cmd("EHLO c.test", 250)
+            c.cmd("QUIT", 221)
+
+            def rotated_log():
+                with open(rotated) as f:
+                    return f.read()
+            tq.wait_until(lambda: "event=close" in srv.log() + rotated_log(), "the session's end")
+            self.assertIn("event=close", srv.log())
+            self.assertNotIn("event=connect", rotated_log())
 
 
 if __name__ == "__main__":
