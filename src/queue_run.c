@@ -56,7 +56,16 @@ struct runner {
 	/* --queue-run: the IDs started in this run, never started twice */
 	char (*started)[QUEUE_ID_LEN + 1];
 	size_t nstarted, capstarted;
+	/* IDs whose worker found them locked or gone: left until held_ms,
+	 * the next scan, so that such a message costs one fork a scan, not
+	 * a fork after every worker's end */
+	char (*held)[QUEUE_ID_LEN + 1];
+	size_t nheld, capheld;
+	long long held_ms;
 };
+
+/* a worker's exit status when it made no attempt (locked, gone) */
+#define WORKER_SKIPPED 3
 
 /* wall_ms - the wall clock in milliseconds (the state files hold it) */
 static long long wall_ms(void)
@@ -211,27 +220,60 @@ static void deliver_now(struct runner *R, const struct queue_env *e, int msg,
 	spool_free(&sp);
 }
 
-/* work - a worker: one attempt at message id, and its outcome recorded */
-static void work(struct runner *R, const char *id)
+/* msg_broken - whether DIR/q/id is still there while its msg cannot
+ * be opened (deleted or replaced by hand): what a removal in progress
+ * never shows, as it renames the whole directory away first */
+static bool msg_broken(const struct runner *R, const char *id)
+{
+	int m = openat(R->q.q, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (m < 0)
+		return false;
+	int f = openat(m, "msg", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int e = errno;
+	if (f >= 0)
+		close(f);
+	close(m);
+	errno = e;
+	return f < 0;
+}
+
+/* work - a worker: one attempt at message id, and its outcome recorded;
+ * false when it made none (the message locked or gone) */
+static bool work(struct runner *R, const char *id)
 {
 	const struct config *cfg = R->srv->cfg;
 	int mdir, msg;
 	log_set_session(id);
 	int rc = queue_msg_open(&R->q, QUEUE_Q, id, &mdir, &msg);
+	if (rc < 0 && msg_broken(R, id)) {
+		log_msg(LOG_ERR,
+		        "event=queue-error queue-id=%s error=\"cannot open msg: %s\" moved=failed",
+		        id, strerror(errno));
+		queue_fail(&R->q, id);
+		return true;
+	}
 	if (rc != 0) { /* being deleted, requeued or delivered by someone else */
 		log_msg(LOG_DEBUG, "event=queue-skip queue-id=%s reason=%s", id,
 		        rc > 0 ? "locked" : strerror(errno));
-		return;
+		return false;
 	}
 	struct queue_env e;
 	struct queue_state s;
-	if (queue_msg_read(mdir, &e, &s) < 0) {
+	rc = queue_msg_read(mdir, &e, &s);
+	if (rc < 0) {
 		log_msg(LOG_ERR,
 		        "event=queue-error queue-id=%s error=\"unreadable: %s\" moved=failed", id,
 		        strerror(errno));
 		queue_fail(&R->q, id);
-		return;
+		close(msg);
+		close(mdir);
+		return true;
 	}
+	if (rc > 0)
+		log_msg(LOG_ERR,
+		        "event=queue-error queue-id=%s error=\"unreadable state, started "
+		        "anew\"",
+		        id);
 	struct delivery_result r = {.exit_status = -1};
 	s.attempts++;
 	s.last_ms = wall_ms();
@@ -273,6 +315,7 @@ static void work(struct runner *R, const char *id)
 	queue_env_free(&e);
 	close(msg);
 	close(mdir);
+	return true;
 }
 
 /* start_worker - fork a worker for id into a free slot */
@@ -296,8 +339,7 @@ static void start_worker(struct runner *R, const char *id)
 		 * finishes its delivery and records it, so its command's exit 0
 		 * is never followed by a second delivery; its lock on the
 		 * message keeps the next runner off it meanwhile */
-		work(R, id);
-		_exit(0);
+		_exit(work(R, id) ? 0 : WORKER_SKIPPED);
 	}
 	R->w[i].pid = pid;
 	memcpy(R->w[i].id, id, QUEUE_ID_LEN + 1);
@@ -324,7 +366,27 @@ static bool in_flight(const struct runner *R, const char *id)
 	for (size_t i = 0; i < R->nstarted; i++)
 		if (strcmp(R->started[i], id) == 0)
 			return true;
+	for (size_t i = 0; i < R->nheld; i++)
+		if (strcmp(R->held[i], id) == 0)
+			return true;
 	return false;
+}
+
+/* hold - keep id out of the scans until the next one (its worker made
+ * no attempt); nothing when out of memory (the hot loop, not a loss) */
+static void hold(struct runner *R, const char *id)
+{
+	if (R->nheld == 0)
+		R->held_ms = wall_ms() + BOUND_QUEUE_SCAN_MS;
+	if (R->nheld == R->capheld) {
+		size_t cap = R->capheld ? R->capheld * 2 : 16;
+		char(*m)[QUEUE_ID_LEN + 1] = realloc(R->held, cap * sizeof(*m));
+		if (!m)
+			return;
+		R->held = m;
+		R->capheld = cap;
+	}
+	memcpy(R->held[R->nheld++], id, QUEUE_ID_LEN + 1);
 }
 
 /* scan - start a worker for each due message while slots are free;
@@ -335,6 +397,8 @@ static void scan(struct runner *R, long long *wake_ms)
 	size_t n;
 	char(*ids)[QUEUE_ID_LEN + 1] = queue_ids(&R->q, QUEUE_Q, &n);
 	long long now = (long long)time(NULL);
+	if (R->nheld && wall_ms() >= R->held_ms)
+		R->nheld = 0;
 	for (size_t i = 0; i < n && !R->stopping; i++) {
 		if (in_flight(R, ids[i]))
 			continue;
@@ -371,6 +435,8 @@ static void reap(struct runner *R)
 					log_msg(LOG_ERR,
 					        "event=queue-worker-crashed queue-id=%s signal=%d",
 					        R->w[i].id, WTERMSIG(st));
+				else if (WEXITSTATUS(st) == WORKER_SKIPPED)
+					hold(R, R->w[i].id);
 				R->w[i].pid = 0;
 				R->busy--;
 			}
@@ -510,6 +576,7 @@ int queue_run(const struct server *srv, bool once)
 	close(R->sig_fd);
 	free(R->w);
 	free(R->started);
+	free(R->held);
 	return EXIT_KIND_OK;
 }
 

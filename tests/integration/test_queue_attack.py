@@ -1,0 +1,142 @@
+"""test_queue_attack.py - the queue's promises under attack: a careless
+administrator who edits or deletes the files of a queued message, a
+message that cannot be opened, a worker left over from a killed daemon,
+and SIGKILL at random moments across many rounds.
+
+Real parts only: the smtpipe binary, a real SMTP client, a recording
+shell command (test_queue.py's), real signals. Every wait is for a log
+line, a file or an exit, with a bound that only guards against a hang;
+the random pauses before a kill choose the moment, they synchronise
+nothing.
+"""
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from test_queue import HANG, Base, crash, wait_until  # noqa: E402
+
+
+def log_seconds(line):
+    """the epoch second of a log line's timestamp"""
+    return int(time.mktime(time.strptime(line[:20], "%Y-%m-%dT%H:%M:%SZ")))
+
+
+class Attack(Base):
+    def queued_one(self, subject="victim", **kw):
+        """a message stored and left in DIR/q (its first attempt failed
+        with 75, the next one is far off); its ID. The server is stopped."""
+        self.ctl.seq([75])
+        srv = harness.Server("--queue=" + self.queue, "--queue-retry=3600",
+                             command=self.ctl.command())
+        try:
+            qid = self.send(srv, subject=subject, **kw)
+            self.wait_log(srv, r"event=deferred queue-id=%s " % qid)
+        finally:
+            srv.stop()
+        return qid
+
+    def attempts_on(self, srv, qid):
+        """the runner's log lines about qid from its workers"""
+        return [l for l in srv.log().splitlines()
+                if "queue-id=%s " % qid in l and
+                re.search(r"event=(queue-skip|queue-error|deferred|delivered|failed)", l)]
+
+    def started(self, *args):
+        """a daemon on the queue, its runner asked to try everything now"""
+        srv = self.server(*args)
+        self.wait_log(srv, r"event=queue-runner-start ")
+        r = self.admin("--queue-flush")
+        self.assertEqual(r.returncode, 0, r)
+        return srv
+
+    def sentinel(self, srv):
+        """a good message through the same runner, delivered: the runner
+        kept working (and had time to make its mistakes meanwhile)"""
+        sid = self.send(srv, subject="sentinel")
+        self.wait_log(srv, r"event=delivered queue-id=%s " % sid)
+        return sid
+
+    def test_a_message_whose_msg_was_deleted_is_set_aside_once(self):
+        # an administrator removed msg by hand: the runner must say so and
+        # set the message aside, not fork a worker for it in a hot loop
+        qid = self.queued_one()
+        os.unlink(os.path.join(self.queue, "q", qid, "msg"))
+        srv = self.started()
+        self.wait_log(srv, r"event=queue-error queue-id=%s " % qid)
+        self.sentinel(srv)
+        srv.proc.send_signal(signal.SIGUSR1)  # a flush does not wake it either
+        self.sentinel(srv)
+        self.assertEqual(len(self.attempts_on(srv, qid)), 1, self.attempts_on(srv, qid)[:5])
+        self.assertEqual(self.ids("failed"), [qid])
+        self.assertEqual([m for _, m in self.ctl.delivered() if b"victim" in m], [])
+
+    def test_a_msg_that_is_a_symbolic_link_is_never_followed_nor_retried_hot(self):
+        qid = self.queued_one()
+        msg = os.path.join(self.queue, "q", qid, "msg")
+        target = os.path.join(self.base, "elsewhere")
+        os.rename(msg, target)
+        os.symlink(target, msg)
+        srv = self.started()
+        self.wait_log(srv, r"event=queue-error queue-id=%s " % qid)
+        self.sentinel(srv)
+        self.assertEqual(len(self.attempts_on(srv, qid)), 1, self.attempts_on(srv, qid)[:5])
+        self.assertEqual([m for _, m in self.ctl.delivered() if b"victim" in m], [])
+        self.assertTrue(os.path.islink(os.path.join(self.queue, "failed", qid, "msg")))
+
+    def test_a_corrupt_state_file_is_reset_and_the_message_delivered(self):
+        # the state is bookkeeping: a truncated or garbled one must not
+        # cost the message (nor hide it from --queue-list and
+        # --queue-requeue in failed/); it is logged and started anew
+        for garbage in (b"", b"\x00\xffattempts=zz\n", b"attempts=1\nnext=-5\nsince=-9\n"):
+            with self.subTest(state=garbage):
+                self.ctl.seq([])
+                qid = self.queued_one(subject="victim%d" % len(garbage))
+                with open(os.path.join(self.queue, "q", qid, "state"), "wb") as f:
+                    f.write(garbage)
+                listed = self.admin("--queue-list")
+                self.assertIn(qid, listed.stdout, listed)
+                srv = self.started()
+                self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+                self.assertRegex(srv.log(), r"event=queue-error queue-id=%s .*state" % qid)
+                srv.stop()
+                srv.stopped = True
+                got = [m for _, m in self.ctl.delivered()
+                       if b"Subject: victim%d\n" % len(garbage) in m]
+                self.assertEqual(len(got), 1)
+                self.assertEqual(self.ids(), [])
+                self.assertEqual(self.ids("failed"), [])
+
+    def test_a_worker_left_by_a_killed_daemon_is_not_raced_in_a_hot_loop(self):
+        # kill -9 of the daemon alone: its worker goes on with the
+        # delivery and holds the message's lock; the next daemon's runner
+        # must look at that message no more often than it scans (once a
+        # second), not fork a worker after every worker that found it locked
+        self.ctl.block()
+        srv = self.server("--queue-workers=1")
+        qid = self.send(srv, subject="first")
+        wait_until(self.ctl.started, "the command to start")
+        srv.proc.kill()
+        srv.proc.wait(timeout=HANG)
+        srv.stopped = True
+        self.addCleanup(srv.stop, False)
+        srv2 = self.server()
+        self.wait_log(srv2, r"event=queue-skip queue-id=%s reason=locked" % qid, count=3)
+        self.ctl.unblock()
+        wait_until(lambda: self.ids() == [], "the message to leave the queue")
+        self.sentinel(srv2)
+        skips = [l for l in srv2.log().splitlines()
+                 if "event=queue-skip queue-id=%s " % qid in l]
+        # the log's own clock: at most one look per scan, and one more at
+        # each edge (never a bound on how long anything took)
+        span = log_seconds(skips[-1]) - log_seconds(skips[0])
+        self.assertLessEqual(len(skips), span + 3, skips[:5])
+        self.assertEqual(sum(1 for _, m in self.ctl.delivered() if b"first" in m), 1)
+
+
+if __name__ == "__main__":
+    harness.main()
