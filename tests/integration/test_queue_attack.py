@@ -10,15 +10,17 @@ the random pauses before a kill choose the moment, they synchronise
 nothing.
 """
 import os
+import random
 import re
 import signal
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_queue import HANG, Base, crash, wait_until  # noqa: E402
+from test_queue import HANG, Base, children_of, crash, stop, wait_until  # noqa: E402
 
 
 def log_seconds(line):
@@ -136,6 +138,95 @@ class Attack(Base):
         span = log_seconds(skips[-1]) - log_seconds(skips[0])
         self.assertLessEqual(len(skips), span + 3, skips[:5])
         self.assertEqual(sum(1 for _, m in self.ctl.delivered() if b"first" in m), 1)
+
+
+class KillLoop(Base):
+    ROUNDS = 50
+
+    def subjects_in(self, where, suffix=""):
+        """the Subject of every message in DIR/where (IDs ending in suffix)"""
+        out = set()
+        d = os.path.join(self.queue, where)
+        for name in os.listdir(d) if os.path.isdir(d) else []:
+            if not name.endswith(suffix):
+                continue
+            try:
+                with open(os.path.join(d, name, "msg"), "rb") as f:
+                    m = re.search(rb"Subject: (\w+)", f.read())
+            except OSError:
+                continue
+            if m:
+                out.add(m.group(1).decode())
+        return out
+
+    def delivered_subjects(self):
+        out = {}
+        for _, m in self.ctl.delivered():
+            s = re.search(rb"Subject: (\w+)", m).group(1).decode()
+            out[s] = out.get(s, 0) + 1
+        return out
+
+    def test_sigkill_at_random_moments_loses_nothing_and_duplicates_only_after_exit_0(self):
+        # each round: a daemon, clients sending, some attempts failing
+        # with 75, then SIGKILL at a random moment of the daemon alone,
+        # its runner alone, or everything at once (a power cut)
+        rng = random.Random(int(os.environ.get("SMTPIPE_SEED", "17")))
+        accepted, allowed, orphans = set(), set(), []
+        self.ctl.seq([rng.choice([0, 0, 75]) for _ in range(400)])
+        for rnd in range(self.ROUNDS):
+            srv = harness.Server("--queue=" + self.queue, "--queue-retry=1",
+                                 "--queue-retry-max=2", command=self.ctl.command())
+            self.addCleanup(stop, srv, False)
+
+            def client(rnd=rnd, srv=srv):
+                for k in range(3):
+                    try:
+                        self.send(srv, subject="r%dm%d" % (rnd, k))
+                    except Exception:  # the kill cut it: not accepted
+                        return
+                    accepted.add("r%dm%d" % (rnd, k))
+
+            t = threading.Thread(target=client)
+            t.start()
+            time.sleep(rng.uniform(0, 0.5))  # the moment of the kill, not a wait
+            how = rng.choice(["all", "all", "daemon", "runner"])
+            if how == "all":  # a power cut: every process of the queue dies
+                for p in orphans:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                orphans = []
+                crash(srv)
+                # frozen now: what the command finished but is still queued
+                # may come again, and only that
+                allowed |= set(self.delivered_subjects()) & self.subjects_in("q")
+            elif how == "daemon":
+                orphans += children_of(srv.proc.pid)
+                srv.proc.kill()
+                srv.proc.wait(timeout=HANG)
+            else:
+                kids = children_of(srv.proc.pid)
+                runner = re.findall(r"event=queue-runner-started pid=(\d+)", srv.log())
+                if runner:
+                    os.kill(int(runner[-1]), signal.SIGKILL)
+                orphans += kids
+                srv.proc.kill()
+                srv.proc.wait(timeout=HANG)
+            t.join(HANG)
+        self.ctl.seq([])
+        srv = self.server()
+        wait_until(lambda: accepted <= set(self.delivered_subjects()) and self.ids() == [],
+                   "every accepted message delivered")
+        got = self.delivered_subjects()
+        lost = accepted - set(got)
+        dups = {s for s, n in got.items() if n > 1}
+        self.assertEqual(lost, set())
+        self.assertEqual(dups - allowed, set(), (sorted(dups), sorted(allowed)))
+        self.assertEqual(self.ids("failed"), [])
+        self.assertGreater(len(accepted), self.ROUNDS // 2)
+        print("kill loop: %d accepted, %d delivered twice (%d allowed)"
+              % (len(accepted), len(dups), len(allowed)), file=sys.stderr)
 
 
 if __name__ == "__main__":
