@@ -56,16 +56,21 @@ struct runner {
 	/* --queue-run: the IDs started in this run, never started twice */
 	char (*started)[QUEUE_ID_LEN + 1];
 	size_t nstarted, capstarted;
-	/* IDs whose worker found them locked or gone: left until held_ms,
-	 * the next scan, so that such a message costs one fork a scan, not
-	 * a fork after every worker's end */
-	char (*held)[QUEUE_ID_LEN + 1];
+	/* IDs left alone until their time: found locked or gone by their
+	 * worker (until the next scan), or whose outcome could not be
+	 * written (a full disk: until --queue-retry), so that such a
+	 * message costs one fork a while, not one after every worker's end */
+	struct held {
+		char id[QUEUE_ID_LEN + 1];
+		long long until_ms;
+	} * held;
 	size_t nheld, capheld;
-	long long held_ms;
 };
 
 /* a worker's exit status when it made no attempt (locked, gone) */
 #define WORKER_SKIPPED 3
+/* ... when it made one but could not record its outcome in DIR/q */
+#define WORKER_UNRECORDED 4
 
 /* wall_ms - the wall clock in milliseconds (the state files hold it) */
 static long long wall_ms(void)
@@ -142,8 +147,9 @@ static int make_bounce(struct runner *R, const struct queue_env *e, int msg,
 
 /* give_up - a permanent failure or an expired message: a bounce unless
  * the sender is <>, then DIR/failed; the state (with the last error)
- * is written first, so failed/ shows why */
-static void give_up(struct runner *R, int mdir, int msg, const struct queue_env *e,
+ * is written first, so failed/ shows why; false when the outcome could
+ * not be recorded (the message stays due in DIR/q) */
+static bool give_up(struct runner *R, int mdir, int msg, const struct queue_env *e,
                     struct queue_state *s, const struct delivery_result *r, bool expired)
 {
 	const struct config *cfg = R->srv->cfg;
@@ -157,12 +163,12 @@ static void give_up(struct runner *R, int mdir, int msg, const struct queue_env 
 			s->next = (long long)time(NULL) +
 			          (long long)queue_backoff(s->attempts, cfg->queue_retry,
 			                                   cfg->queue_retry_max);
-			queue_state_write(mdir, s);
+			int w = queue_state_write(mdir, s);
 			log_msg(LOG_ERR,
 			        "event=deferred queue-id=%s attempts=%u reason=\"bounce not "
 			        "queued\" next=%lld",
 			        e->id, s->attempts, s->next);
-			return;
+			return w == 0;
 		}
 		log_msg(LOG_NOTICE, "event=bounced queue-id=%s bounce-id=%s status=%s to=\"%s\"",
 		        e->id, bid, status, from);
@@ -174,13 +180,14 @@ static void give_up(struct runner *R, int mdir, int msg, const struct queue_env 
 		log_msg(LOG_ERR,
 		        "event=queue-error queue-id=%s error=\"cannot move to failed: %s\"", e->id,
 		        strerror(errno));
-		return;
+		return false;
 	}
 	log_msg(LOG_WARNING,
 	        "event=%s queue-id=%s attempts=%u result=%d status=%d reason=\"%s\" "
 	        "from=\"%s\"",
 	        expired ? "expired" : "failed", e->id, s->attempts, r->code, r->exit_status, reason,
 	        from);
+	return true;
 }
 
 /* deliver_now - hand the message to the command, mailbox or Maildir,
@@ -238,8 +245,9 @@ static bool msg_broken(const struct runner *R, const char *id)
 }
 
 /* work - a worker: one attempt at message id, and its outcome recorded;
- * false when it made none (the message locked or gone) */
-static bool work(struct runner *R, const char *id)
+ * its exit status: 0, WORKER_SKIPPED (no attempt: the message locked or
+ * gone) or WORKER_UNRECORDED (the outcome could not be written) */
+static int work(struct runner *R, const char *id)
 {
 	const struct config *cfg = R->srv->cfg;
 	int mdir, msg;
@@ -250,12 +258,12 @@ static bool work(struct runner *R, const char *id)
 		        "event=queue-error queue-id=%s error=\"cannot open msg: %s\" moved=failed",
 		        id, strerror(errno));
 		queue_fail(&R->q, id);
-		return true;
+		return 0;
 	}
 	if (rc != 0) { /* being deleted, requeued or delivered by someone else */
 		log_msg(LOG_DEBUG, "event=queue-skip queue-id=%s reason=%s", id,
 		        rc > 0 ? "locked" : strerror(errno));
-		return false;
+		return WORKER_SKIPPED;
 	}
 	struct queue_env e;
 	struct queue_state s;
@@ -267,7 +275,7 @@ static bool work(struct runner *R, const char *id)
 		queue_fail(&R->q, id);
 		close(msg);
 		close(mdir);
-		return true;
+		return 0;
 	}
 	if (rc > 0)
 		log_msg(LOG_ERR,
@@ -281,12 +289,15 @@ static bool work(struct runner *R, const char *id)
 	long long now = (long long)time(NULL);
 	char from[BOUND_PATH * 4 + 8];
 	log_escape(from, sizeof(from), e.sender, strlen(e.sender));
+	int status = 0;
 	if (r.code == 250) {
-		if (queue_remove(&R->q, QUEUE_Q, id) < 0)
+		if (queue_remove(&R->q, QUEUE_Q, id) < 0) {
 			log_msg(LOG_ERR,
 			        "event=queue-error queue-id=%s error=\"delivered, but cannot "
 			        "remove it (it will be delivered again): %s\"",
 			        id, strerror(errno));
+			status = WORKER_UNRECORDED;
+		}
 		log_msg(LOG_INFO, "event=delivered queue-id=%s attempts=%u nrcpt=%zu from=\"%s\"",
 		        id, s.attempts, e.nrcpt, from);
 	} else {
@@ -298,24 +309,27 @@ static bool work(struct runner *R, const char *id)
 			s.next = now + (long long)in;
 			char reason[sizeof(r.text) * 4 + 8];
 			log_escape(reason, sizeof(reason), r.text, strlen(r.text));
-			if (queue_state_write(mdir, &s) < 0)
+			if (queue_state_write(mdir, &s) < 0) {
 				log_msg(LOG_ERR,
 				        "event=queue-error queue-id=%s error=\"cannot write the "
 				        "state: %s\"",
 				        id, strerror(errno));
+				status = WORKER_UNRECORDED;
+			}
 			log_msg(LOG_NOTICE,
 			        "event=deferred queue-id=%s attempts=%u result=%d status=%d%s "
 			        "reason=\"%s\" next=%lld in=%llu",
 			        id, s.attempts, r.code, r.exit_status,
 			        r.timed_out ? " timed-out" : "", reason, s.next, in);
 		} else {
-			give_up(R, mdir, msg, &e, &s, &r, temporary);
+			if (!give_up(R, mdir, msg, &e, &s, &r, temporary))
+				status = WORKER_UNRECORDED;
 		}
 	}
 	queue_env_free(&e);
 	close(msg);
 	close(mdir);
-	return true;
+	return status;
 }
 
 /* start_worker - fork a worker for id into a free slot */
@@ -339,7 +353,7 @@ static void start_worker(struct runner *R, const char *id)
 		 * finishes its delivery and records it, so its command's exit 0
 		 * is never followed by a second delivery; its lock on the
 		 * message keeps the next runner off it meanwhile */
-		_exit(work(R, id) ? 0 : WORKER_SKIPPED);
+		_exit(work(R, id));
 	}
 	R->w[i].pid = pid;
 	memcpy(R->w[i].id, id, QUEUE_ID_LEN + 1);
@@ -367,26 +381,36 @@ static bool in_flight(const struct runner *R, const char *id)
 		if (strcmp(R->started[i], id) == 0)
 			return true;
 	for (size_t i = 0; i < R->nheld; i++)
-		if (strcmp(R->held[i], id) == 0)
+		if (strcmp(R->held[i].id, id) == 0)
 			return true;
 	return false;
 }
 
-/* hold - keep id out of the scans until the next one (its worker made
- * no attempt); nothing when out of memory (the hot loop, not a loss) */
-static void hold(struct runner *R, const char *id)
+/* hold - keep id out of the scans for ms; nothing when out of memory
+ * (a busier runner, never a loss) */
+static void hold(struct runner *R, const char *id, long long ms)
 {
-	if (R->nheld == 0)
-		R->held_ms = wall_ms() + BOUND_QUEUE_SCAN_MS;
 	if (R->nheld == R->capheld) {
 		size_t cap = R->capheld ? R->capheld * 2 : 16;
-		char(*m)[QUEUE_ID_LEN + 1] = realloc(R->held, cap * sizeof(*m));
+		struct held *m = realloc(R->held, cap * sizeof(*m));
 		if (!m)
 			return;
 		R->held = m;
 		R->capheld = cap;
 	}
-	memcpy(R->held[R->nheld++], id, QUEUE_ID_LEN + 1);
+	memcpy(R->held[R->nheld].id, id, QUEUE_ID_LEN + 1);
+	R->held[R->nheld++].until_ms = wall_ms() + ms;
+}
+
+/* unhold - forget the held IDs whose time has come */
+static void unhold(struct runner *R)
+{
+	long long now = wall_ms();
+	size_t k = 0;
+	for (size_t i = 0; i < R->nheld; i++)
+		if (R->held[i].until_ms > now)
+			R->held[k++] = R->held[i];
+	R->nheld = k;
 }
 
 /* scan - start a worker for each due message while slots are free;
@@ -397,8 +421,7 @@ static void scan(struct runner *R, long long *wake_ms)
 	size_t n;
 	char(*ids)[QUEUE_ID_LEN + 1] = queue_ids(&R->q, QUEUE_Q, &n);
 	long long now = (long long)time(NULL);
-	if (R->nheld && wall_ms() >= R->held_ms)
-		R->nheld = 0;
+	unhold(R);
 	for (size_t i = 0; i < n && !R->stopping; i++) {
 		if (in_flight(R, ids[i]))
 			continue;
@@ -436,7 +459,10 @@ static void reap(struct runner *R)
 					        "event=queue-worker-crashed queue-id=%s signal=%d",
 					        R->w[i].id, WTERMSIG(st));
 				else if (WEXITSTATUS(st) == WORKER_SKIPPED)
-					hold(R, R->w[i].id);
+					hold(R, R->w[i].id, BOUND_QUEUE_SCAN_MS);
+				else if (WEXITSTATUS(st) == WORKER_UNRECORDED)
+					hold(R, R->w[i].id,
+					     (long long)R->srv->cfg->queue_retry * 1000);
 				R->w[i].pid = 0;
 				R->busy--;
 			}

@@ -13,6 +13,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -138,6 +139,49 @@ class Attack(Base):
         span = log_seconds(skips[-1]) - log_seconds(skips[0])
         self.assertLessEqual(len(skips), span + 3, skips[:5])
         self.assertEqual(sum(1 for _, m in self.ctl.delivered() if b"first" in m), 1)
+
+
+class FullDisk(Base):
+    def test_a_state_that_cannot_be_written_is_not_retried_in_a_hot_loop(self):
+        # a deferred message on a full disk: its new state (the next
+        # attempt) cannot be written, so DIR/q still says "due"; the
+        # runner must not run the command again at once, and again
+        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
+        os.mkdir(self.queue, 0o700)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
+                            self.queue], capture_output=True)
+        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
+        self.addCleanup(subprocess.run, ["umount", self.queue])
+        self.ctl.always("b@b.test", 75)
+        srv = self.server("--queue-retry=3600", "--queue-retry-max=3600")
+        qid = self.send(srv)
+        self.wait_log(srv, r"event=deferred queue-id=%s attempts=1 " % qid)
+        fd = os.open(os.path.join(self.queue, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:  # the disk fills up
+            while os.write(fd, b"x" * 512):
+                pass
+        except OSError:
+            pass
+        os.close(fd)
+        self.admin("--queue-flush")  # the second attempt, whose state cannot be written
+        error = self.wait_log(srv, r".*event=queue-error queue-id=%s error=\"cannot write the "
+                                   r"state: No space left on device\"" % qid)[0]
+        # watch the runner by its own clock: ask it to flush until its log
+        # says three seconds went by
+        t0 = log_seconds(error)
+        while True:
+            before = srv.log().count("event=queue-flush")
+            self.admin("--queue-flush")
+            line = wait_until(lambda: srv.log().count("event=queue-flush") > before and
+                              re.findall(r".*event=queue-flush", srv.log())[-1],
+                              "the runner to flush")
+            if log_seconds(line) >= t0 + 3:
+                break
+        attempts = len(self.ctl.log())
+        self.assertLessEqual(attempts, 3, "the command ran %d times" % attempts)
+        self.assertEqual(self.ids(), [qid])
+        srv.stop()
+        srv.stopped = True
 
 
 class KillLoop(Base):
