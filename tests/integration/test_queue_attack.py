@@ -141,6 +141,27 @@ class Attack(Base):
         self.assertEqual(sum(1 for _, m in self.ctl.delivered() if b"first" in m), 1)
 
 
+class Outage(Base):
+    def test_upstream_down_then_back_every_message_arrives_once(self):
+        # "the upstream down for an hour", accelerated: every attempt fails
+        # with 75 while 50 messages come in, each is deferred at least
+        # twice, then the upstream is back
+        self.ctl.always("b@b.test", 75)
+        srv = self.server("--queue-workers=2")
+        sent = [self.send(srv, subject="out%d" % i) for i in range(50)]
+        for qid in sent:
+            self.wait_log(srv, r"event=deferred queue-id=%s attempts=2 " % qid)
+        self.assertEqual(self.ctl.delivered(), [])
+        os.unlink(os.path.join(self.ctl.d, "always-b@b.test"))
+        wait_until(lambda: self.ids() == [], "the queue to empty")
+        for qid in sent:
+            self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+        got = sorted(re.search(rb"Subject: (\w+)", m).group(1).decode()
+                     for _, m in self.ctl.delivered())
+        self.assertEqual(got, sorted("out%d" % i for i in range(50)))
+        self.assertEqual(self.ids("failed"), [])
+
+
 class FullDisk(Base):
     def test_a_state_that_cannot_be_written_is_not_retried_in_a_hot_loop(self):
         # a deferred message on a full disk: its new state (the next
