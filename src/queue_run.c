@@ -612,8 +612,22 @@ int queue_run_check(const char *dir, char *err, size_t errlen)
 	struct queue q;
 	if (queue_open(&q, dir, true, false, err, errlen) < 0)
 		return -1;
+	/* DIR/lock planted as a link, a directory or another's file: no
+	 * runner could ever take it, and every 250 would wait forever */
+	struct stat st;
+	const char *bad = NULL;
+	if (fstatat(q.dir, "lock", &st, AT_SYMLINK_NOFOLLOW) < 0)
+		bad = errno == ENOENT ? NULL : strerror(errno);
+	else if (S_ISLNK(st.st_mode))
+		bad = "it is a symbolic link";
+	else if (!S_ISREG(st.st_mode))
+		bad = "not a regular file";
+	else if (st.st_uid != geteuid())
+		bad = "owned by another user";
+	if (bad)
+		snprintf(err, errlen, "cannot use queue %s: lock: %s", dir, bad);
 	queue_close(&q);
-	return 0;
+	return bad ? -1 : 0;
 }
 
 /* runs_as_owner - whether process pid's real uid owns the queue (read

@@ -141,6 +141,34 @@ class Attack(Base):
         self.assertEqual(sum(1 for _, m in self.ctl.delivered() if b"first" in m), 1)
 
 
+class PlantedLock(Base):
+    def test_a_lock_that_is_not_a_plain_file_is_refused_at_start(self):
+        # DIR/lock planted as a symbolic link (or a directory): the runner
+        # could never lock it, so a daemon that started would answer 250
+        # "queued" for mail that no runner ever delivers; start-up refuses
+        for kind in ("symlink", "directory"):
+            with self.subTest(kind=kind):
+                self.admin("--queue-list")  # makes nothing; the daemon makes DIR
+                os.makedirs(self.queue, 0o700, exist_ok=True)
+                lock = os.path.join(self.queue, "lock")
+                target = os.path.join(self.base, "pwned")
+                if kind == "symlink":
+                    os.symlink(target, lock)
+                else:
+                    os.mkdir(lock, 0o700)
+                r = subprocess.run([harness.binary(), "--port=0", "--interface=127.0.0.1",
+                                    "--queue=" + self.queue, "--command=" + self.ctl.command()],
+                                   capture_output=True, text=True, timeout=HANG)
+                self.assertEqual(r.returncode, 3, r.stderr)
+                self.assertIn("lock: ", r.stderr)
+                self.assertFalse(os.path.lexists(target))
+                (os.unlink if kind == "symlink" else os.rmdir)(lock)
+        # and a plain one, or none, is fine
+        srv = self.server()
+        qid = self.send(srv)
+        self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+
+
 class Outage(Base):
     def test_upstream_down_then_back_every_message_arrives_once(self):
         # "the upstream down for an hour", accelerated: every attempt fails
