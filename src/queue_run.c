@@ -14,6 +14,7 @@
  */
 #include "queue_run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -446,19 +447,65 @@ static void scan(struct runner *R, long long *wake_ms)
 	free(ids);
 }
 
+/* kill_orphans - SIGKILL to every child of the runner that is not a
+ * worker but leads its process group, and to that group: the commands
+ * of workers that were killed (each spawned in a group of its own),
+ * handed to the runner, a subreaper (what a finished command left in
+ * the background is not a group leader, and is left alone). A killed worker is a
+ * power cut for its delivery: its command must not go on beside the
+ * next attempt, nor exit 0 with no one to remove the message */
+static void kill_orphans(const struct runner *R)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char path[64], buf[512];
+		long pid = strtol(de->d_name, NULL, 10);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		char *p = strrchr(buf, ')');
+		long ppid, pgrp;
+		if (!p || sscanf(p + 1, " %*c %ld %ld", &ppid, &pgrp) != 2 ||
+		    ppid != (long)getpid() || pgrp != pid)
+			continue;
+		bool worker = false;
+		for (unsigned i = 0; i < R->srv->cfg->queue_workers; i++)
+			worker |= R->w[i].pid == (pid_t)pid;
+		if (worker)
+			continue;
+		log_msg(LOG_ERR, "event=queue-orphan-killed pid=%ld", pid);
+		kill(-(pid_t)pid, SIGKILL);
+		kill((pid_t)pid, SIGKILL);
+	}
+	closedir(d);
+}
+
 /* reap - collect finished workers */
 static void reap(struct runner *R)
 {
 	int st;
 	pid_t pid;
+	bool crashed = false;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
 		for (unsigned i = 0; i < R->srv->cfg->queue_workers; i++)
 			if (R->w[i].pid == pid) {
-				if (WIFSIGNALED(st))
+				if (WIFSIGNALED(st)) {
 					log_msg(LOG_ERR,
 					        "event=queue-worker-crashed queue-id=%s signal=%d",
 					        R->w[i].id, WTERMSIG(st));
-				else if (WEXITSTATUS(st) == WORKER_SKIPPED)
+					crashed = true;
+				} else if (WEXITSTATUS(st) == WORKER_SKIPPED)
 					hold(R, R->w[i].id, BOUND_QUEUE_SCAN_MS);
 				else if (WEXITSTATUS(st) == WORKER_UNRECORDED)
 					hold(R, R->w[i].id,
@@ -466,6 +513,8 @@ static void reap(struct runner *R)
 				R->w[i].pid = 0;
 				R->busy--;
 			}
+	if (crashed)
+		kill_orphans(R);
 }
 
 /* signals - read the signalfd: workers done, flush, stop, log reopen */
@@ -570,6 +619,8 @@ int queue_run(const struct server *srv, bool once)
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* the commands of killed workers become ours (kill_orphans) */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	R->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	R->w = calloc(cfg->queue_workers, sizeof(*R->w));
 	if (R->sig_fd < 0 || !R->w) {

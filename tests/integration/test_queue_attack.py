@@ -141,6 +141,30 @@ class Attack(Base):
         self.assertEqual(sum(1 for _, m in self.ctl.delivered() if b"first" in m), 1)
 
 
+class WorkerKill(Base):
+    def test_a_killed_worker_takes_its_command_along(self):
+        # SIGKILL of one worker (the OOM killer, an administrator) while
+        # its command runs: as at a power cut, the command must end too,
+        # else the runner starts a second command beside the orphan and
+        # the message goes out twice though no command had exited 0
+        self.ctl.block()
+        srv = self.server("--queue-workers=1")
+        qid = self.send(srv)
+        started = wait_until(self.ctl.started, "the command to start")
+        cmd = int(started[0].split(".")[1])
+        with open("/proc/%d/stat" % cmd) as f:
+            worker = int(f.read().rsplit(")", 1)[1].split()[1])
+        os.kill(worker, signal.SIGKILL)
+        self.wait_log(srv, r"event=queue-worker-crashed queue-id=%s " % qid)
+        wait_until(lambda: not os.path.exists("/proc/%d" % cmd) or
+                   open("/proc/%d/stat" % cmd).read().rsplit(")", 1)[1].split()[0] == "Z",
+                   "the orphaned command to end")
+        wait_until(lambda: len(self.ctl.started()) >= 2, "the next attempt to start")
+        self.ctl.unblock()
+        self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+        self.assertEqual(len(self.ctl.delivered()), 1, self.ctl.log())
+
+
 class PlantedLock(Base):
     def test_a_lock_that_is_not_a_plain_file_is_refused_at_start(self):
         # DIR/lock planted as a symbolic link (or a directory): the runner
