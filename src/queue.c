@@ -632,13 +632,24 @@ static bool list_one(const struct queue *q, enum queue_where where, const char *
 	struct queue_env e;
 	struct queue_state s;
 	struct stat st;
-	if (fstatat(mdir, "msg", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	const char *state = where == QUEUE_FAILED ? "failed" : "queued";
+	if (fstatat(mdir, "msg", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
 	    queue_msg_read(mdir, &e, &s) < 0) {
+		/* its files removed or garbled by hand: shown, so that it can
+		 * be seen and deleted, never silently hidden */
 		close(mdir);
-		return false;
+		if (json)
+			fprintf(
+			    out,
+			    "%s\n  {\"id\": \"%s\", \"state\": \"%s\", \"arrival\": null, "
+			    "\"age\": null, \"size\": null, \"sender\": null, \"recipients\": [], "
+			    "\"attempts\": 0, \"next_attempt\": 0, \"last_error\": \"unreadable\"}",
+			    first ? "" : ",", id, state);
+		else
+			fprintf(out, "%s %-6s unreadable\n", id, state);
+		return true;
 	}
 	close(mdir);
-	const char *state = where == QUEUE_FAILED ? "failed" : "queued";
 	long long age = now - e.arrival;
 	if (json) {
 		fprintf(out,

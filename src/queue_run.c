@@ -749,17 +749,22 @@ static int admin_delete(const struct config *cfg, struct queue *q, const char *i
 	for (int w = QUEUE_Q; w <= QUEUE_FAILED; w++) {
 		int mdir, msg;
 		int rc = queue_msg_open(q, (enum queue_where)w, id, &mdir, &msg);
-		if (rc < 0 && errno == ENOENT)
+		struct stat st;
+		int at = w == QUEUE_Q ? q->q : q->failed;
+		if (rc < 0 && (errno == ENOENT || errno == ELOOP) &&
+		    fstatat(at, id, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			rc = queue_remove(q, (enum queue_where)w, id); /* its msg gone: no lock */
+		else if (rc < 0 && errno == ENOENT)
 			continue;
+		else if (rc == 0) {
+			rc = queue_remove(q, (enum queue_where)w, id);
+			close(msg);
+			close(mdir);
+		}
 		if (rc == 1) {
 			fprintf(stderr, "%s: %s is being delivered now; try again\n", cfg->progname,
 			        id);
 			return EXIT_KIND_FAILURE;
-		}
-		if (rc == 0) {
-			rc = queue_remove(q, (enum queue_where)w, id);
-			close(msg);
-			close(mdir);
 		}
 		if (rc < 0) {
 			fprintf(stderr, "%s: cannot delete %s: %s\n", cfg->progname, id,

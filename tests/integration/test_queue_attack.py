@@ -9,6 +9,7 @@ line, a file or an exit, with a bound that only guards against a hang;
 the random pauses before a kill choose the moment, they synchronise
 nothing.
 """
+import json
 import os
 import random
 import re
@@ -113,6 +114,34 @@ class Attack(Base):
                 self.assertEqual(len(got), 1)
                 self.assertEqual(self.ids(), [])
                 self.assertEqual(self.ids("failed"), [])
+
+    def test_a_broken_message_is_listed_and_can_be_deleted(self):
+        # what the runner set aside (its msg or env removed by hand) stays
+        # visible to --queue-list (text and JSON) and --queue-delete works
+        broken = {}
+        for part in ("msg", "env"):
+            qid = self.queued_one(subject="broken" + part)
+            os.unlink(os.path.join(self.queue, "q", qid, part))
+            broken[qid] = part
+        srv = self.started()
+        for qid in broken:
+            self.wait_log(srv, r"event=queue-error queue-id=%s " % qid)
+        self.assertEqual(self.ids("failed"), sorted(broken))
+        text = self.admin("--queue-list")
+        js = self.admin("--queue-list", "--json")
+        self.assertEqual(text.returncode, 0, text)
+        objs = json.loads(js.stdout)
+        for qid in broken:
+            self.assertRegex(text.stdout, r"(?m)^%s failed .*unreadable" % qid)
+            o = [o for o in objs if o["id"] == qid]
+            self.assertEqual(len(o), 1, js.stdout)
+            self.assertEqual(o[0]["state"], "failed")
+            self.assertIn("unreadable", o[0]["last_error"])
+        for qid in broken:
+            r = self.admin("--queue-delete=" + qid)
+            self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(self.ids("failed"), [])
+        self.assertEqual(self.admin("--queue-list").stdout, "")
 
     def test_a_worker_left_by_a_killed_daemon_is_not_raced_in_a_hot_loop(self):
         # kill -9 of the daemon alone: its worker goes on with the
