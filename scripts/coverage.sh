@@ -21,8 +21,16 @@ cmake -S . -B "$build" -DSMTPIPE_COVERAGE=ON -DSMTPIPE_BUILD_TESTS=ON -DSMTPIPE_
     -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="-O0" >/dev/null
 cmake --build "$build" -j"$jobs" >/dev/null
 find "$build" -name '*.gcda' -delete
-# sessions of tests that drop root (--user) write their counters too
+# sessions of tests that drop root (--user) write their counters too:
+# the directories open to all, and every counter file there already,
+# empty (libgcov starts it afresh) and writable by all, since one made
+# first by a root process (mode 0644) would shut out a daemon that has
+# become nobody, and its counters would be lost
 find "$build" -type d -name '*.dir' -exec chmod a+rwx {} +
+find "$build" -name '*.gcno' -print0 | while IFS= read -r -d '' f; do
+    : >"${f%.gcno}.gcda"
+    chmod a+rw "${f%.gcno}.gcda"
+done
 
 status=0
 ctest --test-dir "$build" --output-on-failure -j"$jobs" "$@" || status=1

@@ -282,14 +282,15 @@ static long long reserve(long long now, long long earliest)
 }
 
 /* auth_brake_wait - see auth.h */
-void auth_brake_wait(void)
+long long auth_brake_wait(void)
 {
 	long long now = clock_now_ms();
 	long long slot = always ? now + BOUND_AUTH_DELAY_MS : reserve(now, 0);
 	if (slot <= now)
-		return;
+		return 0;
 	log_msg(LOG_INFO, "event=auth-brake wait-ms=%lld", slot - now);
 	clock_sleep_until(slot); /* a signal does not cut the brake short */
+	return slot - now;
 }
 
 /* auth_brake_failed - see auth.h */

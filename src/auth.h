@@ -89,8 +89,9 @@ void auth_secret_wipe(struct auth_secret *s);
  * msmtpd does under inetd; -1 (err filled) when no page can be mapped */
 int auth_brake_init(const char *state_file, char *err, size_t errlen);
 /* auth_brake_wait - take the next slot of the shared schedule (checks
- * at least BOUND_AUTH_DELAY_MS apart) and sleep until it */
-void auth_brake_wait(void);
+ * at least BOUND_AUTH_DELAY_MS apart) and sleep until it; the delay it
+ * chose in ms (0: the slot was free), what its log line says */
+long long auth_brake_wait(void);
 /* auth_brake_failed - after a failure, no check for one more delay */
 void auth_brake_failed(void);
 

@@ -14,6 +14,11 @@
  * Postfix's smtpd_client_connection_count_limit; more get 421 4.7.0.
  * Loopback clients are exempt unless --client-limit-loopback. */
 #define BOUND_SESSIONS_PER_CLIENT 4
+/* Spare session processes forked ahead of their clients (at most
+ * --max-sessions); 0: a session is forked when its client is accepted.
+ * Each spare touches this much of its stack before it waits. */
+#define BOUND_SPARE_SESSIONS 4
+#define BOUND_SPARE_STACK    (8 * 1024)
 /* Listeners (--interface, --listen, -p IP:PORT) on one command line;
  * a *:PORT listener counts once. A fixed table, no option: each one is
  * a socket the daemon polls, and 32 covers every use we know of. */

@@ -21,6 +21,15 @@
  * SMTPIPE_CLIENT_UID and SMTPIPE_LISTENER (put into the command's
  * environment at spawn, cmd_template_env). READY=1/STOPPING=1 go to
  * NOTIFY_SOCKET.
+ *
+ * With --spare-sessions=N (prefork.h) up to N session processes are
+ * forked before their clients come: each waits on the listening sockets,
+ * accepts one client itself, claims its slot within the per-client
+ * limit, rings the daemon's bell and serves, then exits as any session
+ * does. The daemon forks the next spare after the bell, and accepts by
+ * itself, as above, only while no spare waits. Spares and sessions
+ * together never outnumber --max-sessions, SIGHUP and SIGTERM retire the
+ * spares (EOF on their retire pipe), and the daemon's death does too.
  */
 #include "listener.h"
 
@@ -50,6 +59,7 @@
 #include "config.h"
 #include "listen_socket.h"
 #include "log.h"
+#include "prefork.h"
 #include "queue_run.h"
 #include "safe_file.h"
 #include "session.h"
@@ -306,28 +316,48 @@ static int detach(const struct config *cfg)
 	return ready[1];
 }
 
-/* A running session: its pid and whom it serves. The key of a client
- * is its IPv4 address (as ::ffff:a.b.c.d) or its IPv6 /64: one host
+/* Every process of the daemon's, a spare or a session, holds one slot
+ * of prefork.c's shared table (--max-sessions slots); this is the
+ * daemon's own view of each: the pid, the state it last saw, and a
+ * spare's generation. The key a slot holds for the per-client count is
+ * its client's IPv4 address (as ::ffff:a.b.c.d) or IPv6 /64: one host
  * commonly holds a whole /64, so counting single IPv6 addresses would
  * give it 2^64 allowances. A Unix-socket client's key is its uid
  * (after the marker fe80::/64 with a 0xff byte, which no IPv6 /64 key
  * has, since that key ends in 8 zero bytes). */
-struct slot {
-	pid_t pid; /* 0: free */
-	unsigned char key[16];
+struct proc {
+	pid_t pid;    /* 0: the slot is free */
+	int kind;     /* enum prefork_state, as the daemon last saw it */
+	unsigned gen; /* a spare's generation (prefork_generation) */
+	bool counted; /* a session: logged as started and counted active */
 };
-static struct slot *sessions; /* cfg->max_sessions slots */
+static struct proc *procs; /* cfg->max_sessions of them */
 
-/* track - remember (or, with pid 0, forget) a session */
-static void track(unsigned max, pid_t old, pid_t new, const unsigned char *key)
+/* The spares' channels: a spare rings the bell (one byte) when it has
+ * taken a client or refused one, so that the daemon looks at the table
+ * and forks the next spare; the daemon closes the retire pipe's write
+ * end to end a generation of spares (SIGHUP, SIGTERM), and when the
+ * daemon dies the kernel closes it, so no spare outlives the daemon. */
+static int bell[2] = {-1, -1};
+static int retire[2] = {-1, -1};
+
+/* close_fd - close *fd if open, and forget it */
+static void close_fd(int *fd)
 {
-	for (unsigned i = 0; i < max; i++)
-		if (sessions[i].pid == old) {
-			sessions[i].pid = new;
-			if (key)
-				memcpy(sessions[i].key, key, sizeof(sessions[i].key));
-			return;
-		}
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* close_daemon_fds - a child: the descriptors only the daemon uses */
+static void close_daemon_fds(void)
+{
+	close_fd(&sig_fd);
+	close_fd(&pid_fd);
+	close_fd(&bell[0]);
+	close_fd(&bell[1]);
+	close_fd(&retire[0]);
+	close_fd(&retire[1]);
 }
 
 /* describe - key (above), peer text and uid into *o, and whether the
@@ -392,16 +422,6 @@ void listener_origin(int fd, const char *name, bool tls, struct session_origin *
 	describe(fd, &ss, key, o, &local);
 }
 
-/* sessions_of - how many running sessions serve key */
-static unsigned sessions_of(unsigned max, const unsigned char key[16])
-{
-	unsigned n = 0;
-	for (unsigned i = 0; i < max; i++)
-		if (sessions[i].pid > 0 && memcmp(sessions[i].key, key, 16) == 0)
-			n++;
-	return n;
-}
-
 /* refuse - a one-line reply to a client we will not serve, written
  * without waiting (the listener never blocks on a client), then close */
 static void refuse(int fd, const char *reply)
@@ -454,13 +474,99 @@ static void recovered(struct failing *f, long long now)
 	f->count = 0;
 }
 
-/* stop_sessions - RFC 5321 421 from every session at its next command;
- * a message in flight is finished first (session.c) */
-static void stop_sessions(unsigned max)
+/* The accept loop's state, shared by every listener. */
+struct loop {
+	unsigned active; /* sessions */
+	unsigned nprocs; /* slots held: sessions, spares, spares on their way out */
+	unsigned idle;   /* spares of the current generation waiting for a client */
+	unsigned want;   /* spares to keep: --spare-sessions, at most --max-sessions */
+	struct failing accept_fail, fork_fail, spare_fail;
+	long long resume_ms; /* back-off: the listening sockets rest until then */
+	unsigned backoff_ms;
+	long long spare_resume_ms; /* a spare's fork failed: none until then */
+	unsigned spare_backoff_ms;
+};
+
+/* free_slot - a slot no process holds (there is one: nprocs < max) */
+static unsigned free_slot(unsigned max)
+{
+	unsigned i = 0;
+	while (i < max - 1 && procs[i].pid != 0)
+		i++;
+	return i;
+}
+
+/* started - slot i serves a client now: count it and log it once */
+static void started(unsigned i, struct loop *lp)
+{
+	if (procs[i].counted)
+		return;
+	procs[i].counted = true;
+	lp->active++;
+	log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u", (long)procs[i].pid, lp->active);
+}
+
+/* notice - what spare i did since the daemon last looked: took a
+ * client (SESSION) or refused one (DONE) */
+static void notice(unsigned i, struct loop *lp)
+{
+	if (procs[i].kind != PREFORK_SPARE)
+		return;
+	enum prefork_state st = prefork_state(i);
+	if (st == PREFORK_SPARE)
+		return;
+	if (procs[i].gen == prefork_generation() && lp->idle > 0)
+		lp->idle--;
+	procs[i].kind = (int)st;
+	if (st == PREFORK_SESSION)
+		started(i, lp);
+}
+
+/* notice_all - every spare's news (after the bell rang) */
+static void notice_all(unsigned max, struct loop *lp)
 {
 	for (unsigned i = 0; i < max; i++)
-		if (sessions[i].pid > 0)
-			kill(sessions[i].pid, SIGTERM);
+		if (procs[i].pid > 0)
+			notice(i, lp);
+}
+
+/* stop_sessions - RFC 5321 421 from every session at its next command;
+ * a message in flight is finished first (session.c). A spare that takes
+ * a client after prefork_stop() sees the flag and stops itself. */
+static void stop_sessions(unsigned max, struct loop *lp)
+{
+	notice_all(max, lp);
+	for (unsigned i = 0; i < max; i++)
+		if (procs[i].pid > 0 && procs[i].kind == PREFORK_SESSION)
+			kill(procs[i].pid, SIGTERM);
+}
+
+/* gone - slot i's process ended with status st: a session's last line,
+ * or a spare's when a signal (not the daemon) ended it */
+static void gone(unsigned i, int st, struct loop *lp)
+{
+	pid_t pid = procs[i].pid;
+	notice(i, lp);
+	if (procs[i].kind == PREFORK_SESSION) {
+		if (lp->active > 0)
+			lp->active--;
+		if (WIFSIGNALED(st))
+			log_msg(LOG_ERR, "event=session-crashed pid=%ld signal=%d", (long)pid,
+			        WTERMSIG(st));
+		else
+			log_msg(LOG_DEBUG, "event=session-exit pid=%ld status=%d active=%u",
+			        (long)pid, WEXITSTATUS(st), lp->active);
+	} else if (procs[i].kind == PREFORK_SPARE) {
+		if (procs[i].gen == prefork_generation() && lp->idle > 0)
+			lp->idle--;
+		if (WIFSIGNALED(st))
+			log_msg(LOG_WARNING, "event=spare-lost pid=%ld signal=%d", (long)pid,
+			        WTERMSIG(st));
+	}
+	procs[i] = (struct proc){0};
+	prefork_set(i, PREFORK_FREE);
+	if (lp->nprocs > 0)
+		lp->nprocs--;
 }
 
 /* start_runner - --queue: fork the queue runner (queue_run.h), which
@@ -480,17 +586,16 @@ static void start_runner(const struct server *srv)
 		if (getppid() != parent)
 			_exit(0);
 		listen_socket_close(false);
-		close(sig_fd);
-		if (pid_fd >= 0)
-			close(pid_fd);
+		close_daemon_fds(); /* the spares' retire pipe too: they must see EOF */
+		prefork_close();
 		_exit(config_exit_code(srv->cfg, (enum exit_kind)queue_run(srv, false)));
 	}
 	runner_pid = pid;
 	log_msg(LOG_DEBUG, "event=queue-runner-started pid=%ld", (long)pid);
 }
 
-/* reap - collect every finished session (and the queue runner) */
-static void reap(unsigned *active, unsigned max)
+/* reap - collect every finished session and spare (and the queue runner) */
+static void reap(unsigned max, struct loop *lp)
 {
 	int st;
 	pid_t pid;
@@ -504,15 +609,11 @@ static void reap(unsigned *active, unsigned max)
 			        WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 			continue;
 		}
-		track(max, pid, 0, NULL);
-		if (*active > 0)
-			(*active)--;
-		if (WIFSIGNALED(st))
-			log_msg(LOG_ERR, "event=session-crashed pid=%ld signal=%d", (long)pid,
-			        WTERMSIG(st));
-		else
-			log_msg(LOG_DEBUG, "event=session-exit pid=%ld status=%d active=%u",
-			        (long)pid, WEXITSTATUS(st), *active);
+		unsigned i = 0;
+		while (i < max && procs[i].pid != pid)
+			i++;
+		if (i < max)
+			gone(i, st, lp);
 	}
 }
 
@@ -522,9 +623,8 @@ static void reap(unsigned *active, unsigned max)
 static void serve_one(const struct server *srv, int fd, struct session_origin *o)
 {
 	listen_socket_close(false); /* closed, not removed: the daemon's to remove */
-	close(sig_fd);
-	if (pid_fd >= 0)
-		close(pid_fd);
+	close_daemon_fds();
+	prefork_close(); /* the other sessions' slots and clients are none of its business */
 	listener_session_signals();
 	sigset_t serve = open_mask;
 	sigaddset(&serve, SIGTERM);
@@ -533,6 +633,183 @@ static void serve_one(const struct server *srv, int fd, struct session_origin *o
 		sigaddset(&serve, SIGUSR1);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
+}
+
+/* client_limit - the per-client limit for a client (0: none): a local
+ * client (loopback, or a Unix socket: counted by uid) is exempt unless
+ * --client-limit-loopback */
+static unsigned client_limit(const struct config *cfg, bool local)
+{
+	return !local || cfg->client_limit_loopback ? cfg->max_sessions_per_client : 0;
+}
+
+/* client_capped - the line and the reply for a client over its limit */
+static void client_capped(int fd, const struct session_origin *o, unsigned mine)
+{
+	log_msg(LOG_WARNING, "event=client-cap client=%s sessions=%u listener=%s", o->peer, mine,
+	        o->listener);
+	refuse(fd, "421 4.7.0 Too many sessions from your address, try again later\r\n");
+}
+
+/* ring - a spare tells the daemon to look at the table (a full pipe
+ * means the daemon has that to read already) */
+static void ring(void)
+{
+	ssize_t w = write(bell[1], "", 1);
+	(void)w;
+}
+
+/* spare_reload - a spare that took its client after a SIGHUP it was
+ * forked before: what the daemon reloaded, reloaded here too, so that no
+ * client accepted after a reload is served with the old certificate or
+ * log file (the daemon logged the reload; only failures are logged) */
+static void spare_reload(const struct server *srv)
+{
+	char err[512];
+	bool log_ok = log_reopen(err, sizeof(err)) == 0;
+	if (!log_ok)
+		log_msg(LOG_ERR, "event=log-reopen-failed error=\"%s\"", err);
+	auth_reload();
+	if (srv->tls && tls_server_reload(srv->tls, err, sizeof(err)) < 0)
+		log_msg(LOG_ERR, "event=tls-reload-failed error=\"%s\"", err);
+}
+
+/* spare_run - a spare in slot i of generation gen: pre-faulted, it
+ * waits for a client on every listening socket, takes one, claims its
+ * slot within the per-client limit (a client over it is refused, and the
+ * spare waits again) and serves it as serve_one does; or exits when its
+ * generation is retired or the daemon is gone */
+static void spare_run(const struct server *srv, unsigned i, unsigned gen)
+{
+	const struct config *cfg = srv->cfg;
+	close_fd(&sig_fd);
+	close_fd(&pid_fd);
+	close_fd(&bell[0]);
+	close_fd(&retire[1]);
+	listener_session_signals();
+	sigset_t serve = open_mask;
+	sigaddset(&serve, SIGTERM);
+	sigaddset(&serve, SIGINT);
+	if (cfg->queue_dir) /* nor any spare */
+		sigaddset(&serve, SIGUSR1);
+	sigprocmask(SIG_SETMASK, &serve, NULL);
+	prefork_prefault();
+	struct session_origin o;
+	int fd;
+	for (;;) {
+		struct sockaddr_storage ss;
+		unsigned which, mine;
+		unsigned char key[16];
+		bool local;
+		if ((fd = prefork_wait(socks, nsocks, retire[0], &ss, &which)) < 0)
+			_exit(0);
+		if (prefork_stopping()) { /* taken as the daemon stopped */
+			char bye[300];
+			snprintf(bye, sizeof(bye), "421 4.3.2 %s Service shutting down\r\n",
+			         srv->hostname);
+			refuse(fd, bye);
+			_exit(0);
+		}
+		o = (struct session_origin){.listener = socks[which].name, .tls = socks[which].tls};
+		describe(fd, &ss, key, &o, &local);
+		if (prefork_claim(i, key, client_limit(cfg, local), &mine) == 0)
+			break;
+		/* refused: no session ran here, so this spare waits again,
+		 * and a client over its limit costs no fork */
+		client_capped(fd, &o, mine);
+	}
+	prefork_wait_done();
+	if (prefork_generation() != gen)
+		spare_reload(srv);
+	ring();
+	/* SESSION is stored before the flag is read, and the daemon sets
+	 * the flag before it reads the states: one of the two sees the
+	 * other, and the SIGTERM reaches this session either way */
+	if (prefork_stopping())
+		raise(SIGTERM); /* blocked: pending for the session's handler */
+	serve_one(srv, fd, &o);
+}
+
+/* top_up - fork spares until --spare-sessions wait (slots allowing);
+ * after the bell, so that the fork is never what a client waits for */
+static void top_up(const struct server *srv, struct loop *lp)
+{
+	unsigned max = srv->cfg->max_sessions;
+	while (lp->idle < lp->want && lp->nprocs < max) {
+		long long now = mono_ms();
+		if (now < lp->spare_resume_ms)
+			return;
+		unsigned i = free_slot(max), gen = prefork_generation();
+		prefork_set(i, PREFORK_SPARE);
+		pid_t pid = fork();
+		if (pid == 0)
+			spare_run(srv, i, gen);
+		if (pid < 0) {
+			/* the clients are served the old way meanwhile: the
+			 * daemon accepts when no spare waits */
+			prefork_set(i, PREFORK_FREE);
+			failed(&lp->spare_fail, errno, now);
+			lp->spare_resume_ms = now + lp->spare_backoff_ms;
+			lp->spare_backoff_ms = lp->spare_backoff_ms * 2 > BOUND_FORK_BACKOFF_MAX_MS
+			                           ? BOUND_FORK_BACKOFF_MAX_MS
+			                           : lp->spare_backoff_ms * 2;
+			return;
+		}
+		recovered(&lp->spare_fail, now);
+		recovered(&lp->fork_fail, now); /* fork works again */
+		lp->spare_backoff_ms = BOUND_FORK_BACKOFF_MS;
+		procs[i] = (struct proc){.pid = pid, .kind = PREFORK_SPARE, .gen = gen};
+		lp->idle++;
+		lp->nprocs++;
+	}
+}
+
+/* retire_spares - end the current generation of spares: the ones
+ * waiting read EOF and exit; one that took a client meanwhile sees the
+ * new generation (or the stop flag) */
+static void retire_spares(struct loop *lp, bool renew)
+{
+	if (lp->want == 0)
+		return;
+	prefork_retire();
+	lp->idle = 0;
+	close_fd(&retire[1]);
+	close_fd(&retire[0]);
+	if (renew && pipe2(retire, O_CLOEXEC) < 0) {
+		log_msg(LOG_ERR, "event=spares-off error=\"%s\"", strerror(errno));
+		lp->want = 0; /* the daemon accepts by itself from now on */
+	}
+}
+
+/* pool_open - the shared table, and the spares' channels when there
+ * are to be spares; the listening sockets become non-blocking, since
+ * several spares may wake for one connection */
+static int pool_open(const struct config *cfg, struct loop *lp, char *err, size_t errlen)
+{
+	if (prefork_open(cfg->max_sessions, err, errlen) < 0)
+		return -1;
+	procs = calloc(cfg->max_sessions, sizeof(*procs));
+	if (!procs) {
+		snprintf(err, errlen, "cannot track sessions: %s", strerror(errno));
+		return -1;
+	}
+	lp->want =
+	    cfg->spare_sessions < cfg->max_sessions ? cfg->spare_sessions : cfg->max_sessions;
+	if (lp->want == 0)
+		return 0;
+	if (pipe2(bell, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(retire, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "cannot make the spares' pipes: %s", strerror(errno));
+		return -1;
+	}
+	for (unsigned i = 0; i < nsocks; i++) {
+		int fl = fcntl(socks[i].fd, F_GETFL);
+		if (fl < 0 || fcntl(socks[i].fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			snprintf(err, errlen, "%s: cannot make it non-blocking: %s", socks[i].name,
+			         strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* startup_failed - one line to whoever waits: the detached parent or stderr */
@@ -569,16 +846,8 @@ static void sighup(const struct server *srv)
 		log_msg(LOG_INFO, "event=tls-reloaded");
 }
 
-/* The accept loop's state, shared by every listener. */
-struct loop {
-	unsigned active;
-	struct failing accept_fail, fork_fail;
-	long long resume_ms; /* back-off: the listening sockets rest until then */
-	unsigned backoff_ms;
-};
-
-/* accept_one - take one client from l: refuse it (per-client cap, no
- * fork) or fork its session */
+/* accept_one - no spare waits: take one client from l, and refuse it
+ * (per-client cap, no fork) or fork its session */
 static void accept_one(const struct server *srv, struct listen_socket *l, struct loop *lp)
 {
 	const struct config *cfg = srv->cfg;
@@ -601,15 +870,11 @@ static void accept_one(const struct server *srv, struct listen_socket *l, struct
 	unsigned char key[16];
 	struct session_origin o = {.listener = l->name, .tls = l->tls};
 	bool local;
+	unsigned mine, i = free_slot(cfg->max_sessions);
 	describe(fd, &ss, key, &o, &local);
-	unsigned mine = sessions_of(cfg->max_sessions, key);
-	/* a local client (loopback, or a Unix socket: counted by uid) is
-	 * exempt unless --client-limit-loopback */
-	if (cfg->max_sessions_per_client && mine >= cfg->max_sessions_per_client &&
-	    (!local || cfg->client_limit_loopback)) {
-		log_msg(LOG_WARNING, "event=client-cap client=%s sessions=%u listener=%s", o.peer,
-		        mine, l->name);
-		refuse(fd, "421 4.7.0 Too many sessions from your address, try again later\r\n");
+	if (prefork_claim(i, key, client_limit(cfg, local), &mine) < 0) {
+		prefork_set(i, PREFORK_FREE);
+		client_capped(fd, &o, mine);
 		return;
 	}
 	pid_t pid = fork();
@@ -618,6 +883,7 @@ static void accept_one(const struct server *srv, struct listen_socket *l, struct
 	if (pid < 0) {
 		/* out of processes (RLIMIT_NPROC) or memory: tell this
 		 * client, and rest before taking the next one */
+		prefork_set(i, PREFORK_FREE);
 		failed(&lp->fork_fail, errno, now);
 		refuse(fd, "421 4.3.2 Cannot start a session now, try again later\r\n");
 		lp->resume_ms = now + lp->backoff_ms;
@@ -628,10 +894,31 @@ static void accept_one(const struct server *srv, struct listen_socket *l, struct
 	}
 	recovered(&lp->fork_fail, now);
 	lp->backoff_ms = BOUND_FORK_BACKOFF_MS;
-	lp->active++;
-	track(cfg->max_sessions, 0, pid, key);
-	log_msg(LOG_DEBUG, "event=session-start pid=%ld active=%u", (long)pid, lp->active);
+	procs[i] = (struct proc){.pid = pid, .kind = PREFORK_SESSION};
+	lp->nprocs++;
+	started(i, lp);
 	close(fd);
+}
+
+/* wait_ms - how long the loop may sleep: until the listening sockets'
+ * rest ends (when the daemon accepts), or the spares' back-off */
+static int wait_ms(const struct loop *lp, bool stopping, unsigned max, long long now)
+{
+	long long until = -1;
+	if (!stopping && lp->nprocs < max && lp->idle == 0 && now < lp->resume_ms)
+		until = lp->resume_ms;
+	if (!stopping && lp->idle < lp->want && lp->nprocs < max && now < lp->spare_resume_ms &&
+	    (until < 0 || lp->spare_resume_ms < until))
+		until = lp->spare_resume_ms;
+	return until < 0 ? -1 : (int)(until - now);
+}
+
+/* drain - empty the bell */
+static void drain(int fd)
+{
+	char buf[256];
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
 }
 
 /* listener_run - see listener.h */
@@ -639,6 +926,7 @@ int listener_run(const struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
 	int ready_fd = -1;
+	char err[512];
 	if (cfg->mode == MODE_DAEMON && (ready_fd = detach(cfg)) < 0)
 		return startup_failed(cfg, -1, "cannot detach");
 	if (pid_fd >= 0 && write_pidfile() < 0) {
@@ -646,14 +934,18 @@ int listener_run(const struct server *srv)
 		snprintf(what, sizeof(what), "cannot write %s", cfg->pidfile);
 		return startup_failed(cfg, ready_fd, what);
 	}
-	sessions = calloc(cfg->max_sessions, sizeof(*sessions));
-	if (!sessions)
-		return startup_failed(cfg, ready_fd, "cannot track sessions");
+	struct loop lp = {.accept_fail = {.event = "accept"},
+	                  .fork_fail = {.event = "fork"},
+	                  .spare_fail = {.event = "spare-fork"},
+	                  .backoff_ms = BOUND_FORK_BACKOFF_MS,
+	                  .spare_backoff_ms = BOUND_FORK_BACKOFF_MS};
+	if (pool_open(cfg, &lp, err, sizeof(err)) < 0)
+		return startup_failed(cfg, ready_fd, err);
 	/* logged before the ports are announced: a test that has read
 	 * them finds these lines */
-	log_msg(LOG_INFO, "event=start listener=%s%s port=%u max-sessions=%u", socks[0].name,
-	        socks[0].tls ? " tls=implicit" : "", listen_socket_port(&socks[0]),
-	        cfg->max_sessions);
+	log_msg(LOG_INFO, "event=start listener=%s%s port=%u max-sessions=%u spare-sessions=%u",
+	        socks[0].name, socks[0].tls ? " tls=implicit" : "", listen_socket_port(&socks[0]),
+	        cfg->max_sessions, lp.want);
 	for (unsigned i = 1; i < nsocks; i++)
 		log_msg(LOG_INFO, "event=listen listener=%s%s", socks[i].name,
 		        socks[i].tls ? " tls=implicit" : "");
@@ -667,18 +959,19 @@ int listener_run(const struct server *srv)
 	}
 	notify("READY=1");
 
-	struct loop lp = {.accept_fail = {.event = "accept"},
-	                  .fork_fail = {.event = "fork"},
-	                  .backoff_ms = BOUND_FORK_BACKOFF_MS};
 	bool stopping = false, capped = false;
-	struct pollfd p[1 + 2 * BOUND_LISTENERS];
-	while (!stopping || lp.active > 0 || runner_pid > 0) {
-		bool full = lp.active >= cfg->max_sessions;
+	unsigned max = cfg->max_sessions;
+	struct pollfd p[2 + 2 * BOUND_LISTENERS];
+	while (!stopping || lp.nprocs > 0 || runner_pid > 0) {
+		if (!stopping)
+			top_up(srv, &lp);
+		bool full = lp.active >= max;
 		long long now = mono_ms();
 		if (cfg->queue_dir && !stopping && !runner_pid && now >= runner_resume_ms)
 			start_runner(srv);
-		bool resting = now < lp.resume_ms;
-		bool accepting = !stopping && !full && !resting;
+		/* the daemon accepts by itself only when no spare waits */
+		bool accepting =
+		    !stopping && lp.nprocs < max && lp.idle == 0 && now >= lp.resume_ms;
 		if (full && !stopping && !capped) {
 			log_msg(LOG_WARNING, "event=session-cap active=%u", lp.active);
 			capped = true;
@@ -686,15 +979,20 @@ int listener_run(const struct server *srv)
 		if (!full)
 			capped = false;
 		p[0] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
+		p[1] = (struct pollfd){.fd = bell[0], .events = POLLIN}; /* -1: ignored */
 		for (unsigned i = 0; i < nsocks; i++)
-			p[1 + i] = (struct pollfd){.fd = socks[i].fd, .events = POLLIN};
-		int rest_ms = !stopping && !full && resting ? (int)(lp.resume_ms - now) : -1;
+			p[2 + i] = (struct pollfd){.fd = socks[i].fd, .events = POLLIN};
+		int rest_ms = wait_ms(&lp, stopping, max, now);
 		if (cfg->queue_dir && !stopping && !runner_pid) /* the runner's restart */
 			rest_ms = rest_ms >= 0 && rest_ms < runner_resume_ms - now
 			              ? rest_ms
 			              : (int)(runner_resume_ms > now ? runner_resume_ms - now : 0);
-		if (poll(p, accepting ? 1 + nsocks : 1, rest_ms) < 0 && errno != EINTR)
+		if (poll(p, accepting ? 2 + nsocks : 2, rest_ms) < 0 && errno != EINTR)
 			break;
+		if (p[1].revents & POLLIN) {
+			drain(bell[0]);
+			notice_all(max, &lp);
+		}
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo sigs[16];
 			ssize_t n = read(sig_fd, sigs, sizeof(sigs));
@@ -704,6 +1002,8 @@ int listener_run(const struct server *srv)
 					child = true;
 				} else if (sigs[i].ssi_signo == SIGHUP) {
 					sighup(srv);
+					if (!stopping) /* spares forked before it retire */
+						retire_spares(&lp, true);
 					if (runner_pid > 0) /* it reopens the log too */
 						kill(runner_pid, SIGHUP);
 				} else if (sigs[i].ssi_signo == SIGUSR1) {
@@ -713,28 +1013,34 @@ int listener_run(const struct server *srv)
 						kill(runner_pid, SIGUSR1);
 				} else if (!stopping) { /* SIGTERM, SIGINT */
 					stopping = true;
+					prefork_stop();
 					listen_socket_close(
 					    true); /* no new client; Unix sockets removed */
+					retire_spares(&lp, false);
 					notify("STOPPING=1");
-					stop_sessions(cfg->max_sessions);
+					stop_sessions(max, &lp);
 					if (runner_pid > 0) /* deliveries finish, then it ends */
 						kill(runner_pid, SIGTERM);
 					log_msg(LOG_INFO, "event=stopping active=%u", lp.active);
 				}
 			}
-			if (child) /* one pass collects every finished session */
-				reap(&lp.active, cfg->max_sessions);
+			if (child) /* one pass collects every finished process */
+				reap(max, &lp);
 		}
 		/* one client from each ready listener, while a slot is free */
 		for (unsigned i = 0; accepting && !stopping && i < nsocks; i++)
-			if ((p[1 + i].revents & POLLIN) && lp.active < cfg->max_sessions &&
+			if ((p[2 + i].revents & POLLIN) && lp.nprocs < max && lp.idle == 0 &&
 			    mono_ms() >= lp.resume_ms)
 				accept_one(srv, &socks[i], &lp);
 	}
 	listen_socket_close(true);
 	if (pid_fd >= 0)
 		remove_pidfile(cfg->pidfile);
-	free(sessions);
+	close_fd(&bell[0]);
+	close_fd(&bell[1]);
+	close_fd(&retire[0]);
+	free(procs);
+	prefork_close();
 	log_msg(LOG_INFO, "event=stop");
 	return 0;
 }

@@ -8,7 +8,9 @@
  * SIGCHLD reaps, SIGTERM/SIGINT stop accepting and wait for running
  * sessions, SIGHUP reopens the log file and reloads TLS credentials
  * (sessions ignore it). A client over --max-sessions-per-client gets
- * 421 4.7.0; a failed fork() 421 4.3.2 and a back-off.
+ * 421 4.7.0; a failed fork() 421 4.3.2 and a back-off. Spare session
+ * processes (--spare-sessions) are forked ahead of their clients and
+ * accept one client each themselves; SIGHUP replaces them.
  */
 #ifndef SMTPIPE_LISTENER_H
 #define SMTPIPE_LISTENER_H

@@ -194,6 +194,17 @@ class Delivery:
         return self.argv[self.argv.index("-f") + 1]
 
 
+def sessions_over(log):
+    """every session that logged its connect has ended and been reaped"""
+    # A session logs event=connect before its greeting, and the listener
+    # logs its exit (or crash) after waitpid(): so once the clients are
+    # done, this is true exactly when no session of theirs still runs,
+    # and with it every delivery they made is in. Needs --log-level=debug
+    # (the harness's default), at which the listener logs the exits.
+    return (log.count("event=session-exit ") + log.count("event=session-crashed ")
+            >= log.count("event=connect "))
+
+
 class Server:
     """A running smtpipe; use as a context manager."""
 
@@ -290,6 +301,26 @@ class Server:
                             out.append(Delivery(meta, f.read()))
             if wait_for is None or len(out) >= wait_for or time.time() > deadline:
                 return out
+            time.sleep(0.05)
+
+    def wait_log(self, text, timeout=30, count=1):
+        """The log once it holds text at least count times (text may also
+        be a function of the log, true when the wait is over). The
+        timeout only guards against a hang: past it, AssertionError
+        naming what was awaited, with the end of the log.
+        For "nothing was delivered", wait for the sessions' ends first,
+        e.g. wait_log("event=session-exit ", count=n): a session's
+        deliveries are all done before its process exits."""
+        deadline = time.time() + timeout
+        while True:
+            log = self.log()
+            if text(log) if callable(text) else log.count(text) >= count:
+                return log
+            if time.time() > deadline:
+                what = (getattr(text, "__doc__", None) or getattr(text, "__name__", "a condition")
+                        if callable(text) else "%r x%d" % (text, count))
+                raise AssertionError("not in the log within %d s: %s\n%s"
+                                     % (timeout, what, log[-4000:]))
             time.sleep(0.05)
 
     def smtp(self, **kw):

@@ -35,29 +35,61 @@ class SyscallTrace:
     replies, which a busy machine delays at random."""
 
     def __init__(self, pid):
-        self.path = tempfile.mktemp(prefix="smtpipe-strace-")
-        self.proc = subprocess.Popen(
-            ["strace", "-f", "-s", "64", "-o", self.path,
+        # the daemon first (-f follows every child it forks from then
+        # on), then each child it had already (spare sessions, forked
+        # before their clients come); one that -f follows already cannot
+        # be attached twice, and is left to it
+        self.paths, self.procs = [], []
+        assert self._attach(pid), "strace could not attach to %d" % pid
+        try:
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                older = [int(p) for p in f.read().split()]
+        except FileNotFoundError:
+            older = []
+        for p in older:
+            self._attach(p)
+
+    def _attach(self, pid):
+        path = tempfile.mktemp(prefix="smtpipe-strace-")
+        proc = subprocess.Popen(
+            ["strace", "-f", "-s", "64", "-o", path,
              "-e", "trace=read,write,sendto,nanosleep,clock_nanosleep", "-p", str(pid)],
             stderr=subprocess.PIPE, text=True)
-        line = self.proc.stderr.readline()  # "strace: Process N attached"
-        assert "attached" in line, "strace could not attach: %r" % line
+        line = proc.stderr.readline()  # "strace: Process N attached"
+        if "attached" not in line:
+            proc.wait(timeout=30)
+            proc.stderr.close()
+            if os.path.exists(path):
+                os.unlink(path)
+            return False
+        self.paths.append(path)
+        self.procs.append(proc)
+        return True
+
+    def text(self):
+        """What was traced so far, every process's lines"""
+        out = ""
+        for path in self.paths:
+            with open(path, errors="replace") as f:
+                out += f.read()
+        return out
 
     def stop(self):
         """Detach; returns {pid: [(syscall, text)]} in order."""
-        self.proc.send_signal(2)
-        self.proc.wait(timeout=30)
-        self.proc.stderr.close()
         calls = {}
-        with open(self.path, errors="replace") as f:
-            for line in f:
-                pid, _, rest = line.partition(" ")
-                rest = rest.strip()
-                if rest.startswith("<..."):  # the end of an unfinished call
-                    continue
-                name = rest.split("(", 1)[0]
-                calls.setdefault(int(pid), []).append((name, rest))
-        os.unlink(self.path)
+        for proc, path in zip(self.procs, self.paths):
+            proc.send_signal(2)
+            proc.wait(timeout=30)
+            proc.stderr.close()
+            with open(path, errors="replace") as f:
+                for line in f:
+                    pid, _, rest = line.partition(" ")
+                    rest = rest.strip()
+                    if rest.startswith("<..."):  # the end of an unfinished call
+                        continue
+                    name = rest.split("(", 1)[0]
+                    calls.setdefault(int(pid), []).append((name, rest))
+            os.unlink(path)
         return calls
 
 

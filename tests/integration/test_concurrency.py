@@ -45,7 +45,9 @@ def session_children(pid):
 class Concurrency(unittest.TestCase):
     def test_twenty_clients_five_messages_overlapping_deliveries(self):
         # the recorder sleeps a little so several deliveries run at once
-        with harness.Server(recorder_opts=("--sleep", "0.1")) as srv:
+        # fork per accept: no child once the sessions end (with spares:
+        # test_pool.py's concurrency test)
+        with harness.Server("--spare-sessions=0", recorder_opts=("--sleep", "0.1")) as srv:
             start = threading.Barrier(20)
             errors = []
 
@@ -60,8 +62,9 @@ class Concurrency(unittest.TestCase):
                 s.quit()
             errors += harness.concurrently(20, client)
             self.assertEqual(errors, [])
-            d = srv.deliveries(100)
-            time.sleep(0.3)
+            # every client quit; once their sessions have exited no
+            # delivery can still come: exactly 100, none twice
+            srv.wait_log(harness.sessions_over, timeout=120)
             d = srv.deliveries()
             self.assertEqual(len(d), 100)
             seen = set()
@@ -77,11 +80,9 @@ class Concurrency(unittest.TestCase):
                 seen.add((i, k))
             self.assertEqual(len(seen), 100)
             self.assertEqual(srv.log().count("event=delivered"), 100)
-            # every session process was reaped
-            deadline = time.time() + 10
-            while session_children(srv.proc.pid) and time.time() < deadline:
-                time.sleep(0.1)
+            # every session process was reaped (their exit lines come after waitpid)
             self.assertEqual(session_children(srv.proc.pid), [])
+            self.assertNotIn("event=session-crashed", srv.log())
 
     def test_seventeenth_client_waits_in_the_backlog_and_is_served(self):
         with harness.Server() as srv:  # the default cap: 16 sessions
@@ -94,7 +95,7 @@ class Concurrency(unittest.TestCase):
             for c in waiting:
                 with self.assertRaises(socket.timeout):
                     c.reply()  # connected (the kernel accepted it) but no greeting
-            self.assertIn("event=session-cap", srv.log())
+            srv.wait_log("event=session-cap active=16")
             # each slot that frees lets one waiting client in; the rest still wait
             first.pop().cmd("QUIT", 221)
             served = None
@@ -134,9 +135,12 @@ class Concurrency(unittest.TestCase):
                                 "-t", "dst@b.test", "127.0.0.1:%d" % srv.port],
                                capture_output=True, text=True, timeout=300)
             self.assertEqual(r.returncode, 0, r.stderr)
-            d = srv.deliveries(100)
-            time.sleep(0.3)
-            self.assertEqual(len(srv.deliveries()), 100)
+            # smtp-source has quit its sessions: once they have exited,
+            # the deliveries are final
+            log = srv.wait_log(harness.sessions_over, timeout=120)
+            self.assertNotIn("event=session-crashed", log)
+            d = srv.deliveries()
+            self.assertEqual(len(d), 100)
             for x in d:
                 self.assertEqual((x.sender, x.recipients), ("src@a.test", ["dst@b.test"]))
                 self.assertGreaterEqual(len(x.stdin), 5000)

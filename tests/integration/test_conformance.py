@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -50,16 +49,6 @@ def stuffed(lines):
     return b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n" for l in lines) + b".\r\n"
 
 
-def wait_log(srv, text, timeout=30):
-    """The server's log once it holds text (or, after timeout, as it is)."""
-    deadline = time.time() + timeout
-    while True:
-        log = srv.log()
-        if text in log or time.time() > deadline:
-            return log
-        time.sleep(0.05)
-
-
 DELIVERED = b"250 2.0.0 Ok: delivered\r\n"
 TOO_BIG = b"552 5.3.4 Message size exceeds fixed limit\r\n"
 LINE_TOO_LONG = b"500 5.5.2 Error: line too long in message text\r\n"
@@ -97,7 +86,7 @@ class Size(unittest.TestCase):
             self.assertEqual(reply_bytes(c), TOO_BIG)
             send_exact(c, "NOOP", b"250 2.0.0 Ok\r\n")
             self.assertEqual(len(srv.deliveries()), 1)
-            self.assertRegex(wait_log(srv, "too-big"),
+            self.assertRegex(srv.wait_log("too-big"),
                              r"reason=too-big client=127\.0\.0\.1 size=%d " % (self.MAX + 1))
 
     def test_mail_size_parameter_at_the_boundary(self):
@@ -145,7 +134,7 @@ class LineLength(unittest.TestCase):
                 self.assertEqual(reply_bytes(c), LINE_TOO_LONG)
                 send_exact(c, "NOOP", b"250 2.0.0 Ok\r\n")
             self.assertEqual(len(srv.deliveries()), 2)
-            self.assertIn("reason=line-too-long", wait_log(srv, "line-too-long"))
+            self.assertIn("reason=line-too-long", srv.wait_log("line-too-long"))
 
 
 class AuthChallenge(unittest.TestCase):
@@ -211,7 +200,7 @@ class RejectedCommandsLogged(unittest.TestCase):
     verb and the reply; 5xx at info, never AUTH data."""
 
     def line(self, srv, text):
-        log = wait_log(srv, text)
+        log = srv.wait_log(text)
         self.assertIn(text, log)
         return log
 
@@ -257,7 +246,7 @@ class RejectedCommandsLogged(unittest.TestCase):
             send_exact(c, "AUTH PLAIN " + b64(b"\0alice\0wrong"),
                        b"535 5.7.8 Authentication credentials invalid\r\n")
             send_exact(c, "QUIT", b"221 2.0.0 Bye\r\n")
-            log = wait_log(srv, "event=close")
+            log = srv.wait_log("event=close")
             self.assertEqual(log.count("event=auth-failed"), 1, log)
             self.assertNotIn("command-rejected", log)
 
@@ -268,7 +257,7 @@ class RejectedCommandsLogged(unittest.TestCase):
             c.send(stuffed([b"z" * 20]))
             self.assertEqual(reply_bytes(c), TOO_BIG)
             send_exact(c, "QUIT", b"221 2.0.0 Bye\r\n")
-            log = wait_log(srv, "event=close")
+            log = srv.wait_log("event=close")
             self.assertEqual(log.count("reason=too-big"), 1, log)
             self.assertNotIn("command-rejected", log)
 

@@ -4,7 +4,6 @@ Pipelining is in test_pipelining.py, exit statuses in test_delivery.py.
 """
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -15,16 +14,6 @@ def reply(c):
     """The next reply as one string: "CODE text"."""
     code, lines = c.reply()
     return "%d %s" % (code, "|".join(lines))
-
-
-def wait_for_log(srv, text, timeout=30):
-    """The log once it holds text; timeout only guards against a hang."""
-    deadline = time.time() + timeout
-    while text not in srv.log():
-        if time.time() > deadline:
-            raise AssertionError("no %r in the log:\n%s" % (text, srv.log()))
-        time.sleep(0.05)
-    return srv.log()
 
 
 class Data(unittest.TestCase):
@@ -114,7 +103,7 @@ class Data(unittest.TestCase):
         c.cmd("DATA", 354)
         c.send("Subject: half\r\n\r\npart of a message\r\n")
         c.close()
-        log = wait_for_log(self.srv, "event=session-exit")
+        log = self.srv.wait_log("event=session-exit")
         self.assertRegex(log, r"event=disconnect phase=data size=\d+ nothing-delivered")
         self.assertEqual(self.srv.deliveries(), [])
 

@@ -8,7 +8,6 @@ shell.
 import os
 import socket
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,20 +28,8 @@ def reply(c):
     return "%d %s" % (code, "|".join(lines))
 
 
-def wait_for(srv, pred, what, timeout=30):
-    """The log once pred(log) holds; a hang guard of timeout seconds."""
-    deadline = time.time() + timeout
-    while True:
-        log = srv.log()
-        if pred(log):
-            return log
-        if time.time() > deadline:
-            raise AssertionError("%s: not in the log within %d s:\n%s" % (what, timeout, log[-3000:]))
-        time.sleep(0.05)
-
-
 def sessions_ended(log):
-    """Every session the daemon started has been reaped."""
+    """every session the daemon started has been reaped"""
     return (log.count("event=session-start ") ==
             log.count("event=session-exit ") + log.count("event=session-crashed "))
 
@@ -71,7 +58,7 @@ class Hostile(unittest.TestCase):
         c.expect(220)
         c.cmd("QUIT", 221)
         c.close()
-        log = wait_for(self.srv, sessions_ended, "every session reaped")
+        log = self.srv.wait_log(sessions_ended)
         self.assertNotIn("event=session-crashed", log)
         self.assertEqual(len(self.srv.deliveries()), self.before + self.delivered,
                          "deliveries of this case")
@@ -308,7 +295,7 @@ class Hostile(unittest.TestCase):
                 for _ in range(replies):
                     c.reply()  # read, so that the close is a clean FIN
                 c.close()
-                wait_for(self.srv, lambda log: log.count(line) == n + 1, line.strip())
+                self.srv.wait_log(line, count=n + 1)
 
     def test_33_reset_by_peer(self):
         import struct
@@ -320,17 +307,20 @@ class Hostile(unittest.TestCase):
         c.expect(250)
         n = self.srv.log().count("event=disconnect client=127.0.0.1 mid-transaction\n")
         c.close()  # an RST, not a FIN
-        wait_for(self.srv, lambda log: log.count(
-            "event=disconnect client=127.0.0.1 mid-transaction\n") == n + 1, "the reset")
+        self.srv.wait_log("event=disconnect client=127.0.0.1 mid-transaction\n", count=n + 1)
 
     def test_34_idle_client_timed_out(self):
+        line = "event=timeout phase=command client=127.0.0.1"
+        n = self.srv.log().count(line)
         c = self.srv.raw(timeout=60)  # -t 5; 60 s only guards against a hang
         c.expect(220)
         self.assertRegex(reply(c), r"^421 4\.4\.2 \S+ Error: timeout exceeded$")
         self.assertTrue(c.closed())
-        self.assertIn("event=timeout phase=command client=127.0.0.1", self.srv.log())
+        self.srv.wait_log(line, count=n + 1)
 
     def test_35_slow_data_client_timed_out(self):
+        line = "event=timeout phase=data client=127.0.0.1 size=14 nothing-delivered"
+        n = self.srv.log().count(line)
         c = greeted(self.srv, timeout=60)
         c.cmd("MAIL FROM:<a@b>", 250)
         c.cmd("RCPT TO:<c@d>", 250)
@@ -338,8 +328,7 @@ class Hostile(unittest.TestCase):
         c.send("half a message")
         self.assertRegex(reply(c), r"^421 4\.4\.2 \S+ Error: timeout exceeded$")
         self.assertTrue(c.closed())
-        self.assertIn("event=timeout phase=data client=127.0.0.1 size=14 nothing-delivered",
-                      self.srv.log())
+        self.srv.wait_log(line, count=n + 1)
 
     # --- AUTH abuse without auth configured -------------------------------
     def test_36_auth_when_disabled(self):

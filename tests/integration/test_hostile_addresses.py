@@ -14,7 +14,6 @@ import os
 import shlex
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,8 +76,14 @@ class Direct(unittest.TestCase):
         self.srv = self.start()
 
     def tearDown(self):
+        # every session this case started has ended (each delivery, and
+        # with it any shell, has run its course): only then is the
+        # canary's absence final
+        for c in self.srv._raws:
+            c.close()
+        log = self.srv.wait_log(harness.sessions_over)
         self.srv.stop()
-        time.sleep(0.1)
+        self.assertNotIn("event=session-crashed", log)
         self.assertFalse(os.path.exists(CANARY), "a client byte reached a shell")
 
     def test_metacharacters_are_one_argument_each(self):
@@ -174,9 +179,10 @@ class Direct(unittest.TestCase):
             c.send("RCPT TO:%s\r\n" % bad)
             code, lines = c.reply()
             self.assertEqual(code, 501, "%r: got %d %s" % (bad, code, lines))
-        c.cmd("RSET", 250)
-        c.cmd("QUIT", 221)
-        time.sleep(0.2)
+        c.cmd("RSET", 250, "2.0.0")
+        c.cmd("QUIT", 221, "2.0.0")
+        self.assertTrue(c.closed())
+        self.srv.wait_log(harness.sessions_over)  # the session has exited
         self.assertEqual(self.srv.deliveries(), [])
 
 
@@ -199,11 +205,8 @@ class Shell(Direct):
         shutil.rmtree(self.out, True)
 
     def delivered(self, srv):
-        path = os.path.join(self.out, "args")
-        deadline = time.time() + 10
-        while not os.path.exists(path) and time.time() < deadline:
-            time.sleep(0.05)
-        with open(path, "rb") as f:
+        # the 250 came after the shell exited: both files are complete
+        with open(os.path.join(self.out, "args"), "rb") as f:
             fields = f.read().split(b"\0")
         self.assertEqual(fields[-1], b"")
         fields = [x.decode() for x in fields[:-1]]

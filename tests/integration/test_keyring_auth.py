@@ -24,7 +24,7 @@ PW = "key ring \"pass\" $x'"  # blanks, quotes and a dollar; smtplib only sends 
 #          the password is in neither smtpipe's argv nor its log
 #   start  (optionally after killing the keyring daemon) start smtpipe
 #          --auth=alice with stdin not a terminal and report its exit
-#          status, stderr and time as JSON on stdout
+#          status and stderr as JSON on stdout
 CLIENT = r'''
 import json, os, smtplib, subprocess, sys, tempfile, time
 mode, pw = sys.argv[1], sys.argv[2]
@@ -82,14 +82,12 @@ if mode == "start":
             time.sleep(0.05)
         else:
             sys.exit("the keyring daemon did not let go of org.freedesktop.secrets")
-    t = time.monotonic()
     try:
         r = subprocess.run([exe, "--port=0", "--auth=alice", "--command=true"],
                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
         out = {"rc": r.returncode, "stderr": r.stderr}
     except subprocess.TimeoutExpired:
         out = {"rc": None, "stderr": "still running after 60 s"}
-    out["secs"] = time.monotonic() - t
     print(json.dumps(out))
 '''
 
@@ -109,7 +107,9 @@ def in_keyring(*client_args, attrs=None, lock=False):
 
 class Keyring(unittest.TestCase):
     def start_fails(self, *args, **kw):
-        """smtpipe --auth=alice in the session: exit 3 with one line, soon."""
+        """smtpipe --auth=alice in the session: exit 3 with one line. How
+        soon is told by the reason, not by a clock: the service's own
+        answer or D-Bus's error, never a timeout (test_keyring_stuck.py)."""
         r = in_keyring("start", PW, *args, **kw)
         self.assertEqual(r.returncode, 0, r.stderr)
         out = json.loads(r.stdout)
@@ -117,7 +117,7 @@ class Keyring(unittest.TestCase):
         self.assertEqual(len(out["stderr"].strip().splitlines()), 1, out["stderr"])
         self.assertIn("--auth=alice: no password in the keyring for user=alice "
                       "host=localhost service=smtp", out["stderr"])
-        self.assertLess(out["secs"], 15, "smtpipe took %.1f s to give up" % out["secs"])
+        self.assertNotIn("did not answer", out["stderr"])
         return out["stderr"]
 
     def test_password_from_keyring(self):

@@ -405,7 +405,7 @@ class EveryKind(unittest.TestCase):
             b.expect(220)  # served once a's session ended
             b.cmd("QUIT", 221)
             b.close()
-            wait_for(lambda: srv.log().count("event=close") == 2, "both sessions' close")
+            srv.wait_log("event=close", count=2)
             log = srv.log()
         self.assertLess(log.index("event=close client=127.0.0.1"),
                         log.index("event=connect client=::1"))
@@ -598,6 +598,16 @@ class Refusals(unittest.TestCase):
             r = start(["--listen=" + value, "--command=true"])
             self.assertEqual(r.returncode, 3, value)
             self.assertIn(want, r.stderr, value)
+
+    def test_unknown_owner_or_group_refused_at_start(self):
+        # one line naming the missing name, and no socket left behind
+        for owner, why in (("no-such-user-x", "no such user 'no-such-user-x'"),
+                           ("root:no-such-group-x", "no such group 'no-such-group-x'")):
+            with self.subTest(owner=owner):
+                r = start(["--listen=unix:%s,owner=%s" % (self.sock, owner), "--command=true"])
+                self.assertEqual((r.returncode, r.stdout, r.stderr),
+                                 (3, "", "smtpipe: --listen: owner=%s: %s\n" % (owner, why)))
+                self.assertFalse(os.path.lexists(self.sock))
 
     def test_mode_and_owner(self):
         if os.geteuid() != 0:

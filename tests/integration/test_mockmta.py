@@ -277,7 +277,7 @@ class MockmtaCli(unittest.TestCase):
                 pid = int(f.read())
             send(int(lines[0]), b"Subject: d\r\n\r\ndaemon")
             os.kill(pid, signal.SIGTERM)
-            deadline = time.time() + 10
+            deadline = time.time() + 30  # only a guard against a hang
             while os.path.exists(pidfile) and time.time() < deadline:
                 time.sleep(0.05)
             self.assertFalse(os.path.exists(pidfile))

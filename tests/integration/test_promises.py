@@ -19,18 +19,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-def wait_for_log(srv, text, timeout=30):
-    """The daemon's log once it holds text; fails after timeout (a hang guard)."""
-    deadline = time.time() + timeout
-    while True:
-        log = srv.log()
-        if text in log:
-            return log
-        if time.time() > deadline:
-            raise AssertionError("no %r in the log within %d s:\n%s" % (text, timeout, log))
-        time.sleep(0.05)
-
-
 def reply(c):
     """The next reply as one string: "CODE text" (multi-line joined by |)."""
     code, lines = c.reply()
@@ -212,7 +200,8 @@ class ErrorPaths(unittest.TestCase):
 
     def test_accept_out_of_descriptors_waits_then_serves(self):
         import resource
-        with harness.Server() as srv:
+        # the daemon's own accept (a spare's: test_pool.py)
+        with harness.Server("--spare-sessions=0") as srv:
             pid = srv.proc.pid
             used = {int(x) for x in os.listdir("/proc/%d/fd" % pid)}
             lowest_free = min(set(range(len(used) + 1)) - used)
@@ -220,7 +209,7 @@ class ErrorPaths(unittest.TestCase):
             # no descriptor left for accept(): EMFILE
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free, old[1]))
             c = srv.raw(timeout=60)
-            log = wait_for_log(srv, 'event=accept-failed error="Too many open files"')
+            log = srv.wait_log('event=accept-failed error="Too many open files"')
             self.assertNotIn("event=session-start", log)
             resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
             # the client waited in the backlog and is served now
@@ -250,9 +239,8 @@ class ErrorPaths(unittest.TestCase):
                 sender.start()
                 deadline = time.time() + 60
                 while True:
-                    with open(trace.path, errors="replace") as f:
-                        if "EAGAIN" in f.read():
-                            break
+                    if "EAGAIN" in trace.text():
+                        break
                     self.assertLess(time.time(), deadline, "the session never found the socket full")
                     time.sleep(0.05)
                 for i in range(n):
@@ -284,7 +272,7 @@ class ErrorPaths(unittest.TestCase):
                 os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + b"\xa5" * 32)
                 wait_closed(tls)  # a timeout (30 s) here fails the test
                 tls.close()
-                log = wait_for_log(srv, "event=session-exit")
+                log = srv.wait_log("event=session-exit")
                 self.assertRegex(log, r"event=disconnect phase=data size=\d+ nothing-delivered")
                 self.assertEqual(srv.deliveries(), [])
                 self.assertNotIn("session-crashed", log)

@@ -388,10 +388,7 @@ class Children(unittest.TestCase):
         cmd = "sh -c 'cat >/dev/null; i=0; while [ $i -lt 4096 ]; do echo x; i=$((i+1)); done'"
         with harness.Server(command=cmd) as srv:
             self.send(srv)
-            deadline = time.time() + 30
-            while "event=delivered" not in srv.log() and time.time() < deadline:
-                time.sleep(0.05)
-            log = srv.log()
+            log = srv.wait_log("event=delivered")
         lines = [l for l in log.splitlines() if "event=command-output text=" in l]
         self.assertGreater(len(lines), 0, log)
         self.assertLessEqual(len(lines), 100, "got %d output lines in the log" % len(lines))

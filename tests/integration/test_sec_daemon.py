@@ -185,11 +185,11 @@ class Sighup(unittest.TestCase):
             rotated = srv.logfile + ".1"
             os.rename(srv.logfile, rotated)
             srv.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "event=log-reopened" in read(srv.logfile), "the reopened log")
+            srv.wait_log("event=log-reopened", timeout=HANG)
             c = srv.raw()
             c.greet()
             c.cmd("QUIT", 221)
-            wait_for(lambda: "event=close" in read(srv.logfile), "a session's line in the new log")
+            srv.wait_log("event=close", timeout=HANG)  # a session's line in the new log
             self.assertNotIn("event=connect", read(rotated))
             self.assertIn("event=sighup", read(srv.logfile))
 
@@ -305,13 +305,14 @@ class Failures(unittest.TestCase):
             self.assertRegex(srv.log(), r"event=fork-recovered failures=3\b")
 
     def test_emfile_logs_one_line_then_a_summary(self):
-        with harness.Server() as srv:
+        # the daemon's own accept (a spare's: test_pool.py)
+        with harness.Server("--spare-sessions=0") as srv:
             pid = srv.proc.pid
             n = open_fds(pid)
             soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (n, hard))
             c = harness.RawClient(srv.port, timeout=HANG)  # waits in the backlog
-            wait_for(lambda: "event=accept-failed" in srv.log(), "the first accept failure")
+            srv.wait_log("event=accept-failed", timeout=HANG)
             start = switches(pid)
             # thirty more waits of the listener: thirty more failed accepts
             wait_for(lambda: switches(pid) > start + 30, "the listener's retries")
@@ -329,13 +330,13 @@ class Failures(unittest.TestCase):
         # and the recovery only one summary per
         # BOUND_FAILURE_SUMMARY_SECONDS may be logged, however long the
         # machine takes (the bound grows with the time really spent)
-        with harness.Server() as srv:
+        with harness.Server("--spare-sessions=0") as srv:
             pid = srv.proc.pid
             soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds(pid), hard))
             t0 = time.monotonic()
             c = harness.RawClient(srv.port, timeout=HANG)  # waits in the backlog
-            wait_for(lambda: "event=accept-failed" in srv.log(), "the first accept failure")
+            srv.wait_log("event=accept-failed", timeout=HANG)
             start = switches(pid)
             wait_for(lambda: switches(pid) > start + 30, "the listener's retries")
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
@@ -361,7 +362,7 @@ class ClientLimit(unittest.TestCase):
             self.assertTrue(c.closed(timeout=HANG))
             self.assertRegex(srv.log(), r"event=client-cap client=127\.0\.0\.1 sessions=2\b")
             a.cmd("QUIT", 221)
-            wait_for(lambda: srv.log().count("event=session-exit") >= 1, "the first session's end")
+            srv.wait_log("event=session-exit", timeout=HANG)
             d = srv.raw()
             d.greet()
             d.cmd("QUIT", 221)
@@ -395,7 +396,7 @@ class ClientLimit(unittest.TestCase):
                             "--client-limit-loopback") as srv:
             a = srv.raw(timeout=HANG)
             a.greet()
-            wait_for(lambda: "event=session-cap" in srv.log(), "the session cap")
+            srv.wait_log("event=session-cap", timeout=HANG)
             b = harness.RawClient(srv.port, timeout=HANG)
             a.cmd("QUIT", 221)
             b.expect(220)
@@ -424,7 +425,7 @@ class Brake(unittest.TestCase):
             runner = threading.Thread(target=lambda: errors.extend(harness.concurrently(6, guess)))
             runner.start()
             # a session that does not authenticate is served while the brake is busy
-            wait_for(lambda: srv.log().count("event=auth-failed") >= 2, "the brake at work")
+            srv.wait_log("event=auth-failed", count=2, timeout=HANG)  # the brake at work
             c = srv.raw(timeout=HANG)
             c.greet()
             c.cmd("NOOP", 250)

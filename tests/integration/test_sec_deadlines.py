@@ -32,16 +32,6 @@ TOO_BIG_552 = "552 5.3.4 Message size exceeds fixed limit"
 LINE_500 = "500 5.5.2 Error: line too long"
 
 
-def wait_log(srv, text, timeout=GUARD):
-    """Wait until the server's log holds text; fail after timeout."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if text in srv.log():
-            return srv.log()
-        time.sleep(0.05)
-    raise AssertionError("no %r in the log within %ds:\n%s" % (text, timeout, srv.log()))
-
-
 def small_socket(port):
     """A client socket whose receive buffer is as small as the kernel allows."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -177,7 +167,7 @@ class Deadlines(unittest.TestCase):
 
     def ended(self, srv, c):
         """The session process ended: its close line, then EOF."""
-        wait_log(srv, "event=close")
+        srv.wait_log("event=close", timeout=GUARD)
         self.assertTrue(c.closed(timeout=GUARD))
         self.assertEqual(srv.deliveries(), [])
 
@@ -188,7 +178,8 @@ class Deadlines(unittest.TestCase):
             c = srv.raw(timeout=GUARD)
             c.greet()
             self.assertEqual(trickle_until_reply(c, b"NOOP " + b"x" * 400), TIMEOUT_421)
-            self.assertIn("event=timeout phase=command", wait_log(srv, "phase=command"))
+            self.assertIn("event=timeout phase=command",
+                          srv.wait_log("phase=command", timeout=GUARD))
             self.ended(srv, c)
 
     def test_data_trickle_times_out(self):
@@ -198,7 +189,7 @@ class Deadlines(unittest.TestCase):
             c.greet().data()
             self.assertEqual(trickle_until_reply(c, b"Subject: slow\r\n\r\n" + b"y" * 400),
                              TIMEOUT_421)
-            wait_log(srv, "event=timeout phase=data")
+            srv.wait_log("event=timeout phase=data", timeout=GUARD)
             self.assertIn("nothing-delivered", srv.log())
             self.ended(srv, c)
 
@@ -211,7 +202,7 @@ class Deadlines(unittest.TestCase):
             c = srv.raw(timeout=GUARD)
             c.greet().data()
             srv.proc.send_signal(signal.SIGTERM)
-            wait_log(srv, "event=stopping")
+            srv.wait_log("event=stopping", timeout=GUARD)
             text = (b"y" * 1022 + b"\r\n") * 400
             self.assertEqual(trickle_until_reply(c, text, step=1024),
                              "421 4.3.2 %s Service shutting down" % HOST)
@@ -233,8 +224,8 @@ class Deadlines(unittest.TestCase):
             srv._raws.append(c)
             f = Flood(s.sendall, [b"EHLO c\r\n" * 1000] * 200)
             f.start()
-            wait_log(srv, "event=timeout phase=reply")
-            wait_log(srv, "event=close")
+            srv.wait_log("event=timeout phase=reply", timeout=GUARD)
+            srv.wait_log("event=close", timeout=GUARD)
             f.join(GUARD)
             self.assertFalse(f.is_alive(), "the client's writes still block")
             self.assertEqual(srv.deliveries(), [])
@@ -251,7 +242,8 @@ class Deadlines(unittest.TestCase):
             c.send(b"zzzz\r\nNOOP\r\n")
             self.assertEqual(read_reply_line(c), "250 2.0.0 Ok")
             c.cmd("QUIT", 221)
-            self.assertIn("event=line-too-long", wait_log(srv, "event=line-too-long"))
+            self.assertIn("event=line-too-long",
+                          srv.wait_log("event=line-too-long", timeout=GUARD))
             self.ended(srv, c)
 
     def test_long_auth_line_keeps_its_own_bound(self):
@@ -274,7 +266,7 @@ class Deadlines(unittest.TestCase):
             c = srv.raw(timeout=GUARD)
             c.greet().data()
             self.assertEqual(send_until_reply(c, endless_message(16 << 20)), TOO_BIG_552)
-            wait_log(srv, "event=too-big phase=data")
+            srv.wait_log("event=too-big phase=data", timeout=GUARD)
             self.ended(srv, c)
 
     def test_inetd_dev_zero_ends_on_sigterm(self):

@@ -37,8 +37,9 @@ class SessionSignals(unittest.TestCase):
 
     def test_daemon_sessions_ignore_sigpipe(self):
         # the session no longer sets SIGPIPE itself: it must come ignored
-        # from the daemon (a TLS write to a client gone would kill it)
-        with harness.Server() as srv:
+        # from the daemon (a TLS write to a client gone would kill it);
+        # fork per accept: the one child is the session (spares: test_pool.py)
+        with harness.Server("--spare-sessions=0") as srv:
             c = harness.RawClient(srv.port)
             c.expect(220)
             with open("/proc/%d/task/%d/children" % (srv.proc.pid, srv.proc.pid)) as f:

@@ -244,6 +244,23 @@ class Stdout(unittest.TestCase):
             self.assertRegex(srv.log(), r'event=mailbox-error mailbox=- error="Broken pipe"')
 
 
+    def test_reader_that_stops_reading_is_a_451(self):
+        # standard output is a pipe nobody reads after the port line: the
+        # message fills it and the write waits BOUND_MBOX_STDOUT_SECONDS
+        # (60 s), then 451 and one line saying the text there is torn;
+        # the session is not hung, and the next command is answered
+        with open(os.path.join(harness.SOURCE, "src", "bounds.h")) as f:
+            secs = int(re.search(r"#define BOUND_MBOX_STDOUT_SECONDS\s+(\d+)", f.read()).group(1))
+        with Direct("--mailbox=-", personality="smtpipe") as srv:
+            c = harness.RawClient(srv.port, timeout=secs + 60).greet()  # the rest: a hang guard
+            c.message(b"Subject: big\r\n\r\n" + b"y" * 200000 + b"\r\n.\r\n", want=451)
+            c.cmd("NOOP", 250)
+            c.cmd("QUIT", 221)
+            c.close()
+            self.assertIn('event=mailbox-error mailbox=- error="Connection timed out; the '
+                          'message on standard output is torn"', srv.log())
+
+
 class Direct:
     """The binary run with exactly these arguments (and -f -p 0, a log
     file); harness.Server always adds a MAILBOX or a --command."""

@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,15 +23,6 @@ def tearDownModule():
 
 def tls_args(*extra):
     return ("-c", PKI["SERVER"], "-k", PKI["SERVER_KEY"]) + extra
-
-
-def wait_log(srv, text, timeout=30):
-    deadline = time.time() + timeout
-    while True:
-        log = srv.log()
-        if text in log or time.time() > deadline:
-            return log
-        time.sleep(0.05)
 
 
 def s_client(port, servername):
@@ -58,7 +48,7 @@ class IpAddressAsServerName(unittest.TestCase):
                     harness.Server(*tls_args(), log_level="debug") as srv:
                 r = client(srv.port, "127.0.0.1")
                 self.assertIn("221 2.0.0 Bye", r.stdout, (r.stdout, r.stderr, srv.log()))
-                log = wait_log(srv, "event=tls-sni-ignored")
+                log = srv.wait_log("event=tls-sni-ignored")
                 self.assertIn('event=tls-sni-ignored name="127.0.0.1" reason=ip-address', log)
                 self.assertIn("event=starttls version=", log)
 
@@ -66,7 +56,7 @@ class IpAddressAsServerName(unittest.TestCase):
         with harness.Server(*tls_args(), log_level="debug") as srv:
             r = s_client(srv.port, "localhost")
             self.assertIn("221 2.0.0 Bye", r.stdout, r.stderr)
-            self.assertNotIn("tls-sni", wait_log(srv, "event=close"))
+            self.assertNotIn("tls-sni", srv.wait_log("event=close"))
 
     def test_ipv6_address_refused_by_gnutls_explained(self):
         """GnuTLS (3.7 up to its current master) refuses a server name
@@ -77,7 +67,7 @@ class IpAddressAsServerName(unittest.TestCase):
                     harness.Server(*tls_args(), log_level="debug") as srv:
                 r = client(srv.port, "::1")
                 self.assertNotIn("221 2.0.0 Bye", r.stdout)
-                log = wait_log(srv, "event=tls-failed")
+                log = srv.wait_log("event=tls-failed")
                 self.assertIn('event=tls-failed client=127.0.0.1 error="the client sent the IP '
                               'address ::1 as TLS server name (SNI), which RFC 6066 forbids '
                               'and GnuTLS refuses; give the client the host name', log)

@@ -49,7 +49,7 @@ class TLSDeadlines(unittest.TestCase):
         return c2
 
     def ended(self, srv, c):
-        d.wait_log(srv, "event=close")
+        srv.wait_log("event=close", timeout=d.GUARD)
         self.assertTrue(c.closed(timeout=d.GUARD))
         self.assertEqual(srv.deliveries(), [])
 
@@ -58,7 +58,7 @@ class TLSDeadlines(unittest.TestCase):
             c = self.starttls(srv)
             c.cmd("EHLO c", 250)
             self.assertEqual(d.trickle_until_reply(c, b"NOOP " + b"x" * 400), d.TIMEOUT_421)
-            d.wait_log(srv, "event=timeout phase=command")
+            srv.wait_log("event=timeout phase=command", timeout=d.GUARD)
             self.ended(srv, c)
 
     def test_data_trickle_times_out(self):
@@ -68,7 +68,7 @@ class TLSDeadlines(unittest.TestCase):
             c.data()
             self.assertEqual(d.trickle_until_reply(c, b"Subject: slow\r\n\r\n" + b"y" * 400),
                              d.TIMEOUT_421)
-            d.wait_log(srv, "event=timeout phase=data")
+            srv.wait_log("event=timeout phase=data", timeout=d.GUARD)
             self.ended(srv, c)
 
     def test_replies_never_read_tls(self):
@@ -78,8 +78,8 @@ class TLSDeadlines(unittest.TestCase):
             c = self.starttls(srv, sock=d.small_socket(srv.port))
             f = d.Flood(c.sock.sendall, [b"EHLO c\r\n" * 1000] * 200)
             f.start()
-            d.wait_log(srv, "event=timeout phase=reply")
-            d.wait_log(srv, "event=close")
+            srv.wait_log("event=timeout phase=reply", timeout=d.GUARD)
+            srv.wait_log("event=close", timeout=d.GUARD)
             f.join(d.GUARD)
             self.assertFalse(f.is_alive(), "the client's writes still block")
             self.assertEqual(srv.deliveries(), [])
@@ -111,7 +111,7 @@ class TLSDeadlines(unittest.TestCase):
             c.cmd("STARTTLS", 220)
             with self.assertRaises((EOFError, ConnectionResetError)):  # closed, no reply
                 d.trickle_until_reply(c, client_hello())
-            log = d.wait_log(srv, "event=tls-failed")
+            log = srv.wait_log("event=tls-failed", timeout=d.GUARD)
             self.assertIn('error="handshake timed out"', log)
             self.assertEqual(srv.deliveries(), [])
 
@@ -124,7 +124,7 @@ class TLSDeadlines(unittest.TestCase):
             c.send(b"zz\r\nNOOP\r\n")
             self.assertEqual(d.read_reply_line(c), "250 2.0.0 Ok")
             c.cmd("QUIT", 221)
-            d.wait_log(srv, "event=line-too-long")
+            srv.wait_log("event=line-too-long", timeout=d.GUARD)
             self.ended(srv, c)
 
     def test_oversize_stream_is_cut(self):
@@ -133,7 +133,7 @@ class TLSDeadlines(unittest.TestCase):
             c.cmd("EHLO c", 250)
             c.data()
             self.assertEqual(d.send_until_reply(c, d.endless_message(16 << 20)), d.TOO_BIG_552)
-            d.wait_log(srv, "event=too-big phase=data")
+            srv.wait_log("event=too-big phase=data", timeout=d.GUARD)
             self.ended(srv, c)
 
 

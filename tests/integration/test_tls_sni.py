@@ -33,7 +33,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -55,15 +54,6 @@ def server(*extra, log_level="debug"):
     """smtpipe with STARTTLS on 127.0.0.1 and ::1 (one port for both)."""
     return harness.Server("--interface=::1", "-c", PKI["SERVER"], "-k", PKI["SERVER_KEY"],
                           *extra, log_level=log_level)
-
-
-def wait_log(srv, text, timeout=30):
-    deadline = time.time() + timeout
-    while True:
-        log = srv.log()
-        if text in log or time.time() > deadline:
-            return log
-        time.sleep(0.05)
 
 
 def log_line(log, text):
@@ -112,7 +102,7 @@ class IPv6AddressAsServerName(unittest.TestCase):
                 self.fail("this GnuTLS accepts an IPv6 address as server name: check that "
                           "tls-sni-ignored is logged, and drop the known limitation from "
                           "README.md, doc/smtpipe.8, src/tls.c and this file")
-            line = log_line(wait_log(srv, "event=tls-failed"), "event=tls-failed")
+            line = log_line(srv.wait_log("event=tls-failed"), "event=tls-failed")
             self.assertIn('event=tls-failed client=::1 error="the client sent the IP address ::1 '
                           'as TLS server name (SNI), which RFC 6066 forbids and GnuTLS refuses; '
                           'give the client the host name (msmtp: --tls-host-override=HOST); '
@@ -125,7 +115,7 @@ class IPv6AddressAsServerName(unittest.TestCase):
         connection cut: msmtp prints the alert, gnutls-cli names it."""
         with server("--tls-implicit") as srv:
             r = gnutls_cli(srv.port, "::1")
-            wait_log(srv, "event=tls-failed")
+            srv.wait_log("event=tls-failed")
             self.assertIn("Received alert [47]", r.stdout + r.stderr)
         with server() as srv:
             r = msmtp(srv.port, "::1")
@@ -138,7 +128,7 @@ class IPv6AddressAsServerName(unittest.TestCase):
             r = msmtp(srv.port, "::1", "--tls-host-override=localhost")
             self.assertEqual(r.returncode, 0, (r.stderr, srv.log()))
             self.assertIn(b"sni", srv.deliveries(1)[0].stdin)
-            log = wait_log(srv, "event=close")
+            log = srv.wait_log("event=close")
             self.assertIn("client=::1", log)
             self.assertNotIn("tls-sni", log)
 
@@ -151,7 +141,7 @@ class IPv6AddressAsServerName(unittest.TestCase):
             with self.subTest(name=name), server("--tls-implicit", log_level="info") as srv:
                 r = gnutls_cli(srv.port, name)
                 self.assertNotIn("250", r.stdout)
-                line = log_line(wait_log(srv, "event=tls-failed"), "event=tls-failed")
+                line = log_line(srv.wait_log("event=tls-failed"), "event=tls-failed")
                 self.assertIn('client=::1 error="the client sent the IP address %s as TLS server '
                               'name (SNI), which RFC 6066 forbids and GnuTLS refuses; give the '
                               'client the host name' % name, line)
@@ -166,7 +156,7 @@ class IPv6AddressAsServerName(unittest.TestCase):
                 s.starttls(context=ctx)
                 s.sendmail("a@a.test", ["b@b.test"], "Subject: py\r\n\r\npy\r\n")
             self.assertEqual(len(srv.deliveries(1)), 1)
-            log = wait_log(srv, "event=close")
+            log = srv.wait_log("event=close")
             self.assertIn("event=starttls version=", log)
             self.assertNotIn("tls-sni", log)
             self.assertNotIn("tls-failed", log)
@@ -181,7 +171,7 @@ class IPv4AddressAndNames(unittest.TestCase):
                 r = msmtp(srv.port, "127.0.0.1")
                 self.assertEqual(r.returncode, 0, (r.stderr, srv.log()))
                 self.assertEqual(len(srv.deliveries(1)), 1)
-                log = wait_log(srv, "event=close")
+                log = srv.wait_log("event=close")
                 line = 'event=tls-sni-ignored name="127.0.0.1" reason=ip-address'
                 if level == "debug":
                     self.assertIn(line, log)
@@ -196,7 +186,7 @@ class IPv4AddressAndNames(unittest.TestCase):
             r = msmtp(srv.port, "localhost")
             self.assertEqual(r.returncode, 0, (r.stderr, srv.log()))
             self.assertEqual(len(srv.deliveries(1)), 1)
-            log = wait_log(srv, "event=close")
+            log = srv.wait_log("event=close")
             self.assertIn("event=starttls version=", log)
             self.assertNotIn("tls-sni", log)
 
@@ -208,7 +198,7 @@ class IPv4AddressAndNames(unittest.TestCase):
             with self.subTest(name=name[:12]), server(log_level="info") as srv:
                 r = s_client(srv.port, name)
                 self.assertNotIn("221 2.0.0", r.stdout)
-                line = log_line(wait_log(srv, "event=tls-failed"), "event=tls-failed")
+                line = log_line(srv.wait_log("event=tls-failed"), "event=tls-failed")
                 self.assertIn('error="the client sent the name ' + shown, line)
                 self.assertIn(" as TLS server name (SNI), which GnuTLS refuses (it takes letters, "
                               "digits, '-' and '.'); " + GNUTLS_TEXT + '"', line)

@@ -9,7 +9,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -189,9 +188,7 @@ class StartTLS(unittest.TestCase):
                 shutil.copy(PKI["SERVER2"], cert)
                 shutil.copy(PKI["SERVER2_KEY"], key)
                 srv.proc.send_signal(signal.SIGHUP)
-                deadline = time.time() + 10
-                while "event=tls-reloaded" not in srv.log() and time.time() < deadline:
-                    time.sleep(0.05)
+                srv.wait_log("event=tls-reloaded")
                 after = fingerprint(srv.port)
                 self.assertNotEqual(before, after)
                 with open(PKI["SERVER2"]) as f:
@@ -202,9 +199,7 @@ class StartTLS(unittest.TestCase):
                 with open(cert, "w") as f:
                     f.write("garbage")
                 srv.proc.send_signal(signal.SIGHUP)
-                deadline = time.time() + 10
-                while "event=tls-reload-failed" not in srv.log() and time.time() < deadline:
-                    time.sleep(0.05)
+                srv.wait_log("event=tls-reload-failed")
                 self.assertEqual(fingerprint(srv.port), after)  # the old credentials stay
 
     def test_startup_errors(self):

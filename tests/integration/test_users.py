@@ -133,13 +133,13 @@ class Users(unittest.TestCase):
             self.assertEqual(self.login(srv, "alice", "one", send=False), 235)
             self.write_users("carol:%s\n" % sha512("two"))
             srv.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "event=auth-file-reloaded users=1" in srv.log(), "the reload")
+            srv.wait_log("event=auth-file-reloaded users=1")
             self.assertEqual(self.login(srv, "carol", "two", send=False), 235)
             self.assertEqual(self.login(srv, "alice", "one", send=False), 535)
             # a file that does not load keeps the users read before
             self.write_users("carol:$1$abc$legacy\n")
             srv.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "event=auth-file-reload-failed" in srv.log(), "the failed reload")
+            srv.wait_log("event=auth-file-reload-failed")
             self.assertIn("kept-users=1", srv.log())
             self.assertEqual(self.login(srv, "carol", "two", send=False), 235)
 

@@ -127,8 +127,12 @@ MUTATIONS = [
     dict(file="src/listener.c",
          find="\tint fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);",
          repl="\tint fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, 0);",
-         # held twice: close-on-exec, and child.c closes all from 3 up
-         also=[("src/child.c", "\tposix_spawn_file_actions_addclosefrom_np(&fa, 3);\n", "")],
+         # held twice: close-on-exec, and child.c closes all from 3 up;
+         # a spare session accepts its client itself (prefork.c)
+         also=[("src/child.c", "\tposix_spawn_file_actions_addclosefrom_np(&fa, 3);\n", ""),
+               ("src/prefork.c",
+                "accept4(socks[i].fd, (struct sockaddr *)ss, &sl, SOCK_CLOEXEC);",
+                "accept4(socks[i].fd, (struct sockaddr *)ss, &sl, 0);")],
          promise="only descriptors 0-2 reach a delivery command",
          tests=["test_smtp_basic.py:Basic.test_delivery_command_sees_only_std_fds"]),
 
@@ -250,8 +254,8 @@ MUTATIONS = [
          promise="out of descriptors (EMFILE), the client waits in the backlog and is served",
          tests=["test_promises.py:ErrorPaths.test_accept_out_of_descriptors_waits_then_serves"]),
     dict(file="src/smtp_io.c",
-         find="\t\t\tif ((*st = wait_fd(io, io->fd_out, POLLOUT, deadline)) == SMTP_IO_OK)",
-         repl="\t\t\tif ((*st = SMTP_IO_ERROR) == SMTP_IO_OK)",
+         find="\t\t\tif ((*st = wait_fd(io, io->fd_out, POLLOUT, deadline_of(deadline), NULL)) ==",
+         repl="\t\t\tif ((*st = SMTP_IO_ERROR) ==",
          promise="a full socket (EAGAIN) is waited for, within the reply deadline; no reply is lost",
          tests=["test_promises.py:ErrorPaths.test_client_that_does_not_read_its_replies"]),
     dict(file="src/tls.c",
@@ -367,12 +371,25 @@ MUTATIONS = [
          promise="past --max-message-size + --max-discard the rest is not read: 552 and the end",
          tests=["test_sec_deadlines.py:Deadlines.test_oversize_stream_is_cut"]),
 
-    # --- issue 19: the daemon ----------------------------------------------------
+    # --- issue 18: spare session processes ----------------------------------------
     dict(file="src/listener.c",
-         find="\tif (cfg->max_sessions_per_client && mine >= cfg->max_sessions_per_client &&",
-         repl="\tif (cfg->max_sessions_per_client && mine > cfg->max_sessions_per_client &&",
+         find="\t\t\t\t\t\tretire_spares(&lp, true);",
+         repl="\t\t\t\t\t\t(void)0;",
+         promise="SIGHUP retires the spares: no new client meets the old certificate or log file",
+         tests=["test_pool.py:Pool.test_sighup_retires_spares_and_new_sessions_use_the_new_certificate"]),
+    dict(file="src/listener.c",
+         find="\tclose_fd(&retire[1]);\n\tlistener_session_signals();",
+         repl="\tlistener_session_signals();",
+         promise="no spare outlives the daemon or its stop (they read EOF on the retire pipe)",
+         tests=["test_pool.py:Pool.test_daemon_killed_spares_exit"]),
+
+    # --- issue 19: the daemon ----------------------------------------------------
+    dict(file="src/prefork.c",
+         find="\tbool ok = !limit || n < limit;",
+         repl="\tbool ok = !limit || n <= limit;",
          promise="--max-sessions-per-client: that many sessions, the next gets 421 4.7.0",
-         tests=["test_sec_daemon.py:ClientLimit.test_sessions_per_client"]),
+         tests=["test_sec_daemon.py:ClientLimit.test_sessions_per_client",
+                "test_pool.py:Pool.test_per_client_limit_in_a_spare"]),
     dict(file="src/listener.c",
          find="\tstruct sigaction sa = {.sa_handler = SIG_IGN};\n\tsigemptyset(&sa.sa_mask);\n\tsigaction(SIGHUP, &sa, NULL);",
          repl="\tstruct sigaction sa = {.sa_handler = SIG_DFL};\n\tsigemptyset(&sa.sa_mask);\n\tsigaction(SIGHUP, &sa, NULL);",

@@ -32,6 +32,8 @@
 #include "deliver_mbox.h"
 #include "spool.h"
 
+#include "coverage.h" /* last: a child's _exit() writes its gcov counters */
+
 static char dir[] = "/tmp/test_deliver_mbox.XXXXXX";
 static char box[128];
 

@@ -22,6 +22,8 @@
 #include "log.h"
 #include "spool.h"
 
+#include "coverage.h" /* last: a child's _exit() writes its gcov counters */
+
 static void test_split(void **state)
 {
 	static const struct {

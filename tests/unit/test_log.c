@@ -22,6 +22,8 @@
 #include "config.h"
 #include "log.h"
 
+#include "coverage.h" /* last: a child's _exit() writes its gcov counters */
+
 static char dir[64];
 static char path[128];
 

@@ -35,6 +35,8 @@
 #include "bounds.h"
 #include "secret.h"
 
+#include "coverage.h" /* last: a child's _exit() writes its gcov counters */
+
 /* What secret_resolve gave back in a child. */
 struct outcome {
 	int rc;
@@ -42,7 +44,6 @@ struct outcome {
 	char pass[5000];
 	size_t pass_len;
 	char err[1024];
-	double secs;
 	int echo_after; /* the prompt test: ECHO set on the terminal afterwards */
 };
 
@@ -59,9 +60,7 @@ static void resolve_here(const char *user, const char *eval, struct outcome *o)
 {
 	struct auth_secret s;
 	memset(o, 0, sizeof(*o));
-	double t = now_s();
 	o->rc = secret_resolve(&s, user, eval, o->err, sizeof(o->err));
-	o->secs = now_s() - t;
 	if (o->rc == 0) {
 		snprintf(o->user, sizeof(o->user), "%s", s.user);
 		o->pass_len = s.password_len < sizeof(o->pass) ? s.password_len : 0;
@@ -194,10 +193,13 @@ static void test_passwordeval(void **state)
 {
 	char dir[] = "/tmp/test_secret.XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	char pidfile[PATH_MAX], stuck[PATH_MAX + 64];
+	char pidfile[PATH_MAX], stuck[PATH_MAX + 64], late[64];
 	snprintf(pidfile, sizeof(pidfile), "%s/pgid", dir);
 	/* the shell ($$ leads the process group) and a sleep under it */
 	snprintf(stuck, sizeof(stuck), "echo $$ >%s; sleep 60; :", pidfile);
+	/* done in twice the limit: a deadline that is not kept lets it
+	 * through, however slow the machine (no clock is read here) */
+	snprintf(late, sizeof(late), "sleep %d; echo late", 2 * BOUND_PASSWORDEVAL_SECONDS);
 	const struct {
 		const char *eval, *input;
 		int rc;
@@ -233,6 +235,7 @@ static void test_passwordeval(void **state)
 	    {"sleep 60", NULL, -1, "passwordeval 'sleep 60' timed out after 10 s", NULL},
 	    {"echo s3cret; sleep 60", NULL, -1, "timed out after 10 s", NULL},
 	    {stuck, NULL, -1, "timed out after 10 s", NULL},
+	    {late, NULL, -1, "timed out after 10 s", NULL},
 	};
 	enum { N = sizeof(cases) / sizeof(cases[0]) };
 	struct child kids[N];
@@ -266,10 +269,6 @@ static void test_passwordeval(void **state)
 		if (cases[i].hidden && strstr(o.err, cases[i].hidden))
 			fail_msg("%s: got error '%s', which shows the output '%s'", what, o.err,
 			         cases[i].hidden);
-		/* loose, as the issue asks: the limit is kept, give or take */
-		if (o.secs > BOUND_PASSWORDEVAL_SECONDS + 5)
-			fail_msg("%s: got %.1f s, want at most about %d s", what, o.secs,
-			         BOUND_PASSWORDEVAL_SECONDS);
 	}
 	/* the command's whole process group was killed at the deadline */
 	if (!have_pgid)
@@ -352,8 +351,10 @@ static void test_keyring_unavailable(void **state)
 	            "host=localhost service=smtp");
 	check_error("keyring lookup", &o, "org.freedesktop.secrets not available");
 	check_error("keyring lookup", &o, "or use --auth=bob,EVAL");
-	if (o.secs >= 5) /* loose: it fails at once, and must not hang */
-		fail_msg("keyring lookup: got %.1f s, want a quick failure", o.secs);
+	/* at once, on D-Bus's own error, not at a deadline (which a clock
+	 * on a busy machine could not tell apart) */
+	if (strstr(o.err, "did not answer"))
+		fail_msg("keyring lookup: got '%s', want D-Bus's error, not a timeout", o.err);
 #else
 	check_error(
 	    "keyring lookup", &o,
@@ -375,10 +376,10 @@ static void prompt_child(int fd)
 }
 
 /* read_until - read the terminal's output into buf until want shows up
- * or 15 s pass; true when it did */
+ * or 60 s pass (a hang); true when it did */
 static bool read_until(int master, char *buf, size_t cap, size_t *n, const char *want)
 {
-	double end = now_s() + 15;
+	double end = now_s() + 60; /* only a guard against a hang */
 	while (!(want && strstr(buf, want))) {
 		int left = (int)((end - now_s()) * 1000);
 		struct pollfd pf = {.fd = master, .events = POLLIN};
