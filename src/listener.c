@@ -921,8 +921,10 @@ static void drain(int fd)
 		;
 }
 
-/* listener_run - see listener.h */
-int listener_run(const struct server *srv)
+/* start_up - detach, the pid file, the table of processes, the start
+ * lines, then "ready" to whoever waits (the parent of --daemon, the
+ * test reading the port, systemd); 0, or the exit code of a failure */
+static int start_up(const struct server *srv, struct loop *lp)
 {
 	const struct config *cfg = srv->cfg;
 	int ready_fd = -1;
@@ -934,18 +936,13 @@ int listener_run(const struct server *srv)
 		snprintf(what, sizeof(what), "cannot write %s", cfg->pidfile);
 		return startup_failed(cfg, ready_fd, what);
 	}
-	struct loop lp = {.accept_fail = {.event = "accept"},
-	                  .fork_fail = {.event = "fork"},
-	                  .spare_fail = {.event = "spare-fork"},
-	                  .backoff_ms = BOUND_FORK_BACKOFF_MS,
-	                  .spare_backoff_ms = BOUND_FORK_BACKOFF_MS};
-	if (pool_open(cfg, &lp, err, sizeof(err)) < 0)
+	if (pool_open(cfg, lp, err, sizeof(err)) < 0)
 		return startup_failed(cfg, ready_fd, err);
 	/* logged before the ports are announced: a test that has read
 	 * them finds these lines */
 	log_msg(LOG_INFO, "event=start listener=%s%s port=%u max-sessions=%u spare-sessions=%u",
 	        socks[0].name, socks[0].tls ? " tls=implicit" : "", listen_socket_port(&socks[0]),
-	        cfg->max_sessions, lp.want);
+	        cfg->max_sessions, lp->want);
 	for (unsigned i = 1; i < nsocks; i++)
 		log_msg(LOG_INFO, "event=listen listener=%s%s", socks[i].name,
 		        socks[i].tls ? " tls=implicit" : "");
@@ -958,6 +955,59 @@ int listener_run(const struct server *srv)
 		close(ready_fd);
 	}
 	notify("READY=1");
+	return 0;
+}
+
+/* on_signals - the signals the signalfd holds: SIGCHLD reaps, SIGHUP
+ * reloads and retires the spares forked before it, SIGUSR1 wakes the
+ * queue's runner, SIGTERM and SIGINT begin the stop (*stopping) */
+static void on_signals(const struct server *srv, struct loop *lp, unsigned max, bool *stopping)
+{
+	static struct signalfd_siginfo sigs[16]; /* static: a smaller frame to copy at fork */
+	ssize_t n = read(sig_fd, sigs, sizeof(sigs));
+	bool child = false;
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(sigs[0]); i++) {
+		if (sigs[i].ssi_signo == SIGCHLD) {
+			child = true;
+		} else if (sigs[i].ssi_signo == SIGHUP) {
+			sighup(srv);
+			if (!*stopping) /* spares forked before it retire */
+				retire_spares(lp, true);
+			if (runner_pid > 0) /* it reopens the log too */
+				kill(runner_pid, SIGHUP);
+		} else if (sigs[i].ssi_signo == SIGUSR1) {
+			log_msg(LOG_INFO, "event=queue-flush-requested runner=%ld",
+			        (long)runner_pid);
+			if (runner_pid > 0)
+				kill(runner_pid, SIGUSR1);
+		} else if (!*stopping) { /* SIGTERM, SIGINT */
+			*stopping = true;
+			prefork_stop();
+			listen_socket_close(true); /* no new client; Unix sockets removed */
+			retire_spares(lp, false);
+			notify("STOPPING=1");
+			stop_sessions(max, lp);
+			if (runner_pid > 0) /* deliveries finish, then it ends */
+				kill(runner_pid, SIGTERM);
+			log_msg(LOG_INFO, "event=stopping active=%u", lp->active);
+		}
+	}
+	if (child) /* one pass collects every finished process */
+		reap(max, lp);
+}
+
+/* listener_run - see listener.h */
+int listener_run(const struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct loop lp = {.accept_fail = {.event = "accept"},
+	                  .fork_fail = {.event = "fork"},
+	                  .spare_fail = {.event = "spare-fork"},
+	                  .backoff_ms = BOUND_FORK_BACKOFF_MS,
+	                  .spare_backoff_ms = BOUND_FORK_BACKOFF_MS};
+	int rc = start_up(srv, &lp);
+	if (rc != 0)
+		return rc;
 
 	bool stopping = false, capped = false;
 	unsigned max = cfg->max_sessions;
@@ -993,40 +1043,8 @@ int listener_run(const struct server *srv)
 			drain(bell[0]);
 			notice_all(max, &lp);
 		}
-		if (p[0].revents & POLLIN) {
-			struct signalfd_siginfo sigs[16];
-			ssize_t n = read(sig_fd, sigs, sizeof(sigs));
-			bool child = false;
-			for (ssize_t i = 0; i < n / (ssize_t)sizeof(sigs[0]); i++) {
-				if (sigs[i].ssi_signo == SIGCHLD) {
-					child = true;
-				} else if (sigs[i].ssi_signo == SIGHUP) {
-					sighup(srv);
-					if (!stopping) /* spares forked before it retire */
-						retire_spares(&lp, true);
-					if (runner_pid > 0) /* it reopens the log too */
-						kill(runner_pid, SIGHUP);
-				} else if (sigs[i].ssi_signo == SIGUSR1) {
-					log_msg(LOG_INFO, "event=queue-flush-requested runner=%ld",
-					        (long)runner_pid);
-					if (runner_pid > 0)
-						kill(runner_pid, SIGUSR1);
-				} else if (!stopping) { /* SIGTERM, SIGINT */
-					stopping = true;
-					prefork_stop();
-					listen_socket_close(
-					    true); /* no new client; Unix sockets removed */
-					retire_spares(&lp, false);
-					notify("STOPPING=1");
-					stop_sessions(max, &lp);
-					if (runner_pid > 0) /* deliveries finish, then it ends */
-						kill(runner_pid, SIGTERM);
-					log_msg(LOG_INFO, "event=stopping active=%u", lp.active);
-				}
-			}
-			if (child) /* one pass collects every finished process */
-				reap(max, &lp);
-		}
+		if (p[0].revents & POLLIN)
+			on_signals(srv, &lp, max, &stopping);
 		/* one client from each ready listener, while a slot is free */
 		for (unsigned i = 0; accepting && !stopping && i < nsocks; i++)
 			if ((p[2 + i].revents & POLLIN) && lp.nprocs < max && lp.idle == 0 &&

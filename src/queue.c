@@ -371,21 +371,19 @@ int queue_msg_read(int mdir, struct queue_env *e, struct queue_state *s)
 		errno = EINVAL;
 		return -1;
 	}
-	if (read_file(mdir, "state", 1024, &text, &len) < 0) {
-		if (errno != ENOENT) {
-			queue_env_free(e);
-			return -1;
-		}
-		memset(s, 0, sizeof(*s));
+	int rc = read_file(mdir, "state", 1024, &text, &len);
+	if (rc == 0) {
+		rc = queue_state_parse(text, len, s);
+		free(text);
+	} else if (errno == ENOENT) {
+		memset(s, 0, sizeof(*s)); /* nothing tried yet */
 		s->since = e->arrival;
 		return 0;
 	}
-	int rc = queue_state_parse(text, len, s);
-	free(text);
-	if (rc < 0) {
-		queue_env_free(e);
-		errno = EINVAL;
-		return -1;
+	if (rc < 0) { /* unreadable or garbled: started anew */
+		memset(s, 0, sizeof(*s));
+		s->since = e->arrival;
+		return 1;
 	}
 	return 0;
 }
@@ -459,7 +457,7 @@ int queue_requeue(const struct queue *q, const char *id)
 	struct queue_env e;
 	struct queue_state s;
 	rc = queue_msg_read(mdir, &e, &s);
-	if (rc == 0) {
+	if (rc >= 0) { /* a garbled state is replaced here anyway */
 		queue_env_free(&e);
 		s.attempts = 0;
 		s.next = 0;
@@ -634,13 +632,24 @@ static bool list_one(const struct queue *q, enum queue_where where, const char *
 	struct queue_env e;
 	struct queue_state s;
 	struct stat st;
-	if (fstatat(mdir, "msg", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	const char *state = where == QUEUE_FAILED ? "failed" : "queued";
+	if (fstatat(mdir, "msg", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
 	    queue_msg_read(mdir, &e, &s) < 0) {
+		/* its files removed or garbled by hand: shown, so that it can
+		 * be seen and deleted, never silently hidden */
 		close(mdir);
-		return false;
+		if (json)
+			fprintf(
+			    out,
+			    "%s\n  {\"id\": \"%s\", \"state\": \"%s\", \"arrival\": null, "
+			    "\"age\": null, \"size\": null, \"sender\": null, \"recipients\": [], "
+			    "\"attempts\": 0, \"next_attempt\": 0, \"last_error\": \"unreadable\"}",
+			    first ? "" : ",", id, state);
+		else
+			fprintf(out, "%s %-6s unreadable\n", id, state);
+		return true;
 	}
 	close(mdir);
-	const char *state = where == QUEUE_FAILED ? "failed" : "queued";
 	long long age = now - e.arrival;
 	if (json) {
 		fprintf(out,

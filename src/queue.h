@@ -73,7 +73,10 @@ void queue_store(const char *path, const struct delivery *d, struct spool *sp,
 int queue_msg_open(const struct queue *q, enum queue_where where, const char *id, int *mdir,
                    int *msg);
 /* queue_msg_read - env and state of the message directory mdir (state
- * without a file: nothing tried yet, since = arrival); -1 with errno */
+ * without a file: nothing tried yet, since = arrival): 0; 1 when the
+ * state file was unreadable or malformed and so was started anew the
+ * same way (the state is bookkeeping, never worth the message); -1 with
+ * errno when the envelope is */
 int queue_msg_read(int mdir, struct queue_env *e, struct queue_state *s);
 /* queue_state_read - the state of mdir alone: 0; 1 when nothing was
  * tried yet (s zeroed); -1 with errno */

@@ -14,6 +14,7 @@
  */
 #include "queue_run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -56,7 +57,21 @@ struct runner {
 	/* --queue-run: the IDs started in this run, never started twice */
 	char (*started)[QUEUE_ID_LEN + 1];
 	size_t nstarted, capstarted;
+	/* IDs left alone until their time: found locked or gone by their
+	 * worker (until the next scan), or whose outcome could not be
+	 * written (a full disk: until --queue-retry), so that such a
+	 * message costs one fork a while, not one after every worker's end */
+	struct held {
+		char id[QUEUE_ID_LEN + 1];
+		long long until_ms;
+	} * held;
+	size_t nheld, capheld;
 };
+
+/* a worker's exit status when it made no attempt (locked, gone) */
+#define WORKER_SKIPPED 3
+/* ... when it made one but could not record its outcome in DIR/q */
+#define WORKER_UNRECORDED 4
 
 /* wall_ms - the wall clock in milliseconds (the state files hold it) */
 static long long wall_ms(void)
@@ -133,8 +148,9 @@ static int make_bounce(struct runner *R, const struct queue_env *e, int msg,
 
 /* give_up - a permanent failure or an expired message: a bounce unless
  * the sender is <>, then DIR/failed; the state (with the last error)
- * is written first, so failed/ shows why */
-static void give_up(struct runner *R, int mdir, int msg, const struct queue_env *e,
+ * is written first, so failed/ shows why; false when the outcome could
+ * not be recorded (the message stays due in DIR/q) */
+static bool give_up(struct runner *R, int mdir, int msg, const struct queue_env *e,
                     struct queue_state *s, const struct delivery_result *r, bool expired)
 {
 	const struct config *cfg = R->srv->cfg;
@@ -148,12 +164,12 @@ static void give_up(struct runner *R, int mdir, int msg, const struct queue_env 
 			s->next = (long long)time(NULL) +
 			          (long long)queue_backoff(s->attempts, cfg->queue_retry,
 			                                   cfg->queue_retry_max);
-			queue_state_write(mdir, s);
+			int w = queue_state_write(mdir, s);
 			log_msg(LOG_ERR,
 			        "event=deferred queue-id=%s attempts=%u reason=\"bounce not "
 			        "queued\" next=%lld",
 			        e->id, s->attempts, s->next);
-			return;
+			return w == 0;
 		}
 		log_msg(LOG_NOTICE, "event=bounced queue-id=%s bounce-id=%s status=%s to=\"%s\"",
 		        e->id, bid, status, from);
@@ -165,13 +181,14 @@ static void give_up(struct runner *R, int mdir, int msg, const struct queue_env 
 		log_msg(LOG_ERR,
 		        "event=queue-error queue-id=%s error=\"cannot move to failed: %s\"", e->id,
 		        strerror(errno));
-		return;
+		return false;
 	}
 	log_msg(LOG_WARNING,
 	        "event=%s queue-id=%s attempts=%u result=%d status=%d reason=\"%s\" "
 	        "from=\"%s\"",
 	        expired ? "expired" : "failed", e->id, s->attempts, r->code, r->exit_status, reason,
 	        from);
+	return true;
 }
 
 /* deliver_now - hand the message to the command, mailbox or Maildir,
@@ -211,27 +228,61 @@ static void deliver_now(struct runner *R, const struct queue_env *e, int msg,
 	spool_free(&sp);
 }
 
-/* work - a worker: one attempt at message id, and its outcome recorded */
-static void work(struct runner *R, const char *id)
+/* msg_broken - whether DIR/q/id is still there while its msg cannot
+ * be opened (deleted or replaced by hand): what a removal in progress
+ * never shows, as it renames the whole directory away first */
+static bool msg_broken(const struct runner *R, const char *id)
+{
+	int m = openat(R->q.q, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (m < 0)
+		return false;
+	int f = openat(m, "msg", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int e = errno;
+	if (f >= 0)
+		close(f);
+	close(m);
+	errno = e;
+	return f < 0;
+}
+
+/* work - a worker: one attempt at message id, and its outcome recorded;
+ * its exit status: 0, WORKER_SKIPPED (no attempt: the message locked or
+ * gone) or WORKER_UNRECORDED (the outcome could not be written) */
+static int work(struct runner *R, const char *id)
 {
 	const struct config *cfg = R->srv->cfg;
 	int mdir, msg;
 	log_set_session(id);
 	int rc = queue_msg_open(&R->q, QUEUE_Q, id, &mdir, &msg);
+	if (rc < 0 && msg_broken(R, id)) {
+		log_msg(LOG_ERR,
+		        "event=queue-error queue-id=%s error=\"cannot open msg: %s\" moved=failed",
+		        id, strerror(errno));
+		queue_fail(&R->q, id);
+		return 0;
+	}
 	if (rc != 0) { /* being deleted, requeued or delivered by someone else */
 		log_msg(LOG_DEBUG, "event=queue-skip queue-id=%s reason=%s", id,
 		        rc > 0 ? "locked" : strerror(errno));
-		return;
+		return WORKER_SKIPPED;
 	}
 	struct queue_env e;
 	struct queue_state s;
-	if (queue_msg_read(mdir, &e, &s) < 0) {
+	rc = queue_msg_read(mdir, &e, &s);
+	if (rc < 0) {
 		log_msg(LOG_ERR,
 		        "event=queue-error queue-id=%s error=\"unreadable: %s\" moved=failed", id,
 		        strerror(errno));
 		queue_fail(&R->q, id);
-		return;
+		close(msg);
+		close(mdir);
+		return 0;
 	}
+	if (rc > 0)
+		log_msg(LOG_ERR,
+		        "event=queue-error queue-id=%s error=\"unreadable state, started "
+		        "anew\"",
+		        id);
 	struct delivery_result r = {.exit_status = -1};
 	s.attempts++;
 	s.last_ms = wall_ms();
@@ -239,12 +290,15 @@ static void work(struct runner *R, const char *id)
 	long long now = (long long)time(NULL);
 	char from[BOUND_PATH * 4 + 8];
 	log_escape(from, sizeof(from), e.sender, strlen(e.sender));
+	int status = 0;
 	if (r.code == 250) {
-		if (queue_remove(&R->q, QUEUE_Q, id) < 0)
+		if (queue_remove(&R->q, QUEUE_Q, id) < 0) {
 			log_msg(LOG_ERR,
 			        "event=queue-error queue-id=%s error=\"delivered, but cannot "
 			        "remove it (it will be delivered again): %s\"",
 			        id, strerror(errno));
+			status = WORKER_UNRECORDED;
+		}
 		log_msg(LOG_INFO, "event=delivered queue-id=%s attempts=%u nrcpt=%zu from=\"%s\"",
 		        id, s.attempts, e.nrcpt, from);
 	} else {
@@ -256,23 +310,27 @@ static void work(struct runner *R, const char *id)
 			s.next = now + (long long)in;
 			char reason[sizeof(r.text) * 4 + 8];
 			log_escape(reason, sizeof(reason), r.text, strlen(r.text));
-			if (queue_state_write(mdir, &s) < 0)
+			if (queue_state_write(mdir, &s) < 0) {
 				log_msg(LOG_ERR,
 				        "event=queue-error queue-id=%s error=\"cannot write the "
 				        "state: %s\"",
 				        id, strerror(errno));
+				status = WORKER_UNRECORDED;
+			}
 			log_msg(LOG_NOTICE,
 			        "event=deferred queue-id=%s attempts=%u result=%d status=%d%s "
 			        "reason=\"%s\" next=%lld in=%llu",
 			        id, s.attempts, r.code, r.exit_status,
 			        r.timed_out ? " timed-out" : "", reason, s.next, in);
 		} else {
-			give_up(R, mdir, msg, &e, &s, &r, temporary);
+			if (!give_up(R, mdir, msg, &e, &s, &r, temporary))
+				status = WORKER_UNRECORDED;
 		}
 	}
 	queue_env_free(&e);
 	close(msg);
 	close(mdir);
+	return status;
 }
 
 /* start_worker - fork a worker for id into a free slot */
@@ -296,8 +354,7 @@ static void start_worker(struct runner *R, const char *id)
 		 * finishes its delivery and records it, so its command's exit 0
 		 * is never followed by a second delivery; its lock on the
 		 * message keeps the next runner off it meanwhile */
-		work(R, id);
-		_exit(0);
+		_exit(work(R, id));
 	}
 	R->w[i].pid = pid;
 	memcpy(R->w[i].id, id, QUEUE_ID_LEN + 1);
@@ -324,7 +381,37 @@ static bool in_flight(const struct runner *R, const char *id)
 	for (size_t i = 0; i < R->nstarted; i++)
 		if (strcmp(R->started[i], id) == 0)
 			return true;
+	for (size_t i = 0; i < R->nheld; i++)
+		if (strcmp(R->held[i].id, id) == 0)
+			return true;
 	return false;
+}
+
+/* hold - keep id out of the scans for ms; nothing when out of memory
+ * (a busier runner, never a loss) */
+static void hold(struct runner *R, const char *id, long long ms)
+{
+	if (R->nheld == R->capheld) {
+		size_t cap = R->capheld ? R->capheld * 2 : 16;
+		struct held *m = realloc(R->held, cap * sizeof(*m));
+		if (!m)
+			return;
+		R->held = m;
+		R->capheld = cap;
+	}
+	memcpy(R->held[R->nheld].id, id, QUEUE_ID_LEN + 1);
+	R->held[R->nheld++].until_ms = wall_ms() + ms;
+}
+
+/* unhold - forget the held IDs whose time has come */
+static void unhold(struct runner *R)
+{
+	long long now = wall_ms();
+	size_t k = 0;
+	for (size_t i = 0; i < R->nheld; i++)
+		if (R->held[i].until_ms > now)
+			R->held[k++] = R->held[i];
+	R->nheld = k;
 }
 
 /* scan - start a worker for each due message while slots are free;
@@ -335,6 +422,7 @@ static void scan(struct runner *R, long long *wake_ms)
 	size_t n;
 	char(*ids)[QUEUE_ID_LEN + 1] = queue_ids(&R->q, QUEUE_Q, &n);
 	long long now = (long long)time(NULL);
+	unhold(R);
 	for (size_t i = 0; i < n && !R->stopping; i++) {
 		if (in_flight(R, ids[i]))
 			continue;
@@ -359,21 +447,74 @@ static void scan(struct runner *R, long long *wake_ms)
 	free(ids);
 }
 
+/* kill_orphans - SIGKILL to every child of the runner that is not a
+ * worker but leads its process group, and to that group: the commands
+ * of workers that were killed (each spawned in a group of its own),
+ * handed to the runner, a subreaper (what a finished command left in
+ * the background is not a group leader, and is left alone). A killed worker is a
+ * power cut for its delivery: its command must not go on beside the
+ * next attempt, nor exit 0 with no one to remove the message */
+static void kill_orphans(const struct runner *R)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char path[64], buf[512];
+		long pid = strtol(de->d_name, NULL, 10);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		char *p = strrchr(buf, ')');
+		long ppid, pgrp;
+		if (!p || sscanf(p + 1, " %*c %ld %ld", &ppid, &pgrp) != 2 ||
+		    ppid != (long)getpid() || pgrp != pid)
+			continue;
+		bool worker = false;
+		for (unsigned i = 0; i < R->srv->cfg->queue_workers; i++)
+			worker |= R->w[i].pid == (pid_t)pid;
+		if (worker)
+			continue;
+		log_msg(LOG_ERR, "event=queue-orphan-killed pid=%ld", pid);
+		kill(-(pid_t)pid, SIGKILL);
+		kill((pid_t)pid, SIGKILL);
+	}
+	closedir(d);
+}
+
 /* reap - collect finished workers */
 static void reap(struct runner *R)
 {
 	int st;
 	pid_t pid;
+	bool crashed = false;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
 		for (unsigned i = 0; i < R->srv->cfg->queue_workers; i++)
 			if (R->w[i].pid == pid) {
-				if (WIFSIGNALED(st))
+				if (WIFSIGNALED(st)) {
 					log_msg(LOG_ERR,
 					        "event=queue-worker-crashed queue-id=%s signal=%d",
 					        R->w[i].id, WTERMSIG(st));
+					crashed = true;
+				} else if (WEXITSTATUS(st) == WORKER_SKIPPED)
+					hold(R, R->w[i].id, BOUND_QUEUE_SCAN_MS);
+				else if (WEXITSTATUS(st) == WORKER_UNRECORDED)
+					hold(R, R->w[i].id,
+					     (long long)R->srv->cfg->queue_retry * 1000);
 				R->w[i].pid = 0;
 				R->busy--;
 			}
+	if (crashed)
+		kill_orphans(R);
 }
 
 /* signals - read the signalfd: workers done, flush, stop, log reopen */
@@ -478,6 +619,8 @@ int queue_run(const struct server *srv, bool once)
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* the commands of killed workers become ours (kill_orphans) */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	R->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	R->w = calloc(cfg->queue_workers, sizeof(*R->w));
 	if (R->sig_fd < 0 || !R->w) {
@@ -510,6 +653,7 @@ int queue_run(const struct server *srv, bool once)
 	close(R->sig_fd);
 	free(R->w);
 	free(R->started);
+	free(R->held);
 	return EXIT_KIND_OK;
 }
 
@@ -519,8 +663,22 @@ int queue_run_check(const char *dir, char *err, size_t errlen)
 	struct queue q;
 	if (queue_open(&q, dir, true, false, err, errlen) < 0)
 		return -1;
+	/* DIR/lock planted as a link, a directory or another's file: no
+	 * runner could ever take it, and every 250 would wait forever */
+	struct stat st;
+	const char *bad = NULL;
+	if (fstatat(q.dir, "lock", &st, AT_SYMLINK_NOFOLLOW) < 0)
+		bad = errno == ENOENT ? NULL : strerror(errno);
+	else if (S_ISLNK(st.st_mode))
+		bad = "it is a symbolic link";
+	else if (!S_ISREG(st.st_mode))
+		bad = "not a regular file";
+	else if (st.st_uid != geteuid())
+		bad = "owned by another user";
+	if (bad)
+		snprintf(err, errlen, "cannot use queue %s: lock: %s", dir, bad);
 	queue_close(&q);
-	return 0;
+	return bad ? -1 : 0;
 }
 
 /* runs_as_owner - whether process pid's real uid owns the queue (read
@@ -591,17 +749,22 @@ static int admin_delete(const struct config *cfg, struct queue *q, const char *i
 	for (int w = QUEUE_Q; w <= QUEUE_FAILED; w++) {
 		int mdir, msg;
 		int rc = queue_msg_open(q, (enum queue_where)w, id, &mdir, &msg);
-		if (rc < 0 && errno == ENOENT)
+		struct stat st;
+		int at = w == QUEUE_Q ? q->q : q->failed;
+		if (rc < 0 && (errno == ENOENT || errno == ELOOP) &&
+		    fstatat(at, id, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			rc = queue_remove(q, (enum queue_where)w, id); /* its msg gone: no lock */
+		else if (rc < 0 && errno == ENOENT)
 			continue;
+		else if (rc == 0) {
+			rc = queue_remove(q, (enum queue_where)w, id);
+			close(msg);
+			close(mdir);
+		}
 		if (rc == 1) {
 			fprintf(stderr, "%s: %s is being delivered now; try again\n", cfg->progname,
 			        id);
 			return EXIT_KIND_FAILURE;
-		}
-		if (rc == 0) {
-			rc = queue_remove(q, (enum queue_where)w, id);
-			close(msg);
-			close(mdir);
 		}
 		if (rc < 0) {
 			fprintf(stderr, "%s: cannot delete %s: %s\n", cfg->progname, id,

@@ -186,7 +186,7 @@ MUTATIONS = [
     # --- invariant 6: every session its own process, all reaped ------------------------
     dict(file="src/listener.c",
          find="\twhile ((pid = waitpid(-1, &st, WNOHANG)) > 0) {",
-         repl="\tif ((pid = waitpid(-1, &st, WNOHANG)) > 0) {",
+         repl="\tfor (int once = 1; once-- && (pid = waitpid(-1, &st, WNOHANG)) > 0;) {",
          promise="the daemon reaps every session and leaves no zombies",
          tests=["test_listener.py:Listener.test_connection_flood_no_zombies_no_fd_leak"]),
 
@@ -373,8 +373,8 @@ MUTATIONS = [
 
     # --- issue 18: spare session processes ----------------------------------------
     dict(file="src/listener.c",
-         find="\t\t\t\t\t\tretire_spares(&lp, true);",
-         repl="\t\t\t\t\t\t(void)0;",
+         find="\t\t\t\tretire_spares(lp, true);",
+         repl="\t\t\t\t(void)0;",
          promise="SIGHUP retires the spares: no new client meets the old certificate or log file",
          tests=["test_pool.py:Pool.test_sighup_retires_spares_and_new_sessions_use_the_new_certificate"]),
     dict(file="src/listener.c",
