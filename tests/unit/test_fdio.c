@@ -122,7 +122,7 @@ static void on_usr1(int sig)
 	(void)sig;
 }
 
-/* A short write goes on where it stopped (mutation 137): the reader
+/* A short write goes on where it stopped (never from the start): the reader
  * waits until the pipe is full, so the writer is inside its one big
  * write(), then interrupts it with SIGUSR1 (no SA_RESTART): write()
  * returns what it wrote so far, and fdio_write_all must go on from
