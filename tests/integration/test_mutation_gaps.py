@@ -58,7 +58,7 @@ class QueueWorkers(tq.Base):
         tq.wait_until(self.ctl.started, "the first delivery to start")
         for n in (1, 2):
             os.kill(runner, signal.SIGUSR1)
-            self.wait_log(srv, r"event=queue-flush\b", count=n)
+            self.wait_log(srv, r"event=queue-flush(?:\s|$)", count=n)
         self.assertEqual(len(children(runner)), 1, "workers beside the one allowed")
         self.assertEqual(len(self.ctl.started()), 1)
         self.ctl.unblock()
