@@ -92,6 +92,29 @@ class Attack(Base):
         self.assertEqual([m for _, m in self.ctl.delivered() if b"victim" in m], [])
         self.assertTrue(os.path.islink(os.path.join(self.queue, "failed", qid, "msg")))
 
+    def test_an_entry_that_is_not_a_directory_is_logged_and_set_aside(self):
+        # q/ID replaced by a symbolic link to the message, or by a plain
+        # file: never followed, but never silently ignored either
+        for kind in ("symlink", "file"):
+            with self.subTest(kind=kind):
+                qid = self.queued_one(subject="victim-" + kind)
+                entry = os.path.join(self.queue, "q", qid)
+                target = os.path.join(self.base, "moved-" + kind)
+                os.rename(entry, target)
+                if kind == "symlink":
+                    os.symlink(target, entry)
+                else:
+                    with open(entry, "wb") as f:
+                        f.write(b"not a message\n")
+                srv = self.started()
+                self.wait_log(srv, r"event=queue-error queue-id=%s " % qid)
+                self.sentinel(srv)
+                self.assertEqual([m for _, m in self.ctl.delivered() if b"victim" in m], [])
+                self.assertIn(qid, self.ids("failed"))
+                if kind == "symlink":
+                    self.assertTrue(os.path.islink(os.path.join(self.queue, "failed", qid)))
+                stop(srv)
+
     def test_a_corrupt_state_file_is_reset_and_the_message_delivered(self):
         # the state is bookkeeping: a truncated or garbled one must not
         # cost the message (nor hide it from --queue-list and
