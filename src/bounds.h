@@ -140,5 +140,10 @@
 /* How often the runner looks into DIR/q for new messages, at most
  * (a session does not wake it: it need not know the runner). */
 #define BOUND_QUEUE_SCAN_MS 1000
+/* After SIGTERM the daemon waits for its queue runner (whose deliveries
+ * end within --delivery-timeout) this much longer, then kills it: a
+ * stopped or stuck runner cannot keep the daemon from ending. Its
+ * workers finish their deliveries; nothing leaves the queue. */
+#define BOUND_QUEUE_STOP_GRACE_MS 10000
 
 #endif

@@ -73,6 +73,7 @@ static sigset_t open_mask;         /* the signal mask before they were blocked *
 static int pid_fd = -1;            /* -P: opened before --user, written after detach */
 static pid_t runner_pid;           /* --queue: the queue runner, 0 while none runs */
 static long long runner_resume_ms; /* a runner that ended is started again then */
+static long long runner_kill_ms;   /* stopping: a runner still there then is killed */
 
 /* listener_systemd_adopt - see listener.h */
 void listener_systemd_adopt(void)
@@ -913,6 +914,26 @@ static int wait_ms(const struct loop *lp, bool stopping, unsigned max, long long
 	return until < 0 ? -1 : (int)(until - now);
 }
 
+/* runner_stop - while stopping: a runner past its bound is killed
+ * (once); the poll's wait shortened to that bound */
+static int runner_stop(long long now, int rest_ms)
+{
+	if (now >= runner_kill_ms) {
+		if (runner_kill_ms > 0) {
+			log_msg(
+			    LOG_WARNING,
+			    "event=queue-runner-killed pid=%ld reason=\"did not end after SIGTERM "
+			    "within --delivery-timeout and %d s\"",
+			    (long)runner_pid, BOUND_QUEUE_STOP_GRACE_MS / 1000);
+			kill(runner_pid, SIGKILL);
+			runner_kill_ms = 0;
+		}
+		return rest_ms;
+	}
+	long long left = runner_kill_ms - now;
+	return rest_ms >= 0 && rest_ms < left ? rest_ms : (int)left;
+}
+
 /* drain - empty the bell */
 static void drain(int fd)
 {
@@ -987,8 +1008,11 @@ static void on_signals(const struct server *srv, struct loop *lp, unsigned max, 
 			retire_spares(lp, false);
 			notify("STOPPING=1");
 			stop_sessions(max, lp);
-			if (runner_pid > 0) /* deliveries finish, then it ends */
+			if (runner_pid > 0) { /* deliveries finish, then it ends */
 				kill(runner_pid, SIGTERM);
+				runner_kill_ms = mono_ms() + srv->cfg->delivery_timeout * 1000LL +
+				                 BOUND_QUEUE_STOP_GRACE_MS;
+			}
 			log_msg(LOG_INFO, "event=stopping active=%u", lp->active);
 		}
 	}
@@ -1037,6 +1061,8 @@ int listener_run(const struct server *srv)
 			rest_ms = rest_ms >= 0 && rest_ms < runner_resume_ms - now
 			              ? rest_ms
 			              : (int)(runner_resume_ms > now ? runner_resume_ms - now : 0);
+		if (stopping && runner_pid > 0)
+			rest_ms = runner_stop(now, rest_ms);
 		if (poll(p, accepting ? 2 + nsocks : 2, rest_ms) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents & POLLIN) {

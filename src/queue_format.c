@@ -96,6 +96,7 @@ static int put_field(char **buf, size_t *len, size_t *cap, const char *key, cons
 	*len += (size_t)sprintf(*buf + *len, "%s=", key);
 	*len += queue_encode(*buf + *len, *cap - *len, val, vl);
 	(*buf)[(*len)++] = '\n';
+	(*buf)[*len] = '\0'; /* need counted it */
 	return 0;
 }
 

@@ -48,7 +48,7 @@ size_t queue_encode(char *dst, size_t cap, const char *src, size_t len);
  * escape */
 int queue_decode(char *s);
 /* queue_env_format - the envelope file's text for d (malloc'ed, *len
- * bytes), or NULL when out of memory */
+ * bytes, NUL-terminated), or NULL when out of memory */
 char *queue_env_format(const struct delivery *d, const char *id, long long arrival, size_t *len);
 /* queue_env_parse - parse text (len bytes, NUL-terminated at text[len],
  * taken over by e) into e; -1 when it is not an envelope */

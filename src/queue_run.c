@@ -234,8 +234,8 @@ static void deliver_now(struct runner *R, const struct queue_env *e, int msg,
 static bool msg_broken(const struct runner *R, const char *id)
 {
 	int m = openat(R->q.q, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (m < 0)
-		return false;
+	if (m < 0) /* a link or a plain file where the message's directory was */
+		return errno == ELOOP || errno == ENOTDIR;
 	int f = openat(m, "msg", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	int e = errno;
 	if (f >= 0)
@@ -427,12 +427,13 @@ static void scan(struct runner *R, long long *wake_ms)
 		if (in_flight(R, ids[i]))
 			continue;
 		int mdir = openat(R->q.q, ids[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (mdir < 0)
-			continue;
+		if (mdir < 0 && errno != ELOOP && errno != ENOTDIR)
+			continue; /* gone meanwhile */
 		struct queue_state s;
-		int rc = queue_state_read(mdir, &s);
-		close(mdir);
-		if (rc < 0)
+		int rc = mdir < 0 ? -1 : queue_state_read(mdir, &s);
+		if (mdir >= 0)
+			close(mdir);
+		if (rc < 0)         /* a link or a file where its directory was, too */
 			s.next = 0; /* unreadable: the worker says why, and moves it */
 		bool due = s.next <= now || (R->flush_ms && s.last_ms < R->flush_ms);
 		if (!due) {

@@ -65,9 +65,13 @@ def alive(pid):
 
 
 def spares(srv, n):
-    """the daemon's n idle spares, once there are n children and no session"""
-    return wait_for(lambda: (lambda c: c if len(c) == n else None)(children(srv.proc.pid)),
-                    "%d spare processes" % n)
+    """the daemon's n idle spares, once there are n children and no session
+    (a child that has logged its session-start is a session still on its
+    way out, not a spare: its replacement is yet to come)"""
+    def idle():
+        c = children(srv.proc.pid)
+        return c if len(c) == n and not set(c) & set(session_pids(srv.log())) else None
+    return wait_for(idle, "%d spare processes" % n)
 
 
 def kill_left(pids):

@@ -92,6 +92,48 @@ class Attack(Base):
         self.assertEqual([m for _, m in self.ctl.delivered() if b"victim" in m], [])
         self.assertTrue(os.path.islink(os.path.join(self.queue, "failed", qid, "msg")))
 
+    def test_an_entry_that_is_not_a_directory_is_logged_and_set_aside(self):
+        # q/ID replaced by a symbolic link to the message, or by a plain
+        # file: never followed, but never silently ignored either
+        for kind in ("symlink", "file"):
+            with self.subTest(kind=kind):
+                qid = self.queued_one(subject="victim-" + kind)
+                entry = os.path.join(self.queue, "q", qid)
+                target = os.path.join(self.base, "moved-" + kind)
+                os.rename(entry, target)
+                if kind == "symlink":
+                    os.symlink(target, entry)
+                else:
+                    with open(entry, "wb") as f:
+                        f.write(b"not a message\n")
+                srv = self.started()
+                self.wait_log(srv, r"event=queue-error queue-id=%s " % qid)
+                self.sentinel(srv)
+                self.assertEqual([m for _, m in self.ctl.delivered() if b"victim" in m], [])
+                self.assertIn(qid, self.ids("failed"))
+                if kind == "symlink":
+                    self.assertTrue(os.path.islink(os.path.join(self.queue, "failed", qid)))
+                stop(srv)
+
+    def test_sigterm_ends_the_daemon_even_with_its_runner_stopped(self):
+        # SIGTERM always ends the daemon within a bound: a runner that does
+        # not end (stopped by SIGSTOP, or stuck) is killed once its
+        # deliveries have had --delivery-timeout and a grace; its queue is
+        # untouched, and the next start delivers what it held
+        qid = self.queued_one(subject="held")
+        srv = self.server("--delivery-timeout=2")
+        self.wait_log(srv, r"event=queue-runner-start ")
+        runner = int(re.findall(r"event=queue-runner-start pid=(\d+)", srv.log())[0])
+        os.kill(runner, signal.SIGSTOP)
+        srv.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(srv.proc.wait(timeout=HANG), 0, srv.log())
+        stop(srv, check=False)  # gone already: this only closes its files
+        self.assertIn("event=queue-runner-killed pid=%d" % runner, srv.log())
+        self.assertEqual(self.ids(), [qid])
+        self.ctl.seq([])
+        srv = self.started()
+        self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+
     def test_a_corrupt_state_file_is_reset_and_the_message_delivered(self):
         # the state is bookkeeping: a truncated or garbled one must not
         # cost the message (nor hide it from --queue-list and
@@ -312,6 +354,20 @@ class KillLoop(Base):
             out[s] = out.get(s, 0) + 1
         return out
 
+    def commands_running(self):
+        """pids of delivery commands of this test still running"""
+        mark = (self.ctl.d + "/").encode()
+        found = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    with open("/proc/%s/cmdline" % p, "rb") as f:
+                        if mark in f.read():
+                            found.append(int(p))
+                except OSError:
+                    pass
+        return found
+
     def test_sigkill_at_random_moments_loses_nothing_and_duplicates_only_after_exit_0(self):
         # each round: a daemon, clients sending, some attempts failing
         # with 75, then SIGKILL at a random moment of the daemon alone,
@@ -344,8 +400,11 @@ class KillLoop(Base):
                         pass
                 orphans = []
                 crash(srv)
-                # frozen now: what the command finished but is still queued
-                # may come again, and only that
+                # a command whose worker died goes on by itself: once every
+                # such command has ended the queue is frozen, and what a
+                # command finished but is still queued may come again, and
+                # only that
+                wait_until(lambda: not self.commands_running(), "the orphaned commands to end")
                 allowed |= set(self.delivered_subjects()) & self.subjects_in("q")
             elif how == "daemon":
                 orphans += children_of(srv.proc.pid)
