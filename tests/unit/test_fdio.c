@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,11 +117,67 @@ static void test_write_all(void **state)
 	close(p[1]);
 }
 
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/* A short write goes on where it stopped (never from the start): the reader
+ * waits until the pipe is full, so the writer is inside its one big
+ * write(), then interrupts it with SIGUSR1 (no SA_RESTART): write()
+ * returns what it wrote so far, and fdio_write_all must go on from
+ * there, never from the start again. */
+static void test_write_all_after_a_short_write(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	int cap = fcntl(p[1], F_GETPIPE_SZ);
+	assert_true(cap > 0);
+	static char big[256 * 1024];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('A' + (i / 7) % 26);
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* exit 0: exactly big; 2: the pipe never filled */
+		close(p[1]);
+		int queued = 0;
+		for (int tries = 0; tries < 300000; tries++) { /* a hang guard */
+			if (ioctl(p[0], FIONREAD, &queued) == 0 && queued >= cap)
+				break;
+			usleep(100);
+		}
+		if (queued < cap)
+			_exit(2);
+		kill(getppid(), SIGUSR1);
+		static char in[sizeof(big) + 1];
+		size_t n = 0;
+		ssize_t r;
+		while ((r = read(p[0], in + n, sizeof(in) - n)) > 0)
+			n += (size_t)r;
+		_exit(n == sizeof(big) && memcmp(in, big, n) == 0 ? 0 : 1);
+	}
+	close(p[0]);
+	size_t done = 0;
+	int rc = fdio_write_all(p[1], big, sizeof(big), &done);
+	close(p[1]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	sigaction(SIGUSR1, &old, NULL);
+	if (rc != 0 || done != sizeof(big) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("got rc %d, done %zu, reader status %#x; want 0, %zu, exit 0", rc, done,
+		         status, sizeof(big));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_block_put),
 	    cmocka_unit_test(test_write_all),
+	    cmocka_unit_test(test_write_all_after_a_short_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
