@@ -295,7 +295,7 @@ static int work(struct runner *R, const char *id)
 		if (queue_remove(&R->q, QUEUE_Q, id) < 0) {
 			log_msg(LOG_ERR,
 			        "event=queue-error queue-id=%s error=\"delivered, but cannot "
-			        "remove it (it will be delivered again): %s\"",
+			        "remove it (if it is still queued, it will go out again): %s\"",
 			        id, strerror(errno));
 			status = WORKER_UNRECORDED;
 		}
