@@ -429,6 +429,16 @@ class Pool(unittest.TestCase):
         import resource
         with harness.Server("--spare-sessions=1") as srv:
             pid = spares(srv, 1)[0]
+
+            def waiting():  # its epoll set made: the spare waits, its descriptors are all open
+                for fd in os.listdir("/proc/%d/fd" % pid):
+                    try:
+                        if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "anon_inode:[eventpoll]":
+                            return True
+                    except OSError:
+                        pass
+                return False
+            wait_for(waiting, "the spare to wait for a client")
             soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
             used = {int(fd) for fd in os.listdir("/proc/%d/fd" % pid)}
             lowest = min(set(range(len(used) + 1)) - used)  # the number accept() would take
