@@ -511,10 +511,22 @@ static void started(unsigned i, struct loop *lp)
  * client (SESSION) or refused one (DONE) */
 static void notice(unsigned i, struct loop *lp)
 {
-	if (procs[i].kind != PREFORK_SPARE)
-		return;
 	enum prefork_state st = prefork_state(i);
-	if (st == PREFORK_SPARE)
+	if (procs[i].kind == PREFORK_SESSION && st == PREFORK_SPARE) {
+		/* --session-reuse: its session ended cleanly, and it waits
+		 * for another client (if it took one meanwhile, the bell
+		 * it rang then brings the daemon back) */
+		procs[i].kind = PREFORK_SPARE;
+		procs[i].counted = false;
+		if (lp->active > 0)
+			lp->active--;
+		if (procs[i].gen == prefork_generation())
+			lp->idle++;
+		log_msg(LOG_DEBUG, "event=session-reuse pid=%ld active=%u", (long)procs[i].pid,
+		        lp->active);
+		return;
+	}
+	if (procs[i].kind != PREFORK_SPARE || st == PREFORK_SPARE)
 		return;
 	if (procs[i].gen == prefork_generation() && lp->idle > 0)
 		lp->idle--;
@@ -675,11 +687,73 @@ static void spare_reload(const struct server *srv)
 		log_msg(LOG_ERR, "event=tls-reload-failed error=\"%s\"", err);
 }
 
+/* spare_take - a spare in slot i: wait for a client on every listening
+ * socket, take one, and claim the slot within the per-client limit (a
+ * client over it is refused, and the spare waits again); exit when its
+ * generation is retired, the daemon is gone, or idle_ms pass */
+static int spare_take(const struct server *srv, unsigned i, int idle_ms, struct session_origin *o)
+{
+	const struct config *cfg = srv->cfg;
+	for (;;) {
+		struct sockaddr_storage ss;
+		unsigned which, mine;
+		unsigned char key[16];
+		bool local;
+		int fd = prefork_wait(socks, nsocks, retire[0], idle_ms, &ss, &which);
+		if (fd < 0)
+			_exit(0);
+		if (prefork_stopping()) { /* taken as the daemon stopped */
+			char bye[300];
+			snprintf(bye, sizeof(bye), "421 4.3.2 %s Service shutting down\r\n",
+			         srv->hostname);
+			refuse(fd, bye);
+			_exit(0);
+		}
+		*o =
+		    (struct session_origin){.listener = socks[which].name, .tls = socks[which].tls};
+		describe(fd, &ss, key, o, &local);
+		if (prefork_claim(i, key, client_limit(cfg, local), &mine) == 0) {
+			prefork_wait_done();
+			return fd;
+		}
+		/* refused: no session ran here, so this spare waits again,
+		 * and a client over its limit costs no fork */
+		client_capped(fd, o, mine);
+	}
+}
+
+/* wipe_stack - zero the stack below the caller, where a session's
+ * frames were (log lines with the client's text, decoded AUTH) */
+__attribute__((noinline)) static void wipe_stack(void)
+{
+	char room[BOUND_REUSE_STACK_WIPE];
+	explicit_bzero(room, sizeof(room));
+}
+
+/* spare_reuse - --session-reuse: serve the client on fd here, and
+ * return when this process may take another one: the session ended
+ * cleanly, it has served fewer than N, and neither a stop nor a SIGHUP
+ * came meanwhile (it would serve with what the daemon reloaded since).
+ * Else it exits, as a session does. */
+static void spare_reuse(const struct server *srv, unsigned i, unsigned gen, int fd,
+                        const struct session_origin *o, unsigned served)
+{
+	const struct config *cfg = srv->cfg;
+	enum exit_kind k = session_run(srv, fd, fd, o);
+	close(fd);
+	log_set_session(NULL);
+	if (!session_reusable() || served >= cfg->session_reuse || prefork_stopping() ||
+	    prefork_generation() != gen)
+		_exit(config_exit_code(cfg, k));
+	wipe_stack();
+	prefork_return(i);
+	ring();
+}
+
 /* spare_run - a spare in slot i of generation gen: pre-faulted, it
- * waits for a client on every listening socket, takes one, claims its
- * slot within the per-client limit (a client over it is refused, and the
- * spare waits again) and serves it as serve_one does; or exits when its
- * generation is retired or the daemon is gone */
+ * takes a client (spare_take) and serves it as serve_one does; under
+ * --session-reuse it then waits for the next one (spare_reuse), and
+ * exits after --timeout without one */
 static void spare_run(const struct server *srv, unsigned i, unsigned gen)
 {
 	const struct config *cfg = srv->cfg;
@@ -695,40 +769,21 @@ static void spare_run(const struct server *srv, unsigned i, unsigned gen)
 		sigaddset(&serve, SIGUSR1);
 	sigprocmask(SIG_SETMASK, &serve, NULL);
 	prefork_prefault();
-	struct session_origin o;
-	int fd;
-	for (;;) {
-		struct sockaddr_storage ss;
-		unsigned which, mine;
-		unsigned char key[16];
-		bool local;
-		if ((fd = prefork_wait(socks, nsocks, retire[0], &ss, &which)) < 0)
-			_exit(0);
-		if (prefork_stopping()) { /* taken as the daemon stopped */
-			char bye[300];
-			snprintf(bye, sizeof(bye), "421 4.3.2 %s Service shutting down\r\n",
-			         srv->hostname);
-			refuse(fd, bye);
-			_exit(0);
-		}
-		o = (struct session_origin){.listener = socks[which].name, .tls = socks[which].tls};
-		describe(fd, &ss, key, &o, &local);
-		if (prefork_claim(i, key, client_limit(cfg, local), &mine) == 0)
-			break;
-		/* refused: no session ran here, so this spare waits again,
-		 * and a client over its limit costs no fork */
-		client_capped(fd, &o, mine);
+	for (unsigned served = 1;; served++) {
+		struct session_origin o;
+		int fd = spare_take(srv, i, served > 1 ? (int)cfg->timeout * 1000 : -1, &o);
+		if (prefork_generation() != gen)
+			spare_reload(srv);
+		ring();
+		/* SESSION is stored before the flag is read, and the daemon sets
+		 * the flag before it reads the states: one of the two sees the
+		 * other, and the SIGTERM reaches this session either way */
+		if (prefork_stopping())
+			raise(SIGTERM); /* blocked: pending for the session's handler */
+		if (cfg->session_reuse <= 1)
+			serve_one(srv, fd, &o);
+		spare_reuse(srv, i, gen, fd, &o, served);
 	}
-	prefork_wait_done();
-	if (prefork_generation() != gen)
-		spare_reload(srv);
-	ring();
-	/* SESSION is stored before the flag is read, and the daemon sets
-	 * the flag before it reads the states: one of the two sees the
-	 * other, and the SIGTERM reaches this session either way */
-	if (prefork_stopping())
-		raise(SIGTERM); /* blocked: pending for the session's handler */
-	serve_one(srv, fd, &o);
 }
 
 /* top_up - fork spares until --spare-sessions wait (slots allowing);

@@ -103,6 +103,9 @@ struct session {
  * a session that never sends DATA never touches (and never dirties
  * after fork) these 16 pages. */
 static char block[SMTP_IO_BUFFER + 2];
+static size_t block_used; /* the most of it ever filled: wiped after the session */
+
+static bool last_clean; /* session_reusable */
 
 /* engine_log - the engine's log hook: its lines come formatted */
 static void engine_log(int prio, const char *line)
@@ -214,6 +217,8 @@ static enum exit_kind receive_message(struct session *s, const struct engine_tra
 			return EXIT_KIND_FAILURE;
 		}
 		size_t used = data_decode(d, in, n, block, &out);
+		if (out > block_used)
+			block_used = out;
 		if (!d->too_big && !err && spool_write(&s->sp, block, out) < 0)
 			err = errno;
 		smtp_io_consume(&s->io, used);
@@ -486,6 +491,7 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
 {
 	static struct session s; /* one per process; large buffers off the stack */
 	install_signals();
+	last_clean = false;
 	memset(&s, 0, offsetof(struct session, out));
 	s.out.len = 0;
 	if (session_start(&s, srv, fd_in, fd_out, from) < 0)
@@ -501,5 +507,17 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
 	engine_free(s.e);
 	spool_free(&s.sp);
 	smtp_io_free(&s.io);
+	last_clean = result == EXIT_KIND_OK && !stop_requested;
+	/* what the client sent and who logged in: gone before another
+	 * client of this process (--session-reuse) */
+	explicit_bzero(&s, offsetof(struct session, out));
+	explicit_bzero(block, block_used);
+	block_used = 0;
 	return result;
+}
+
+/* session_reusable - see session.h */
+bool session_reusable(void)
+{
+	return last_clean;
 }
