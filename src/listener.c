@@ -748,6 +748,7 @@ static void spare_reuse(const struct server *srv, unsigned i, unsigned gen, int 
 	wipe_stack();
 	prefork_return(i);
 	ring();
+	log_msg(LOG_DEBUG, "event=reuse-wait served=%u", served);
 }
 
 /* spare_run - a spare in slot i of generation gen: pre-faulted, it
