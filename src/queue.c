@@ -142,8 +142,10 @@ static int write_file(int at, const char *name, const char *buf, size_t len)
 }
 
 /* read_file - name in at, a regular file of at most max bytes, into a
- * malloc'ed NUL-terminated buffer; -1 with errno */
-static int read_file(int at, const char *name, size_t max, char **buf, size_t *len)
+ * malloc'ed NUL-terminated buffer (and its stat into *sto, when given);
+ * -1 with errno */
+static int read_file(int at, const char *name, size_t max, char **buf, size_t *len,
+                     struct stat *sto)
 {
 	int fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
@@ -179,6 +181,8 @@ static int read_file(int at, const char *name, size_t max, char **buf, size_t *l
 	}
 	(*buf)[got] = '\0';
 	*len = got;
+	if (sto)
+		*sto = st;
 	return 0;
 }
 
@@ -364,14 +368,14 @@ int queue_msg_read(int mdir, struct queue_env *e, struct queue_state *s)
 	char *text;
 	size_t len;
 	memset(e, 0, sizeof(*e));
-	if (read_file(mdir, "env", BOUND_QUEUE_ENVELOPE, &text, &len) < 0)
+	if (read_file(mdir, "env", BOUND_QUEUE_ENVELOPE, &text, &len, NULL) < 0)
 		return -1;
 	if (queue_env_parse(text, len, e) < 0) {
 		queue_env_free(e);
 		errno = EINVAL;
 		return -1;
 	}
-	int rc = read_file(mdir, "state", 1024, &text, &len);
+	int rc = read_file(mdir, "state", 1024, &text, &len, NULL);
 	if (rc == 0) {
 		rc = queue_state_parse(text, len, s);
 		free(text);
@@ -389,13 +393,16 @@ int queue_msg_read(int mdir, struct queue_env *e, struct queue_state *s)
 }
 
 /* queue_state_read - see queue.h */
-int queue_state_read(int mdir, struct queue_state *s)
+int queue_state_read(int mdir, struct queue_state *s, long long *written)
 {
 	char *text;
 	size_t len;
+	struct stat st;
 	memset(s, 0, sizeof(*s));
-	if (read_file(mdir, "state", 1024, &text, &len) < 0)
+	*written = 0;
+	if (read_file(mdir, "state", 1024, &text, &len, &st) < 0)
 		return errno == ENOENT ? 1 : -1;
+	*written = (long long)st.st_ctim.tv_sec;
 	int rc = queue_state_parse(text, len, s);
 	free(text);
 	if (rc < 0)

@@ -78,9 +78,10 @@ int queue_msg_open(const struct queue *q, enum queue_where where, const char *id
  * same way (the state is bookkeeping, never worth the message); -1 with
  * errno when the envelope is */
 int queue_msg_read(int mdir, struct queue_env *e, struct queue_state *s);
-/* queue_state_read - the state of mdir alone: 0; 1 when nothing was
- * tried yet (s zeroed); -1 with errno */
-int queue_state_read(int mdir, struct queue_state *s);
+/* queue_state_read - the state of mdir alone, and when its file was
+ * last written (*written: its ctime, seconds; 0 without a file): 0; 1
+ * when nothing was tried yet (s zeroed); -1 with errno */
+int queue_state_read(int mdir, struct queue_state *s, long long *written);
 /* queue_state_write - replace the state of mdir durably; -1 with errno */
 int queue_state_write(int mdir, const struct queue_state *s);
 /* queue_remove - take id out of where (one rename, fsynced), then its

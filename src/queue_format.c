@@ -287,6 +287,15 @@ unsigned long long queue_backoff(unsigned attempts, unsigned retry, unsigned ret
 	return d > retry_max ? retry_max : d;
 }
 
+/* queue_next_clamp - see queue.h */
+long long queue_next_clamp(long long next, long long written, unsigned retry_max)
+{
+	if (written > LLONG_MAX - (long long)retry_max) /* a ctime no clock reaches */
+		return next;
+	long long most = written + (long long)retry_max;
+	return next > most ? most : next;
+}
+
 /* queue_expired - see queue.h */
 bool queue_expired(long long since, unsigned long long lifetime, long long now)
 {

@@ -64,6 +64,11 @@ int queue_state_parse(const char *text, size_t len, struct queue_state *s);
  * failed one: retry, doubled for each attempt after the first, at most
  * retry_max */
 unsigned long long queue_backoff(unsigned attempts, unsigned retry, unsigned retry_max);
+/* queue_next_clamp - the next attempt to wait for: next, but never
+ * more than retry_max seconds after written, the moment the state file
+ * was last written (its ctime: a next far in the future, edited by hand
+ * or garbled, must not hold a message until --queue-flush) */
+long long queue_next_clamp(long long next, long long written, unsigned retry_max);
 /* queue_expired - whether a message whose lifetime began at since is
  * past lifetime seconds at now */
 bool queue_expired(long long since, unsigned long long lifetime, long long now);

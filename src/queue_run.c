@@ -430,19 +430,30 @@ static void scan(struct runner *R, long long *wake_ms)
 		if (mdir < 0 && errno != ELOOP && errno != ENOTDIR)
 			continue; /* gone meanwhile */
 		struct queue_state s;
-		int rc = mdir < 0 ? -1 : queue_state_read(mdir, &s);
+		long long written;
+		int rc = mdir < 0 ? -1 : queue_state_read(mdir, &s, &written);
 		if (mdir >= 0)
 			close(mdir);
 		if (rc < 0)         /* a link or a file where its directory was, too */
 			s.next = 0; /* unreadable: the worker says why, and moves it */
-		bool due = s.next <= now || (R->flush_ms && s.last_ms < R->flush_ms);
+		/* never later than --queue-retry-max after the state was
+		 * written, whatever a hand (or a garbled file) put there */
+		long long next =
+		    rc == 0 ? queue_next_clamp(s.next, written, cfg->queue_retry_max) : s.next;
+		bool due = next <= now || (R->flush_ms && s.last_ms < R->flush_ms);
 		if (!due) {
-			if (s.next * 1000 < *wake_ms)
-				*wake_ms = s.next * 1000;
+			if (next * 1000 < *wake_ms)
+				*wake_ms = next * 1000;
 			continue;
 		}
 		if (R->busy >= cfg->queue_workers)
 			break; /* a worker's end wakes us */
+		/* due by the clamp alone: said once, as the worker replaces the state */
+		if (next <= now && s.next > now)
+			log_msg(LOG_WARNING,
+			        "event=queue-next-clamped queue-id=%s next=%lld written=%lld "
+			        "retry-max=%u",
+			        ids[i], s.next, written, cfg->queue_retry_max);
 		start_worker(R, ids[i]);
 	}
 	free(ids);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,29 @@ static void test_backoff(void **state)
 	}
 }
 
+static void test_next_clamp(void **state)
+{
+	struct {
+		long long next, written;
+		unsigned retry_max;
+		long long want;
+	} cases[] = {
+	    {0, 1000, 3600, 0},                 /* due now */
+	    {4600, 1000, 3600, 4600},           /* at the limit */
+	    {4601, 1000, 3600, 4600},           /* one past it */
+	    {32503680000LL, 1000, 3600, 4600},  /* the year 3000 */
+	    {LLONG_MAX, 1000, 60, 1060},        /* the largest */
+	    {2000, LLONG_MAX - 10, 3600, 2000}, /* a ctime no clock reaches */
+	    {-5, 1000, 3600, -5},               /* in the past: due */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long long got =
+		    queue_next_clamp(cases[i].next, cases[i].written, cases[i].retry_max);
+		if (got != cases[i].want)
+			fail_msg("case %zu: got %lld, want %lld", i, got, cases[i].want);
+	}
+}
+
 static void test_expired(void **state)
 {
 	const unsigned long long five_days = 5 * 86400;
@@ -239,10 +263,15 @@ static void test_ids(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_encode_decode),    cmocka_unit_test(test_envelope_round_trip),
-	    cmocka_unit_test(test_envelope_refused), cmocka_unit_test(test_state_round_trip),
-	    cmocka_unit_test(test_backoff),          cmocka_unit_test(test_expired),
-	    cmocka_unit_test(test_duration),         cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_encode_decode),
+	    cmocka_unit_test(test_envelope_round_trip),
+	    cmocka_unit_test(test_envelope_refused),
+	    cmocka_unit_test(test_state_round_trip),
+	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_next_clamp),
+	    cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_duration),
+	    cmocka_unit_test(test_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
