@@ -186,9 +186,10 @@ static int read_file(int at, const char *name, size_t max, char **buf, size_t *l
 	return 0;
 }
 
-/* remove_tree - a message directory name in at and the files in it;
- * -1 with errno */
-static int remove_tree(int at, const char *name)
+/* remove_in - a message directory name in at and the files in it, and
+ * those of the directories in it down to depth more levels (a message's
+ * staged bounce); -1 with errno */
+static int remove_in(int at, const char *name, int depth)
 {
 	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -200,10 +201,18 @@ static int remove_tree(int at, const char *name)
 	}
 	struct dirent *de;
 	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(fd, de->d_name, 0);
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    unlinkat(fd, de->d_name, 0) < 0 && errno == EISDIR && depth > 0)
+			remove_in(fd, de->d_name, depth - 1);
 	closedir(d);
 	return unlinkat(at, name, AT_REMOVEDIR);
+}
+
+/* remove_tree - a message directory name in at, with what it holds; -1
+ * with errno */
+static int remove_tree(int at, const char *name)
+{
+	return remove_in(at, name, 1);
 }
 
 /* copy_spool - the spool's whole content into fd; -1 with errno */
@@ -223,13 +232,12 @@ static int copy_spool(struct spool *sp, int fd)
 	}
 }
 
-/* store - queue_store's work in opened q; -1 with errno and *what
- * saying which step failed */
-static int store(const struct queue *q, const struct delivery *d, struct spool *sp, const char *id,
-                 long long now, const char **what)
+/* build - a message directory of the spool's content and envelope d,
+ * durably, in tmp/name of opened q; -1 with errno, *what saying which
+ * step failed, and nothing left */
+static int build(const struct queue *q, const struct delivery *d, struct spool *sp, const char *id,
+                 long long now, const char *name, const char **what)
 {
-	char name[QUEUE_ID_LEN + 32];
-	snprintf(name, sizeof(name), "%s.%ld", id, (long)getpid());
 	*what = "make the message directory in tmp";
 	if (mkdirat(q->tmp, name, 0700) < 0)
 		return -1;
@@ -253,6 +261,30 @@ static int store(const struct queue *q, const struct delivery *d, struct spool *
 	*what = "sync the message directory";
 	if (fsync(mdir) < 0)
 		goto out;
+	rc = 0;
+out:;
+	int e = errno;
+	free(env);
+	if (fd >= 0)
+		close(fd);
+	if (mdir >= 0)
+		close(mdir);
+	if (rc < 0)
+		remove_tree(q->tmp, name);
+	errno = e;
+	return rc;
+}
+
+/* store - queue_store's work in opened q; -1 with errno and *what
+ * saying which step failed */
+static int store(const struct queue *q, const struct delivery *d, struct spool *sp, const char *id,
+                 long long now, const char **what)
+{
+	char name[QUEUE_ID_LEN + 32];
+	snprintf(name, sizeof(name), "%s.%ld", id, (long)getpid());
+	if (build(q, d, sp, id, now, name, what) < 0)
+		return -1;
+	int rc = -1;
 	*what = "move the message into q";
 	if (renameat2(q->tmp, name, q->q, id, RENAME_NOREPLACE) < 0)
 		goto out;
@@ -270,12 +302,7 @@ static int store(const struct queue *q, const struct delivery *d, struct spool *
 	rc = 0;
 out:;
 	int e = errno;
-	free(env);
-	if (fd >= 0)
-		close(fd);
-	if (mdir >= 0)
-		close(mdir);
-	if (rc < 0)
+	if (rc < 0) /* not in q: taken back out of tmp too */
 		remove_tree(q->tmp, name);
 	errno = e;
 	return rc;
@@ -317,6 +344,53 @@ void queue_store(const char *path, const struct delivery *d, struct spool *sp,
 	r->code = full ? 452 : 451;
 	snprintf(r->text, sizeof(r->text), "%s",
 	         full ? "4.3.1 Insufficient system storage" : "4.3.0 Cannot queue the message");
+}
+
+/* queue_bounce_stage - see queue.h */
+int queue_bounce_stage(const struct queue *q, int mdir, const struct delivery *d, struct spool *sp,
+                       char id[QUEUE_ID_LEN + 1], char *err, size_t errlen)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char name[QUEUE_ID_LEN + 32];
+	const char *what = "replace a bounce left in the message";
+	queue_new_id(id, (long long)ts.tv_sec, ts.tv_nsec / 1000);
+	snprintf(name, sizeof(name), "%s.%ld", id, (long)getpid());
+	/* a bounce made by an attempt cut before its state said so: it
+	 * never left the message, so it is made anew */
+	if ((remove_in(mdir, QUEUE_BOUNCE, 0) < 0 && errno != ENOENT) ||
+	    build(q, d, sp, id, (long long)ts.tv_sec, name, &what) < 0)
+		goto fail;
+	what = "move the bounce into the message";
+	if (renameat2(q->tmp, name, mdir, QUEUE_BOUNCE, RENAME_NOREPLACE) < 0) {
+		int e = errno;
+		remove_tree(q->tmp, name);
+		errno = e;
+		goto fail;
+	}
+	what = "sync the message directory";
+	if (fsync(mdir) < 0)
+		goto fail;
+	return 0;
+fail:;
+	int e = errno;
+	snprintf(err, errlen, "cannot %s: %s", what, strerror(e));
+	errno = e;
+	return -1;
+}
+
+/* queue_bounce_drop - see queue.h */
+void queue_bounce_drop(int mdir)
+{
+	remove_in(mdir, QUEUE_BOUNCE, 0);
+}
+
+/* queue_bounce_queue - see queue.h */
+int queue_bounce_queue(const struct queue *q, int mdir, const char *id)
+{
+	if (renameat2(mdir, QUEUE_BOUNCE, q->q, id, RENAME_NOREPLACE) < 0)
+		return errno == ENOENT ? 1 : -1;
+	return fsync(q->q) < 0 || fsync(mdir) < 0 ? -1 : 0;
 }
 
 /* queue_msg_open - see queue.h */
@@ -469,6 +543,8 @@ int queue_requeue(const struct queue *q, const char *id)
 		s.attempts = 0;
 		s.next = 0;
 		s.last_ms = 0;
+		s.gave_up = QUEUE_LIVE; /* given up on once: live again */
+		s.bounce[0] = '\0';
 		s.since = (long long)time(NULL);
 		rc = queue_state_write(mdir, &s);
 		struct stat st;

@@ -8,7 +8,8 @@
  * one directory DIR/q/ID holding "msg" (the text as a delivery command
  * gets it: LF lines, the Received: header first; never changed),
  * "env" (the envelope: never changed) and, once tried, "state"
- * (attempts, next attempt, last error; replaced whole by rename). A
+ * (attempts, next attempt, last error; replaced whole by rename) and,
+ * for a moment while it is given up on, its bounce (QUEUE_BOUNCE). A
  * message is made in DIR/tmp/ID.PID, its files and the directory
  * fsynced, then moved into DIR/q by one rename and DIR/q fsynced: that
  * rename is the moment it is queued, so a crash before it leaves only
@@ -67,6 +68,24 @@ void queue_close(struct queue *q);
  * (logged); nothing is left behind on failure */
 void queue_store(const char *path, const struct delivery *d, struct spool *sp,
                  char id[QUEUE_ID_LEN + 1], struct delivery_result *r);
+/* The name of a bounce inside the directory of the message it reports
+ * on: made there (whole, fsynced), recorded in the message's state,
+ * then moved into DIR/q by one rename, so that a failed later step
+ * never makes a second one (queue_run.c, give_up). */
+#define QUEUE_BOUNCE "bounce"
+
+/* queue_bounce_stage - make a message of the spool's whole content and
+ * envelope d (built in tmp/, fsynced) and move it into the message
+ * directory mdir as QUEUE_BOUNCE, replacing one left there; 0 with id
+ * (its new ID) filled, -1 with errno and err filled */
+int queue_bounce_stage(const struct queue *q, int mdir, const struct delivery *d, struct spool *sp,
+                       char id[QUEUE_ID_LEN + 1], char *err, size_t errlen);
+/* queue_bounce_drop - remove mdir's QUEUE_BOUNCE, if there */
+void queue_bounce_drop(int mdir);
+/* queue_bounce_queue - move mdir's QUEUE_BOUNCE into DIR/q as id, by
+ * one rename, fsynced: 0; 1 when it is not there (queued before); -1
+ * with errno */
+int queue_bounce_queue(const struct queue *q, int mdir, const char *id);
 /* queue_msg_open - open the message directory and "msg" of id in where
  * and take its lock (without waiting): 0; 1 when a delivery holds it;
  * -1 with errno (ENOENT: no such message) */

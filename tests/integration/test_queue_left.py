@@ -276,5 +276,85 @@ class FarFuture(Base):
         self.assertNotIn("event=queue-next-clamped", srv.log())
 
 
+class BounceOnce(Base):
+    """A permanent failure bounces once, whatever step after the bounce
+    fails and however often it is retried."""
+
+    def dsns(self):
+        return [m for a, m in self.ctl.delivered() if a == "-f MAILER-DAEMON -- a@a.test"]
+
+    def attempts_on_b(self):
+        return [st for st, a, _ in self.ctl.log() if a.endswith("-- b@b.test")]
+
+    def settled(self, srv, qid):
+        """the message in failed/, its bounce delivered, q/ empty"""
+        self.wait_log(srv, r"event=failed queue-id=%s " % qid)
+        wait_until(lambda: self.ids() == [] and self.dsns(), "the bounce to go out")
+        self.assertEqual(self.ids("failed"), [qid])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.queue, "failed", qid))),
+                         ["env", "msg", "state"])  # no bounce left behind in it
+        wait_until(lambda: os.listdir(os.path.join(self.queue, "tmp")) == [],
+                   "the delivered bounce's removal")
+
+    def test_a_failed_that_cannot_take_the_message_never_doubles_the_bounce(self):
+        # the move into DIR/failed fails after the bounce went into DIR/q
+        # (here: failed/ID is taken; a full disk on a filesystem whose
+        # rename needs a block does the same), and keeps failing for a
+        # while: every retry must finish the move, never run the command
+        # again nor make a second bounce
+        self.ctl.always("b@b.test", 67)
+        self.ctl.block()
+        srv = self.server()
+        qid = self.send(srv)
+        wait_until(self.ctl.started, "the command to start")
+        taken = os.path.join(self.queue, "failed", qid)
+        os.mkdir(taken, 0o700)
+        with open(os.path.join(taken, "x"), "w"):
+            pass
+        self.ctl.unblock()
+        self.wait_log(srv, r"event=queue-error queue-id=%s error=\"cannot move to failed: "
+                           r"File exists\"" % qid, count=3)
+        shutil.rmtree(taken)
+        self.settled(srv, qid)
+        self.assertEqual(len(re.findall(r"event=bounced ", srv.log())), 1, srv.log())
+        self.assertEqual(len(self.dsns()), 1)
+        self.assertEqual(self.attempts_on_b(), ["67"])
+        self.assertRegex(srv.log(), r"event=failed queue-id=%s attempts=1 .* resumed" % qid)
+
+    def test_a_full_disk_after_the_bounce_was_made_never_doubles_it(self):
+        # a tmpfs that has exactly the inodes the bounce takes (its
+        # directory, msg and env) and not one more: what comes after the
+        # bounce cannot be written, again and again, until space is freed
+        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
+        os.mkdir(self.queue, 0o700)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=200,mode=0700",
+                            "tmpfs", self.queue], capture_output=True)
+        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
+        self.addCleanup(subprocess.run, ["umount", self.queue])
+        self.ctl.always("b@b.test", 67)
+        self.ctl.block()
+        srv = self.server()
+        qid = self.send(srv)
+        wait_until(self.ctl.started, "the command to start")
+        fill = os.path.join(self.queue, "fill")
+        os.mkdir(fill, 0o700)
+        n = 0
+        try:  # the inodes run out
+            while True:
+                open(os.path.join(fill, str(n)), "w").close()
+                n += 1
+        except OSError as e:
+            self.assertEqual(e.errno, 28, e)  # ENOSPC
+        for i in range(3):
+            os.unlink(os.path.join(fill, str(n - 1 - i)))
+        self.ctl.unblock()
+        self.wait_log(srv, r"event=queue-error queue-id=%s .*No space left on device" % qid,
+                      count=3)
+        shutil.rmtree(fill)
+        self.settled(srv, qid)
+        self.assertEqual(len(re.findall(r"event=bounced ", srv.log())), 1, srv.log())
+        self.assertEqual(len(self.dsns()), 1)
+
+
 if __name__ == "__main__":
     harness.main()
