@@ -320,6 +320,12 @@ class BounceOnce(Base):
         self.assertEqual(len(self.dsns()), 1)
         self.assertEqual(self.attempts_on_b(), ["67"])
         self.assertRegex(srv.log(), r"event=failed queue-id=%s attempts=1 .* resumed" % qid)
+        # requeued, the message is live again: delivered, not moved back unseen
+        os.unlink(os.path.join(self.ctl.d, "always-b@b.test"))
+        r = self.admin("--queue-requeue=" + qid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+        self.assertEqual(self.attempts_on_b(), ["67", "0"])
 
     def test_a_full_disk_after_the_bounce_was_made_never_doubles_it(self):
         # a tmpfs that has exactly the inodes the bounce takes (its
@@ -354,6 +360,56 @@ class BounceOnce(Base):
         self.settled(srv, qid)
         self.assertEqual(len(re.findall(r"event=bounced ", srv.log())), 1, srv.log())
         self.assertEqual(len(self.dsns()), 1)
+
+
+class Lock(Base):
+    """DIR/lock removed or replaced under a running runner: two runners
+    never run one queue, and the runner makes the file its own again."""
+
+    def lock_text(self):
+        try:
+            with open(os.path.join(self.queue, "lock")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def check_alone_then_restored(self, srv, pid):
+        # a --queue-run now must find the daemon's runner, as before
+        r = self.admin("--queue-run", "--command=" + self.ctl.command())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("another queue runner", r.stderr)
+        self.assertNotIn("event=queue-runner-start", r.stderr)
+        # and the file names the runner again, so --queue-flush reaches it
+        wait_until(lambda: self.lock_text() == "%d\n" % pid, "DIR/lock to name the runner")
+        self.wait_log(srv, r"event=queue-lock-restored pid=%d" % pid)
+        before = srv.log().count("event=queue-flush ")
+        r = self.admin("--queue-flush")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pid %d" % pid, r.stdout)
+        wait_until(lambda: srv.log().count("event=queue-flush") > before, "the flush")
+        qid = self.send(srv)
+        self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+
+    def started(self):
+        """a daemon, and the pid of its runner, which DIR/lock names"""
+        srv = self.server()
+        pid = int(self.wait_log(srv, r"event=queue-runner-start pid=(\d+) ")[0])
+        self.assertEqual(self.lock_text(), "%d\n" % pid)
+        return srv, pid
+
+    def test_a_removed_lock_lets_no_second_runner_in(self):
+        srv, pid = self.started()
+        os.unlink(os.path.join(self.queue, "lock"))
+        self.check_alone_then_restored(srv, pid)
+
+    def test_a_replaced_lock_lets_no_second_runner_in(self):
+        srv, pid = self.started()
+        lock = os.path.join(self.queue, "lock")
+        with open(lock + ".new", "w") as f:
+            f.write("4194305\n")  # no such process
+        os.chmod(lock + ".new", 0o600)
+        os.rename(lock + ".new", lock)
+        self.check_alone_then_restored(srv, pid)
 
 
 if __name__ == "__main__":
