@@ -89,7 +89,7 @@ int queue_open(struct queue *q, const char *path, bool create, bool any_owner, c
                size_t errlen)
 {
 	char why[300];
-	q->dir = q->tmp = q->q = q->failed = q->lock = -1;
+	q->dir = q->tmp = q->q = q->failed = q->lock = q->lock_dir = -1;
 	q->path = path;
 	char trim[PATH_MAX];
 	size_t n = strlen(path);
@@ -116,7 +116,7 @@ int queue_open(struct queue *q, const char *path, bool create, bool any_owner, c
 /* queue_close - see queue.h */
 void queue_close(struct queue *q)
 {
-	int *fds[] = {&q->dir, &q->tmp, &q->q, &q->failed, &q->lock};
+	int *fds[] = {&q->dir, &q->tmp, &q->q, &q->failed, &q->lock, &q->lock_dir};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0) {
 			close(*fds[i]);
@@ -646,10 +646,10 @@ unsigned queue_clean_tmp(const struct queue *q)
 	return removed;
 }
 
-/* queue_lock - see queue.h */
-int queue_lock(struct queue *q, bool create, long *holder)
+/* open_lock - open DIR/lock (made with create), a regular file; fd,
+ * or -1 with errno */
+static int open_lock(const struct queue *q, bool create)
 {
-	*holder = 0;
 	int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (create ? O_CREAT : 0);
 	int fd = openat(q->dir, "lock", flags, 0600);
 	if (fd < 0)
@@ -660,32 +660,96 @@ int queue_lock(struct queue *q, bool create, long *holder)
 		errno = EINVAL;
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
-		char buf[32];
-		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-		close(fd);
-		if (e != EWOULDBLOCK) {
-			errno = e;
-			return -1;
-		}
-		if (n > 0) {
-			buf[n] = '\0';
-			buf[strcspn(buf, "\n")] = '\0';
-			pid_in(buf, holder);
-		}
-		return 1;
+	return fd;
+}
+
+/* read_holder - the pid that the lock file fd names into *holder (left
+ * alone when it names none) */
+static void read_holder(int fd, long *holder)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n > 0) {
+		buf[n] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		pid_in(buf, holder);
 	}
+}
+
+/* write_pid - our pid, alone, into the lock file fd; -1 with errno */
+static int write_pid(int fd)
+{
 	char line[32];
 	int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)n, 0) != n) {
+	return ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)n, 0) != n ? -1 : 0;
+}
+
+/* queue_lock - see queue.h */
+int queue_lock(struct queue *q, bool create, long *holder)
+{
+	*holder = 0;
+	int fd = open_lock(q, create);
+	if (fd < 0)
+		return -1;
+	int d = openat(q->dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d < 0 || flock(d, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		if (d >= 0)
+			close(d);
+		d = -1;
+		if (e == EWOULDBLOCK) { /* a runner, whatever became of its file */
+			read_holder(fd, holder);
+			close(fd);
+			return 1;
+		}
+		/* no flock on a directory here (some network filesystems):
+		 * the file alone, as before */
+		log_msg(LOG_WARNING, "event=queue-lock-dir-unsupported queue=%s error=\"%s\"",
+		        q->path, strerror(e));
+	}
+	int rc = 0, e = 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) { /* a runner of an earlier version */
+		e = errno;
+		rc = e == EWOULDBLOCK ? 1 : -1;
+		if (rc == 1)
+			read_holder(fd, holder);
+	} else if (write_pid(fd) < 0) {
+		e = errno;
+		rc = -1;
+	}
+	if (rc != 0) {
+		close(fd);
+		if (d >= 0)
+			close(d);
+		errno = e;
+		return rc;
+	}
+	q->lock = fd;
+	q->lock_dir = d;
+	return 0;
+}
+
+/* queue_lock_check - see queue.h */
+int queue_lock_check(struct queue *q)
+{
+	struct stat a, b;
+	if (q->lock < 0)
+		return 0;
+	if (fstat(q->lock, &a) == 0 && fstatat(q->dir, "lock", &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		return 0;
+	int fd = open_lock(q, true);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || write_pid(fd) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
 		return -1;
 	}
+	close(q->lock);
 	q->lock = fd;
-	return 0;
+	return 1;
 }
 
 /* json_string - s as a JSON string: printable ASCII as it is, every

@@ -26,8 +26,9 @@
  *
  * A delivery holds an flock on the message's "msg" file: --queue-delete
  * and --queue-requeue take the same lock, so they never pull a message
- * from under a running command. The runner holds an flock on DIR/lock,
- * so that two runners never run one queue.
+ * from under a running command. The runner holds an flock on DIR/lock
+ * and one on DIR itself, so that two runners never run one queue, even
+ * once DIR/lock was removed or replaced (queue_lock).
  *
  * The envelope and state files, and the backoff and expiry arithmetic,
  * are queue_format.h's pure functions.
@@ -48,6 +49,7 @@ struct spool;
 struct queue {
 	int dir, tmp, q, failed; /* descriptors, -1 when closed */
 	int lock;                /* DIR/lock while held, else -1 */
+	int lock_dir;            /* DIR itself, locked with it, else -1 */
 	const char *path;
 };
 
@@ -119,8 +121,19 @@ char (*queue_ids(const struct queue *q, enum queue_where where, size_t *n))[QUEU
 unsigned queue_clean_tmp(const struct queue *q);
 /* queue_lock - take DIR/lock without waiting and write our pid in it:
  * 0; 1 when another process holds it (*holder: its pid, or 0); -1 with
- * errno (ENOENT: no lock file, and create false) */
+ * errno (ENOENT: no lock file, and create false). DIR itself is locked
+ * too (flock on the directory), and first: a file can be removed or
+ * replaced under its holder, and the next runner would then lock a new
+ * one; the directory cannot be, so two runners never run one queue.
+ * The file is kept for the pid (--queue-flush) and for runners of
+ * earlier versions, which lock only it. */
 int queue_lock(struct queue *q, bool create, long *holder);
+/* queue_lock_check - whether DIR/lock is still the file q holds; when
+ * it was removed or replaced, make a new one ours (locked, our pid in
+ * it): 0 when it was ours, 1 when made ours again; -1 with errno when
+ * it cannot be (EWOULDBLOCK: a process that does not lock DIR holds the
+ * new one, an earlier version's runner) */
+int queue_lock_check(struct queue *q);
 /* queue_list - every message of both places, one a line (or a JSON
  * array with json), to out; 0, or -1 with errno */
 int queue_list(const struct queue *q, bool json, long long now, FILE *out);

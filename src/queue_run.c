@@ -54,6 +54,9 @@ struct runner {
 	struct worker *w; /* cfg->queue_workers slots */
 	unsigned busy;
 	long long flush_ms; /* SIGUSR1: what was not tried since is due */
+	/* DIR/lock could not be made ours again (check_lock): said once;
+	 * yielding: another process holds the new file, so no worker starts */
+	bool lock_lost, yielding;
 	/* --queue-run: the IDs started in this run, never started twice */
 	char (*started)[QUEUE_ID_LEN + 1];
 	size_t nstarted, capstarted;
@@ -412,7 +415,9 @@ static void start_worker(struct runner *R, const char *id)
 		close(R->sig_fd);
 		if (R->q.lock >= 0) /* the lock is the runner's alone */
 			close(R->q.lock);
-		R->q.lock = -1;
+		if (R->q.lock_dir >= 0)
+			close(R->q.lock_dir);
+		R->q.lock = R->q.lock_dir = -1;
 		/* no PR_SET_PDEATHSIG here: a worker whose runner was killed
 		 * finishes its delivery and records it, so its command's exit 0
 		 * is never followed by a second delivery; its lock on the
@@ -633,6 +638,29 @@ static void wait_signal(struct runner *R, long long ms)
 		signals(R);
 }
 
+/* check_lock - at each scan: DIR/lock removed or replaced (by hand, by
+ * a cleaner of old files) is made ours again, so that --queue-flush
+ * finds the runner; the lock on DIR itself kept other runners out
+ * meanwhile. A new file held by another process (a runner of an earlier
+ * version, which locks only the file) is yielded to: no worker starts
+ * until it is ours */
+static void check_lock(struct runner *R)
+{
+	int rc = queue_lock_check(&R->q);
+	if (rc > 0)
+		log_msg(LOG_WARNING, "event=queue-lock-restored pid=%ld lock=%s/lock",
+		        (long)getpid(), R->q.path);
+	if (rc >= 0) {
+		R->lock_lost = R->yielding = false;
+		return;
+	}
+	R->yielding = errno == EWOULDBLOCK;
+	if (!R->lock_lost)
+		log_msg(LOG_ERR, "event=queue-error error=\"cannot make %s/lock ours again: %s\"%s",
+		        R->q.path, strerror(errno), R->yielding ? " waiting" : "");
+	R->lock_lost = true;
+}
+
 /* take_lock - hold DIR/lock: the daemon's runner waits for it, once
  * returns 1 when another runner has it; -1 on error (logged) */
 static int take_lock(struct runner *R)
@@ -650,9 +678,11 @@ static int take_lock(struct runner *R)
 		}
 		if (R->once) {
 			log_msg(LOG_NOTICE, "event=queue-locked holder=%ld", holder);
-			fprintf(stderr,
-			        "%s: another queue runner (pid %ld) holds %s/lock: nothing done\n",
-			        R->srv->cfg->progname, holder, R->q.path);
+			char who[32] = "";
+			if (holder > 0) /* 0: its DIR/lock was removed, and not yet made anew */
+				snprintf(who, sizeof(who), " (pid %ld)", holder);
+			fprintf(stderr, "%s: another queue runner%s holds %s/lock: nothing done\n",
+			        R->srv->cfg->progname, who, R->q.path);
 			return 1;
 		}
 		if (!said)
@@ -717,7 +747,8 @@ int queue_run(const struct server *srv, bool once)
 	        cfg->queue_lifetime, cleaned, once ? " once" : "");
 	for (;;) {
 		long long wake = wall_ms() + BOUND_QUEUE_SCAN_MS;
-		if (!R->stopping)
+		check_lock(R);
+		if (!R->stopping && !R->yielding)
 			scan(R, &wake);
 		if (R->busy == 0 && (R->stopping || once))
 			break;

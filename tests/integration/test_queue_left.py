@@ -12,6 +12,7 @@ The helpers below (the recording command, Ctl, Base) are copies of
 test_queue.py's, so that this file stands on its own while that one is
 reworked.
 """
+import fcntl
 import os
 import re
 import shutil
@@ -410,6 +411,25 @@ class Lock(Base):
         os.chmod(lock + ".new", 0o600)
         os.rename(lock + ".new", lock)
         self.check_alone_then_restored(srv, pid)
+
+    def test_a_new_lock_held_by_another_process_is_yielded_to(self):
+        # a runner of an earlier version locks only the file: when it
+        # holds the new DIR/lock, the daemon's runner starts nothing
+        # until it can make the file its own
+        srv, pid = self.started()
+        lock = os.path.join(self.queue, "lock")
+        fd = os.open(lock + ".new", os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, b"%d\n" % os.getpid())
+        os.rename(lock + ".new", lock)
+        self.wait_log(srv, r"event=queue-error error=\"cannot make \S+/lock ours again: "
+                           r"Resource temporarily unavailable\" waiting")
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        self.wait_log(srv, r"event=queue-lock-restored pid=%d" % pid)
+        qid = self.send(srv)
+        self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
+        self.assertEqual(self.lock_text(), "%d\n" % pid)
 
 
 if __name__ == "__main__":
