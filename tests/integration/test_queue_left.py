@@ -239,7 +239,7 @@ def write_state(path, **fields):
 FAR = 32503680000  # 3000-01-01, in epoch seconds
 
 
-class FarFuture(Base):
+class Deferred(Base):
     def deferred_one(self):
         """a message whose first attempt failed with 75 and whose next
         one is an hour off; its ID. The server is stopped."""
@@ -253,6 +253,8 @@ class FarFuture(Base):
             srv.stop()
         return qid
 
+
+class FarFuture(Deferred):
     def test_a_far_future_next_waits_at_most_retry_max_after_the_state_was_written(self):
         # a state edited by hand (or garbled) to a next attempt in the
         # year 3000, its last attempt too: the runner waits at most
@@ -361,6 +363,61 @@ class BounceOnce(Base):
         self.settled(srv, qid)
         self.assertEqual(len(re.findall(r"event=bounced ", srv.log())), 1, srv.log())
         self.assertEqual(len(self.dsns()), 1)
+
+
+class Resume(Deferred):
+    """What a kill between the steps of giving up leaves, taken up by the
+    next daemon at the step it reached (made here by hand, as a SIGKILL
+    at that moment would leave it)."""
+
+    BID = "6B0F2E9736C01B0C20962D515"
+
+    def given_up(self, staged):
+        qid = self.deferred_one()
+        self.ctl.seq([])  # what the command does next: exit 0 (or always-RCPT)
+        mdir = os.path.join(self.queue, "q", qid)
+        write_state(os.path.join(mdir, "state"), gave_up="failed",
+                    bounce=self.BID, error="554%205.3.0%20gone")
+        if staged:
+            b = os.path.join(mdir, "bounce")
+            os.mkdir(b, 0o700)
+            for name, text in (("msg", "Subject: staged\n\nreport\n"),
+                               ("env", "smtpipe-queue=1\nid=%s\narrival=%d\nsender=\n"
+                                       "rcpt=a@a.test\n" % (self.BID, int(time.time())))):
+                with open(os.path.join(b, name), "w") as f:
+                    f.write(text)
+                os.chmod(os.path.join(b, name), 0o600)
+        return qid
+
+    def test_a_staged_bounce_is_queued_once_and_the_message_never_retried(self):
+        self.ctl.always("b@b.test", 75)
+        qid = self.given_up(staged=True)
+        srv = self.server()
+        self.wait_log(srv, r"event=bounced queue-id=%s bounce-id=%s to=\"a@a.test\"" %
+                      (qid, self.BID))
+        self.wait_log(srv, r"event=failed queue-id=%s attempts=1 .* resumed" % qid)
+        self.wait_log(srv, r"event=delivered queue-id=%s " % self.BID)
+        self.assertEqual(self.ids("failed"), [qid])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.queue, "failed", qid))),
+                         ["env", "msg", "state"])
+        self.assertEqual([a for st, a, _ in self.ctl.log()],
+                         ["-f a@a.test -- b@b.test", "-f MAILER-DAEMON -- a@a.test"])
+
+    def test_a_bounce_queued_before_the_kill_is_not_made_again(self):
+        self.ctl.always("b@b.test", 75)
+        qid = self.given_up(staged=False)
+        srv = self.server()
+        self.wait_log(srv, r"event=failed queue-id=%s attempts=1 .* resumed" % qid)
+        self.assertEqual(self.ids("failed"), [qid])
+        self.assertNotIn("event=bounced", srv.log())
+        self.assertEqual([a for st, a, _ in self.ctl.log()], ["-f a@a.test -- b@b.test"])
+
+    def test_a_message_holding_a_staged_bounce_can_be_deleted(self):
+        qid = self.given_up(staged=True)
+        r = self.admin("--queue-delete=" + qid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.ids(), [])
+        self.assertEqual(os.listdir(os.path.join(self.queue, "tmp")), [])
 
 
 class Lock(Base):
