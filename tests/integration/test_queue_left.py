@@ -4,7 +4,7 @@ whose far-future "next" waits for --queue-flush, and a DIR/lock removed
 or replaced under a running runner.
 
 Real parts only: the smtpipe binary, a real SMTP client, a recording
-shell command, a real tmpfs that runs out of inodes, real signals. Every
+shell command, a real tmpfs that runs out of inodes, real flocks. Every
 wait is for a log line, a file or an exit, with a bound that only guards
 against a hang.
 
@@ -16,7 +16,6 @@ import fcntl
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -138,27 +137,6 @@ class Ctl:
         return [(a, m) for st, a, m in self.log() if st == "0"]
 
 
-def children_of(pid):
-    """every descendant of pid (from /proc), deepest last"""
-    kids = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        kids.setdefault(ppid, []).append(int(p))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in kids.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
 def stop(srv, check=True):
     """srv.stop() once (a crashed server is stopped already); check: it
     must end on SIGTERM with status 0, its runner and deliveries too"""
@@ -166,23 +144,6 @@ def stop(srv, check=True):
         srv.stopped = True
         return srv.stop(check)
     return None
-
-
-def crash(srv):
-    """a power cut: SIGKILL to the daemon and everything it started
-    (sessions, runner, workers, commands) at once"""
-    tree = [srv.proc.pid] + children_of(srv.proc.pid)
-    for p in tree:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    srv.proc.wait(timeout=HANG)
-    stop(srv, check=False)
-    for p in tree:  # gone, every one (a zombie's parent is gone too)
-        wait_until(lambda: not os.path.exists("/proc/%d/stat" % p) or
-                   open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[0] == "Z",
-                   "process %d to end" % p)
 
 
 class Base(unittest.TestCase):
