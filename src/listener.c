@@ -36,20 +36,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,11 +53,11 @@
 #include "auth.h"
 #include "bounds.h"
 #include "config.h"
+#include "daemon.h"
 #include "listen_socket.h"
 #include "log.h"
 #include "prefork.h"
 #include "queue_run.h"
-#include "safe_file.h"
 #include "session.h"
 #include "tls.h"
 #include "coverage.h" /* last: it wraps _exit() in coverage builds */
@@ -70,7 +66,6 @@ static struct listen_socket *socks; /* listen_socket.c's table */
 static unsigned nsocks;
 static int sig_fd = -1;            /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
 static sigset_t open_mask;         /* the signal mask before they were blocked */
-static int pid_fd = -1;            /* -P: opened before --user, written after detach */
 static pid_t runner_pid;           /* --queue: the queue runner, 0 while none runs */
 static long long runner_resume_ms; /* a runner that ended is started again then */
 static long long runner_kill_ms;   /* stopping: a runner still there then is killed */
@@ -81,71 +76,12 @@ void listener_systemd_adopt(void)
 	listen_socket_systemd_adopt();
 }
 
-/* notify - a sd_notify() datagram, when NOTIFY_SOCKET is set */
-static void notify(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	if (!path || !*path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	memcpy(sa.sun_path, path, strlen(path));
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0'; /* abstract namespace */
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
-	close(fd);
-}
-
-/* listener_harden - see listener.h. PR_SET_DUMPABLE 0 also makes
- * /proc/PID of the daemon and its sessions root's: the same user can
- * no longer read their environ, fds or memory, nor ptrace them. A
- * command keeps RLIMIT_CORE 0 (inherited) but is dumpable again after
- * its exec(). */
-void listener_harden(void)
-{
-	struct rlimit none = {0, 0};
-	setrlimit(RLIMIT_CORE, &none);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
 /* listener_session_signals - see listener.h */
 void listener_session_signals(void)
 {
 	struct sigaction sa = {.sa_handler = SIG_IGN};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGHUP, &sa, NULL);
-}
-
-/* listener_drop_privileges - see listener.h */
-int listener_drop_privileges(const char *spec, char *err, size_t errlen)
-{
-	char user[256], *group = NULL;
-	snprintf(user, sizeof(user), "%s", spec);
-	if ((group = strchr(user, ':')))
-		*group++ = '\0';
-	struct passwd *pw = getpwnam(user);
-	if (!pw) {
-		snprintf(err, errlen, "--user: no such user '%s'", user);
-		return -1;
-	}
-	gid_t gid = pw->pw_gid;
-	if (group) {
-		struct group *gr = getgrnam(group);
-		if (!gr) {
-			snprintf(err, errlen, "--user: no such group '%s'", group);
-			return -1;
-		}
-		gid = gr->gr_gid;
-	}
-	if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
-		snprintf(err, errlen, "--user: cannot switch to %s: %s", spec, strerror(errno));
-		return -1;
-	}
-	listener_harden(); /* a new uid takes fs.suid_dumpable, maybe 1 */
-	return 0;
 }
 
 /* catch_signals - from before the port is announced: a signal sent as
@@ -175,24 +111,6 @@ static int catch_signals(bool queue)
 	return sig_fd < 0 ? -1 : 0;
 }
 
-/* open_pidfile - the -P file, for listener_open. In a shared
- * directory another user may have put something there first: no
- * symlink is followed, no FIFO waited on, and only a regular file with
- * one link that is ours is written, else a hard-linked file would be
- * overwritten, or the planter could rewrite the pid and aim whoever
- * runs kill $(cat PIDFILE) */
-static int open_pidfile(const char *path, char *err, size_t errlen)
-{
-	static const struct safe_file_rules ours = {.one_link = true};
-	char why[96];
-	pid_fd =
-	    safe_file_open(AT_FDCWD, path, O_WRONLY | O_CREAT, 0644, &ours, NULL, why, sizeof(why));
-	if (pid_fd >= 0)
-		return 0;
-	snprintf(err, errlen, "cannot write %s: %s", path, why);
-	return -1;
-}
-
 /* listener_open - see listener.h. Nothing half-started: when one
  * listener fails, the ones made are closed and their sockets removed. */
 int listener_open(const struct server *srv, char *err, size_t errlen)
@@ -216,11 +134,11 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	}
 	/* -P with --user: the file is made here, as root, before the drop
 	 * (in /run only root may create it); the pid goes in after detach. */
-	if (cfg->pidfile && open_pidfile(cfg->pidfile, err, errlen) < 0) {
+	if (cfg->pidfile && daemon_pidfile_open(cfg->pidfile, err, errlen) < 0) {
 		listen_socket_close(true);
 		return -1;
 	}
-	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0) {
+	if (cfg->run_user && daemon_drop_privileges(cfg->run_user, err, errlen) < 0) {
 		listen_socket_close(true);
 		return -1;
 	}
@@ -238,83 +156,6 @@ static void announce_port(void)
 			printf("%u\n", listen_socket_port(&socks[i]));
 	}
 	fflush(stdout);
-}
-
-/* write_pidfile - once the socket accepts connections, into the file
- * listener_open made */
-static int write_pidfile(void)
-{
-	char line[32];
-	int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-	if (ftruncate(pid_fd, 0) < 0 || pwrite(pid_fd, line, (size_t)n, 0) != n)
-		return -1;
-	return 0;
-}
-
-/* remove_pidfile - at exit. After --user the daemon may not unlink a
- * file in a directory only root may write (/run): it then empties the
- * file, which start-stop-daemon and systemd read as "no process", and
- * says so once. */
-static void remove_pidfile(const char *path)
-{
-	if (unlink(path) < 0 && errno != ENOENT) {
-		int e = errno;
-		if (ftruncate(pid_fd, 0) == 0)
-			log_msg(LOG_INFO, "event=pidfile-emptied file=%s reason=\"%s\"", path,
-			        strerror(e));
-		else
-			log_msg(LOG_ERR, "event=pidfile-left file=%s error=\"%s\"", path,
-			        strerror(errno));
-	}
-	close(pid_fd);
-	pid_fd = -1;
-}
-
-/* detach - mockmta -d: the parent returns only when the daemon is ready.
- * The child's stderr is /dev/null by then, so it sends either one NUL
- * byte (ready) or its error line through the pipe, and the parent, still
- * attached to the caller's terminal, prints that line. */
-static int detach(const struct config *cfg)
-{
-	int ready[2];
-	if (pipe2(ready, O_CLOEXEC) < 0)
-		return -1;
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid > 0) {
-		close(ready[1]);
-		char msg[512];
-		size_t got = 0;
-		ssize_t n;
-		while (got < sizeof(msg) - 1 &&
-		       ((n = read(ready[0], msg + got, sizeof(msg) - 1 - got)) > 0 ||
-		        (n < 0 && errno == EINTR)))
-			got += n > 0 ? (size_t)n : 0;
-		if (got > 0 && msg[0] == '\0') {
-			announce_port(); /* the daemon's own stdout is /dev/null */
-			_exit(0);
-		}
-		msg[got] = '\0';
-		fprintf(stderr, "%s: %s\n", cfg->progname,
-		        got ? msg : "the daemon exited before it was ready");
-		_exit(config_exit_code(cfg, EXIT_KIND_STARTUP));
-	}
-	close(ready[0]);
-	setsid();
-	if (chdir("/") < 0)
-		return -1;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		if (cfg->log_dest != LOG_DEST_STDERR)
-			dup2(null, 2);
-		if (null > 2)
-			close(null);
-	}
-	return ready[1];
 }
 
 /* Every process of the daemon's, a spare or a session, holds one slot
@@ -354,7 +195,7 @@ static void close_fd(int *fd)
 static void close_daemon_fds(void)
 {
 	close_fd(&sig_fd);
-	close_fd(&pid_fd);
+	daemon_pidfile_forget();
 	close_fd(&bell[0]);
 	close_fd(&bell[1]);
 	close_fd(&retire[0]);
@@ -759,7 +600,7 @@ static void spare_run(const struct server *srv, unsigned i, unsigned gen)
 {
 	const struct config *cfg = srv->cfg;
 	close_fd(&sig_fd);
-	close_fd(&pid_fd);
+	daemon_pidfile_forget();
 	close_fd(&bell[0]);
 	close_fd(&retire[1]);
 	listener_session_signals();
@@ -1006,9 +847,9 @@ static int start_up(const struct server *srv, struct loop *lp)
 	const struct config *cfg = srv->cfg;
 	int ready_fd = -1;
 	char err[512];
-	if (cfg->mode == MODE_DAEMON && (ready_fd = detach(cfg)) < 0)
+	if (cfg->mode == MODE_DAEMON && (ready_fd = daemon_detach(cfg, announce_port)) < 0)
 		return startup_failed(cfg, -1, "cannot detach");
-	if (pid_fd >= 0 && write_pidfile() < 0) {
+	if (daemon_pidfile_write() < 0) {
 		char what[300];
 		snprintf(what, sizeof(what), "cannot write %s", cfg->pidfile);
 		return startup_failed(cfg, ready_fd, what);
@@ -1031,7 +872,7 @@ static int start_up(const struct server *srv, struct loop *lp)
 		(void)w;
 		close(ready_fd);
 	}
-	notify("READY=1");
+	daemon_notify("READY=1");
 	return 0;
 }
 
@@ -1062,7 +903,7 @@ static void on_signals(const struct server *srv, struct loop *lp, unsigned max, 
 			prefork_stop();
 			listen_socket_close(true); /* no new client; Unix sockets removed */
 			retire_spares(lp, false);
-			notify("STOPPING=1");
+			daemon_notify("STOPPING=1");
 			stop_sessions(max, lp);
 			if (runner_pid > 0) { /* deliveries finish, then it ends */
 				kill(runner_pid, SIGTERM);
@@ -1134,8 +975,7 @@ int listener_run(const struct server *srv)
 				accept_one(srv, &socks[i], &lp);
 	}
 	listen_socket_close(true);
-	if (pid_fd >= 0)
-		remove_pidfile(cfg->pidfile);
+	daemon_pidfile_remove(cfg->pidfile);
 	close_fd(&bell[0]);
 	close_fd(&bell[1]);
 	close_fd(&retire[0]);
