@@ -33,10 +33,8 @@
  */
 #include "listener.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +50,7 @@
 
 #include "auth.h"
 #include "bounds.h"
+#include "client.h"
 #include "config.h"
 #include "daemon.h"
 #include "listen_socket.h"
@@ -162,11 +161,8 @@ static void announce_port(void)
  * of prefork.c's shared table (--max-sessions slots); this is the
  * daemon's own view of each: the pid, the state it last saw, and a
  * spare's generation. The key a slot holds for the per-client count is
- * its client's IPv4 address (as ::ffff:a.b.c.d) or IPv6 /64: one host
- * commonly holds a whole /64, so counting single IPv6 addresses would
- * give it 2^64 allowances. A Unix-socket client's key is its uid
- * (after the marker fe80::/64 with a 0xff byte, which no IPv6 /64 key
- * has, since that key ends in 8 zero bytes). */
+ * client.c's (an IPv4 address, an IPv6 /64, a Unix-socket client's
+ * uid). */
 struct proc {
 	pid_t pid;    /* 0: the slot is free */
 	int kind;     /* enum prefork_state, as the daemon last saw it */
@@ -202,53 +198,6 @@ static void close_daemon_fds(void)
 	close_fd(&retire[1]);
 }
 
-/* describe - key (above), peer text and uid into *o, and whether the
- * client is local (loopback or a Unix socket), from the peer's address
- * ss of socket fd */
-static void describe(int fd, const struct sockaddr_storage *ss, unsigned char key[16],
-                     struct session_origin *o, bool *local)
-{
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	static const unsigned char unix_key[9] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0xff};
-	memset(key, 0, 16);
-	snprintf(o->peer, sizeof(o->peer), "local");
-	o->uid = -1;
-	*local = false;
-	if (ss->ss_family == AF_UNIX) {
-		struct ucred cred;
-		socklen_t cl = sizeof(cred);
-		*local = true;
-		memcpy(key, unix_key, sizeof(unix_key));
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
-			o->uid = (long)cred.uid;
-			memcpy(key + 12, &cred.uid, sizeof(cred.uid));
-			snprintf(o->peer, sizeof(o->peer), "unix:%ld", o->uid);
-		} else {
-			snprintf(o->peer, sizeof(o->peer), "unix");
-		}
-		return;
-	}
-	if (ss->ss_family == AF_INET) {
-		const struct in_addr *a = &((const struct sockaddr_in *)ss)->sin_addr;
-		memcpy(key, mapped, 12);
-		memcpy(key + 12, a, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			memcpy(key, a->s6_addr, 16);
-		} else {
-			*local = IN6_IS_ADDR_LOOPBACK(a);
-			memcpy(key, a->s6_addr, 8); /* the /64 */
-			inet_ntop(AF_INET6, a, o->peer, sizeof(o->peer));
-			return;
-		}
-	} else {
-		return;
-	}
-	*local = key[12] == 127;
-	inet_ntop(AF_INET, key + 12, o->peer, sizeof(o->peer));
-}
-
 /* listener_origin - see listener.h */
 void listener_origin(int fd, const char *name, bool tls, struct session_origin *o)
 {
@@ -261,17 +210,7 @@ void listener_origin(int fd, const char *name, bool tls, struct session_origin *
 		ss.ss_family = AF_UNSPEC;
 	o->listener = name;
 	o->tls = tls;
-	describe(fd, &ss, key, o, &local);
-}
-
-/* refuse - a one-line reply to a client we will not serve, written
- * without waiting (the listener never blocks on a client), then close */
-static void refuse(int fd, const char *reply)
-{
-	ssize_t w = send(fd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
-	(void)w; /* a client that cannot take one line loses it */
-	shutdown(fd, SHUT_WR);
-	close(fd);
+	client_describe(fd, &ss, key, o, &local);
 }
 
 /* A condition that repeats while it lasts (accept out of descriptors,
@@ -489,22 +428,6 @@ static void serve_one(const struct server *srv, int fd, struct session_origin *o
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
 }
 
-/* client_limit - the per-client limit for a client (0: none): a local
- * client (loopback, or a Unix socket: counted by uid) is exempt unless
- * --client-limit-loopback */
-static unsigned client_limit(const struct config *cfg, bool local)
-{
-	return !local || cfg->client_limit_loopback ? cfg->max_sessions_per_client : 0;
-}
-
-/* client_capped - the line and the reply for a client over its limit */
-static void client_capped(int fd, const struct session_origin *o, unsigned mine)
-{
-	log_msg(LOG_WARNING, "event=client-cap client=%s sessions=%u listener=%s", o->peer, mine,
-	        o->listener);
-	refuse(fd, "421 4.7.0 Too many sessions from your address, try again later\r\n");
-}
-
 /* ring - a spare tells the daemon to look at the table (a full pipe
  * means the daemon has that to read already) */
 static void ring(void)
@@ -547,12 +470,12 @@ static int spare_take(const struct server *srv, unsigned i, int idle_ms, struct 
 			char bye[300];
 			snprintf(bye, sizeof(bye), "421 4.3.2 %s Service shutting down\r\n",
 			         srv->hostname);
-			refuse(fd, bye);
+			client_refuse(fd, bye);
 			_exit(0);
 		}
 		*o =
 		    (struct session_origin){.listener = socks[which].name, .tls = socks[which].tls};
-		describe(fd, &ss, key, o, &local);
+		client_describe(fd, &ss, key, o, &local);
 		if (prefork_claim(i, key, client_limit(cfg, local), &mine) == 0) {
 			prefork_wait_done();
 			return fd;
@@ -769,7 +692,7 @@ static void accept_one(const struct server *srv, struct listen_socket *l, struct
 	struct session_origin o = {.listener = l->name, .tls = l->tls};
 	bool local;
 	unsigned mine, i = free_slot(cfg->max_sessions);
-	describe(fd, &ss, key, &o, &local);
+	client_describe(fd, &ss, key, &o, &local);
 	if (prefork_claim(i, key, client_limit(cfg, local), &mine) < 0) {
 		prefork_set(i, PREFORK_FREE);
 		client_capped(fd, &o, mine);
@@ -783,7 +706,7 @@ static void accept_one(const struct server *srv, struct listen_socket *l, struct
 		 * client, and rest before taking the next one */
 		prefork_set(i, PREFORK_FREE);
 		failed(&lp->fork_fail, errno, now);
-		refuse(fd, "421 4.3.2 Cannot start a session now, try again later\r\n");
+		client_refuse(fd, "421 4.3.2 Cannot start a session now, try again later\r\n");
 		lp->resume_ms = now + lp->backoff_ms;
 		lp->backoff_ms = lp->backoff_ms * 2 > BOUND_FORK_BACKOFF_MAX_MS
 		                     ? BOUND_FORK_BACKOFF_MAX_MS
