@@ -22,6 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import wait_for  # noqa: E402
 
 PKI = {}
 EX = os.path.join(harness.SOURCE, "examples", "listeners")
@@ -127,14 +128,6 @@ def by_subject(deliveries):
 
 def message(subject):
     return "From: a@b\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)
-
-
-def wait_for(pred, what, timeout=30):
-    deadline = time.time() + timeout
-    while not pred():
-        if time.time() > deadline:
-            raise AssertionError("%s did not happen within %d s" % (what, timeout))
-        time.sleep(0.05)
 
 
 def curl_unix(path, subject):
