@@ -518,5 +518,30 @@ def run_inetd(args, script, personality="smtpipe", timeout=30, env=None):
     return rc, err
 
 
+def inetd_on_socket(args, log, env=None):
+    """smtpipe --inetd logging to log, with one socket on 0, 1 and 2 (as
+    xinetd and GNU pies run it); returns the process and the client's
+    end, whose reads give up after HANG (a guard against a hang)."""
+    a, b = socket.socketpair()
+    p = subprocess.Popen([binary(), "--inetd", "--log=" + log] + list(args),
+                         stdin=b, stdout=b, stderr=b, env=env)
+    b.close()
+    a.settimeout(HANG)
+    return p, a
+
+
+def read_to_eof(sock):
+    """Every byte the peer sends until it closes; sock is closed then."""
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return got
+            got += chunk
+    finally:
+        sock.close()
+
+
 def main():
     unittest.main(verbosity=2)
