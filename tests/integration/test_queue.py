@@ -180,6 +180,20 @@ class Base(unittest.TestCase):
         log = srv.wait_log(harness.log_matches(pattern, count), timeout=HANG)
         return re.findall(pattern, log)
 
+    def kill_daemon_mid_delivery(self):
+        """kill -9 of the daemon alone while its worker's command, blocked,
+        delivers the message "first": (the dead daemon, that message's
+        queue ID, a new daemon on the same queue)"""
+        self.ctl.block()
+        srv = self.server("--queue-workers=1")
+        qid = self.send(srv, subject="first")
+        wait_for(self.ctl.started, "the command to start")
+        srv.proc.kill()
+        srv.proc.wait(timeout=HANG)
+        srv.stopped = True  # its worker holds its stderr until the command ends
+        self.addCleanup(srv.stop, False)
+        return srv, qid, self.server()
+
     def ids(self, where="q"):
         try:
             return sorted(os.listdir(os.path.join(self.queue, where)))
@@ -379,15 +393,7 @@ class Crash(Base):
         # kill -9 of the daemon's own process: its worker finishes the
         # delivery and removes the message; the next daemon's runner
         # finds it locked meanwhile and never starts it a second time
-        self.ctl.block()
-        srv = self.server("--queue-workers=1")
-        qid = self.send(srv, subject="first")
-        wait_for(self.ctl.started, "the command to start")
-        srv.proc.kill()
-        srv.proc.wait(timeout=HANG)
-        srv.stopped = True  # its worker holds its stderr until the command ends
-        self.addCleanup(srv.stop, False)
-        srv2 = self.server()
+        srv, qid, srv2 = self.kill_daemon_mid_delivery()
         self.wait_log(srv2, r"event=queue-runner-start ")
         self.ctl.unblock()
         wait_for(lambda: self.ids() == [], "the message to leave the queue")

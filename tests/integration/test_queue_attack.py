@@ -191,15 +191,7 @@ class Attack(Base):
         # delivery and holds the message's lock; the next daemon's runner
         # must look at that message no more often than it scans (once a
         # second), not fork a worker after every worker that found it locked
-        self.ctl.block()
-        srv = self.server("--queue-workers=1")
-        qid = self.send(srv, subject="first")
-        wait_for(self.ctl.started, "the command to start")
-        srv.proc.kill()
-        srv.proc.wait(timeout=HANG)
-        srv.stopped = True
-        self.addCleanup(srv.stop, False)
-        srv2 = self.server()
+        _, qid, srv2 = self.kill_daemon_mid_delivery()
         self.wait_log(srv2, r"event=queue-skip queue-id=%s reason=locked" % qid, count=3)
         self.ctl.unblock()
         wait_for(lambda: self.ids() == [], "the message to leave the queue")
