@@ -543,5 +543,20 @@ def read_to_eof(sock):
         sock.close()
 
 
+def systemd_verify(src_dir, names, tmp):
+    """systemd-analyze verify of the units names in src_dir, copied into
+    tmp with /usr/bin/smtpipe replaced by the binary under test (verify
+    checks that ExecStart's program exists): (exit status, its stderr)"""
+    for u in names:
+        with open(os.path.join(src_dir, u)) as f:
+            text = f.read().replace("/usr/bin/smtpipe", os.path.abspath(binary()))
+        with open(os.path.join(tmp, u), "w") as f:
+            f.write(text)
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no"]
+                       + [os.path.join(tmp, u) for u in names],
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stderr.strip()
+
+
 def main():
     unittest.main(verbosity=2)
