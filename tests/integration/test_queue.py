@@ -194,6 +194,16 @@ class Base(unittest.TestCase):
         self.addCleanup(srv.stop, False)
         return srv, qid, self.server()
 
+    def tmpfs_queue(self, size):
+        """the queue directory on a tmpfs of size (as mount -o size= takes
+        it), unmounted at the end: a disk that fills up"""
+        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
+        os.mkdir(self.queue, 0o700)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
+                            self.queue], capture_output=True)
+        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
+        self.addCleanup(subprocess.run, ["umount", self.queue])
+
     def ids(self, where="q"):
         try:
             return sorted(os.listdir(os.path.join(self.queue, where)))
@@ -467,12 +477,7 @@ class Stop(Base):
 
 class FullDisk(Base):
     def test_full_tmpfs_is_452_and_leaves_no_partial_file(self):
-        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
-        os.mkdir(self.queue, 0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs",
-                            self.queue], capture_output=True)
-        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
-        self.addCleanup(subprocess.run, ["umount", self.queue])
+        self.tmpfs_queue("256k")
         self.ctl.block()  # keep what fits queued, so that the disk stays full
         srv = self.server()
         small = self.send(srv, subject="fits")

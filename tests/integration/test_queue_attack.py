@@ -281,12 +281,7 @@ class FullDisk(Base):
         # a deferred message on a full disk: its new state (the next
         # attempt) cannot be written, so DIR/q still says "due"; the
         # runner must not run the command again at once, and again
-        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
-        os.mkdir(self.queue, 0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
-                            self.queue], capture_output=True)
-        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
-        self.addCleanup(subprocess.run, ["umount", self.queue])
+        self.tmpfs_queue("64k")
         self.ctl.always("b@b.test", 75)
         srv = self.server("--queue-retry=3600", "--queue-retry-max=3600")
         qid = self.send(srv)
