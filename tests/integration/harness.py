@@ -518,12 +518,12 @@ def run_inetd(args, script, personality="smtpipe", timeout=30, env=None):
     return rc, err
 
 
-def inetd_on_socket(args, log, env=None):
-    """smtpipe --inetd logging to log, with one socket on 0, 1 and 2 (as
-    xinetd and GNU pies run it); returns the process and the client's
-    end, whose reads give up after HANG (a guard against a hang)."""
+def inetd_on_socket(args, log=None, env=None):
+    """smtpipe --inetd (logging to log, if given) with one socket on 0, 1
+    and 2 (as xinetd and GNU pies run it); returns the process and the
+    client's end, whose reads give up after HANG (a guard against a hang)."""
     a, b = socket.socketpair()
-    p = subprocess.Popen([binary(), "--inetd", "--log=" + log] + list(args),
+    p = subprocess.Popen([binary(), "--inetd"] + (["--log=" + log] if log else []) + list(args),
                          stdin=b, stdout=b, stderr=b, env=env)
     b.close()
     a.settimeout(HANG)

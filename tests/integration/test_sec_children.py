@@ -234,10 +234,7 @@ class Children(unittest.TestCase):
     def inetd_on_socket(self, args):
         """smtpipe --inetd with a socket on 0, 1 and 2, as xinetd and
         GNU pies hand it over; returns (exit code, what the client got)."""
-        a, b = socket.socketpair()
-        p = subprocess.Popen([harness.binary(), "--inetd"] + args, stdin=b, stdout=b, stderr=b)
-        b.close()
-        a.settimeout(60)
+        p, a = harness.inetd_on_socket(args)
         got = b""
         try:
             while b"\r\n" not in got:
@@ -247,11 +244,7 @@ class Children(unittest.TestCase):
                 got += chunk
             if got.startswith(b"220"):
                 a.sendall(b"QUIT\r\n")
-                while True:
-                    chunk = a.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
+                got += harness.read_to_eof(a)
         finally:
             a.close()
         return p.wait(timeout=60), got.decode(errors="replace")
