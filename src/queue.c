@@ -89,7 +89,7 @@ int queue_open(struct queue *q, const char *path, bool create, bool any_owner, c
                size_t errlen)
 {
 	char why[300];
-	q->dir = q->tmp = q->q = q->failed = q->lock = -1;
+	q->dir = q->tmp = q->q = q->failed = q->lock = q->lock_dir = -1;
 	q->path = path;
 	char trim[PATH_MAX];
 	size_t n = strlen(path);
@@ -116,7 +116,7 @@ int queue_open(struct queue *q, const char *path, bool create, bool any_owner, c
 /* queue_close - see queue.h */
 void queue_close(struct queue *q)
 {
-	int *fds[] = {&q->dir, &q->tmp, &q->q, &q->failed, &q->lock};
+	int *fds[] = {&q->dir, &q->tmp, &q->q, &q->failed, &q->lock, &q->lock_dir};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0) {
 			close(*fds[i]);
@@ -142,8 +142,10 @@ static int write_file(int at, const char *name, const char *buf, size_t len)
 }
 
 /* read_file - name in at, a regular file of at most max bytes, into a
- * malloc'ed NUL-terminated buffer; -1 with errno */
-static int read_file(int at, const char *name, size_t max, char **buf, size_t *len)
+ * malloc'ed NUL-terminated buffer (and its stat into *sto, when given);
+ * -1 with errno */
+static int read_file(int at, const char *name, size_t max, char **buf, size_t *len,
+                     struct stat *sto)
 {
 	int fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
@@ -179,12 +181,15 @@ static int read_file(int at, const char *name, size_t max, char **buf, size_t *l
 	}
 	(*buf)[got] = '\0';
 	*len = got;
+	if (sto)
+		*sto = st;
 	return 0;
 }
 
-/* remove_tree - a message directory name in at and the files in it;
- * -1 with errno */
-static int remove_tree(int at, const char *name)
+/* remove_in - a message directory name in at and the files in it, and
+ * those of the directories in it down to depth more levels (a message's
+ * staged bounce); -1 with errno */
+static int remove_in(int at, const char *name, int depth)
 {
 	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -196,10 +201,18 @@ static int remove_tree(int at, const char *name)
 	}
 	struct dirent *de;
 	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(fd, de->d_name, 0);
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    unlinkat(fd, de->d_name, 0) < 0 && errno == EISDIR && depth > 0)
+			remove_in(fd, de->d_name, depth - 1);
 	closedir(d);
 	return unlinkat(at, name, AT_REMOVEDIR);
+}
+
+/* remove_tree - a message directory name in at, with what it holds; -1
+ * with errno */
+static int remove_tree(int at, const char *name)
+{
+	return remove_in(at, name, 1);
 }
 
 /* copy_spool - the spool's whole content into fd; -1 with errno */
@@ -219,13 +232,12 @@ static int copy_spool(struct spool *sp, int fd)
 	}
 }
 
-/* store - queue_store's work in opened q; -1 with errno and *what
- * saying which step failed */
-static int store(const struct queue *q, const struct delivery *d, struct spool *sp, const char *id,
-                 long long now, const char **what)
+/* build - a message directory of the spool's content and envelope d,
+ * durably, in tmp/name of opened q; -1 with errno, *what saying which
+ * step failed, and nothing left */
+static int build(const struct queue *q, const struct delivery *d, struct spool *sp, const char *id,
+                 long long now, const char *name, const char **what)
 {
-	char name[QUEUE_ID_LEN + 32];
-	snprintf(name, sizeof(name), "%s.%ld", id, (long)getpid());
 	*what = "make the message directory in tmp";
 	if (mkdirat(q->tmp, name, 0700) < 0)
 		return -1;
@@ -249,6 +261,30 @@ static int store(const struct queue *q, const struct delivery *d, struct spool *
 	*what = "sync the message directory";
 	if (fsync(mdir) < 0)
 		goto out;
+	rc = 0;
+out:;
+	int e = errno;
+	free(env);
+	if (fd >= 0)
+		close(fd);
+	if (mdir >= 0)
+		close(mdir);
+	if (rc < 0)
+		remove_tree(q->tmp, name);
+	errno = e;
+	return rc;
+}
+
+/* store - queue_store's work in opened q; -1 with errno and *what
+ * saying which step failed */
+static int store(const struct queue *q, const struct delivery *d, struct spool *sp, const char *id,
+                 long long now, const char **what)
+{
+	char name[QUEUE_ID_LEN + 32];
+	snprintf(name, sizeof(name), "%s.%ld", id, (long)getpid());
+	if (build(q, d, sp, id, now, name, what) < 0)
+		return -1;
+	int rc = -1;
 	*what = "move the message into q";
 	if (renameat2(q->tmp, name, q->q, id, RENAME_NOREPLACE) < 0)
 		goto out;
@@ -266,12 +302,7 @@ static int store(const struct queue *q, const struct delivery *d, struct spool *
 	rc = 0;
 out:;
 	int e = errno;
-	free(env);
-	if (fd >= 0)
-		close(fd);
-	if (mdir >= 0)
-		close(mdir);
-	if (rc < 0)
+	if (rc < 0) /* not in q: taken back out of tmp too */
 		remove_tree(q->tmp, name);
 	errno = e;
 	return rc;
@@ -313,6 +344,53 @@ void queue_store(const char *path, const struct delivery *d, struct spool *sp,
 	r->code = full ? 452 : 451;
 	snprintf(r->text, sizeof(r->text), "%s",
 	         full ? "4.3.1 Insufficient system storage" : "4.3.0 Cannot queue the message");
+}
+
+/* queue_bounce_stage - see queue.h */
+int queue_bounce_stage(const struct queue *q, int mdir, const struct delivery *d, struct spool *sp,
+                       char id[QUEUE_ID_LEN + 1], char *err, size_t errlen)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char name[QUEUE_ID_LEN + 32];
+	const char *what = "replace a bounce left in the message";
+	queue_new_id(id, (long long)ts.tv_sec, ts.tv_nsec / 1000);
+	snprintf(name, sizeof(name), "%s.%ld", id, (long)getpid());
+	/* a bounce made by an attempt cut before its state said so: it
+	 * never left the message, so it is made anew */
+	if ((remove_in(mdir, QUEUE_BOUNCE, 0) < 0 && errno != ENOENT) ||
+	    build(q, d, sp, id, (long long)ts.tv_sec, name, &what) < 0)
+		goto fail;
+	what = "move the bounce into the message";
+	if (renameat2(q->tmp, name, mdir, QUEUE_BOUNCE, RENAME_NOREPLACE) < 0) {
+		int e = errno;
+		remove_tree(q->tmp, name);
+		errno = e;
+		goto fail;
+	}
+	what = "sync the message directory";
+	if (fsync(mdir) < 0)
+		goto fail;
+	return 0;
+fail:;
+	int e = errno;
+	snprintf(err, errlen, "cannot %s: %s", what, strerror(e));
+	errno = e;
+	return -1;
+}
+
+/* queue_bounce_drop - see queue.h */
+void queue_bounce_drop(int mdir)
+{
+	remove_in(mdir, QUEUE_BOUNCE, 0);
+}
+
+/* queue_bounce_queue - see queue.h */
+int queue_bounce_queue(const struct queue *q, int mdir, const char *id)
+{
+	if (renameat2(mdir, QUEUE_BOUNCE, q->q, id, RENAME_NOREPLACE) < 0)
+		return errno == ENOENT ? 1 : -1;
+	return fsync(q->q) < 0 || fsync(mdir) < 0 ? -1 : 0;
 }
 
 /* queue_msg_open - see queue.h */
@@ -364,14 +442,14 @@ int queue_msg_read(int mdir, struct queue_env *e, struct queue_state *s)
 	char *text;
 	size_t len;
 	memset(e, 0, sizeof(*e));
-	if (read_file(mdir, "env", BOUND_QUEUE_ENVELOPE, &text, &len) < 0)
+	if (read_file(mdir, "env", BOUND_QUEUE_ENVELOPE, &text, &len, NULL) < 0)
 		return -1;
 	if (queue_env_parse(text, len, e) < 0) {
 		queue_env_free(e);
 		errno = EINVAL;
 		return -1;
 	}
-	int rc = read_file(mdir, "state", 1024, &text, &len);
+	int rc = read_file(mdir, "state", 1024, &text, &len, NULL);
 	if (rc == 0) {
 		rc = queue_state_parse(text, len, s);
 		free(text);
@@ -389,13 +467,16 @@ int queue_msg_read(int mdir, struct queue_env *e, struct queue_state *s)
 }
 
 /* queue_state_read - see queue.h */
-int queue_state_read(int mdir, struct queue_state *s)
+int queue_state_read(int mdir, struct queue_state *s, long long *written)
 {
 	char *text;
 	size_t len;
+	struct stat st;
 	memset(s, 0, sizeof(*s));
-	if (read_file(mdir, "state", 1024, &text, &len) < 0)
+	*written = 0;
+	if (read_file(mdir, "state", 1024, &text, &len, &st) < 0)
 		return errno == ENOENT ? 1 : -1;
+	*written = (long long)st.st_ctim.tv_sec;
 	int rc = queue_state_parse(text, len, s);
 	free(text);
 	if (rc < 0)
@@ -462,6 +543,8 @@ int queue_requeue(const struct queue *q, const char *id)
 		s.attempts = 0;
 		s.next = 0;
 		s.last_ms = 0;
+		s.gave_up = QUEUE_LIVE; /* given up on once: live again */
+		s.bounce[0] = '\0';
 		s.since = (long long)time(NULL);
 		rc = queue_state_write(mdir, &s);
 		struct stat st;
@@ -563,10 +646,10 @@ unsigned queue_clean_tmp(const struct queue *q)
 	return removed;
 }
 
-/* queue_lock - see queue.h */
-int queue_lock(struct queue *q, bool create, long *holder)
+/* open_lock - open DIR/lock (made with create), a regular file; fd,
+ * or -1 with errno */
+static int open_lock(const struct queue *q, bool create)
 {
-	*holder = 0;
 	int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (create ? O_CREAT : 0);
 	int fd = openat(q->dir, "lock", flags, 0600);
 	if (fd < 0)
@@ -577,32 +660,96 @@ int queue_lock(struct queue *q, bool create, long *holder)
 		errno = EINVAL;
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
-		char buf[32];
-		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-		close(fd);
-		if (e != EWOULDBLOCK) {
-			errno = e;
-			return -1;
-		}
-		if (n > 0) {
-			buf[n] = '\0';
-			buf[strcspn(buf, "\n")] = '\0';
-			pid_in(buf, holder);
-		}
-		return 1;
+	return fd;
+}
+
+/* read_holder - the pid that the lock file fd names into *holder (left
+ * alone when it names none) */
+static void read_holder(int fd, long *holder)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n > 0) {
+		buf[n] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		pid_in(buf, holder);
 	}
+}
+
+/* write_pid - our pid, alone, into the lock file fd; -1 with errno */
+static int write_pid(int fd)
+{
 	char line[32];
 	int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)n, 0) != n) {
+	return ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)n, 0) != n ? -1 : 0;
+}
+
+/* queue_lock - see queue.h */
+int queue_lock(struct queue *q, bool create, long *holder)
+{
+	*holder = 0;
+	int fd = open_lock(q, create);
+	if (fd < 0)
+		return -1;
+	int d = openat(q->dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d < 0 || flock(d, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		if (d >= 0)
+			close(d);
+		d = -1;
+		if (e == EWOULDBLOCK) { /* a runner, whatever became of its file */
+			read_holder(fd, holder);
+			close(fd);
+			return 1;
+		}
+		/* no flock on a directory here (some network filesystems):
+		 * the file alone, as before */
+		log_msg(LOG_WARNING, "event=queue-lock-dir-unsupported queue=%s error=\"%s\"",
+		        q->path, strerror(e));
+	}
+	int rc = 0, e = 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) { /* a runner of an earlier version */
+		e = errno;
+		rc = e == EWOULDBLOCK ? 1 : -1;
+		if (rc == 1)
+			read_holder(fd, holder);
+	} else if (write_pid(fd) < 0) {
+		e = errno;
+		rc = -1;
+	}
+	if (rc != 0) {
+		close(fd);
+		if (d >= 0)
+			close(d);
+		errno = e;
+		return rc;
+	}
+	q->lock = fd;
+	q->lock_dir = d;
+	return 0;
+}
+
+/* queue_lock_check - see queue.h */
+int queue_lock_check(struct queue *q)
+{
+	struct stat a, b;
+	if (q->lock < 0)
+		return 0;
+	if (fstat(q->lock, &a) == 0 && fstatat(q->dir, "lock", &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		return 0;
+	int fd = open_lock(q, true);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || write_pid(fd) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
 		return -1;
 	}
+	close(q->lock);
 	q->lock = fd;
-	return 0;
+	return 1;
 }
 
 /* json_string - s as a JSON string: printable ASCII as it is, every

@@ -232,7 +232,17 @@ size_t queue_state_format(const struct queue_state *s, char *buf, size_t cap)
 		return 0;
 	int n = snprintf(buf, cap, "attempts=%u\nnext=%lld\nlast-ms=%lld\nsince=%lld\nerror=%s\n",
 	                 s->attempts, s->next, s->last_ms, s->since, err);
-	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+	if (n < 0 || (size_t)n >= cap)
+		return 0;
+	if (s->gave_up != QUEUE_LIVE) { /* only then: a live state stays the first version's */
+		int k =
+		    snprintf(buf + n, cap - (size_t)n, "gave-up=%s\nbounce=%s\n",
+		             s->gave_up == QUEUE_GAVE_UP_EXPIRED ? "expired" : "failed", s->bounce);
+		if (k < 0 || (size_t)k >= cap - (size_t)n)
+			return 0;
+		n += k;
+	}
+	return (size_t)n;
 }
 
 /* queue_state_parse - see queue.h */
@@ -257,6 +267,21 @@ int queue_state_parse(const char *text, size_t len, struct queue_state *s)
 			seen |= 16;
 			continue;
 		}
+		if (strcmp(key, "gave-up") == 0) {
+			if (strcmp(val, "failed") == 0)
+				s->gave_up = QUEUE_GAVE_UP_FAILED;
+			else if (strcmp(val, "expired") == 0)
+				s->gave_up = QUEUE_GAVE_UP_EXPIRED;
+			else
+				return -1;
+			continue;
+		}
+		if (strcmp(key, "bounce") == 0) {
+			if (*val && !queue_id_valid(val))
+				return -1;
+			strcpy(s->bounce, val);
+			continue;
+		}
 		if (number(val, false, &v) < 0)
 			return -1;
 		if (strcmp(key, "attempts") == 0 && v <= UINT_MAX) {
@@ -275,6 +300,8 @@ int queue_state_parse(const char *text, size_t len, struct queue_state *s)
 			return -1;
 		}
 	}
+	if (s->bounce[0] && s->gave_up == QUEUE_LIVE) /* a bounce of a message still live */
+		return -1;
 	return seen == 31 ? 0 : -1;
 }
 
@@ -285,6 +312,15 @@ unsigned long long queue_backoff(unsigned attempts, unsigned retry, unsigned ret
 	for (unsigned i = 1; i < attempts && d < retry_max; i++)
 		d *= 2;
 	return d > retry_max ? retry_max : d;
+}
+
+/* queue_next_clamp - see queue.h */
+long long queue_next_clamp(long long next, long long written, unsigned retry_max)
+{
+	if (written > LLONG_MAX - (long long)retry_max) /* a ctime no clock reaches */
+		return next;
+	long long most = written + (long long)retry_max;
+	return next > most ? most : next;
 }
 
 /* queue_expired - see queue.h */

@@ -8,7 +8,8 @@
  * let through. The envelope ("smtpipe-queue=1", id, arrival, sender,
  * the client's facts for the command's environment, one rcpt= a
  * recipient) never changes; the state (attempts, next, last-ms, since,
- * error) is replaced whole. tests/unit/test_queue.c holds them.
+ * error, and once given up on gave-up and bounce) is replaced whole. tests/unit/test_queue.c holds
+ * them.
  */
 #ifndef SMTPIPE_QUEUE_FORMAT_H
 #define SMTPIPE_QUEUE_FORMAT_H
@@ -39,6 +40,11 @@ struct queue_state {
 	long long last_ms; /* the last attempt, ms since the epoch; 0: never */
 	long long since;   /* the lifetime counts from here (arrival, or a requeue) */
 	char error[200];   /* the last failure, "" for none */
+	/* given up on (a permanent failure, or expired): the message only
+	 * waits to move to DIR/failed, never to be delivered again, and its
+	 * bounce, when it has one, is made already (queue_run.c, give_up) */
+	enum queue_gave_up { QUEUE_LIVE, QUEUE_GAVE_UP_FAILED, QUEUE_GAVE_UP_EXPIRED } gave_up;
+	char bounce[QUEUE_ID_LEN + 1]; /* that bounce's ID; "" for none (a <> sender) */
 };
 
 /* queue_encode - src as %-encoding into dst (NUL-terminated); the
@@ -64,6 +70,11 @@ int queue_state_parse(const char *text, size_t len, struct queue_state *s);
  * failed one: retry, doubled for each attempt after the first, at most
  * retry_max */
 unsigned long long queue_backoff(unsigned attempts, unsigned retry, unsigned retry_max);
+/* queue_next_clamp - the next attempt to wait for: next, but never
+ * more than retry_max seconds after written, the moment the state file
+ * was last written (its ctime: a next far in the future, edited by hand
+ * or garbled, must not hold a message until --queue-flush) */
+long long queue_next_clamp(long long next, long long written, unsigned retry_max);
 /* queue_expired - whether a message whose lifetime began at since is
  * past lifetime seconds at now */
 bool queue_expired(long long since, unsigned long long lifetime, long long now);

@@ -54,6 +54,9 @@ struct runner {
 	struct worker *w; /* cfg->queue_workers slots */
 	unsigned busy;
 	long long flush_ms; /* SIGUSR1: what was not tried since is due */
+	/* DIR/lock could not be made ours again (check_lock): said once;
+	 * yielding: another process holds the new file, so no worker starts */
+	bool lock_lost, yielding;
 	/* --queue-run: the IDs started in this run, never started twice */
 	char (*started)[QUEUE_ID_LEN + 1];
 	size_t nstarted, capstarted;
@@ -94,9 +97,10 @@ static void enhanced(const char *text, const char *def, char *out, size_t cap)
 	}
 }
 
-/* make_bounce - queue a DSN about e (failed with r, or expired) to its
- * sender; 0 (bid and status, the DSN's, filled), -1 (logged) */
-static int make_bounce(struct runner *R, const struct queue_env *e, int msg,
+/* make_bounce - make the DSN about e (failed with r, or expired) to its
+ * sender inside the message directory mdir (queue_bounce_stage); 0
+ * (bid and status, the DSN's, filled), -1 (logged) */
+static int make_bounce(struct runner *R, int mdir, const struct queue_env *e, int msg,
                        const struct delivery_result *r, bool expired, char bid[QUEUE_ID_LEN + 1],
                        char status[16])
 {
@@ -139,27 +143,84 @@ static int make_bounce(struct runner *R, const struct queue_env *e, int msg,
 	free(buf);
 	const char *to[1] = {e->sender};
 	struct delivery bd = {.sender = "", .rcpts = to, .nrcpt = 1, .id = e->id, .client_uid = -1};
-	struct delivery_result br = {.code = 451};
-	if (rc == 0)
-		queue_store(cfg->queue_dir, &bd, &sp, bid, &br);
+	if (rc < 0)
+		snprintf(err, sizeof(err), "cannot spool the bounce: %s", strerror(errno));
+	else
+		rc = queue_bounce_stage(&R->q, mdir, &bd, &sp, bid, err, sizeof(err));
 	spool_free(&sp);
-	return br.code == 250 ? 0 : -1;
+	if (rc < 0)
+		log_msg(LOG_ERR, "event=queue-error queue-id=%s error=\"%s\"", e->id, err);
+	return rc;
+}
+
+/* finish_give_up - the steps of give_up after the verdict is in the
+ * state: the bounce into DIR/q (when it is still in the message), the
+ * message into DIR/failed; true when both are done. r and status: the
+ * attempt's result and the bounce's status, NULL when resumed (a retry
+ * of a step that failed before: the state's error says why) */
+static bool finish_give_up(struct runner *R, const struct queue_env *e, int mdir,
+                           const struct queue_state *s, const struct delivery_result *r,
+                           const char *status)
+{
+	char from[BOUND_PATH * 4 + 8], reason[sizeof(s->error) * 4 + 8];
+	log_escape(from, sizeof(from), e->sender, strlen(e->sender));
+	log_escape(reason, sizeof(reason), s->error, strlen(s->error));
+	if (s->bounce[0]) {
+		int rc = queue_bounce_queue(&R->q, mdir, s->bounce);
+		if (rc < 0) {
+			log_msg(LOG_ERR,
+			        "event=queue-error queue-id=%s bounce-id=%s error=\"cannot queue "
+			        "the bounce: %s\"",
+			        e->id, s->bounce, strerror(errno));
+			return false;
+		}
+		if (rc == 0)
+			log_msg(LOG_NOTICE, "event=bounced queue-id=%s bounce-id=%s%s%s to=\"%s\"",
+			        e->id, s->bounce, status ? " status=" : "", status ? status : "",
+			        from);
+	}
+	if (queue_fail(&R->q, e->id) < 0) {
+		log_msg(LOG_ERR,
+		        "event=queue-error queue-id=%s error=\"cannot move to failed: %s\"%s%s",
+		        e->id, strerror(errno), s->bounce[0] ? " bounce-id=" : "", s->bounce);
+		return false;
+	}
+	const char *what = s->gave_up == QUEUE_GAVE_UP_EXPIRED ? "expired" : "failed";
+	if (r) {
+		char text[sizeof(r->text) * 4 + 8];
+		log_escape(text, sizeof(text), r->text, strlen(r->text));
+		log_msg(LOG_WARNING,
+		        "event=%s queue-id=%s attempts=%u result=%d status=%d reason=\"%s\" "
+		        "from=\"%s\"",
+		        what, e->id, s->attempts, r->code, r->exit_status, text, from);
+	} else {
+		log_msg(LOG_WARNING,
+		        "event=%s queue-id=%s attempts=%u reason=\"%s\" from=\"%s\" resumed", what,
+		        e->id, s->attempts, reason, from);
+	}
+	return true;
 }
 
 /* give_up - a permanent failure or an expired message: a bounce unless
- * the sender is <>, then DIR/failed; the state (with the last error)
- * is written first, so failed/ shows why; false when the outcome could
- * not be recorded (the message stays due in DIR/q) */
+ * the sender is <>, then DIR/failed, in steps that a retry resumes, so
+ * that no failed step (a full disk, a failed/ that cannot take the
+ * message) ever makes a second bounce, nor a second delivery:
+ *   1. the bounce is made inside the message's directory (make_bounce);
+ *   2. the state says "given up" and names the bounce: from here on the
+ *      message is never delivered again, and its bounce never made again;
+ *   3. the bounce moves into DIR/q by one rename;
+ *   4. the message moves into DIR/failed.
+ * A retry that finds step 2's state goes on at 3 (when the bounce is
+ * still in the message) or 4; one that does not starts again at 1, and
+ * a bounce left there by a cut before 2 never left the message (it is
+ * made anew). false when the outcome could not be recorded in full */
 static bool give_up(struct runner *R, int mdir, int msg, const struct queue_env *e,
                     struct queue_state *s, const struct delivery_result *r, bool expired)
 {
 	const struct config *cfg = R->srv->cfg;
-	char from[BOUND_PATH * 4 + 8], reason[sizeof(r->text) * 4 + 8];
-	log_escape(from, sizeof(from), e->sender, strlen(e->sender));
-	log_escape(reason, sizeof(reason), r->text, strlen(r->text));
+	char bid[QUEUE_ID_LEN + 1] = "", status[16] = "";
 	if (e->sender[0]) {
-		char bid[QUEUE_ID_LEN + 1], status[16];
-		if (make_bounce(R, e, msg, r, expired, bid, status) < 0) {
+		if (make_bounce(R, mdir, e, msg, r, expired, bid, status) < 0) {
 			/* no bounce, no failure: try again later, so nothing is lost */
 			s->next = (long long)time(NULL) +
 			          (long long)queue_backoff(s->attempts, cfg->queue_retry,
@@ -171,24 +232,22 @@ static bool give_up(struct runner *R, int mdir, int msg, const struct queue_env 
 			        e->id, s->attempts, s->next);
 			return w == 0;
 		}
-		log_msg(LOG_NOTICE, "event=bounced queue-id=%s bounce-id=%s status=%s to=\"%s\"",
-		        e->id, bid, status, from);
 	} else {
 		log_msg(LOG_NOTICE, "event=bounce-suppressed queue-id=%s reason=null-sender",
 		        e->id);
 	}
-	if (queue_state_write(mdir, s) < 0 || queue_fail(&R->q, e->id) < 0) {
+	s->gave_up = expired ? QUEUE_GAVE_UP_EXPIRED : QUEUE_GAVE_UP_FAILED;
+	snprintf(s->bounce, sizeof(s->bounce), "%s", bid);
+	s->next = 0; /* what is left to do is due at once */
+	if (queue_state_write(mdir, s) < 0) {
 		log_msg(LOG_ERR,
-		        "event=queue-error queue-id=%s error=\"cannot move to failed: %s\"", e->id,
-		        strerror(errno));
+		        "event=queue-error queue-id=%s error=\"cannot write the state: %s\" "
+		        "moved=no",
+		        e->id, strerror(errno));
+		queue_bounce_drop(mdir); /* made anew by the next attempt */
 		return false;
 	}
-	log_msg(LOG_WARNING,
-	        "event=%s queue-id=%s attempts=%u result=%d status=%d reason=\"%s\" "
-	        "from=\"%s\"",
-	        expired ? "expired" : "failed", e->id, s->attempts, r->code, r->exit_status, reason,
-	        from);
-	return true;
+	return finish_give_up(R, e, mdir, s, r, status);
 }
 
 /* deliver_now - hand the message to the command, mailbox or Maildir,
@@ -283,6 +342,13 @@ static int work(struct runner *R, const char *id)
 		        "event=queue-error queue-id=%s error=\"unreadable state, started "
 		        "anew\"",
 		        id);
+	if (s.gave_up != QUEUE_LIVE) { /* given up on by an earlier attempt: finish that */
+		rc = finish_give_up(R, &e, mdir, &s, NULL, NULL) ? 0 : WORKER_UNRECORDED;
+		queue_env_free(&e);
+		close(msg);
+		close(mdir);
+		return rc;
+	}
 	struct delivery_result r = {.exit_status = -1};
 	s.attempts++;
 	s.last_ms = wall_ms();
@@ -349,7 +415,9 @@ static void start_worker(struct runner *R, const char *id)
 		close(R->sig_fd);
 		if (R->q.lock >= 0) /* the lock is the runner's alone */
 			close(R->q.lock);
-		R->q.lock = -1;
+		if (R->q.lock_dir >= 0)
+			close(R->q.lock_dir);
+		R->q.lock = R->q.lock_dir = -1;
 		/* no PR_SET_PDEATHSIG here: a worker whose runner was killed
 		 * finishes its delivery and records it, so its command's exit 0
 		 * is never followed by a second delivery; its lock on the
@@ -430,19 +498,30 @@ static void scan(struct runner *R, long long *wake_ms)
 		if (mdir < 0 && errno != ELOOP && errno != ENOTDIR)
 			continue; /* gone meanwhile */
 		struct queue_state s;
-		int rc = mdir < 0 ? -1 : queue_state_read(mdir, &s);
+		long long written;
+		int rc = mdir < 0 ? -1 : queue_state_read(mdir, &s, &written);
 		if (mdir >= 0)
 			close(mdir);
 		if (rc < 0)         /* a link or a file where its directory was, too */
 			s.next = 0; /* unreadable: the worker says why, and moves it */
-		bool due = s.next <= now || (R->flush_ms && s.last_ms < R->flush_ms);
+		/* never later than --queue-retry-max after the state was
+		 * written, whatever a hand (or a garbled file) put there */
+		long long next =
+		    rc == 0 ? queue_next_clamp(s.next, written, cfg->queue_retry_max) : s.next;
+		bool due = next <= now || (R->flush_ms && s.last_ms < R->flush_ms);
 		if (!due) {
-			if (s.next * 1000 < *wake_ms)
-				*wake_ms = s.next * 1000;
+			if (next * 1000 < *wake_ms)
+				*wake_ms = next * 1000;
 			continue;
 		}
 		if (R->busy >= cfg->queue_workers)
 			break; /* a worker's end wakes us */
+		/* due by the clamp alone: said once, as the worker replaces the state */
+		if (next <= now && s.next > now)
+			log_msg(LOG_WARNING,
+			        "event=queue-next-clamped queue-id=%s next=%lld written=%lld "
+			        "retry-max=%u",
+			        ids[i], s.next, written, cfg->queue_retry_max);
 		start_worker(R, ids[i]);
 	}
 	free(ids);
@@ -559,6 +638,29 @@ static void wait_signal(struct runner *R, long long ms)
 		signals(R);
 }
 
+/* check_lock - at each scan: DIR/lock removed or replaced (by hand, by
+ * a cleaner of old files) is made ours again, so that --queue-flush
+ * finds the runner; the lock on DIR itself kept other runners out
+ * meanwhile. A new file held by another process (a runner of an earlier
+ * version, which locks only the file) is yielded to: no worker starts
+ * until it is ours */
+static void check_lock(struct runner *R)
+{
+	int rc = queue_lock_check(&R->q);
+	if (rc > 0)
+		log_msg(LOG_WARNING, "event=queue-lock-restored pid=%ld lock=%s/lock",
+		        (long)getpid(), R->q.path);
+	if (rc >= 0) {
+		R->lock_lost = R->yielding = false;
+		return;
+	}
+	R->yielding = errno == EWOULDBLOCK;
+	if (!R->lock_lost)
+		log_msg(LOG_ERR, "event=queue-error error=\"cannot make %s/lock ours again: %s\"%s",
+		        R->q.path, strerror(errno), R->yielding ? " waiting" : "");
+	R->lock_lost = true;
+}
+
 /* take_lock - hold DIR/lock: the daemon's runner waits for it, once
  * returns 1 when another runner has it; -1 on error (logged) */
 static int take_lock(struct runner *R)
@@ -576,9 +678,11 @@ static int take_lock(struct runner *R)
 		}
 		if (R->once) {
 			log_msg(LOG_NOTICE, "event=queue-locked holder=%ld", holder);
-			fprintf(stderr,
-			        "%s: another queue runner (pid %ld) holds %s/lock: nothing done\n",
-			        R->srv->cfg->progname, holder, R->q.path);
+			char who[32] = "";
+			if (holder > 0) /* 0: its DIR/lock was removed, and not yet made anew */
+				snprintf(who, sizeof(who), " (pid %ld)", holder);
+			fprintf(stderr, "%s: another queue runner%s holds %s/lock: nothing done\n",
+			        R->srv->cfg->progname, who, R->q.path);
 			return 1;
 		}
 		if (!said)
@@ -643,7 +747,8 @@ int queue_run(const struct server *srv, bool once)
 	        cfg->queue_lifetime, cleaned, once ? " once" : "");
 	for (;;) {
 		long long wake = wall_ms() + BOUND_QUEUE_SCAN_MS;
-		if (!R->stopping)
+		check_lock(R);
+		if (!R->stopping && !R->yielding)
 			scan(R, &wake);
 		if (R->busy == 0 && (R->stopping || once))
 			break;

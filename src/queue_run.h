@@ -13,7 +13,8 @@
  * to --queue-retry-max, until --queue-lifetime has passed; a permanent
  * failure or an expired message queues a bounce (bounce.h) to the
  * sender, unless the sender is <> (a bounce is never bounced), and
- * moves the message to DIR/failed. One log line for each: queued (the
+ * moves the message to DIR/failed, in steps that a retry resumes, so
+ * that a bounce is never made twice (queue_run.c, give_up). One log line for each: queued (the
  * session), deferred, delivered, bounced, expired, failed.
  *
  * Signals of the runner: SIGUSR1 retries every message now (the

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,50 @@ static void test_state_round_trip(void **state)
 			fail_msg("case %zu: parsed, want -1", i);
 }
 
+static void test_state_gave_up(void **state)
+{
+	/* a live state is written as the first version wrote it */
+	struct queue_state s = {.attempts = 1, .next = 5, .last_ms = 6, .since = 7};
+	char buf[1024];
+	size_t n = queue_state_format(&s, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_null(strstr(buf, "gave-up"));
+	assert_null(strstr(buf, "bounce"));
+	/* given up on: the verdict and the bounce's ID come back */
+	struct {
+		enum queue_gave_up gave_up;
+		const char *bounce;
+	} cases[] = {
+	    {QUEUE_GAVE_UP_FAILED, "6B0F2E9736C01B0C20962D515"},
+	    {QUEUE_GAVE_UP_EXPIRED, "6B0F2E9736C01B0C20962D515"},
+	    {QUEUE_GAVE_UP_FAILED, ""}, /* a <> sender: no bounce */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s.gave_up = cases[i].gave_up;
+		strcpy(s.bounce, cases[i].bounce);
+		n = queue_state_format(&s, buf, sizeof(buf));
+		struct queue_state t;
+		if (n == 0 || queue_state_parse(buf, n, &t) != 0)
+			fail_msg("case %zu: not parsed back: %s", i, buf);
+		if (t.gave_up != cases[i].gave_up || strcmp(t.bounce, cases[i].bounce) != 0)
+			fail_msg("case %zu: got %d \"%s\", want %d \"%s\"", i, (int)t.gave_up,
+			         t.bounce, (int)cases[i].gave_up, cases[i].bounce);
+	}
+	const char *bad[] = {
+	    "attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\ngave-up=maybe\nbounce=\n",
+	    "attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\ngave-up=failed\nbounce=../x\n",
+	    "attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\ngave-up=failed\n"
+	    "bounce=6B0F2E9736C01B0C20962D5150\n",
+	    /* a bounce named while the message is live */
+	    "attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\nbounce=6B0F2E9736C01B0C20962D515\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct queue_state t;
+		if (queue_state_parse(bad[i], strlen(bad[i]), &t) != -1)
+			fail_msg("bad case %zu: parsed, want -1", i);
+	}
+}
+
 static void test_backoff(void **state)
 {
 	struct {
@@ -167,6 +212,29 @@ static void test_backoff(void **state)
 			fail_msg("case %zu: backoff(%u, %u, %u): got %llu, want %llu", i,
 			         cases[i].attempts, cases[i].retry, cases[i].max, got,
 			         cases[i].want);
+	}
+}
+
+static void test_next_clamp(void **state)
+{
+	struct {
+		long long next, written;
+		unsigned retry_max;
+		long long want;
+	} cases[] = {
+	    {0, 1000, 3600, 0},                 /* due now */
+	    {4600, 1000, 3600, 4600},           /* at the limit */
+	    {4601, 1000, 3600, 4600},           /* one past it */
+	    {32503680000LL, 1000, 3600, 4600},  /* the year 3000 */
+	    {LLONG_MAX, 1000, 60, 1060},        /* the largest */
+	    {2000, LLONG_MAX - 10, 3600, 2000}, /* a ctime no clock reaches */
+	    {-5, 1000, 3600, -5},               /* in the past: due */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long long got =
+		    queue_next_clamp(cases[i].next, cases[i].written, cases[i].retry_max);
+		if (got != cases[i].want)
+			fail_msg("case %zu: got %lld, want %lld", i, got, cases[i].want);
 	}
 }
 
@@ -241,7 +309,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_encode_decode),    cmocka_unit_test(test_envelope_round_trip),
 	    cmocka_unit_test(test_envelope_refused), cmocka_unit_test(test_state_round_trip),
-	    cmocka_unit_test(test_backoff),          cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_state_gave_up),    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_next_clamp),       cmocka_unit_test(test_expired),
 	    cmocka_unit_test(test_duration),         cmocka_unit_test(test_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
