@@ -194,12 +194,12 @@ class Base(unittest.TestCase):
         self.addCleanup(srv.stop, False)
         return srv, qid, self.server()
 
-    def tmpfs_queue(self, size):
-        """the queue directory on a tmpfs of size (as mount -o size= takes
-        it), unmounted at the end: a disk that fills up"""
+    def tmpfs_queue(self, options):
+        """the queue directory on a tmpfs mounted with options (mount -o:
+        "size=64k"), unmounted at the end: a disk that fills up"""
         self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
         os.mkdir(self.queue, 0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options + ",mode=0700", "tmpfs",
                             self.queue], capture_output=True)
         self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
         self.addCleanup(subprocess.run, ["umount", self.queue])
@@ -477,7 +477,7 @@ class Stop(Base):
 
 class FullDisk(Base):
     def test_full_tmpfs_is_452_and_leaves_no_partial_file(self):
-        self.tmpfs_queue("256k")
+        self.tmpfs_queue("size=256k")
         self.ctl.block()  # keep what fits queued, so that the disk stays full
         srv = self.server()
         small = self.send(srv, subject="fits")

@@ -281,7 +281,7 @@ class FullDisk(Base):
         # a deferred message on a full disk: its new state (the next
         # attempt) cannot be written, so DIR/q still says "due"; the
         # runner must not run the command again at once, and again
-        self.tmpfs_queue("64k")
+        self.tmpfs_queue("size=64k")
         self.ctl.always("b@b.test", 75)
         srv = self.server("--queue-retry=3600", "--queue-retry-max=3600")
         qid = self.send(srv)
