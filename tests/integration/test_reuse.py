@@ -20,22 +20,14 @@ import smtplib
 import ssl
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-HANG = 60  # seconds: only a guard against a hang
+HANG = harness.HANG
 ONE = ["--max-sessions=1", "--spare-sessions=1"]
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+alive = harness.alive
 
 
 def connect_pids(log):
@@ -138,10 +130,7 @@ class Reuse(unittest.TestCase):
         with harness.Server(*ONE, "--session-reuse=5", "--timeout=1", mailbox="mbox") as srv:
             send(srv, 1)
             first = connect_pids(srv.wait_log(closes(1)))[0]
-            deadline = time.monotonic() + HANG
-            while alive(first):
-                self.assertLess(time.monotonic(), deadline, "the idle process never exited")
-                time.sleep(0.05)
+            harness.wait_for(lambda: not alive(first), "the idle process's exit")
             send(srv, 1)  # a fresh spare took its place
             pids = connect_pids(srv.wait_log(closes(2)))
             self.assertNotEqual(first, pids[1])
@@ -156,10 +145,8 @@ class Reuse(unittest.TestCase):
             srv.stop()
         self.assertEqual(mbox_count(srv), 12)
         self.assertLess(len(pids), 12, "some process served more than one client")
-        deadline = time.monotonic() + HANG
-        while any(alive(p) for p in pids):
-            self.assertLess(time.monotonic(), deadline, "a session process outlived the daemon")
-            time.sleep(0.05)
+        harness.wait_for(lambda: not any(alive(p) for p in pids),
+                         "the end of every session process after the daemon's")
 
     def test_the_per_client_limit_counts_a_returned_process_out(self):
         # A client's next connection may come before its last session's
