@@ -58,6 +58,7 @@
 #include "prefork.h"
 #include "queue_run.h"
 #include "session.h"
+#include "spare.h"
 #include "tls.h"
 #include "coverage.h" /* last: it wraps _exit() in coverage builds */
 
@@ -410,145 +411,50 @@ static void reap(unsigned max, struct loop *lp)
 	}
 }
 
-/* serve_one - the child: one session, then exit. The signal mask from
- * before the daemon's is restored, but for SIGTERM and SIGINT: one sent
- * meanwhile stays pending for the session's own handler. */
+/* session_mask - a session's signal mask: the one from before the
+ * daemon's, but for SIGTERM and SIGINT (one sent meanwhile stays
+ * pending for the session's own handler) and, with --queue, SIGUSR1
+ * (the runner's flush: `pkill -USR1 smtpipe` ends no session) */
+static sigset_t session_mask(const struct config *cfg)
+{
+	sigset_t mask = open_mask;
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (cfg->queue_dir)
+		sigaddset(&mask, SIGUSR1);
+	return mask;
+}
+
+/* serve_one - the child: one session, then exit */
 static void serve_one(const struct server *srv, int fd, struct session_origin *o)
 {
 	listen_socket_close(false); /* closed, not removed: the daemon's to remove */
 	close_daemon_fds();
 	prefork_close(); /* the other sessions' slots and clients are none of its business */
 	listener_session_signals();
-	sigset_t serve = open_mask;
-	sigaddset(&serve, SIGTERM);
-	sigaddset(&serve, SIGINT);
-	if (srv->cfg->queue_dir) /* the runner's flush: `pkill -USR1 smtpipe` ends no session */
-		sigaddset(&serve, SIGUSR1);
-	sigprocmask(SIG_SETMASK, &serve, NULL);
+	sigset_t mask = session_mask(srv->cfg);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
 }
 
-/* ring - a spare tells the daemon to look at the table (a full pipe
- * means the daemon has that to read already) */
-static void ring(void)
+/* spare_start - the child of top_up: the daemon's descriptors but the
+ * spare's two ends of its pipes closed, SIGHUP ignored and the
+ * session's signal mask, then a spare's life (spare.c) */
+static void spare_start(const struct server *srv, unsigned i, unsigned gen)
 {
-	ssize_t w = write(bell[1], "", 1);
-	(void)w;
-}
-
-/* spare_reload - a spare that took its client after a SIGHUP it was
- * forked before: what the daemon reloaded, reloaded here too, so that no
- * client accepted after a reload is served with the old certificate or
- * log file (the daemon logged the reload; only failures are logged) */
-static void spare_reload(const struct server *srv)
-{
-	char err[512];
-	bool log_ok = log_reopen(err, sizeof(err)) == 0;
-	if (!log_ok)
-		log_msg(LOG_ERR, "event=log-reopen-failed error=\"%s\"", err);
-	auth_reload();
-	if (srv->tls && tls_server_reload(srv->tls, err, sizeof(err)) < 0)
-		log_msg(LOG_ERR, "event=tls-reload-failed error=\"%s\"", err);
-}
-
-/* spare_take - a spare in slot i: wait for a client on every listening
- * socket, take one, and claim the slot within the per-client limit (a
- * client over it is refused, and the spare waits again); exit when its
- * generation is retired, the daemon is gone, or idle_ms pass */
-static int spare_take(const struct server *srv, unsigned i, int idle_ms, struct session_origin *o)
-{
-	const struct config *cfg = srv->cfg;
-	for (;;) {
-		struct sockaddr_storage ss;
-		unsigned which, mine;
-		unsigned char key[16];
-		bool local;
-		int fd = prefork_wait(socks, nsocks, retire[0], idle_ms, &ss, &which);
-		if (fd < 0)
-			_exit(0);
-		if (prefork_stopping()) { /* taken as the daemon stopped */
-			char bye[300];
-			snprintf(bye, sizeof(bye), "421 4.3.2 %s Service shutting down\r\n",
-			         srv->hostname);
-			client_refuse(fd, bye);
-			_exit(0);
-		}
-		*o =
-		    (struct session_origin){.listener = socks[which].name, .tls = socks[which].tls};
-		client_describe(fd, &ss, key, o, &local);
-		if (prefork_claim(i, key, client_limit(cfg, local), &mine) == 0) {
-			prefork_wait_done();
-			return fd;
-		}
-		/* refused: no session ran here, so this spare waits again,
-		 * and a client over its limit costs no fork */
-		client_capped(fd, o, mine);
-	}
-}
-
-/* wipe_stack - zero the stack below the caller, where a session's
- * frames were (log lines with the client's text, decoded AUTH) */
-__attribute__((noinline)) static void wipe_stack(void)
-{
-	char room[BOUND_REUSE_STACK_WIPE];
-	explicit_bzero(room, sizeof(room));
-}
-
-/* spare_reuse - --session-reuse: serve the client on fd here, and
- * return when this process may take another one: the session ended
- * cleanly, it has served fewer than N, and neither a stop nor a SIGHUP
- * came meanwhile (it would serve with what the daemon reloaded since).
- * Else it exits, as a session does. */
-static void spare_reuse(const struct server *srv, unsigned i, unsigned gen, int fd,
-                        const struct session_origin *o, unsigned served)
-{
-	const struct config *cfg = srv->cfg;
-	enum exit_kind k = session_run(srv, fd, fd, o);
-	close(fd);
-	log_set_session(NULL);
-	if (!session_reusable() || served >= cfg->session_reuse || prefork_stopping() ||
-	    prefork_generation() != gen)
-		_exit(config_exit_code(cfg, k));
-	wipe_stack();
-	prefork_return(i);
-	ring();
-	log_msg(LOG_DEBUG, "event=reuse-wait served=%u", served);
-}
-
-/* spare_run - a spare in slot i of generation gen: pre-faulted, it
- * takes a client (spare_take) and serves it as serve_one does; under
- * --session-reuse it then waits for the next one (spare_reuse), and
- * exits after --timeout without one */
-static void spare_run(const struct server *srv, unsigned i, unsigned gen)
-{
-	const struct config *cfg = srv->cfg;
 	close_fd(&sig_fd);
 	daemon_pidfile_forget();
 	close_fd(&bell[0]);
 	close_fd(&retire[1]);
 	listener_session_signals();
-	sigset_t serve = open_mask;
-	sigaddset(&serve, SIGTERM);
-	sigaddset(&serve, SIGINT);
-	if (cfg->queue_dir) /* nor any spare */
-		sigaddset(&serve, SIGUSR1);
-	sigprocmask(SIG_SETMASK, &serve, NULL);
-	prefork_prefault();
-	for (unsigned served = 1;; served++) {
-		struct session_origin o;
-		int fd = spare_take(srv, i, served > 1 ? (int)cfg->timeout * 1000 : -1, &o);
-		if (prefork_generation() != gen)
-			spare_reload(srv);
-		ring();
-		/* SESSION is stored before the flag is read, and the daemon sets
-		 * the flag before it reads the states: one of the two sees the
-		 * other, and the SIGTERM reaches this session either way */
-		if (prefork_stopping())
-			raise(SIGTERM); /* blocked: pending for the session's handler */
-		if (cfg->session_reuse <= 1)
-			serve_one(srv, fd, &o);
-		spare_reuse(srv, i, gen, fd, &o, served);
-	}
+	sigset_t mask = session_mask(srv->cfg);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	struct spare_env env = {.socks = socks,
+	                        .nsocks = nsocks,
+	                        .retire_fd = retire[0],
+	                        .bell_fd = bell[1],
+	                        .serve_one = serve_one};
+	spare_run(srv, &env, i, gen);
 }
 
 /* top_up - fork spares until --spare-sessions wait (slots allowing);
@@ -564,7 +470,7 @@ static void top_up(const struct server *srv, struct loop *lp)
 		prefork_set(i, PREFORK_SPARE);
 		pid_t pid = fork();
 		if (pid == 0)
-			spare_run(srv, i, gen);
+			spare_start(srv, i, gen);
 		if (pid < 0) {
 			/* the clients are served the old way meanwhile: the
 			 * daemon accepts when no spare waits */
