@@ -234,6 +234,30 @@ class Leaks(unittest.TestCase):
         self.assertIn("SMTPIPE_AUTH_USER=bob\n", bob[0])
         self.assertNotIn("alice", bob[0])
 
+    def test_the_received_line_is_this_clients(self):
+        # A: STARTTLS with a client certificate, its own EHLO name; B in
+        # plain text: B's Received: says neither TLS nor A's name
+        with harness.Server(*ONE, "--session-reuse=5", "--tls-cert=" + PKI["SERVER"],
+                            "--tls-key=" + PKI["SERVER_KEY"], "--tls-ca=" + PKI["CA"],
+                            mailbox="mbox") as srv:
+            ctx = ssl.create_default_context(cafile=PKI["CA"])
+            ctx.load_cert_chain(PKI["CLIENT"], PKI["CLIENT_KEY"])
+            with srv.smtp(local_hostname="a-helo.example") as s:
+                s.starttls(context=ctx)
+                s.ehlo("a-helo.example")
+                s.sendmail("a@a.example", ["r@b.example"], "Subject: A\r\n\r\nA\r\n")
+            pid = served_by(srv, 1)
+            waiting_again(srv, pid)
+            with srv.smtp(local_hostname="b-helo.example") as s:
+                s.sendmail("b@b.example", ["r@b.example"], "Subject: B\r\n\r\nB\r\n")
+            self.assertEqual(served_by(srv, 2), pid)
+        with open(srv.mailbox, "rb") as f:
+            a, b = f.read().split(b"\nFrom b@b.example ")
+        self.assertIn(b"ESMTPS", a)
+        self.assertIn(b"from b-helo.example ", b)
+        for leak in (b"a-helo", b"ESMTPS", b"TLS", b"cipher", b"a@a.example"):
+            self.assertNotIn(leak, b)
+
 
 class EndsThatEndIt(unittest.TestCase):
     """after a session that did not end cleanly the process never serves again"""
@@ -581,6 +605,29 @@ class Lifecycle(unittest.TestCase):
                     s.starttls(context=ctx)  # the old certificate fails here
                     s.ehlo()
                     s.noop()
+
+    def test_no_client_is_served_after_the_daemon_died(self):
+        # the daemon is SIGKILLed while its reused process serves B and C
+        # waits in the listening socket's backlog: B's session ends, and
+        # the process must not take C (no daemon counts it any more)
+        with harness.Server(*ONE, "--session-reuse=100", mailbox="mbox",
+                            expect_exit=-signal.SIGKILL) as srv:
+            quit_session(srv)
+            pid = served_by(srv, 1)
+            waiting_again(srv, pid)
+            b = srv.raw(timeout=HANG)
+            b.greet()
+            srv.proc.kill()
+            srv.proc.wait(timeout=HANG)
+            c = srv.raw(timeout=HANG)  # queued in the socket the process still holds
+            b.cmd("QUIT", 221)
+            gone(pid, "the process of a dead daemon")
+            try:
+                got = c.sock.recv(100)
+            except OSError:
+                got = b""
+            self.assertEqual(got, b"")
+            self.assertEqual(srv.log().count("event=connect "), 2)
 
     def test_n_is_exact_under_concurrency(self):
         with harness.Server("--max-sessions=2", "--spare-sessions=2", "--session-reuse=4",
