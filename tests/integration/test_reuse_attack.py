@@ -629,6 +629,107 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(got, b"")
             self.assertEqual(srv.log().count("event=connect "), 2)
 
+    def test_sigterm_amid_a_storm_delivers_what_it_accepted(self):
+        # six clients send one message per connection as fast as they
+        # can over reused processes; SIGTERM comes in the middle of it:
+        # the daemon ends, no process outlives it, and every 250 is a
+        # message in the mailbox
+        srv = harness.Server("--max-sessions=6", "--spare-sessions=3", "--session-reuse=1000",
+                             mailbox="mbox")
+        stop = []
+        accepted = []
+
+        def client(i):
+            while not stop:
+                try:
+                    c = harness.RawClient(srv.port, timeout=HANG)
+                    if c.reply()[0] != 220:
+                        c.close()
+                        continue
+                    c.send("EHLO s%d\r\nMAIL FROM:<a@a.example>\r\nRCPT TO:<r@b.example>\r\n"
+                           "DATA\r\n" % i)
+                    for _ in range(4):
+                        c.reply()
+                    c.send("Subject: storm\r\n\r\nx\r\n.\r\nQUIT\r\n")
+                    if c.reply()[0] == 250:
+                        accepted.append(i)
+                    c.close()
+                except (OSError, EOFError):
+                    pass
+        import threading
+        ts = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        try:
+            for t in ts:
+                t.start()
+            srv.wait_log("event=reuse-wait ", count=30)
+            srv.proc.send_signal(signal.SIGTERM)
+            srv.proc.wait(timeout=HANG)
+        finally:
+            stop.append(1)
+            for t in ts:
+                t.join()
+            srv.stop(check=False)
+        for p in set(connect_pids(srv.log())):
+            gone(p, "a session process that outlived the daemon")
+        with open(srv.mailbox, "rb") as f:
+            self.assertEqual(f.read().count(b"\nSubject: storm"), len(accepted))
+
+    def test_sighup_amid_a_storm_every_later_client_gets_the_new_certificate(self):
+        import hashlib
+        import threading
+        d = tempfile.mkdtemp(prefix="smtpipe-renew-")
+        self.addCleanup(shutil.rmtree, d, True)
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        shutil.copy(PKI["SERVER"], cert)
+        shutil.copy(PKI["SERVER_KEY"], key)
+        with open(PKI2["SERVER"]) as f:
+            pem = f.read()
+        new = hashlib.sha256(ssl.PEM_cert_to_DER_cert(
+            pem[:pem.index("-----END CERTIFICATE-----") + 25])).hexdigest()
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the fingerprint is checked instead
+        seen = []
+        stop = []
+        with harness.Server("--max-sessions=4", "--spare-sessions=2", "--session-reuse=1000",
+                            "--tls-cert=" + cert, "--tls-key=" + key, mailbox="mbox") as srv:
+            def client(i):
+                while not stop:
+                    t0 = time.monotonic()
+                    try:
+                        c = harness.RawClient(srv.port, timeout=HANG)
+                        c.expect(220)
+                        c.cmd("EHLO x", 250)
+                        c.cmd("STARTTLS", 220)
+                        c.sock = ctx.wrap_socket(c.sock)
+                        der = c.sock.getpeercert(binary_form=True)
+                        seen.append((t0, hashlib.sha256(der).hexdigest()))
+                        c.cmd("QUIT", 221)
+                        c.close()
+                    except (OSError, EOFError, AssertionError) as e:
+                        seen.append((t0, repr(e)))
+            ts = [threading.Thread(target=client, args=(i,)) for i in range(3)]
+            try:
+                for t in ts:
+                    t.start()
+                wait_for(lambda: len(seen) > 10, "sessions before the reload")
+                shutil.copy(PKI2["SERVER"], cert + ".new")
+                shutil.copy(PKI2["SERVER_KEY"], key + ".new")
+                os.rename(cert + ".new", cert)
+                os.rename(key + ".new", key)
+                srv.proc.send_signal(signal.SIGHUP)
+                srv.wait_log("event=tls-reloaded")
+                reloaded = time.monotonic()
+                n = len(seen)
+                wait_for(lambda: len(seen) > n + 15, "sessions after the reload")
+            finally:
+                stop.append(1)
+                for t in ts:
+                    t.join()
+        later = [fp for t0, fp in seen if t0 > reloaded]
+        self.assertGreater(len(later), 0)
+        self.assertEqual([fp for fp in later if fp != new], [])
+
     def test_n_is_exact_under_concurrency(self):
         with harness.Server("--max-sessions=2", "--spare-sessions=2", "--session-reuse=4",
                             mailbox="mbox") as srv:
