@@ -769,6 +769,49 @@ class Resources(unittest.TestCase):
         self.assertEqual(fds2, fds)
         self.assertLess(rss2 - rss, 256, "kB of RSS grew over 200 sessions")
 
+    def test_a_hostile_client_leaves_no_growth_behind(self):
+        # each session: 100 recipients of 250 octets, a 12 kB AUTH line,
+        # a too-long NOOP, 500 pipelined RSETs; the process that served
+        # 60 of them holds what it held after the first
+        dom = ".".join(["d" * 60] * 3)
+        with harness.Server(*ONE, "--session-reuse=1000", mailbox="mbox") as srv:
+            def hostile():
+                c = harness.RawClient(srv.port, timeout=HANG)
+                c.greet()
+                c.send("MAIL FROM:<%s@%s>\r\n" % ("s" * 60, dom)
+                       + "".join("RCPT TO:<%s%d@%s>\r\n" % ("r" * 60, k, dom) for k in range(100)))
+                for _ in range(101):
+                    c.reply()
+                c.send("AUTH PLAIN " + "A" * 12000 + "\r\n")
+                c.reply()
+                c.send("NOOP " + "x" * 5000 + "\r\n")
+                c.reply()
+                c.send("RSET\r\n" * 500)
+                for _ in range(500):
+                    c.reply()
+                c.cmd("QUIT", 221)
+                c.closed(timeout=HANG)
+                c.close()
+
+            def usage(pid):
+                with open("/proc/%d/status" % pid) as f:
+                    st = f.read()
+                return (len(os.listdir("/proc/%d/fd" % pid)),
+                        int(re.search(r"VmRSS:\s+(\d+)", st).group(1)),
+                        int(re.search(r"VmData:\s+(\d+)", st).group(1)))
+            hostile()
+            pid = served_by(srv, 1)
+            waiting_again(srv, pid)
+            fds, rss, data = usage(pid)
+            for _ in range(59):
+                hostile()
+            waiting_again(srv, pid, count=60)
+            fds2, rss2, data2 = usage(pid)
+            self.assertEqual(set(connect_pids(srv.log())), {pid})
+        self.assertEqual(fds2, fds)
+        self.assertLess(rss2 - rss, 256, "kB of RSS grew")
+        self.assertLess(data2 - data, 256, "kB of data segment grew")
+
     def test_the_command_inherits_no_listening_socket(self):
         out = tempfile.mkdtemp(prefix="smtpipe-fds-")
         self.addCleanup(shutil.rmtree, out, True)
