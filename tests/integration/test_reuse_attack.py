@@ -29,39 +29,14 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-HANG = 60  # seconds: only a guard against a hang
+HANG = harness.HANG  # seconds: only a guard against a hang
 ONE = ["--max-sessions=1", "--spare-sessions=1"]
 PASSWORD = "pw-Atk-93k1x"
 
 
-def wait_for(fn, what, timeout=HANG):
-    """fn()'s first true value, polled until timeout"""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def children(pid, zombies=False):
-    """pids of pid's children (zombies left out unless asked for)"""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            pids = [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-    return sorted(p for p in pids if zombies or alive(p))
+wait_for = harness.wait_for
+alive = harness.alive
+children = harness.children
 
 
 def connect_pids(log):
