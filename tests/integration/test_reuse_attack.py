@@ -335,8 +335,6 @@ class EndsThatEndIt(unittest.TestCase):
         self.after([], a)
 
     def test_sighup_to_the_daemon_mid_session(self):
-        srvs = {}
-
         def a(srv):
             c = srv.raw(timeout=HANG)
             c.greet()
