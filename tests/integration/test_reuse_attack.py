@@ -232,6 +232,20 @@ class Leaks(unittest.TestCase):
         for leak in (b"a-helo", b"ESMTPS", b"TLS", b"cipher", b"a@a.example"):
             self.assertNotIn(leak, b)
 
+    def test_maildir_names_stay_unique_across_clients(self):
+        # a Maildir name is time, pid and a counter: one process serving
+        # many clients must not start the counter again for each one
+        with harness.Server(*ONE, "--session-reuse=1000", mailbox="Maildir/") as srv:
+            for i in range(20):
+                with srv.smtp() as s:
+                    s.sendmail("a@a.example", ["r@b.example"], "Subject: %d\r\n\r\nx\r\n" % i)
+            pids = connect_pids(srv.wait_log(closes(20)))
+            names = os.listdir(os.path.join(srv.mailbox, "new"))
+        self.assertEqual(len(set(pids)), 1, "one process served them all")
+        self.assertEqual(len(names), 20)
+        ids = [re.search(r"P(\d+)Q(\d+)", n).groups() for n in names]
+        self.assertEqual(len(set(ids)), 20, names)
+
 
 class EndsThatEndIt(unittest.TestCase):
     """after a session that did not end cleanly the process never serves again"""
