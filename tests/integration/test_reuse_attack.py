@@ -299,6 +299,22 @@ class EndsThatEndIt(unittest.TestCase):
             c.closed(timeout=HANG)
         self.after(["--tls-cert=" + PKI["SERVER"], "--tls-key=" + PKI["SERVER_KEY"]], a)
 
+    def test_a_data_deadline_missed_by_a_trickle(self):
+        # one byte at a time, each before the idle timeout, never the
+        # whole message within --timeout + size/--data-min-rate
+        def a(srv):
+            c = srv.raw(timeout=HANG)
+            c.greet()
+            c.data()
+            try:
+                while "phase=data" not in srv.log():
+                    c.send(b"x")
+                    time.sleep(0.2)  # the attack's pace, not a wait for the server
+            except OSError:
+                pass
+            c.closed(timeout=HANG)
+        self.after(["--timeout=1"], a)
+
     def test_vanished_mid_auth(self):
         def a(srv):
             c = srv.raw(timeout=HANG)
