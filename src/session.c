@@ -511,9 +511,11 @@ enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
 	smtp_io_free(&current.io);
 	/* what the client sent and who logged in: gone before another
 	 * client of this process (--session-reuse) */
+	bool clean = result == EXIT_KIND_OK && !stop_requested && !current.io.write_failed &&
+	             !current.tls; /* GnuTLS's freed memory is not ours to wipe */
 	explicit_bzero(block, current.block_used);
 	explicit_bzero(&current, offsetof(struct session, out));
-	current.clean = result == EXIT_KIND_OK && !stop_requested;
+	current.clean = clean;
 	return result;
 }
 

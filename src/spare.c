@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "bounds.h"
 #include "client.h"
+#include "clock.h"
 #include "config.h"
 #include "listen_socket.h"
 #include "log.h"
@@ -60,18 +61,21 @@ static void reload(const struct server *srv)
 /* take - a spare in slot i: wait for a client on every listening
  * socket, take one, and claim the slot within the per-client limit (a
  * client over it is refused, and the spare waits again); exit when its
- * generation is retired, the daemon is gone, or idle_ms pass */
+ * generation is retired, the daemon is gone, or idle_ms pass (-1: no
+ * bound) without a client it serves: refused ones do not extend it */
 static int take(const struct server *srv, const struct spare_env *env, unsigned i, int idle_ms,
                 struct session_origin *o)
 {
 	const struct config *cfg = srv->cfg;
+	long long until = idle_ms < 0 ? -1 : clock_now_ms() + idle_ms;
 	for (;;) {
 		struct sockaddr_storage ss;
 		unsigned which, mine;
 		unsigned char key[16];
 		bool local;
-		int fd =
-		    prefork_wait(env->socks, env->nsocks, env->retire_fd, idle_ms, &ss, &which);
+		long long left = until < 0 ? -1 : until - clock_now_ms();
+		int fd = prefork_wait(env->socks, env->nsocks, env->retire_fd,
+		                      left < 0 && until >= 0 ? 0 : (int)left, &ss, &which);
 		if (fd < 0)
 			_exit(0);
 		if (prefork_stopping()) { /* taken as the daemon stopped */

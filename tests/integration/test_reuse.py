@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -48,6 +49,13 @@ def send(srv, n, body="hello"):
         with srv.smtp() as s:
             s.sendmail("a@example.org", ["b@example.org"],
                        "Subject: %d\r\n\r\n%s %d\r\n" % (i, body, i))
+
+
+def from_127_0_0_2(srv):
+    """a client from another loopback address (another per-client key)"""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=HANG,
+                                 source_address=("127.0.0.2", 0))
+    return harness.RawClient(0, sock=s, timeout=HANG)
 
 
 def mbox_count(srv):
@@ -104,6 +112,53 @@ class Reuse(unittest.TestCase):
             send(srv, 1)
             pids = connect_pids(srv.wait_log(closes(2)))
             self.assertNotEqual(pids[0], pids[1])
+
+    def test_not_after_a_tls_session(self):
+        # GnuTLS frees memory smtpipe cannot wipe: a TLS session is its
+        # process's last
+        with harness.Server(*ONE, "--session-reuse=5", "--tls-cert=" + PKI["SERVER"],
+                            "--tls-key=" + PKI["SERVER_KEY"], mailbox="mbox") as srv:
+            with srv.smtp() as s:
+                s.starttls(context=ssl.create_default_context(cafile=PKI["CA"]))
+                s.sendmail("a@example.org", ["b@example.org"], "Subject: t\r\n\r\nt\r\n")
+            send(srv, 2)
+            pids = connect_pids(srv.wait_log(closes(3)))
+            self.assertNotEqual(pids[0], pids[1])
+            self.assertEqual(pids[1], pids[2], "a plain session's process serves again")
+            self.assertEqual(mbox_count(srv), 3)
+
+    def test_refused_clients_do_not_keep_a_waiting_process(self):
+        # a process that served waits at most --timeout for its next
+        # client: connections it refuses (over the per-client limit) do
+        # not start that wait again. Two processes serve once each (from
+        # two addresses), one holds a client B, and B's address knocks
+        # at the other until it exits.
+        with harness.Server("--max-sessions=2", "--spare-sessions=2", "--session-reuse=5",
+                            "--timeout=2", "--max-sessions-per-client=1",
+                            "--client-limit-loopback", mailbox="mbox") as srv:
+            a1 = srv.raw(timeout=HANG)
+            a1.greet()
+            a2 = from_127_0_0_2(srv)
+            a2.greet()
+            for c in (a1, a2):
+                c.cmd("QUIT", 221)
+                c.close()
+            srv.wait_log("event=reuse-wait ", count=2)
+            b = from_127_0_0_2(srv)
+            b.greet()
+            log = srv.wait_log("event=connect ", count=3)
+            holder = connect_pids(log)[2]
+            other = [p for p in set(connect_pids(log)) if p != holder][0]
+            def knock():
+                """the other process's exit, while B's address knocks"""
+                k = from_127_0_0_2(srv)
+                k.expect(421)
+                k.close()
+                b.cmd("NOOP", 250)  # B stays within its own --timeout
+                return not alive(other)
+            harness.wait_for(knock, knock.__doc__)
+            b.cmd("QUIT", 221)
+            b.close()
 
     def test_eof_between_transactions_counts_as_clean(self):
         with harness.Server(*ONE, "--session-reuse=5", mailbox="mbox") as srv:
@@ -175,6 +230,11 @@ class Reuse(unittest.TestCase):
                            capture_output=True, text=True, timeout=HANG)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--session-reuse=2 needs --spare-sessions", r.stderr)
+        r = subprocess.run([harness.binary(), "--inetd", "--spare-sessions=1", "--session-reuse=2",
+                            "--command=true"], capture_output=True, text=True, timeout=HANG,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("--inetd serves one client", r.stderr)
 
 
 PASSWORD = "s3cret-PASS-77q"
@@ -243,8 +303,6 @@ class Wiped(unittest.TestCase):
     def test_command(self):
         self.check(mailbox=None)
 
-    def test_starttls(self):
-        self.check("--tls-cert=" + PKI["SERVER"], "--tls-key=" + PKI["SERVER_KEY"], tls=True)
 
 
 PKI = {}
