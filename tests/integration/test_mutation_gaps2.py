@@ -185,32 +185,6 @@ class Wiped(unittest.TestCase):
         self.assertEqual(hits, {})
 
 
-class Requeue(tql.Base):
-    def test_a_requeued_message_has_a_whole_state(self):
-        # mutation: --queue-requeue keeps the bounce= of the give-up in
-        # a state that is live again: a state the runner refuses as
-        # garbled ("unreadable state, started anew"), and one that says
-        # a bounce exists for a message not given up on
-        self.ctl.always("b@b.test", 67)
-        srv = self.server()
-        qid = self.send(srv)
-        self.wait_log(srv, r"event=failed queue-id=%s " % qid)
-        self.wait_log(srv, r"event=bounced queue-id=%s " % qid)
-        tql.stop(srv)
-        with open(os.path.join(self.queue, "failed", qid, "state")) as f:
-            self.assertRegex(f.read(), r"(?m)^bounce=[0-9A-F]{25}$")
-        r = self.admin("--queue-requeue=" + qid)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        with open(os.path.join(self.queue, "q", qid, "state")) as f:
-            state = f.read()
-        self.assertNotIn("gave-up=", state)
-        self.assertNotIn("bounce=", state)
-        os.unlink(os.path.join(self.ctl.d, "always-b@b.test"))
-        srv = self.server()
-        self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
-        self.assertNotIn("unreadable state", srv.log())
-
-
 class Lock(tql.Base):
     def runner(self):
         srv = self.server()
@@ -231,12 +205,13 @@ class Lock(tql.Base):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def test_no_worker_starts_while_another_process_holds_the_new_lock(self):
-        # mutation: check_lock no longer yields to a process holding the
-        # new DIR/lock, and the runner goes on scanning. A message
-        # queued meanwhile, and two flushes: the runner handles signals
-        # one at a time, and scans in between, so once it logged the
-        # second flush, a scan that ignored the holder has forked its
-        # worker (still there: its command waits on the FIFO)
+        # mutation: the runner scans while it yields to a process
+        # holding the new DIR/lock. test_queue_left.py sends its message
+        # only after the holder let go. Here one is queued meanwhile,
+        # then two flushes: the runner handles signals one at a time and
+        # scans in between, so once it logged the second flush, a scan
+        # that ignored the holder has forked its worker (still there:
+        # its command waits on the FIFO)
         self.ctl.block()
         srv, pid = self.runner()
         lock = os.path.join(self.queue, "lock")
