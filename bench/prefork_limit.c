@@ -11,20 +11,10 @@
  * Usage: prefork_limit SINK N; prints the port, serves until killed
  * (the workers die with it: PR_SET_PDEATHSIG).
  */
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
+#include "smtpc.h"
 
 static char replies[4096]; /* written when the client has sent all it had */
 static size_t nreplies;
@@ -47,56 +37,13 @@ static void say(int fd, const char *s)
 	nreplies += n;
 }
 
-/* spool_file - an unlinked file for one message */
-static int spool_file(void)
-{
-	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	int fd = open(dir, O_TMPFILE | O_RDWR, 0600);
-	if (fd < 0) { /* a file system without O_TMPFILE */
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/prefork-XXXXXX", dir);
-		fd = mkstemp(path);
-		if (fd >= 0)
-			unlink(path);
-	}
-	if (fd < 0)
-		exit(1);
-	return fd;
-}
-
-/* deliver - the spooled message to the sink on stdin, waited for */
-static void deliver(int fd, const char *sink)
-{
-	lseek(fd, 0, SEEK_SET);
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fd, 0);
-	char *argv[] = {(char *)sink, "-f", "a@b", "--", "c@d", NULL};
-	pid_t pid;
-	if (posix_spawn(&pid, sink, &fa, NULL, argv, environ) != 0)
-		exit(1);
-	posix_spawn_file_actions_destroy(&fa);
-	waitpid(pid, NULL, 0);
-}
-
 /* serve - one connection, from the greeting to QUIT or EOF */
 static void serve(int c, const char *sink)
 {
-	static char in[65536], out[65536];
-	size_t have = 0;
+	static char in[SMTPC_LINE_MAX];
+	size_t have = 0, ll;
 	say(c, "220 limit ESMTP\r\n");
-	for (;;) {
-		char *nl;
-		while (!(nl = memchr(in, '\n', have))) {
-			if (have == sizeof(in))
-				return;
-			flush(c);
-			ssize_t r = read(c, in + have, sizeof(in) - have);
-			if (r <= 0)
-				return;
-			have += (size_t)r;
-		}
-		size_t ll = (size_t)(nl - in) + 1;
+	while ((ll = smtpc_line(c, in, &have, flush)) > 0) {
 		int data = strncasecmp(in, "DATA", 4) == 0, quit = strncasecmp(in, "QUIT", 4) == 0;
 		int ehlo = strncasecmp(in, "EHLO", 4) == 0;
 		memmove(in, in + ll, have - ll);
@@ -117,49 +64,13 @@ static void serve(int c, const char *sink)
 		}
 		say(c, "354 go\r\n");
 		flush(c);
-		int fd = spool_file();
-		for (int done = 0; !done;) {
-			/* whole lines only: CRLF becomes LF, a leading dot is
-			 * dropped, "." alone ends the data */
-			size_t o = 0, i = 0;
-			char *p;
-			while ((p = memchr(in + i, '\n', have - i))) {
-				const char *l = in + i;
-				size_t n = (size_t)(p - in) + 1 - i;
-				i += n;
-				if (n == 3 && l[0] == '.' && l[1] == '\r') {
-					done = 1;
-					break;
-				}
-				if (l[0] == '.') {
-					l++;
-					n--;
-				}
-				if (n >= 2 && l[n - 2] == '\r') {
-					memcpy(out + o, l, n - 2);
-					out[o + n - 2] = '\n';
-					o += n - 1;
-				} else {
-					memcpy(out + o, l, n);
-					o += n;
-				}
-			}
-			if (o > 0 && write(fd, out, o) != (ssize_t)o)
-				exit(1);
-			memmove(in, in + i, have - i);
-			have -= i;
-			if (done)
-				break;
-			if (have == sizeof(in))
-				exit(1); /* a line over 64 KiB: not the benchmark's */
-			ssize_t r = read(c, in + have, sizeof(in) - have);
-			if (r <= 0) {
-				close(fd);
-				return;
-			}
-			have += (size_t)r;
+		int fd = smtpc_spool_file();
+		if (smtpc_data(c, in, &have, fd) < 0) {
+			close(fd);
+			return;
 		}
-		deliver(fd, sink);
+		char *argv[] = {(char *)sink, "-f", "a@b", "--", "c@d", NULL};
+		smtpc_deliver(fd, argv);
 		close(fd);
 		say(c, "250 ok\r\n");
 	}
@@ -172,12 +83,8 @@ int main(int argc, char **argv)
 	if (argc != 3 || atoi(argv[2]) < 1)
 		return 2;
 	int n = atoi(argv[2]);
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	socklen_t sl = sizeof(sa);
-	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 128) < 0 ||
-	    getsockname(s, (struct sockaddr *)&sa, &sl) < 0)
+	int port, s = smtpc_listen(SOCK_CLOEXEC, 128, &port);
+	if (s < 0)
 		return 1;
 	pid_t parent = getpid();
 	for (int i = 0; i < n; i++) {
@@ -198,7 +105,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	printf("%d\n", ntohs(sa.sin_port));
+	printf("%d\n", port);
 	fflush(stdout);
 	while (wait(NULL) > 0) /* a worker never exits but by error */
 		;

@@ -9,6 +9,7 @@ the exact argv and stdin bytes each delivery got.
 import atexit
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -192,6 +193,88 @@ class Delivery:
     @property
     def sender(self):
         return self.argv[self.argv.index("-f") + 1]
+
+
+HANG = 60  # seconds: a bound that only guards against a hang, never a timing assertion
+
+
+def wait_for(fn, what, timeout=HANG):
+    """fn()'s first true value, polled every 50 ms. The timeout only
+    guards against a hang: past it, AssertionError naming what was
+    awaited (what: a string, or a function giving one, called only
+    then, e.g. to show the log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %g s waiting for %s"
+                                 % (timeout, what() if callable(what) else what))
+        time.sleep(0.05)
+
+
+def _proc_stat(pid):
+    """(state letter, parent pid) of pid from /proc, or None once it is gone"""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):  # gone meanwhile, or half read
+        return None
+
+
+def alive(pid):
+    """pid is a process and not a zombie (exited, not yet reaped)"""
+    st = _proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def children(pid, zombies=False, descendants=False):
+    """pids of pid's child processes (from /proc, so those of every
+    thread), sorted; zombies among them only when asked; with
+    descendants, their children too, and theirs."""
+    kids = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            st = _proc_stat(p)
+            if st is not None:
+                kids.setdefault(st[1], []).append((int(p), st[0]))
+    out, todo = [], [pid]
+    while todo:
+        for c, state in kids.get(todo.pop(), []):
+            if zombies or state not in ("Z", "X"):
+                out.append(c)
+            if descendants:
+                todo.append(c)
+    return sorted(out)
+
+
+def bound(name):
+    """A limit's value as src/bounds.h defines it: N, or (N * M)"""
+    with open(os.path.join(SOURCE, "src", "bounds.h")) as f:
+        m = re.search(r"#define %s\s+\(?(\d+)(?: \* (\d+))?\)?" % name, f.read())
+    assert m, "%s not in src/bounds.h" % name
+    return int(m.group(1)) * int(m.group(2) or 1)
+
+
+def bus_env(path):
+    """The environment of a process that finds only the D-Bus session
+    bus at path (which need not exist), and no display from which
+    D-Bus could autolaunch another."""
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=" + path)
+    env.pop("DISPLAY", None)
+    return env
+
+
+def log_matches(pattern, count=1):
+    """For Server.wait_log: a test of the log, true once the regular
+    expression pattern matches it count times."""
+
+    def matches(log):
+        return len(re.findall(pattern, log)) >= count
+    matches.__doc__ = "%r x%d (a regular expression)" % (pattern, count)
+    return matches
 
 
 def sessions_over(log):
@@ -433,6 +516,46 @@ def run_inetd(args, script, personality="smtpipe", timeout=30, env=None):
     err = p.stderr.read().decode(errors="replace")
     p.stderr.close()
     return rc, err
+
+
+def inetd_on_socket(args, log=None, env=None):
+    """smtpipe --inetd (logging to log, if given) with one socket on 0, 1
+    and 2 (as xinetd and GNU pies run it); returns the process and the
+    client's end, whose reads give up after HANG (a guard against a hang)."""
+    a, b = socket.socketpair()
+    p = subprocess.Popen([binary(), "--inetd"] + (["--log=" + log] if log else []) + list(args),
+                         stdin=b, stdout=b, stderr=b, env=env)
+    b.close()
+    a.settimeout(HANG)
+    return p, a
+
+
+def read_to_eof(sock):
+    """Every byte the peer sends until it closes; sock is closed then."""
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return got
+            got += chunk
+    finally:
+        sock.close()
+
+
+def systemd_verify(src_dir, names, tmp):
+    """systemd-analyze verify of the units names in src_dir, copied into
+    tmp with /usr/bin/smtpipe replaced by the binary under test (verify
+    checks that ExecStart's program exists): (exit status, its stderr)"""
+    for u in names:
+        with open(os.path.join(src_dir, u)) as f:
+            text = f.read().replace("/usr/bin/smtpipe", os.path.abspath(binary()))
+        with open(os.path.join(tmp, u), "w") as f:
+            f.write(text)
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no"]
+                       + [os.path.join(tmp, u) for u in names],
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stderr.strip()
 
 
 def main():

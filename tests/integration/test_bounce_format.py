@@ -9,7 +9,6 @@ import email
 import email.policy
 import email.utils
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,15 +26,7 @@ HEADERS = (b"Received: from client.example ([127.0.0.1])\n\tby mx.example.org (s
 MESSAGE = HEADERS + b"\nHello,\n\nthe report is attached.\n"
 
 
-def bound(name):
-    """A limit as src/bounds.h sets it"""
-    with open(os.path.join(harness.SOURCE, "src", "bounds.h")) as f:
-        m = re.search(r"#define %s\s+\(?(\d+)(?: \* (\d+))?\)?" % name, f.read())
-    assert m, "%s not in src/bounds.h" % name
-    return int(m.group(1)) * int(m.group(2) or 1)
-
-
-BOUND_BOUNCE_HEADERS = bound("BOUND_BOUNCE_HEADERS")
+BOUND_BOUNCE_HEADERS = harness.bound("BOUND_BOUNCE_HEADERS")
 
 
 def helper():

@@ -29,19 +29,6 @@ def body_for(i, k):
     return b"Subject: %d.%d\r\n\r\n" % (i, k) + b"\r\n".join(lines) + b"\r\n"
 
 
-def session_children(pid):
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open("/proc/%s/stat" % p) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(p))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
-
-
 class Concurrency(unittest.TestCase):
     def test_twenty_clients_five_messages_overlapping_deliveries(self):
         # the recorder sleeps a little so several deliveries run at once
@@ -81,7 +68,7 @@ class Concurrency(unittest.TestCase):
             self.assertEqual(len(seen), 100)
             self.assertEqual(srv.log().count("event=delivered"), 100)
             # every session process was reaped (their exit lines come after waitpid)
-            self.assertEqual(session_children(srv.proc.pid), [])
+            self.assertEqual(harness.children(srv.proc.pid, zombies=True), [])
             self.assertNotIn("event=session-crashed", srv.log())
 
     def test_seventeenth_client_waits_in_the_backlog_and_is_served(self):

@@ -27,16 +27,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import HANG, alive, bound, wait_for  # noqa: E402
 
-HANG = 60  # seconds: only a guard against a hang
-
-
-def bound(name):
-    """A limit's value as src/bounds.h defines it."""
-    with open(os.path.join(harness.SOURCE, "src", "bounds.h")) as f:
-        m = re.search(r"#define %s\s+(\d+)" % name, f.read())
-    assert m, "%s not in src/bounds.h" % name
-    return int(m.group(1))
 
 
 KEYRING_S = bound("BOUND_KEYRING_MS") // 1000
@@ -165,11 +157,8 @@ def tearDownModule():
 
 
 def bus_env():
-    """The environment of a process that finds only our bus (no display
-    from which D-Bus could autolaunch another)."""
-    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=" + BUS["path"])
-    env.pop("DISPLAY", None)
-    return env
+    """The environment of a process that finds only our bus."""
+    return harness.bus_env(BUS["path"])
 
 
 def helper_of(pid):
@@ -187,15 +176,6 @@ def helper_of(pid):
     return None
 
 
-def alive(pid):
-    """pid is a process, and not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 NOT_FOUND = ("--auth=alice: no password in the keyring for user=alice host=localhost "
              "service=smtp (%s); store one with 'secret-tool store --label=msmtpd host "
              "localhost service smtp user alice', or use --auth=alice,EVAL")
@@ -210,6 +190,14 @@ class StuckSecretService(unittest.TestCase):
         return subprocess.Popen([harness.binary(), "--port=0", "--auth=alice", "--command=true"]
                                 + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=bus_env(), text=True, **kw)
+
+    def helper(self, p):
+        """the pid of smtpipe-keyring under p, once it runs (it waits
+        KEYRING_S for the stuck service); p must not end before"""
+        found = wait_for(lambda: helper_of(p.pid) or p.poll() is not None,
+                         "smtpipe-keyring under smtpipe")
+        self.assertIsNot(found, True, "smtpipe ended with no smtpipe-keyring under it")
+        return found
 
     def ended(self, p):
         """(exit status, stdout, stderr) of p, which must end by itself."""
@@ -234,11 +222,7 @@ class StuckSecretService(unittest.TestCase):
         # a helper stuck for good (stopped here, so its own timer never
         # runs): smtpipe kills it at its deadline and says which one
         p = self.start()
-        deadline = time.time() + HANG
-        helper = None
-        while helper is None and p.poll() is None and time.time() < deadline:
-            helper = helper_of(p.pid)  # it waits KEYRING_S for the stuck service
-        self.assertIsNotNone(helper, "no smtpipe-keyring under smtpipe")
+        helper = self.helper(p)
         os.kill(helper, signal.SIGSTOP)
         self.addCleanup(lambda: alive(helper) and os.kill(helper, signal.SIGKILL))
         rc, out, err = self.ended(p)
@@ -252,11 +236,7 @@ class StuckSecretService(unittest.TestCase):
         # a helper that crashes (killed here while it waits) gives no
         # answer at all: the line says how it ended
         p = self.start()
-        deadline = time.time() + HANG
-        helper = None
-        while helper is None and p.poll() is None and time.time() < deadline:
-            helper = helper_of(p.pid)
-        self.assertIsNotNone(helper, "no smtpipe-keyring under smtpipe")
+        helper = self.helper(p)
         os.kill(helper, signal.SIGKILL)
         rc, out, err = self.ended(p)
         self.assertEqual((rc, out), (3, ""), err)
@@ -268,20 +248,8 @@ class StuckSecretService(unittest.TestCase):
         # GNU pies): the line goes to the log, the client gets nothing
         with tempfile.TemporaryDirectory() as tmp:
             log = os.path.join(tmp, "log")
-            a, b = socket.socketpair()
-            p = subprocess.Popen([harness.binary(), "--inetd", "--auth=alice", "--log=" + log,
-                                  "--command=true"], stdin=b, stdout=b, stderr=b, env=bus_env())
-            b.close()
-            a.settimeout(HANG)
-            got = b""
-            try:
-                while True:
-                    chunk = a.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
-            finally:
-                a.close()
+            p, a = harness.inetd_on_socket(["--auth=alice", "--command=true"], log, env=bus_env())
+            got = harness.read_to_eof(a)
             self.assertEqual(p.wait(timeout=HANG), 3)
             self.assertEqual(got, b"", "the client got start-up text")
             with open(log) as f:

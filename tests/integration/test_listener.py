@@ -10,20 +10,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-
-
-def children(pid):
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open("/proc/%s/stat" % p) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    out.append((int(p), fields[0]))
-            except (OSError, IndexError):
-                pass
-    return out
+from harness import children  # noqa: E402
 
 
 def _rss_kb(pid):
@@ -119,7 +106,7 @@ class Listener(unittest.TestCase):
             c.greet()
             c.data()
             c.send("Subject: cut\r\n\r\nhalf")
-            (pid, _), = children(srv.proc.pid)  # the one session
+            pid, = children(srv.proc.pid, zombies=True)  # the one session
             os.kill(pid, signal.SIGKILL)
             self.assertTrue(c.closed())
             srv.wait_log("event=session-crashed pid=%d signal=%d\n" % (pid, signal.SIGKILL))
@@ -160,7 +147,7 @@ class Listener(unittest.TestCase):
             c.expect(220)
             c.cmd("QUIT", 221)
             srv.wait_log("event=session-exit ", count=302, timeout=120)
-            self.assertEqual(children(srv.proc.pid), [])
+            self.assertEqual(children(srv.proc.pid, zombies=True), [])
             self.assertLessEqual(len(os.listdir("/proc/%d/fd" % srv.proc.pid)), fds_before)
             # every session was reaped: the daemon's table of sessions is empty
             log = srv.log()

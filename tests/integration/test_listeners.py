@@ -22,6 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import wait_for  # noqa: E402
 
 PKI = {}
 EX = os.path.join(harness.SOURCE, "examples", "listeners")
@@ -127,14 +128,6 @@ def by_subject(deliveries):
 
 def message(subject):
     return "From: a@b\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)
-
-
-def wait_for(pred, what, timeout=30):
-    deadline = time.time() + timeout
-    while not pred():
-        if time.time() > deadline:
-            raise AssertionError("%s did not happen within %d s" % (what, timeout))
-        time.sleep(0.05)
 
 
 def curl_unix(path, subject):
@@ -692,15 +685,7 @@ class Systemd(unittest.TestCase):
         names = sorted(os.listdir(EX))
         self.assertEqual(names, ["smtpipe-listeners-smtps.socket", "smtpipe-listeners.service",
                                  "smtpipe-listeners.socket"])
-        for u in names:
-            with open(os.path.join(EX, u)) as f:
-                text = f.read().replace("/usr/bin/smtpipe", os.path.abspath(harness.binary()))
-            with open(os.path.join(self.tmp, u), "w") as f:
-                f.write(text)
-        r = subprocess.run(["systemd-analyze", "verify", "--man=no"]
-                           + [os.path.join(self.tmp, u) for u in names],
-                           capture_output=True, text=True, timeout=60)
-        self.assertEqual((r.returncode, r.stderr.strip()), (0, ""))
+        self.assertEqual(harness.systemd_verify(EX, names, self.tmp), (0, ""))
 
     def test_example_units_run(self):
         # the three ListenStream= lines of the example, on free ports, passed

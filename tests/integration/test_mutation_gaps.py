@@ -18,24 +18,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import HANG, alive, children, wait_for  # noqa: E402
 import test_pool as tp  # noqa: E402
 import test_queue as tq  # noqa: E402
-
-
-def children(pid):
-    """the direct children of pid (from /proc)"""
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(p))
-    return out
 
 
 def proc_state(pid):
@@ -55,7 +40,7 @@ class QueueWorkers(tq.Base):
         self.ctl.block()
         srv = self.server("--queue-workers=1")
         runner = int(self.wait_log(srv, r"event=queue-runner-start pid=(\d+) workers=1 ")[0])
-        tq.wait_until(self.ctl.started, "the first delivery to start")
+        wait_for(self.ctl.started, "the first delivery to start")
         for n in (1, 2):
             os.kill(runner, signal.SIGUSR1)
             self.wait_log(srv, r"event=queue-flush(?:\s|$)", count=n)
@@ -82,7 +67,7 @@ class RemovalSync(tq.Base):
         r = subprocess.run([os.environ["SMTPIPE_FAILSYNC"], harness.binary(),
                             "--queue=" + self.queue, "--queue-run", "--log=" + log,
                             "--log-level=debug", "--command=" + self.ctl.command()],
-                           capture_output=True, text=True, timeout=tq.HANG)
+                           capture_output=True, text=True, timeout=HANG)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(self.ctl.delivered()), 1)
         with open(log) as f:
@@ -113,7 +98,7 @@ class RequeueLifetime(tq.Base):
             r = subprocess.run([harness.binary(), "--queue=" + self.queue, "--queue-run",
                                 "--log=" + log, "--log-level=debug",
                                 "--command=" + self.ctl.command()],
-                               capture_output=True, text=True, timeout=tq.HANG)
+                               capture_output=True, text=True, timeout=HANG)
             self.assertEqual(r.returncode, 0, r.stderr)
             with open(log) as f:
                 return f.read()
@@ -160,7 +145,7 @@ class MailboxHardLink(unittest.TestCase):
         os.link(victim, box)  # at start-up too
         r = subprocess.run([harness.mockmta_binary(), "-f", "-p", "0", "--interface=127.0.0.1",
                             "--log=none", box], capture_output=True, text=True,
-                           timeout=tq.HANG, stdin=subprocess.DEVNULL)
+                           timeout=HANG, stdin=subprocess.DEVNULL)
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("cannot open mailbox %s for appending: it has more than one hard link"
                       % box, r.stderr)
@@ -177,22 +162,22 @@ class SpareAfterReload(unittest.TestCase):
             self.addCleanup(tp.kill_left, [old])
             os.kill(old, signal.SIGSTOP)
             try:
-                tq.wait_until(lambda: proc_state(old) == "T", "the spare to stop")
-                s = socket.create_connection(("127.0.0.1", srv.port), timeout=tq.HANG)
+                wait_for(lambda: proc_state(old) == "T", "the spare to stop")
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=HANG)
                 self.addCleanup(s.close)
                 rotated = srv.logfile + ".1"
                 os.rename(srv.logfile, rotated)
                 srv.proc.send_signal(signal.SIGHUP)
-                tq.wait_until(lambda: "event=sighup" in srv.log(), "the reload")
+                wait_for(lambda: "event=sighup" in srv.log(), "the reload")
                 # the spares are retired after that line: a second SIGHUP
                 # sent now is read after it, so its line says that is done
                 srv.proc.send_signal(signal.SIGHUP)
-                tq.wait_until(lambda: srv.log().count("event=sighup") >= 2,
-                              "the first SIGHUP handled to its end")
+                wait_for(lambda: srv.log().count("event=sighup") >= 2,
+                         "the first SIGHUP handled to its end")
             finally:
-                if tp.alive(old):
+                if alive(old):
                     os.kill(old, signal.SIGCONT)
-            c = harness.RawClient(0, sock=s, timeout=tq.HANG)
+            c = harness.RawClient(0, sock=s, timeout=HANG)
             c.expect(220)
             c.cmd("EHLO c.test", 250)
             c.cmd("QUIT", 221)
@@ -200,9 +185,9 @@ class SpareAfterReload(unittest.TestCase):
             def rotated_log():
                 with open(rotated) as f:
                     return f.read()
-            tq.wait_until(lambda: "event=close" in srv.log() + rotated_log(), "the session's end")
-            pid = int(tq.wait_until(lambda: re.findall(r"event=session-start pid=(\d+)",
-                                                       srv.log()), "the session's start")[0])
+            wait_for(lambda: "event=close" in srv.log() + rotated_log(), "the session's end")
+            pid = int(wait_for(lambda: re.findall(r"event=session-start pid=(\d+)",
+                                                  srv.log()), "the session's start")[0])
             return pid == old, srv.log(), rotated_log()
 
     def test_a_spare_that_takes_its_client_after_sighup_logs_to_the_new_file(self):

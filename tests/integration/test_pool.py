@@ -17,51 +17,11 @@ import socket
 import ssl
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-
-HANG = 60  # seconds: only a guard against a hang
-
-
-def wait_for(fn, what, timeout=HANG):
-    """fn()'s first true value, polled until timeout"""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
-
-
-def children(pid):
-    """pids of pid's living child processes (zombies left out)"""
-    out = []
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            pids = [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-    for p in pids:
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    out.append(p)
-        except OSError:  # gone meanwhile
-            pass
-    return sorted(out)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:  # no such process (ENOENT, or ESRCH while it goes)
-        return False
+from harness import HANG, alive, children, wait_for  # noqa: E402
 
 
 def spares(srv, n):

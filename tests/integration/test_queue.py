@@ -24,8 +24,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import alive, children, wait_for  # noqa: E402
 
-HANG = 60  # seconds: a bound against a hang, never a timing assertion
+HANG = harness.HANG  # seconds: a bound against a hang, never a timing assertion
 
 # The delivery command: CTL -f SENDER -- RCPT... Records the message in
 # CTL/msgs, then (when CTL/block is a FIFO, after writing CTL/started.PID)
@@ -60,18 +61,6 @@ fi
 printf '%s\t%s\t%s\n' "$st" "$*" "$f" >> "$ctl/log"
 exit "$st"
 '''
-
-
-def wait_until(fn, what, timeout=HANG):
-    """fn() until it is true; fails after timeout (a hang guard)"""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 class Ctl:
@@ -137,27 +126,6 @@ class Ctl:
         return [(a, m) for st, a, m in self.log() if st == "0"]
 
 
-def children_of(pid):
-    """every descendant of pid (from /proc), deepest last"""
-    kids = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        kids.setdefault(ppid, []).append(int(p))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in kids.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
 def stop(srv, check=True):
     """srv.stop() once (a crashed server is stopped already); check: it
     must end on SIGTERM with status 0, its runner and deliveries too"""
@@ -170,7 +138,7 @@ def stop(srv, check=True):
 def crash(srv):
     """a power cut: SIGKILL to the daemon and everything it started
     (sessions, runner, workers, commands) at once"""
-    tree = [srv.proc.pid] + children_of(srv.proc.pid)
+    tree = [srv.proc.pid] + children(srv.proc.pid, zombies=True, descendants=True)
     for p in tree:
         try:
             os.kill(p, signal.SIGKILL)
@@ -179,9 +147,7 @@ def crash(srv):
     srv.proc.wait(timeout=HANG)
     stop(srv, check=False)
     for p in tree:  # gone, every one (a zombie's parent is gone too)
-        wait_until(lambda: not os.path.exists("/proc/%d/stat" % p) or
-                   open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[0] == "Z",
-                   "process %d to end" % p)
+        wait_for(lambda: not alive(p), "process %d to end" % p)
 
 
 class Base(unittest.TestCase):
@@ -210,8 +176,33 @@ class Base(unittest.TestCase):
         return m.group(1)
 
     def wait_log(self, srv, pattern, count=1):
-        return wait_until(lambda: len(re.findall(pattern, srv.log())) >= count and
-                          re.findall(pattern, srv.log()), "log: " + pattern)
+        """what the regular expression finds in the log, once it finds it count times"""
+        log = srv.wait_log(harness.log_matches(pattern, count), timeout=HANG)
+        return re.findall(pattern, log)
+
+    def kill_daemon_mid_delivery(self):
+        """kill -9 of the daemon alone while its worker's command, blocked,
+        delivers the message "first": (the dead daemon, that message's
+        queue ID, a new daemon on the same queue)"""
+        self.ctl.block()
+        srv = self.server("--queue-workers=1")
+        qid = self.send(srv, subject="first")
+        wait_for(self.ctl.started, "the command to start")
+        srv.proc.kill()
+        srv.proc.wait(timeout=HANG)
+        srv.stopped = True  # its worker holds its stderr until the command ends
+        self.addCleanup(srv.stop, False)
+        return srv, qid, self.server()
+
+    def tmpfs_queue(self, options):
+        """the queue directory on a tmpfs mounted with options (mount -o:
+        "size=64k"), unmounted at the end: a disk that fills up"""
+        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
+        os.mkdir(self.queue, 0o700)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options + ",mode=0700", "tmpfs",
+                            self.queue], capture_output=True)
+        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
+        self.addCleanup(subprocess.run, ["umount", self.queue])
 
     def ids(self, where="q"):
         try:
@@ -399,7 +390,7 @@ class Crash(Base):
         self.ctl.block()
         srv = self.server("--queue-workers=1")
         qid = self.send(srv)
-        wait_until(self.ctl.started, "the command to start")
+        wait_for(self.ctl.started, "the command to start")
         crash(srv)  # the command dies too, mid-delivery, as at a power cut
         self.assertEqual(self.ctl.log(), [])
         self.ctl.unblock()
@@ -412,18 +403,10 @@ class Crash(Base):
         # kill -9 of the daemon's own process: its worker finishes the
         # delivery and removes the message; the next daemon's runner
         # finds it locked meanwhile and never starts it a second time
-        self.ctl.block()
-        srv = self.server("--queue-workers=1")
-        qid = self.send(srv, subject="first")
-        wait_until(self.ctl.started, "the command to start")
-        srv.proc.kill()
-        srv.proc.wait(timeout=HANG)
-        srv.stopped = True  # its worker holds its stderr until the command ends
-        self.addCleanup(srv.stop, False)
-        srv2 = self.server()
+        srv, qid, srv2 = self.kill_daemon_mid_delivery()
         self.wait_log(srv2, r"event=queue-runner-start ")
         self.ctl.unblock()
-        wait_until(lambda: self.ids() == [], "the message to leave the queue")
+        wait_for(lambda: self.ids() == [], "the message to leave the queue")
         sentinel = self.send(srv2, subject="sentinel")
         self.wait_log(srv2, r"event=delivered queue-id=%s " % sentinel)
         subjects = sorted(re.search(rb"Subject: (\w+)", m).group(1) for _, m in
@@ -479,7 +462,7 @@ class Stop(Base):
         self.ctl.block()
         srv = self.server("--queue-workers=1")
         first = self.send(srv, subject="first")
-        wait_until(self.ctl.started, "the delivery to start")
+        wait_for(self.ctl.started, "the delivery to start")
         second = self.send(srv, subject="second")
         srv.proc.send_signal(signal.SIGTERM)
         self.wait_log(srv, r"event=queue-runner-stopping busy=1")
@@ -494,12 +477,7 @@ class Stop(Base):
 
 class FullDisk(Base):
     def test_full_tmpfs_is_452_and_leaves_no_partial_file(self):
-        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
-        os.mkdir(self.queue, 0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs",
-                            self.queue], capture_output=True)
-        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
-        self.addCleanup(subprocess.run, ["umount", self.queue])
+        self.tmpfs_queue("size=256k")
         self.ctl.block()  # keep what fits queued, so that the disk stays full
         srv = self.server()
         small = self.send(srv, subject="fits")
@@ -536,7 +514,7 @@ class Admin(Base):
         srv = self.server("--queue-workers=1")
         first = self.send(srv, sender="x@a.test", rcpts=("r1@b.test", "r2@b.test"))
         second = self.send(srv, subject="second")
-        wait_until(self.ctl.started, "the first delivery to start")
+        wait_for(self.ctl.started, "the first delivery to start")
         r = self.admin("--queue-list")
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
@@ -700,7 +678,7 @@ class Inetd(Base):
         argv = [harness.binary(), "--queue=" + self.queue, "--queue-run",
                 "--command=" + self.ctl.command()]
         first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_until(self.ctl.started, "the first runner's delivery")
+        wait_for(self.ctl.started, "the first runner's delivery")
         second = subprocess.run(argv, capture_output=True, text=True, timeout=HANG)
         self.assertEqual(second.returncode, 0, second.stderr)
         self.assertIn("another queue runner (pid %d) holds" % first.pid, second.stderr)
@@ -719,7 +697,7 @@ class Inetd(Base):
                 "--command=" + self.ctl.command()]
         first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(first.kill)
-        wait_until(self.ctl.started, "the queue run's delivery")
+        wait_for(self.ctl.started, "the queue run's delivery")
         srv = self.server()
         self.wait_log(srv, r"event=queue-locked holder=%d waiting" % first.pid)
         self.ctl.unblock()
@@ -736,7 +714,7 @@ class Inetd(Base):
         self.ctl.block()
         srv = self.server()
         qid = self.send(srv)
-        wait_until(self.ctl.started, "the daemon's delivery")
+        wait_for(self.ctl.started, "the daemon's delivery")
         r = self.admin("--queue-run", "--command=" + self.ctl.command())
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("another queue runner", r.stderr)

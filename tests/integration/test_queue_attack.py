@@ -22,7 +22,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_queue import HANG, Base, children_of, crash, stop, wait_until  # noqa: E402
+from harness import alive, children, wait_for  # noqa: E402
+from test_queue import HANG, Base, crash, stop  # noqa: E402
 
 
 def log_seconds(line):
@@ -190,18 +191,10 @@ class Attack(Base):
         # delivery and holds the message's lock; the next daemon's runner
         # must look at that message no more often than it scans (once a
         # second), not fork a worker after every worker that found it locked
-        self.ctl.block()
-        srv = self.server("--queue-workers=1")
-        qid = self.send(srv, subject="first")
-        wait_until(self.ctl.started, "the command to start")
-        srv.proc.kill()
-        srv.proc.wait(timeout=HANG)
-        srv.stopped = True
-        self.addCleanup(srv.stop, False)
-        srv2 = self.server()
+        _, qid, srv2 = self.kill_daemon_mid_delivery()
         self.wait_log(srv2, r"event=queue-skip queue-id=%s reason=locked" % qid, count=3)
         self.ctl.unblock()
-        wait_until(lambda: self.ids() == [], "the message to leave the queue")
+        wait_for(lambda: self.ids() == [], "the message to leave the queue")
         self.sentinel(srv2)
         skips = [l for l in srv2.log().splitlines()
                  if "event=queue-skip queue-id=%s " % qid in l]
@@ -221,16 +214,14 @@ class WorkerKill(Base):
         self.ctl.block()
         srv = self.server("--queue-workers=1")
         qid = self.send(srv)
-        started = wait_until(self.ctl.started, "the command to start")
+        started = wait_for(self.ctl.started, "the command to start")
         cmd = int(started[0].split(".")[1])
         with open("/proc/%d/stat" % cmd) as f:
             worker = int(f.read().rsplit(")", 1)[1].split()[1])
         os.kill(worker, signal.SIGKILL)
         self.wait_log(srv, r"event=queue-worker-crashed queue-id=%s " % qid)
-        wait_until(lambda: not os.path.exists("/proc/%d" % cmd) or
-                   open("/proc/%d/stat" % cmd).read().rsplit(")", 1)[1].split()[0] == "Z",
-                   "the orphaned command to end")
-        wait_until(lambda: len(self.ctl.started()) >= 2, "the next attempt to start")
+        wait_for(lambda: not alive(cmd), "the orphaned command to end")
+        wait_for(lambda: len(self.ctl.started()) >= 2, "the next attempt to start")
         self.ctl.unblock()
         self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
         self.assertEqual(len(self.ctl.delivered()), 1, self.ctl.log())
@@ -276,7 +267,7 @@ class Outage(Base):
             self.wait_log(srv, r"event=deferred queue-id=%s attempts=2 " % qid)
         self.assertEqual(self.ctl.delivered(), [])
         os.unlink(os.path.join(self.ctl.d, "always-b@b.test"))
-        wait_until(lambda: self.ids() == [], "the queue to empty")
+        wait_for(lambda: self.ids() == [], "the queue to empty")
         for qid in sent:
             self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
         got = sorted(re.search(rb"Subject: (\w+)", m).group(1).decode()
@@ -290,12 +281,7 @@ class FullDisk(Base):
         # a deferred message on a full disk: its new state (the next
         # attempt) cannot be written, so DIR/q still says "due"; the
         # runner must not run the command again at once, and again
-        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
-        os.mkdir(self.queue, 0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
-                            self.queue], capture_output=True)
-        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
-        self.addCleanup(subprocess.run, ["umount", self.queue])
+        self.tmpfs_queue("size=64k")
         self.ctl.always("b@b.test", 75)
         srv = self.server("--queue-retry=3600", "--queue-retry-max=3600")
         qid = self.send(srv)
@@ -316,9 +302,9 @@ class FullDisk(Base):
         while True:
             before = srv.log().count("event=queue-flush")
             self.admin("--queue-flush")
-            line = wait_until(lambda: srv.log().count("event=queue-flush") > before and
-                              re.findall(r".*event=queue-flush", srv.log())[-1],
-                              "the runner to flush")
+            line = wait_for(lambda: srv.log().count("event=queue-flush") > before and
+                            re.findall(r".*event=queue-flush", srv.log())[-1],
+                            "the runner to flush")
             if log_seconds(line) >= t0 + 3:
                 break
         attempts = len(self.ctl.log())
@@ -404,14 +390,14 @@ class KillLoop(Base):
                 # such command has ended the queue is frozen, and what a
                 # command finished but is still queued may come again, and
                 # only that
-                wait_until(lambda: not self.commands_running(), "the orphaned commands to end")
+                wait_for(lambda: not self.commands_running(), "the orphaned commands to end")
                 allowed |= set(self.delivered_subjects()) & self.subjects_in("q")
             elif how == "daemon":
-                orphans += children_of(srv.proc.pid)
+                orphans += children(srv.proc.pid, zombies=True, descendants=True)
                 srv.proc.kill()
                 srv.proc.wait(timeout=HANG)
             else:
-                kids = children_of(srv.proc.pid)
+                kids = children(srv.proc.pid, zombies=True, descendants=True)
                 runner = re.findall(r"event=queue-runner-started pid=(\d+)", srv.log())
                 if runner:
                     os.kill(int(runner[-1]), signal.SIGKILL)
@@ -421,8 +407,8 @@ class KillLoop(Base):
             t.join(HANG)
         self.ctl.seq([])
         srv = self.server()
-        wait_until(lambda: accepted <= set(self.delivered_subjects()) and self.ids() == [],
-                   "every accepted message delivered")
+        wait_for(lambda: accepted <= set(self.delivered_subjects()) and self.ids() == [],
+                 "every accepted message delivered")
         got = self.delivered_subjects()
         lost = accepted - set(got)
         dups = {s for s, n in got.items() if n > 1}

@@ -8,182 +8,19 @@ shell command, a real tmpfs that runs out of inodes, real flocks. Every
 wait is for a log line, a file or an exit, with a bound that only guards
 against a hang.
 
-The helpers below (the recording command, Ctl, Base) are copies of
-test_queue.py's, so that this file stands on its own while that one is
-reworked.
+The helpers (the recording command, Ctl, Base) are test_queue.py's.
 """
 import fcntl
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-
-HANG = 60  # seconds: a bound against a hang, never a timing assertion
-
-# The delivery command: CTL -f SENDER -- RCPT... Records the message in
-# CTL/msgs, then (when CTL/block is a FIFO, after writing CTL/started.PID)
-# waits for a line on it; its status is CTL/always-RCPT (by the last
-# recipient) or the next line of CTL/seq (0 when none is left); "hang"
-# sleeps past any delivery timeout. Each finished attempt is one line of
-# CTL/log: status, arguments, message file.
-SCRIPT = r'''#!/bin/sh
-ctl=$1; shift
-eval "last=\${$#}"
-f=$(mktemp "$ctl/msgs/m.XXXXXX") || exit 71
-cat > "$f" || exit 71
-if [ -p "$ctl/block" ]; then
-  echo $$ > "$ctl/started.$$"
-  read x < "$ctl/block"
-fi
-if [ -f "$ctl/always-$last" ]; then
-  st=$(cat "$ctl/always-$last")
-else
-  exec 9>>"$ctl/seq.lock"
-  flock 9
-  st=$(head -n 1 "$ctl/seq")
-  tail -n +2 "$ctl/seq" > "$ctl/seq.new"
-  mv "$ctl/seq.new" "$ctl/seq"
-  flock -u 9
-  [ -n "$st" ] || st=0
-fi
-if [ "$st" = hang ]; then
-  sleep 600
-  exit 0
-fi
-printf '%s\t%s\t%s\n' "$st" "$*" "$f" >> "$ctl/log"
-exit "$st"
-'''
-
-
-def wait_until(fn, what, timeout=HANG):
-    """fn() until it is true; fails after timeout (a hang guard)"""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
-
-
-class Ctl:
-    """The control directory of the recording command."""
-
-    def __init__(self, base):
-        self.d = os.path.join(base, "ctl")
-        os.makedirs(os.path.join(self.d, "msgs"))
-        self.script = os.path.join(self.d, "deliver.sh")
-        with open(self.script, "w") as f:
-            f.write(SCRIPT)
-        os.chmod(self.script, 0o755)
-        self.seq([])
-
-    def command(self):
-        return "%s %s -f %%F --" % (self.script, self.d)
-
-    def seq(self, statuses):
-        with open(os.path.join(self.d, "seq"), "w") as f:
-            f.write("".join("%s\n" % s for s in statuses))
-
-    def always(self, rcpt, status):
-        with open(os.path.join(self.d, "always-" + rcpt), "w") as f:
-            f.write("%s\n" % status)
-
-    def block(self):
-        os.mkfifo(os.path.join(self.d, "block"))
-
-    def unblock(self):
-        """remove the FIFO (later attempts do not wait) and release the waiting ones"""
-        path = os.path.join(self.d, "block")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:
-            fd = None
-        os.unlink(path)
-        if fd is not None:
-            os.write(fd, b"go\n")
-            os.close(fd)
-
-    def release(self):
-        if os.path.exists(os.path.join(self.d, "block")):
-            self.unblock()
-
-    def started(self):
-        return [n for n in os.listdir(self.d) if n.startswith("started.")]
-
-    def log(self):
-        """[(status, args, message bytes)] of every finished attempt"""
-        try:
-            with open(os.path.join(self.d, "log")) as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            st, args, path = line.split("\t")
-            with open(path, "rb") as m:
-                out.append((st, args, m.read()))
-        return out
-
-    def delivered(self):
-        return [(a, m) for st, a, m in self.log() if st == "0"]
-
-
-def stop(srv, check=True):
-    """srv.stop() once (a crashed server is stopped already); check: it
-    must end on SIGTERM with status 0, its runner and deliveries too"""
-    if not getattr(srv, "stopped", False):
-        srv.stopped = True
-        return srv.stop(check)
-    return None
-
-
-class Base(unittest.TestCase):
-    def setUp(self):
-        self.base = tempfile.mkdtemp(prefix="smtpipe-queue-")
-        self.addCleanup(shutil.rmtree, self.base, True)
-        self.ctl = Ctl(self.base)
-        self.queue = os.path.join(self.base, "queue")
-
-    def server(self, *args, queue=None, prefix=()):
-        srv = harness.Server("--queue=" + (queue or self.queue), "--queue-retry=1",
-                             "--queue-retry-max=2", *args, command=self.ctl.command(),
-                             prefix=prefix)
-        self.addCleanup(stop, srv)
-        self.addCleanup(self.ctl.release)  # first: a failed test leaves no command waiting
-        return srv
-
-    def send(self, srv, sender="a@a.test", rcpts=("b@b.test",), subject="hello"):
-        """one message; the queue ID from the 250"""
-        c = srv.raw().greet()
-        lines = c.message(("Subject: %s\r\nMessage-ID: <%s@a.test>\r\n\r\nbody\r\n.\r\n"
-                           % (subject, subject)).encode(), 250, sender=sender, rcpts=rcpts)
-        c.cmd("QUIT", 221)
-        m = re.match(r"2\.0\.0 Ok: queued as ([0-9A-F]{25})$", lines[-1])
-        self.assertTrue(m, lines)
-        return m.group(1)
-
-    def wait_log(self, srv, pattern, count=1):
-        return wait_until(lambda: len(re.findall(pattern, srv.log())) >= count and
-                          re.findall(pattern, srv.log()), "log: " + pattern)
-
-    def ids(self, where="q"):
-        try:
-            return sorted(os.listdir(os.path.join(self.queue, where)))
-        except FileNotFoundError:
-            return []
-
-    def admin(self, *args, queue=None):
-        return subprocess.run([harness.binary(), "--queue=" + (queue or self.queue)] + list(args),
-                              capture_output=True, text=True, timeout=HANG)
+from harness import wait_for  # noqa: E402
+from test_queue import Base  # noqa: E402
 
 
 def write_state(path, **fields):
@@ -253,12 +90,12 @@ class BounceOnce(Base):
     def settled(self, srv, qid):
         """the message in failed/, its bounce delivered, q/ empty"""
         self.wait_log(srv, r"event=failed queue-id=%s " % qid)
-        wait_until(lambda: self.ids() == [] and self.dsns(), "the bounce to go out")
+        wait_for(lambda: self.ids() == [] and self.dsns(), "the bounce to go out")
         self.assertEqual(self.ids("failed"), [qid])
         self.assertEqual(sorted(os.listdir(os.path.join(self.queue, "failed", qid))),
                          ["env", "msg", "state"])  # no bounce left behind in it
-        wait_until(lambda: os.listdir(os.path.join(self.queue, "tmp")) == [],
-                   "the delivered bounce's removal")
+        wait_for(lambda: os.listdir(os.path.join(self.queue, "tmp")) == [],
+                 "the delivered bounce's removal")
 
     def test_a_failed_that_cannot_take_the_message_never_doubles_the_bounce(self):
         # the move into DIR/failed fails after the bounce went into DIR/q
@@ -270,7 +107,7 @@ class BounceOnce(Base):
         self.ctl.block()
         srv = self.server()
         qid = self.send(srv)
-        wait_until(self.ctl.started, "the command to start")
+        wait_for(self.ctl.started, "the command to start")
         taken = os.path.join(self.queue, "failed", qid)
         os.mkdir(taken, 0o700)
         with open(os.path.join(taken, "x"), "w"):
@@ -295,17 +132,12 @@ class BounceOnce(Base):
         # a tmpfs that has exactly the inodes the bounce takes (its
         # directory, msg and env) and not one more: what comes after the
         # bounce cannot be written, again and again, until space is freed
-        self.assertEqual(os.geteuid(), 0, "a tmpfs mount needs root")
-        os.mkdir(self.queue, 0o700)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=200,mode=0700",
-                            "tmpfs", self.queue], capture_output=True)
-        self.assertEqual(r.returncode, 0, "this test needs a tmpfs mount: %s" % r.stderr)
-        self.addCleanup(subprocess.run, ["umount", self.queue])
+        self.tmpfs_queue("size=4m,nr_inodes=200")
         self.ctl.always("b@b.test", 67)
         self.ctl.block()
         srv = self.server()
         qid = self.send(srv)
-        wait_until(self.ctl.started, "the command to start")
+        wait_for(self.ctl.started, "the command to start")
         fill = os.path.join(self.queue, "fill")
         os.mkdir(fill, 0o700)
         n = 0
@@ -399,13 +231,13 @@ class Lock(Base):
         self.assertIn("another queue runner", r.stderr)
         self.assertNotIn("event=queue-runner-start", r.stderr)
         # and the file names the runner again, so --queue-flush reaches it
-        wait_until(lambda: self.lock_text() == "%d\n" % pid, "DIR/lock to name the runner")
+        wait_for(lambda: self.lock_text() == "%d\n" % pid, "DIR/lock to name the runner")
         self.wait_log(srv, r"event=queue-lock-restored pid=%d" % pid)
         before = srv.log().count("event=queue-flush ")
         r = self.admin("--queue-flush")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("pid %d" % pid, r.stdout)
-        wait_until(lambda: srv.log().count("event=queue-flush") > before, "the flush")
+        wait_for(lambda: srv.log().count("event=queue-flush") > before, "the flush")
         qid = self.send(srv)
         self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
 

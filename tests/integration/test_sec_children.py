@@ -28,6 +28,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import alive, children, wait_for  # noqa: E402
 
 # What a child saw: its descriptors, environment and process group,
 # written atomically to the file named by its first argument. With
@@ -80,36 +81,20 @@ os.execv(sys.argv[3], sys.argv[3:])
 HIDDEN_ENV = ("NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 
-def wait_file(path, timeout=30):
+def wait_file(path):
     """The file's JSON once it exists (an upper bound against a hang)."""
-    deadline = time.time() + timeout
-    while not os.path.exists(path):
-        if time.time() > deadline:
-            raise AssertionError("%s did not appear within %d s" % (path, timeout))
-        time.sleep(0.05)
+    wait_for(lambda: os.path.exists(path), path + " to appear")
     with open(path) as f:
         return json.load(f)
 
 
-def alive(pid):
-    """Whether pid is a live process (not a zombie)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def kill_children(ppid):
     """SIGKILL the processes whose parent is ppid (a daemon's sessions)."""
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == ppid:
-                        os.kill(int(name), signal.SIGKILL)
-            except (OSError, ValueError, IndexError):
-                pass
+    for pid in children(ppid, zombies=True):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class Children(unittest.TestCase):
@@ -211,10 +196,7 @@ class Children(unittest.TestCase):
                     'nohup sh -c \'sleep 1; mv "$0.q" "$0"\' "$1" &\n')
         with harness.Server(command="sh %s %s" % (script, out)) as srv:
             self.send(srv, body="Subject: later\r\n\r\nhanded off\r\n")
-            deadline = time.time() + 30
-            while not os.path.exists(out) and time.time() < deadline:
-                time.sleep(0.05)
-            self.assertTrue(os.path.exists(out), "the background hand-off was killed")
+            wait_for(lambda: os.path.exists(out), "the file the background hand-off writes")
             with open(out) as f:
                 self.assertIn("handed off", f.read())
 
@@ -227,9 +209,7 @@ class Children(unittest.TestCase):
                     'echo done\n')
         with harness.Server(command="sh %s %s" % (script, pidfile)) as srv:
             self.send(srv)  # a 250 within the client's 60 s: not after the hour
-            deadline = time.time() + 30
-            while not os.path.exists(pidfile) and time.time() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: os.path.exists(pidfile), "the background child's pid file")
             with open(pidfile) as f:
                 pid = int(f.read())
             self.pids.append(pid)
@@ -249,18 +229,12 @@ class Children(unittest.TestCase):
             with open(pidfile) as f:
                 pid = int(f.read())
             self.pids.append(pid)
-            deadline = time.time() + 30
-            while alive(pid) and time.time() < deadline:
-                time.sleep(0.05)
-            self.assertFalse(alive(pid), "the failed command's group was left running")
+            wait_for(lambda: not alive(pid), "the failed command's group to be killed")
 
     def inetd_on_socket(self, args):
         """smtpipe --inetd with a socket on 0, 1 and 2, as xinetd and
         GNU pies hand it over; returns (exit code, what the client got)."""
-        a, b = socket.socketpair()
-        p = subprocess.Popen([harness.binary(), "--inetd"] + args, stdin=b, stdout=b, stderr=b)
-        b.close()
-        a.settimeout(60)
+        p, a = harness.inetd_on_socket(args)
         got = b""
         try:
             while b"\r\n" not in got:
@@ -270,11 +244,7 @@ class Children(unittest.TestCase):
                 got += chunk
             if got.startswith(b"220"):
                 a.sendall(b"QUIT\r\n")
-                while True:
-                    chunk = a.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
+                got += harness.read_to_eof(a)
         finally:
             a.close()
         return p.wait(timeout=60), got.decode(errors="replace")

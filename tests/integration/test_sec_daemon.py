@@ -27,22 +27,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import HANG, children, wait_for  # noqa: E402
 
 BRAKE_DELAY = 1.0  # BOUND_AUTH_DELAY_MS in src/bounds.h
 AUTH = "--auth=alice,echo s3cret"
-HANG = 60  # seconds: only a guard against a hang
-
-
-def wait_for(fn, what, timeout=HANG):
-    """fn()'s first true value, polled until timeout"""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 def read(path):
@@ -51,15 +39,6 @@ def read(path):
             return f.read()
     except FileNotFoundError:
         return ""
-
-
-def children(pid):
-    """pids of pid's child processes"""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(p) for p in f.read().split()]
-    except FileNotFoundError:
-        return []
 
 
 def switches(pid):
@@ -144,7 +123,7 @@ class Sighup(unittest.TestCase):
             c.greet()
             c.data().send("Subject: hup\r\n\r\nbody\r\n.\r\n")
             srv.deliveries(wait_for=1, timeout=HANG)  # the command is running
-            sessions = children(srv.proc.pid)
+            sessions = children(srv.proc.pid, zombies=True)
             self.assertTrue(sessions)
             for pid in [srv.proc.pid] + sessions:
                 os.kill(pid, signal.SIGHUP)
@@ -239,7 +218,7 @@ class Hardening(unittest.TestCase):
             port = int(p.stdout.readline())
             c = harness.RawClient(port, timeout=HANG)
             c.expect(220)
-            session = wait_for(lambda: children(p.pid), "the session process")[0]
+            session = wait_for(lambda: children(p.pid, zombies=True), "the session process")[0]
             for pid in (p.pid, session):
                 st = os.stat("/proc/%d/environ" % pid)
                 self.assertEqual(st.st_uid, 0, "pid %d is dumpable: /proc owned by %d"

@@ -344,11 +344,7 @@ class StderrIsTheClient(unittest.TestCase):
             stream = b""
             a.sendall(b"EHLO c.test\r\nMAIL FROM:<s@e.org>\r\nRCPT TO:<r@d.test>\r\nDATA\r\n")
             a.sendall(b"Subject: x\r\n\r\nhello\r\n.\r\nQUIT\r\n")
-            while True:
-                chunk = a.recv(65536)
-                if not chunk:
-                    break
-                stream += chunk
+            stream += harness.read_to_eof(a)
         finally:
             a.close()
         self.assertEqual(p.wait(timeout=30), 0)

@@ -21,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import wait_for  # noqa: E402
 
 
 def start_refused(cmd, *args, env=None):
@@ -40,13 +41,6 @@ def start_refused(cmd, *args, env=None):
     p.stdout.close()
     p.stderr.close()
     return (None if port.strip() else rc), err
-
-
-def wait_for(path, timeout=20):
-    deadline = time.time() + timeout
-    while not os.path.exists(path) and time.time() < deadline:
-        time.sleep(0.05)
-    return os.path.exists(path)
 
 
 def nul_fields(path):
@@ -84,7 +78,8 @@ class SenderQuoting(unittest.TestCase):
         with harness.Server(command=cmd) as srv:
             c = srv.raw().greet()
             c.message("Subject: q\r\n\r\nbody\r\n.\r\n", 250, sender=sender, rcpts=rcpts)
-            self.assertTrue(wait_for(args), srv.log())
+            wait_for(lambda: os.path.exists(args),
+                     lambda: "%s; the log:\n%s" % (args, srv.log()))
         return nul_fields(args)
 
     def test_sender_in_every_quote_context_is_one_word(self):
@@ -155,7 +150,8 @@ class SenderQuoting(unittest.TestCase):
                     with harness.Server(command=cmd) as srv:
                         srv.raw().greet().message("Subject: x\r\n\r\nb\r\n.\r\n", 250,
                                                   sender=sender)
-                        self.assertTrue(wait_for(args), srv.log())
+                        wait_for(lambda: os.path.exists(args),
+                                 lambda: "%s; the log:\n%s" % (args, srv.log()))
                     self.assertEqual(nul_fields(args), ["MAILER-DAEMON", env])
 
 
@@ -217,7 +213,8 @@ class Recipients(unittest.TestCase):
             with harness.Server(command=cmd) as srv:
                 srv.raw().greet().message("Subject: x\r\n\r\nb\r\n.\r\n", 250, sender="s@e.org",
                                           rcpts=("a@d.test", '"; touch x"@d.test'))
-                self.assertTrue(wait_for(args), srv.log())
+                wait_for(lambda: os.path.exists(args),
+                         lambda: "%s; the log:\n%s" % (args, srv.log()))
             self.assertEqual(nul_fields(args), ["-f", "s@e.org", "--", "a@d.test",
                                                 '"; touch x"@d.test'])
 
@@ -332,7 +329,7 @@ class CommandWords(unittest.TestCase):
                 with harness.Server(command=cmd) as srv:
                     srv.raw().greet().message(
                         "Subject: hi --passwordeval=touch\x20/tmp/x\r\n\r\nb\r\n.\r\n", 250)
-                self.assertTrue(wait_for(args))
+                wait_for(lambda: os.path.exists(args), args)
                 self.assertNotIn("--passwordeval=touch", nul_fields(args))
             self.assertEqual(rc, 3, "a template that splits the message into options started")
             self.assertIn("$(...)", err)
@@ -348,7 +345,8 @@ class CommandWords(unittest.TestCase):
             with harness.Server(command=cmd) as srv:
                 srv.raw().greet().message("Subject: x\r\n\r\nb\r\n.\r\n", 250,
                                           sender='"a b"@e.org', rcpts=("r@d.test",))
-                self.assertTrue(wait_for(args), srv.log())
+                wait_for(lambda: os.path.exists(args),
+                         lambda: "%s; the log:\n%s" % (args, srv.log()))
             self.assertEqual(nul_fields(args), ["-f", '"a b"@e.org', '"a b"@e.org', "--",
                                                 "r@d.test"])
             self.assertEqual(os.stat(args).st_mode & 0o777, 0o600)

@@ -16,7 +16,6 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,29 +25,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import HANG, bound  # noqa: E402
 
-HANG = 60  # seconds: only a guard against a hang
-
-
-def bound(name):
-    """A limit's value as src/bounds.h defines it."""
-    with open(os.path.join(harness.SOURCE, "src", "bounds.h")) as f:
-        m = re.search(r"#define %s\s+(\d+)" % name, f.read())
-    assert m, "%s not in src/bounds.h" % name
-    return int(m.group(1))
 
 
 EVAL_S = bound("BOUND_PASSWORDEVAL_SECONDS")
 LONG = "exit 3 # " + "".join("%03d," % i for i in range(75))  # 309 characters
-
-
-def alive(pid):
-    """pid is a process, and not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def group_members(pgid):
@@ -75,30 +57,6 @@ def finish(p):
         out, err = p.communicate()
         return None, out, err + "\n(still running after %d s: killed)" % HANG
     return p.returncode, out, err
-
-
-def inetd(args, log):
-    """smtpipe --inetd with one socket on 0, 1 and 2 (xinetd, GNU pies);
-    returns the process and the client's end."""
-    a, b = socket.socketpair()
-    p = subprocess.Popen([harness.binary(), "--inetd", "--log=" + log] + args,
-                         stdin=b, stdout=b, stderr=b)
-    b.close()
-    a.settimeout(HANG)
-    return p, a
-
-
-def all_of(sock):
-    """Every byte the client gets until the server closes."""
-    got = b""
-    try:
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return got
-            got += chunk
-    finally:
-        sock.close()
 
 
 class PasswordEval(unittest.TestCase):
@@ -156,9 +114,10 @@ class PasswordEval(unittest.TestCase):
         runs = []
         for i, (ev, _, _) in enumerate(cases):
             log = os.path.join(self.tmp, "log%d" % i)
-            runs.append((log,) + inetd(["--auth=alice," + ev, "--command=true"], log))
+            args = ["--auth=alice," + ev, "--command=true"]
+            runs.append((log,) + harness.inetd_on_socket(args, log))
         for (ev, want, hidden), (log, p, client) in zip(cases, runs):
-            got = all_of(client)
+            got = harness.read_to_eof(client)
             with self.subTest(eval=ev):
                 self.assertEqual(p.wait(timeout=HANG), 3)
                 self.assertEqual(got, b"", "the client got start-up text")
@@ -179,8 +138,7 @@ class NoTerminal(unittest.TestCase):
         # opened in a session without a controlling terminal: one line
         master, slave = os.openpty()
         try:
-            env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus")
-            env.pop("DISPLAY", None)
+            env = harness.bus_env("/nonexistent/bus")  # no Secret Service
             p = subprocess.Popen([harness.binary(), "--port=0", "--auth=alice", "--command=true"],
                                  stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  env=env, text=True, start_new_session=True)
@@ -201,8 +159,7 @@ class Prompt(unittest.TestCase):
         self.addCleanup(os.close, self.slave)
         self.sane = termios.tcgetattr(self.slave)
         self.assertTrue(self.sane[3] & termios.ECHO)
-        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus")
-        env.pop("DISPLAY", None)
+        env = harness.bus_env("/nonexistent/bus")  # no Secret Service
 
         def controlling_terminal():  # after setsid(): the pty becomes /dev/tty
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)

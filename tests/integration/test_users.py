@@ -9,15 +9,14 @@ import shlex
 import signal
 import smtplib
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import wait_for  # noqa: E402
 
 # a delivery command that records SMTPIPE_AUTH_USER (absent: "-") and reads the message
 RECORD = """import os, sys
@@ -44,14 +43,6 @@ def sha512(password):
     h = r.stdout.strip()
     assert h.startswith("$6$"), h
     return h
-
-
-def wait_for(fn, what, timeout=30):
-    deadline = time.time() + timeout
-    while not fn():
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 class Users(unittest.TestCase):
