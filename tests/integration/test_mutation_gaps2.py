@@ -4,7 +4,7 @@ mutations.py) broke without any other test noticing.
 
 Each test names the mutation it was written for (by what it breaks:
 the numbers move). Real parts only: the smtpipe binary on a real
-socket, real SMTP clients, the recording command of test_queue_left.py,
+socket, real SMTP clients, the recording command of test_queue.py,
 real flocks, the processes' own /proc entries. Every wait is for a log
 line, a reply, a file or a process, bounded only against a hang.
 """
@@ -18,7 +18,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-import test_queue_left as tql  # noqa: E402
+import test_queue as tq  # noqa: E402
+from harness import wait_for  # noqa: E402
 import test_reuse as tr  # noqa: E402
 
 HANG = 60  # seconds: only a guard against a hang
@@ -97,7 +98,7 @@ class Reuse(unittest.TestCase):
             c.message(b"Subject: x\r\n\r\nbody\r\n.\r\n")
             c.cmd("QUIT", 221)
             c.close()
-            tql.wait_until(lambda: not tr.alive(pid), "the process to exit")
+            wait_for(lambda: not tr.alive(pid), "the process to exit")
             tr.send(srv, 1)
             log = srv.wait_log(tr.closes(2))
             self.assertNotEqual(tr.connect_pids(log)[1], pid)
@@ -152,7 +153,7 @@ class Wiped(unittest.TestCase):
         # spare did before its first client, not once more
         with harness.Server(*tr.ONE, "--session-reuse=5", "--auth=%s,echo %s" % (USER, PASS),
                             mailbox="mbox") as srv:
-            spare = tql.wait_until(lambda: children(srv.proc.pid), "the spare")
+            spare = wait_for(lambda: children(srv.proc.pid), "the spare")
             self.assertEqual(len(spare), 1, spare)
             before = occurrences(spare[0], USER.encode())
             s = srv.smtp()
@@ -185,7 +186,7 @@ class Wiped(unittest.TestCase):
         self.assertEqual(hits, {})
 
 
-class Lock(tql.Base):
+class Lock(tq.Base):
     def runner(self):
         srv = self.server()
         pid = int(self.wait_log(srv, r"event=queue-runner-start pid=(\d+) ")[0])
@@ -229,7 +230,7 @@ class Lock(tql.Base):
         self.assertEqual(self.ctl.started(), [])
         fcntl.flock(fd, fcntl.LOCK_UN)
         self.wait_log(srv, r"event=queue-lock-restored pid=%d" % pid)
-        tql.wait_until(self.ctl.started, "the command to start")
+        wait_for(self.ctl.started, "the command to start")
         self.ctl.unblock()
         self.wait_log(srv, r"event=delivered queue-id=%s " % qid)
 
