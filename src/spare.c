@@ -131,7 +131,11 @@ static void reuse(const struct server *srv, const struct spare_env *env, unsigne
 void spare_run(const struct server *srv, const struct spare_env *env, unsigned i, unsigned gen)
 {
 	const struct config *cfg = srv->cfg;
-	prefork_prefault();
+	/* the stack pre-faulted saves the first client a few faults; with
+	 * --session-reuse the clients after it find it there anyway, and 8
+	 * kB more in every process of a burst is not worth it */
+	if (cfg->session_reuse <= 1)
+		prefork_prefault();
 	for (unsigned served = 1;; served++) {
 		struct session_origin o;
 		int fd = take(srv, env, i, served > 1 ? (int)cfg->timeout * 1000 : -1, &o);
