@@ -143,6 +143,7 @@ def occurrences(pid, needle):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "reads a non-dumpable process's memory: needs root")
+@unittest.skipIf(harness.sanitized(), harness.SANITIZED_MEMORY)
 class Wiped(unittest.TestCase):
     def test_who_logged_in_is_gone_before_the_next_client(self):
         # mutation: the session's own state (its copy of the user name,

@@ -264,6 +264,7 @@ def memory_hits(pid, needles):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "reads a non-dumpable process's memory: needs root")
+@unittest.skipIf(harness.sanitized(), harness.SANITIZED_MEMORY)
 class Wiped(unittest.TestCase):
     """what a client sent is gone from the process before it waits for the next"""
 

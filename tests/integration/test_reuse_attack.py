@@ -749,6 +749,7 @@ class Lifecycle(unittest.TestCase):
 
 
 class Resources(unittest.TestCase):
+    @unittest.skipIf(harness.sanitized(), harness.SANITIZED_MEMORY)
     def test_descriptors_and_memory_stay_flat_over_many_clients(self):
         with harness.Server(*ONE, "--session-reuse=1000", mailbox="mbox") as srv:
             def session(i):
@@ -775,6 +776,7 @@ class Resources(unittest.TestCase):
         self.assertEqual(fds2, fds)
         self.assertLess(rss2 - rss, 256, "kB of RSS grew over 200 sessions")
 
+    @unittest.skipIf(harness.sanitized(), harness.SANITIZED_MEMORY)
     def test_a_hostile_client_leaves_no_growth_behind(self):
         # each session: 100 recipients of 250 octets, a 12 kB AUTH line,
         # a too-long NOOP, 500 pipelined RSETs; the process that served
@@ -863,6 +865,7 @@ MARKS = ["ehlomark-Q1", "WRONGLOGIN-Q2", "sendermark-Q3", "rcptmark-Q4", "subjma
 
 
 @unittest.skipUnless(os.geteuid() == 0, "reads a non-dumpable process's memory: needs root")
+@unittest.skipIf(harness.sanitized(), harness.SANITIZED_MEMORY)
 class Remains(unittest.TestCase):
     """what one client sent, looked for in the process that waits for the
     next: more than test_reuse.py's needles, and a message of many TLS
