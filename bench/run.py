@@ -26,6 +26,8 @@ C = dict(l.split("=", 1) for l in os.environ["BENCH_CLIENTS"].splitlines() if "=
 SINK = os.path.join(B, "sink")
 NOBODY = pwd.getpwnam("nobody")
 TMP = tempfile.mkdtemp(prefix="smtpipe-bench-")
+# issue 18's opt-in: spare processes that serve up to 100 clients each
+REUSE = ("--spare-sessions=4", "--session-reuse=100")
 os.chmod(TMP, 0o777)
 
 
@@ -126,8 +128,8 @@ def pss_anon_kb(pid):
     return total
 
 
-def memory(kind):
-    d = Daemon(kind)
+def memory(kind, extra=()):
+    d = Daemon(kind, extra=extra)
     time.sleep(0.2)
     idle = pss_anon_kb(d.p.pid)
     with open("/proc/%d/status" % d.p.pid) as f:
@@ -153,7 +155,7 @@ def main():
     lat = 100 if QUICK else 500
     r = {k: [] for k in ("s1", "s4", "sd", "m1", "m4", "md", "lim1", "lim2", "big_s", "big_m", "big_lim",
                          "sess_s", "sess_m", "sess_ref", "mbox_s", "mbox_sd", "mbox_ref", "append", "lat_s", "lat_m",
-                         "pre1", "pre4", "pred", "pre_sess")}
+                         "pre1", "pre4", "pred", "pre_sess", "r1", "r4", "r_sess", "r_mbox", "r_lat")}
     for rnd in range(ROUNDS):
         for kind, a, b, c in (("smtpipe", "s1", "s4", "sd"), ("msmtpd", "m1", "m4", "md")):
             d = Daemon(kind)
@@ -161,6 +163,10 @@ def main():
             r[b].append(sample(kind + " case 1, 4 clients", lambda: source_rate(d.port, n1, 4), 0.0))
             r[c].append(sample(kind + " case 1, -d", lambda: source_rate(d.port, n1, 4, True), 0.0))
             d.stop()
+        d = Daemon("smtpipe", extra=REUSE)
+        r["r1"].append(sample("reuse case 1, 1 client", lambda: source_rate(d.port, n1, 1), 0.0))
+        r["r4"].append(sample("reuse case 1, 4 clients", lambda: source_rate(d.port, n1, 4), 0.0))
+        d.stop()
         # the minimal server, driven by the same client: as many workers as clients
         d = Daemon("prefork", workers=1)
         r["pre1"].append(sample("minimal server case 1, 1 client", lambda: source_rate(d.port, n1, 1), 0.0))
@@ -179,9 +185,9 @@ def main():
         r["big_lim"].append(tool("bigclient", int(sp.stdout.readline()), big)[0])
         sp.kill()
         sp.wait()
-        for kind, key in (("smtpipe", "sess_s"), ("msmtpd", "sess_m"), ("sink", "sess_ref"),
-                          ("prefork", "pre_sess")):
-            d = Daemon(kind, workers=4)
+        for kind, key, extra in (("smtpipe", "sess_s", ()), ("msmtpd", "sess_m", ()), ("sink", "sess_ref", ()),
+                                 ("prefork", "pre_sess", ()), ("smtpipe", "r_sess", REUSE)):
+            d = Daemon(kind, workers=4, extra=extra)
             r[key].append(sample(kind + " case 4", lambda: tool("sessions", d.port, 4, 2 if QUICK else 5)[0],
                                  0.0))
             d.stop()
@@ -191,19 +197,24 @@ def main():
         r["mbox_sd"].append(sample("smtpipe case 6, -d", lambda: source_rate(d.port, n1, 4, True), 0.0))
         d.stop()
         os.unlink(box)
+        d = Daemon("smtpipe", mailbox=box, extra=REUSE)
+        r["r_mbox"].append(sample("reuse case 6", lambda: source_rate(d.port, n1, 4), 0.0))
+        d.stop()
+        os.unlink(box)
         d = Daemon("sink")
         r["mbox_ref"].append(sample("smtp-sink case 6", lambda: source_rate(d.port, n1, 4), 0.0))
         d.stop()
         r["append"].append(tool("append_limit", os.path.join(TMP, "append.mbox"), n1)[0])
         os.unlink(os.path.join(TMP, "append.mbox"))
-        for kind, key in (("smtpipe", "lat_s"), ("msmtpd", "lat_m")):
-            d = Daemon(kind)
+        for kind, key, extra in (("smtpipe", "lat_s", ()), ("msmtpd", "lat_m", ()), ("smtpipe", "r_lat", REUSE)):
+            d = Daemon(kind, extra=extra)
             r[key].append(sample(kind + " case 7", lambda: tool("latency", d.port, lat), [math.inf] * 2))
             d.stop()
     med = {k: statistics.median(v) for k, v in r.items() if v and not isinstance(v[0], list)}
     lat_s = [statistics.median(x[i] for x in r["lat_s"]) for i in (0, 1)]
     lat_m = [statistics.median(x[i] for x in r["lat_m"]) for i in (0, 1)]
-    mem_s, mem_m = memory("smtpipe"), memory("msmtpd")
+    lat_r = [statistics.median(x[i] for x in r["r_lat"]) for i in (0, 1)]
+    mem_s, mem_m, mem_r = memory("smtpipe"), memory("msmtpd"), memory("smtpipe", REUSE)
 
     def pct(a, b):
         return "%.0f%%" % (100.0 * a / b) if b else "-"
@@ -243,6 +254,22 @@ def main():
         ("7. latency '.' to 250, p50 (ms)", lat_s[0], lat_m[0], None, "", "", "<= msmtpd",
          met(lat_s[0] <= lat_m[0])),
         ("7. latency '.' to 250, p99 (ms)", lat_s[1], lat_m[1], None, "", "", "< 2 ms", met(lat_s[1] < 2.0)),
+        ("R. --session-reuse: 1 session/msg, 1 client, against the minimal server", med["r1"], med["m1"],
+         med["pre1"], pct(med["r1"], med["pre1"]), pct(med["m1"], med["pre1"]), ">= 85%",
+         met(med["r1"] >= 0.85 * med["pre1"])),
+        ("R. --session-reuse: 1 session/msg, 4 clients, against the minimal server", med["r4"], med["m4"],
+         med["pre4"], pct(med["r4"], med["pre4"]), pct(med["m4"], med["pre4"]), ">= 75%",
+         met(med["r4"] >= 0.75 * med["pre4"])),
+        ("R. --session-reuse: EHLO+QUIT sessions/s, 4 clients", med["r_sess"], med["sess_m"], med["sess_ref"],
+         pct(med["r_sess"], med["sess_ref"]), pct(med["sess_m"], med["sess_ref"]), ">= 30%",
+         met(med["r_sess"] >= 0.30 * med["sess_ref"])),
+        ("R. --session-reuse: mbox, 1 session/msg, 4 clients (msg/s)", med["r_mbox"], None, med["append"],
+         pct(med["r_mbox"], med["append"]), "-", ">= 60%", met(med["r_mbox"] >= 0.60 * med["append"])),
+        ("R. --session-reuse: latency '.' to 250, p99 (ms)", lat_r[1], lat_m[1], None, "", "", "<= default",
+         met(lat_r[1] <= lat_s[1] * 1.1)),
+        ("R. --session-reuse: idle daemon anon PSS (kB)", mem_r[1], mem_m[1], None, "", "", "", ""),
+        ("R. --session-reuse: anon PSS per extra session (kB, 16 open)", mem_r[2], mem_m[2], None, "", "",
+         "<= msmtpd", met(mem_r[2] <= mem_m[2])),
         ("5. idle daemon RSS (kB)", mem_s[0], mem_m[0], None, "", "", "", ""),
         ("5. idle daemon anon PSS (kB)", mem_s[1], mem_m[1], None, "", "", "", ""),
         ("5. anon PSS per extra session (kB, 16 open)", mem_s[2], mem_m[2], None, "", "", "<= msmtpd",
@@ -269,7 +296,8 @@ def main():
             "the same sink with it, one pre-forked process per client, each serving one connection at a "
             "time (bench/prefork_limit.c). "
             "The clients (smtp-source, bench/*.c) share the same cores as the servers; the limits do not "
-            "run a client."]
+            "run a client. Rows 'R.' run smtpipe with %s (issue 18's opt-in: spare processes that "
+            "each serve up to 100 clients one after another); the others with the defaults." % " ".join(REUSE)]
     if STALLS:
         out += ["", "Failed samples (counted as 0 msg/s or infinite latency): " + "; ".join(STALLS) + "."]
     text = "\n".join(out)

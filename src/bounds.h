@@ -22,6 +22,14 @@
  * Each spare touches this much of its stack before it waits. */
 #define BOUND_SPARE_SESSIONS 0
 #define BOUND_SPARE_STACK    (8 * 1024)
+/* --session-reuse: connections one session process serves one after
+ * another (Postfix's max_use); 1, the default, is a fresh process for
+ * every connection. A process that served one and then waits longer
+ * than --timeout for the next exits (Postfix's max_idle), so a burst's
+ * extra processes do not stay; before it waits it overwrites this much
+ * of the stack below it, where the session's frames were. */
+#define BOUND_SESSION_REUSE    1
+#define BOUND_REUSE_STACK_WIPE (64 * 1024)
 /* Listeners (--interface, --listen, -p IP:PORT) on one command line;
  * a *:PORT listener counts once. A fixed table, no option: each one is
  * a socket the daemon polls, and 32 covers every use we know of. */

@@ -112,6 +112,7 @@ struct config {
 	unsigned max_sessions_per_client; /* 0: no limit */
 	bool client_limit_loopback;       /* count loopback clients too */
 	unsigned spare_sessions;          /* pre-forked spares, at most max_sessions */
+	unsigned session_reuse;           /* connections per session process (spares) */
 	unsigned max_recipients;
 	size_t max_message_size;
 	size_t max_line_length; /* text lines in DATA, with CRLF */

@@ -183,19 +183,20 @@ static int write_message(int fd, const struct delivery *d, struct spool *sp)
 	w.fd = fd;
 	w.b.len = 0;
 	w.total = 0;
-	if (deliver_envelope_headers(d, wbuf_put, &w) < 0)
-		return -1;
-	for (size_t off = 0;;) {
+	int rc = deliver_envelope_headers(d, wbuf_put, &w) < 0 ? -1 : 0;
+	for (size_t off = 0; rc == 0;) {
 		ssize_t n = spool_read_at(sp, in, sizeof(in), off);
-		if (n < 0)
-			return -1;
-		if (n == 0)
+		if (n <= 0) {
+			rc = n < 0 ? -1 : wbuf_flush(&w.b);
 			break;
+		}
 		off += (size_t)n;
-		if (wbuf_put(&w, in, (size_t)n) < 0)
-			return -1;
+		rc = wbuf_put(&w, in, (size_t)n) < 0 ? -1 : 0;
 	}
-	return wbuf_flush(&w.b);
+	/* the message's text, gone before the next client (--session-reuse) */
+	fdio_block_wipe(&w.b);
+	explicit_bzero(in, sp->size < sizeof(in) ? sp->size : sizeof(in));
+	return rc;
 }
 
 /* header_size - the bytes deliver_envelope_headers gives for d */

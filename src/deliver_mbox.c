@@ -209,10 +209,11 @@ static int put_out(void *arg, const char *p, size_t n)
 	return out_put(arg, p, n);
 }
 
+static char in[MBOX_BLOCK]; /* the spool, read for copy_quoted */
+
 /* copy_quoted - the spool into o, ">From " quoted, ending in "\n\n" */
 static int copy_quoted(struct out *o, struct spool *sp)
 {
-	static char in[MBOX_BLOCK];
 	size_t off = 0;
 	bool line_start = true;
 	char last = '\n';
@@ -398,6 +399,9 @@ void deliver_mbox_run(const char *path, const struct delivery *d, struct spool *
 done:
 	if (o.fd >= 0)
 		close(o.fd); /* also releases the lock */
+	/* the message's text, gone before the next client (--session-reuse) */
+	fdio_block_wipe(&o.b);
+	explicit_bzero(in, sp->size < sizeof(in) ? sp->size : sizeof(in));
 	if (!err) {
 		r->code = 250;
 		snprintf(r->text, sizeof(r->text), "2.0.0 Ok: appended to mailbox");

@@ -37,10 +37,20 @@ int fdio_block_put(struct fdio_block *b, const void *p, size_t n)
 		size_t k = b->cap - b->len < n ? b->cap - b->len : n;
 		memcpy(b->buf + b->len, s, k);
 		b->len += k;
+		if (b->len > b->used)
+			b->used = b->len;
 		s += k;
 		n -= k;
 		if (b->len == b->cap && b->flush(b) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+/* fdio_block_wipe - see fdio.h */
+void fdio_block_wipe(struct fdio_block *b)
+{
+	explicit_bzero(b->buf, b->used);
+	b->used = 0;
+	b->len = 0;
 }

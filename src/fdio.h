@@ -21,7 +21,8 @@ int fdio_write_all(int fd, const void *buf, size_t n, size_t *done);
 struct fdio_block {
 	char *buf; /* cap bytes, the caller's */
 	size_t cap;
-	size_t len; /* bytes waiting in buf */
+	size_t len;  /* bytes waiting in buf */
+	size_t used; /* the most of buf ever filled: fdio_block_wipe */
 	/* write buf[0..len) and set len to 0: 0, or -1 to stop */
 	int (*flush)(struct fdio_block *b);
 };
@@ -29,5 +30,8 @@ struct fdio_block {
 /* fdio_block_put - n bytes of p into b, flushed each time b is full:
  * 0, or -1 when a flush failed */
 int fdio_block_put(struct fdio_block *b, const void *p, size_t n);
+/* fdio_block_wipe - zero as much of b's buffer as was ever filled (a
+ * message's text), and empty it */
+void fdio_block_wipe(struct fdio_block *b);
 
 #endif

@@ -33,36 +33,32 @@
  */
 #include "listener.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "bounds.h"
+#include "client.h"
 #include "config.h"
+#include "daemon.h"
 #include "listen_socket.h"
 #include "log.h"
 #include "prefork.h"
 #include "queue_run.h"
-#include "safe_file.h"
 #include "session.h"
+#include "spare.h"
 #include "tls.h"
 #include "coverage.h" /* last: it wraps _exit() in coverage builds */
 
@@ -70,7 +66,6 @@ static struct listen_socket *socks; /* listen_socket.c's table */
 static unsigned nsocks;
 static int sig_fd = -1;            /* SIGCHLD, SIGTERM, SIGINT, SIGHUP, read by the main loop */
 static sigset_t open_mask;         /* the signal mask before they were blocked */
-static int pid_fd = -1;            /* -P: opened before --user, written after detach */
 static pid_t runner_pid;           /* --queue: the queue runner, 0 while none runs */
 static long long runner_resume_ms; /* a runner that ended is started again then */
 static long long runner_kill_ms;   /* stopping: a runner still there then is killed */
@@ -81,71 +76,12 @@ void listener_systemd_adopt(void)
 	listen_socket_systemd_adopt();
 }
 
-/* notify - a sd_notify() datagram, when NOTIFY_SOCKET is set */
-static void notify(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	if (!path || !*path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	memcpy(sa.sun_path, path, strlen(path));
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0'; /* abstract namespace */
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
-	close(fd);
-}
-
-/* listener_harden - see listener.h. PR_SET_DUMPABLE 0 also makes
- * /proc/PID of the daemon and its sessions root's: the same user can
- * no longer read their environ, fds or memory, nor ptrace them. A
- * command keeps RLIMIT_CORE 0 (inherited) but is dumpable again after
- * its exec(). */
-void listener_harden(void)
-{
-	struct rlimit none = {0, 0};
-	setrlimit(RLIMIT_CORE, &none);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
 /* listener_session_signals - see listener.h */
 void listener_session_signals(void)
 {
 	struct sigaction sa = {.sa_handler = SIG_IGN};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGHUP, &sa, NULL);
-}
-
-/* listener_drop_privileges - see listener.h */
-int listener_drop_privileges(const char *spec, char *err, size_t errlen)
-{
-	char user[256], *group = NULL;
-	snprintf(user, sizeof(user), "%s", spec);
-	if ((group = strchr(user, ':')))
-		*group++ = '\0';
-	struct passwd *pw = getpwnam(user);
-	if (!pw) {
-		snprintf(err, errlen, "--user: no such user '%s'", user);
-		return -1;
-	}
-	gid_t gid = pw->pw_gid;
-	if (group) {
-		struct group *gr = getgrnam(group);
-		if (!gr) {
-			snprintf(err, errlen, "--user: no such group '%s'", group);
-			return -1;
-		}
-		gid = gr->gr_gid;
-	}
-	if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
-		snprintf(err, errlen, "--user: cannot switch to %s: %s", spec, strerror(errno));
-		return -1;
-	}
-	listener_harden(); /* a new uid takes fs.suid_dumpable, maybe 1 */
-	return 0;
 }
 
 /* catch_signals - from before the port is announced: a signal sent as
@@ -175,24 +111,6 @@ static int catch_signals(bool queue)
 	return sig_fd < 0 ? -1 : 0;
 }
 
-/* open_pidfile - the -P file, for listener_open. In a shared
- * directory another user may have put something there first: no
- * symlink is followed, no FIFO waited on, and only a regular file with
- * one link that is ours is written, else a hard-linked file would be
- * overwritten, or the planter could rewrite the pid and aim whoever
- * runs kill $(cat PIDFILE) */
-static int open_pidfile(const char *path, char *err, size_t errlen)
-{
-	static const struct safe_file_rules ours = {.one_link = true};
-	char why[96];
-	pid_fd =
-	    safe_file_open(AT_FDCWD, path, O_WRONLY | O_CREAT, 0644, &ours, NULL, why, sizeof(why));
-	if (pid_fd >= 0)
-		return 0;
-	snprintf(err, errlen, "cannot write %s: %s", path, why);
-	return -1;
-}
-
 /* listener_open - see listener.h. Nothing half-started: when one
  * listener fails, the ones made are closed and their sockets removed. */
 int listener_open(const struct server *srv, char *err, size_t errlen)
@@ -216,11 +134,11 @@ int listener_open(const struct server *srv, char *err, size_t errlen)
 	}
 	/* -P with --user: the file is made here, as root, before the drop
 	 * (in /run only root may create it); the pid goes in after detach. */
-	if (cfg->pidfile && open_pidfile(cfg->pidfile, err, errlen) < 0) {
+	if (cfg->pidfile && daemon_pidfile_open(cfg->pidfile, err, errlen) < 0) {
 		listen_socket_close(true);
 		return -1;
 	}
-	if (cfg->run_user && listener_drop_privileges(cfg->run_user, err, errlen) < 0) {
+	if (cfg->run_user && daemon_drop_privileges(cfg->run_user, err, errlen) < 0) {
 		listen_socket_close(true);
 		return -1;
 	}
@@ -240,92 +158,12 @@ static void announce_port(void)
 	fflush(stdout);
 }
 
-/* write_pidfile - once the socket accepts connections, into the file
- * listener_open made */
-static int write_pidfile(void)
-{
-	char line[32];
-	int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-	if (ftruncate(pid_fd, 0) < 0 || pwrite(pid_fd, line, (size_t)n, 0) != n)
-		return -1;
-	return 0;
-}
-
-/* remove_pidfile - at exit. After --user the daemon may not unlink a
- * file in a directory only root may write (/run): it then empties the
- * file, which start-stop-daemon and systemd read as "no process", and
- * says so once. */
-static void remove_pidfile(const char *path)
-{
-	if (unlink(path) < 0 && errno != ENOENT) {
-		int e = errno;
-		if (ftruncate(pid_fd, 0) == 0)
-			log_msg(LOG_INFO, "event=pidfile-emptied file=%s reason=\"%s\"", path,
-			        strerror(e));
-		else
-			log_msg(LOG_ERR, "event=pidfile-left file=%s error=\"%s\"", path,
-			        strerror(errno));
-	}
-	close(pid_fd);
-	pid_fd = -1;
-}
-
-/* detach - mockmta -d: the parent returns only when the daemon is ready.
- * The child's stderr is /dev/null by then, so it sends either one NUL
- * byte (ready) or its error line through the pipe, and the parent, still
- * attached to the caller's terminal, prints that line. */
-static int detach(const struct config *cfg)
-{
-	int ready[2];
-	if (pipe2(ready, O_CLOEXEC) < 0)
-		return -1;
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid > 0) {
-		close(ready[1]);
-		char msg[512];
-		size_t got = 0;
-		ssize_t n;
-		while (got < sizeof(msg) - 1 &&
-		       ((n = read(ready[0], msg + got, sizeof(msg) - 1 - got)) > 0 ||
-		        (n < 0 && errno == EINTR)))
-			got += n > 0 ? (size_t)n : 0;
-		if (got > 0 && msg[0] == '\0') {
-			announce_port(); /* the daemon's own stdout is /dev/null */
-			_exit(0);
-		}
-		msg[got] = '\0';
-		fprintf(stderr, "%s: %s\n", cfg->progname,
-		        got ? msg : "the daemon exited before it was ready");
-		_exit(config_exit_code(cfg, EXIT_KIND_STARTUP));
-	}
-	close(ready[0]);
-	setsid();
-	if (chdir("/") < 0)
-		return -1;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		if (cfg->log_dest != LOG_DEST_STDERR)
-			dup2(null, 2);
-		if (null > 2)
-			close(null);
-	}
-	return ready[1];
-}
-
 /* Every process of the daemon's, a spare or a session, holds one slot
  * of prefork.c's shared table (--max-sessions slots); this is the
  * daemon's own view of each: the pid, the state it last saw, and a
  * spare's generation. The key a slot holds for the per-client count is
- * its client's IPv4 address (as ::ffff:a.b.c.d) or IPv6 /64: one host
- * commonly holds a whole /64, so counting single IPv6 addresses would
- * give it 2^64 allowances. A Unix-socket client's key is its uid
- * (after the marker fe80::/64 with a 0xff byte, which no IPv6 /64 key
- * has, since that key ends in 8 zero bytes). */
+ * client.c's (an IPv4 address, an IPv6 /64, a Unix-socket client's
+ * uid). */
 struct proc {
 	pid_t pid;    /* 0: the slot is free */
 	int kind;     /* enum prefork_state, as the daemon last saw it */
@@ -354,58 +192,11 @@ static void close_fd(int *fd)
 static void close_daemon_fds(void)
 {
 	close_fd(&sig_fd);
-	close_fd(&pid_fd);
+	daemon_pidfile_forget();
 	close_fd(&bell[0]);
 	close_fd(&bell[1]);
 	close_fd(&retire[0]);
 	close_fd(&retire[1]);
-}
-
-/* describe - key (above), peer text and uid into *o, and whether the
- * client is local (loopback or a Unix socket), from the peer's address
- * ss of socket fd */
-static void describe(int fd, const struct sockaddr_storage *ss, unsigned char key[16],
-                     struct session_origin *o, bool *local)
-{
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	static const unsigned char unix_key[9] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0xff};
-	memset(key, 0, 16);
-	snprintf(o->peer, sizeof(o->peer), "local");
-	o->uid = -1;
-	*local = false;
-	if (ss->ss_family == AF_UNIX) {
-		struct ucred cred;
-		socklen_t cl = sizeof(cred);
-		*local = true;
-		memcpy(key, unix_key, sizeof(unix_key));
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
-			o->uid = (long)cred.uid;
-			memcpy(key + 12, &cred.uid, sizeof(cred.uid));
-			snprintf(o->peer, sizeof(o->peer), "unix:%ld", o->uid);
-		} else {
-			snprintf(o->peer, sizeof(o->peer), "unix");
-		}
-		return;
-	}
-	if (ss->ss_family == AF_INET) {
-		const struct in_addr *a = &((const struct sockaddr_in *)ss)->sin_addr;
-		memcpy(key, mapped, 12);
-		memcpy(key + 12, a, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			memcpy(key, a->s6_addr, 16);
-		} else {
-			*local = IN6_IS_ADDR_LOOPBACK(a);
-			memcpy(key, a->s6_addr, 8); /* the /64 */
-			inet_ntop(AF_INET6, a, o->peer, sizeof(o->peer));
-			return;
-		}
-	} else {
-		return;
-	}
-	*local = key[12] == 127;
-	inet_ntop(AF_INET, key + 12, o->peer, sizeof(o->peer));
 }
 
 /* listener_origin - see listener.h */
@@ -420,17 +211,7 @@ void listener_origin(int fd, const char *name, bool tls, struct session_origin *
 		ss.ss_family = AF_UNSPEC;
 	o->listener = name;
 	o->tls = tls;
-	describe(fd, &ss, key, o, &local);
-}
-
-/* refuse - a one-line reply to a client we will not serve, written
- * without waiting (the listener never blocks on a client), then close */
-static void refuse(int fd, const char *reply)
-{
-	ssize_t w = send(fd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
-	(void)w; /* a client that cannot take one line loses it */
-	shutdown(fd, SHUT_WR);
-	close(fd);
+	client_describe(fd, &ss, key, o, &local);
 }
 
 /* A condition that repeats while it lasts (accept out of descriptors,
@@ -511,10 +292,22 @@ static void started(unsigned i, struct loop *lp)
  * client (SESSION) or refused one (DONE) */
 static void notice(unsigned i, struct loop *lp)
 {
-	if (procs[i].kind != PREFORK_SPARE)
-		return;
 	enum prefork_state st = prefork_state(i);
-	if (st == PREFORK_SPARE)
+	if (procs[i].kind == PREFORK_SESSION && st == PREFORK_SPARE) {
+		/* --session-reuse: its session ended cleanly, and it waits
+		 * for another client (if it took one meanwhile, the bell
+		 * it rang then brings the daemon back) */
+		procs[i].kind = PREFORK_SPARE;
+		procs[i].counted = false;
+		if (lp->active > 0)
+			lp->active--;
+		if (procs[i].gen == prefork_generation())
+			lp->idle++;
+		log_msg(LOG_DEBUG, "event=session-reuse pid=%ld active=%u", (long)procs[i].pid,
+		        lp->active);
+		return;
+	}
+	if (procs[i].kind != PREFORK_SPARE || st == PREFORK_SPARE)
 		return;
 	if (procs[i].gen == prefork_generation() && lp->idle > 0)
 		lp->idle--;
@@ -618,117 +411,50 @@ static void reap(unsigned max, struct loop *lp)
 	}
 }
 
-/* serve_one - the child: one session, then exit. The signal mask from
- * before the daemon's is restored, but for SIGTERM and SIGINT: one sent
- * meanwhile stays pending for the session's own handler. */
+/* session_mask - a session's signal mask: the one from before the
+ * daemon's, but for SIGTERM and SIGINT (one sent meanwhile stays
+ * pending for the session's own handler) and, with --queue, SIGUSR1
+ * (the runner's flush: `pkill -USR1 smtpipe` ends no session) */
+static sigset_t session_mask(const struct config *cfg)
+{
+	sigset_t mask = open_mask;
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (cfg->queue_dir)
+		sigaddset(&mask, SIGUSR1);
+	return mask;
+}
+
+/* serve_one - the child: one session, then exit */
 static void serve_one(const struct server *srv, int fd, struct session_origin *o)
 {
 	listen_socket_close(false); /* closed, not removed: the daemon's to remove */
 	close_daemon_fds();
 	prefork_close(); /* the other sessions' slots and clients are none of its business */
 	listener_session_signals();
-	sigset_t serve = open_mask;
-	sigaddset(&serve, SIGTERM);
-	sigaddset(&serve, SIGINT);
-	if (srv->cfg->queue_dir) /* the runner's flush: `pkill -USR1 smtpipe` ends no session */
-		sigaddset(&serve, SIGUSR1);
-	sigprocmask(SIG_SETMASK, &serve, NULL);
+	sigset_t mask = session_mask(srv->cfg);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
 	_exit(config_exit_code(srv->cfg, session_run(srv, fd, fd, o)));
 }
 
-/* client_limit - the per-client limit for a client (0: none): a local
- * client (loopback, or a Unix socket: counted by uid) is exempt unless
- * --client-limit-loopback */
-static unsigned client_limit(const struct config *cfg, bool local)
+/* spare_start - the child of top_up: the daemon's descriptors but the
+ * spare's two ends of its pipes closed, SIGHUP ignored and the
+ * session's signal mask, then a spare's life (spare.c) */
+static void spare_start(const struct server *srv, unsigned i, unsigned gen)
 {
-	return !local || cfg->client_limit_loopback ? cfg->max_sessions_per_client : 0;
-}
-
-/* client_capped - the line and the reply for a client over its limit */
-static void client_capped(int fd, const struct session_origin *o, unsigned mine)
-{
-	log_msg(LOG_WARNING, "event=client-cap client=%s sessions=%u listener=%s", o->peer, mine,
-	        o->listener);
-	refuse(fd, "421 4.7.0 Too many sessions from your address, try again later\r\n");
-}
-
-/* ring - a spare tells the daemon to look at the table (a full pipe
- * means the daemon has that to read already) */
-static void ring(void)
-{
-	ssize_t w = write(bell[1], "", 1);
-	(void)w;
-}
-
-/* spare_reload - a spare that took its client after a SIGHUP it was
- * forked before: what the daemon reloaded, reloaded here too, so that no
- * client accepted after a reload is served with the old certificate or
- * log file (the daemon logged the reload; only failures are logged) */
-static void spare_reload(const struct server *srv)
-{
-	char err[512];
-	bool log_ok = log_reopen(err, sizeof(err)) == 0;
-	if (!log_ok)
-		log_msg(LOG_ERR, "event=log-reopen-failed error=\"%s\"", err);
-	auth_reload();
-	if (srv->tls && tls_server_reload(srv->tls, err, sizeof(err)) < 0)
-		log_msg(LOG_ERR, "event=tls-reload-failed error=\"%s\"", err);
-}
-
-/* spare_run - a spare in slot i of generation gen: pre-faulted, it
- * waits for a client on every listening socket, takes one, claims its
- * slot within the per-client limit (a client over it is refused, and the
- * spare waits again) and serves it as serve_one does; or exits when its
- * generation is retired or the daemon is gone */
-static void spare_run(const struct server *srv, unsigned i, unsigned gen)
-{
-	const struct config *cfg = srv->cfg;
 	close_fd(&sig_fd);
-	close_fd(&pid_fd);
+	daemon_pidfile_forget();
 	close_fd(&bell[0]);
 	close_fd(&retire[1]);
 	listener_session_signals();
-	sigset_t serve = open_mask;
-	sigaddset(&serve, SIGTERM);
-	sigaddset(&serve, SIGINT);
-	if (cfg->queue_dir) /* nor any spare */
-		sigaddset(&serve, SIGUSR1);
-	sigprocmask(SIG_SETMASK, &serve, NULL);
-	prefork_prefault();
-	struct session_origin o;
-	int fd;
-	for (;;) {
-		struct sockaddr_storage ss;
-		unsigned which, mine;
-		unsigned char key[16];
-		bool local;
-		if ((fd = prefork_wait(socks, nsocks, retire[0], &ss, &which)) < 0)
-			_exit(0);
-		if (prefork_stopping()) { /* taken as the daemon stopped */
-			char bye[300];
-			snprintf(bye, sizeof(bye), "421 4.3.2 %s Service shutting down\r\n",
-			         srv->hostname);
-			refuse(fd, bye);
-			_exit(0);
-		}
-		o = (struct session_origin){.listener = socks[which].name, .tls = socks[which].tls};
-		describe(fd, &ss, key, &o, &local);
-		if (prefork_claim(i, key, client_limit(cfg, local), &mine) == 0)
-			break;
-		/* refused: no session ran here, so this spare waits again,
-		 * and a client over its limit costs no fork */
-		client_capped(fd, &o, mine);
-	}
-	prefork_wait_done();
-	if (prefork_generation() != gen)
-		spare_reload(srv);
-	ring();
-	/* SESSION is stored before the flag is read, and the daemon sets
-	 * the flag before it reads the states: one of the two sees the
-	 * other, and the SIGTERM reaches this session either way */
-	if (prefork_stopping())
-		raise(SIGTERM); /* blocked: pending for the session's handler */
-	serve_one(srv, fd, &o);
+	sigset_t mask = session_mask(srv->cfg);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	struct spare_env env = {.socks = socks,
+	                        .nsocks = nsocks,
+	                        .retire_fd = retire[0],
+	                        .bell_fd = bell[1],
+	                        .serve_one = serve_one};
+	spare_run(srv, &env, i, gen);
 }
 
 /* top_up - fork spares until --spare-sessions wait (slots allowing);
@@ -744,7 +470,7 @@ static void top_up(const struct server *srv, struct loop *lp)
 		prefork_set(i, PREFORK_SPARE);
 		pid_t pid = fork();
 		if (pid == 0)
-			spare_run(srv, i, gen);
+			spare_start(srv, i, gen);
 		if (pid < 0) {
 			/* the clients are served the old way meanwhile: the
 			 * daemon accepts when no spare waits */
@@ -872,7 +598,7 @@ static void accept_one(const struct server *srv, struct listen_socket *l, struct
 	struct session_origin o = {.listener = l->name, .tls = l->tls};
 	bool local;
 	unsigned mine, i = free_slot(cfg->max_sessions);
-	describe(fd, &ss, key, &o, &local);
+	client_describe(fd, &ss, key, &o, &local);
 	if (prefork_claim(i, key, client_limit(cfg, local), &mine) < 0) {
 		prefork_set(i, PREFORK_FREE);
 		client_capped(fd, &o, mine);
@@ -886,7 +612,7 @@ static void accept_one(const struct server *srv, struct listen_socket *l, struct
 		 * client, and rest before taking the next one */
 		prefork_set(i, PREFORK_FREE);
 		failed(&lp->fork_fail, errno, now);
-		refuse(fd, "421 4.3.2 Cannot start a session now, try again later\r\n");
+		client_refuse(fd, "421 4.3.2 Cannot start a session now, try again later\r\n");
 		lp->resume_ms = now + lp->backoff_ms;
 		lp->backoff_ms = lp->backoff_ms * 2 > BOUND_FORK_BACKOFF_MAX_MS
 		                     ? BOUND_FORK_BACKOFF_MAX_MS
@@ -950,9 +676,9 @@ static int start_up(const struct server *srv, struct loop *lp)
 	const struct config *cfg = srv->cfg;
 	int ready_fd = -1;
 	char err[512];
-	if (cfg->mode == MODE_DAEMON && (ready_fd = detach(cfg)) < 0)
+	if (cfg->mode == MODE_DAEMON && (ready_fd = daemon_detach(cfg, announce_port)) < 0)
 		return startup_failed(cfg, -1, "cannot detach");
-	if (pid_fd >= 0 && write_pidfile() < 0) {
+	if (daemon_pidfile_write() < 0) {
 		char what[300];
 		snprintf(what, sizeof(what), "cannot write %s", cfg->pidfile);
 		return startup_failed(cfg, ready_fd, what);
@@ -975,7 +701,7 @@ static int start_up(const struct server *srv, struct loop *lp)
 		(void)w;
 		close(ready_fd);
 	}
-	notify("READY=1");
+	daemon_notify("READY=1");
 	return 0;
 }
 
@@ -1006,7 +732,7 @@ static void on_signals(const struct server *srv, struct loop *lp, unsigned max, 
 			prefork_stop();
 			listen_socket_close(true); /* no new client; Unix sockets removed */
 			retire_spares(lp, false);
-			notify("STOPPING=1");
+			daemon_notify("STOPPING=1");
 			stop_sessions(max, lp);
 			if (runner_pid > 0) { /* deliveries finish, then it ends */
 				kill(runner_pid, SIGTERM);
@@ -1078,8 +804,7 @@ int listener_run(const struct server *srv)
 				accept_one(srv, &socks[i], &lp);
 	}
 	listen_socket_close(true);
-	if (pid_fd >= 0)
-		remove_pidfile(cfg->pidfile);
+	daemon_pidfile_remove(cfg->pidfile);
 	close_fd(&bell[0]);
 	close_fd(&bell[1]);
 	close_fd(&retire[0]);

@@ -1,5 +1,6 @@
 /*
- * listener.h - bind, accept, cap, fork, reap, signals, pidfile, detach
+ * listener.h - bind, accept, cap, fork, reap, signals (the pid file and
+ *              detaching: daemon.h)
  *
  * One process per session. At the session cap the listener stops
  * polling the listening socket and the kernel backlog holds further
@@ -40,15 +41,9 @@ int listener_open(const struct server *srv, char *err, size_t errlen);
  * SMTPIPE_CLIENT_UID, SMTPIPE_LISTENER) */
 void listener_origin(int fd, const char *name, bool tls, struct session_origin *o);
 int listener_run(const struct server *srv);
-/* listener_harden - no core files and not dumpable (the AUTH password
- * is in memory): for the daemon, its sessions and --inetd */
-void listener_harden(void);
 /* listener_session_signals - a session ignores SIGHUP (a hang-up or
  * `pkill -HUP` must not cut a delivery short); commands get it back
  * at their default (deliver_pipe) */
 void listener_session_signals(void);
-/* listener_drop_privileges - become USER[:GROUP] (listener_open does it
- * after binding; main calls it for --inetd); -1 with err filled */
-int listener_drop_privileges(const char *spec, char *err, size_t errlen);
 
 #endif

@@ -26,6 +26,7 @@
 #include "deliver_mbox.h"
 #include "deliver_pipe.h"
 #include "faults.h"
+#include "daemon.h"
 #include "listener.h"
 #include "log.h"
 #include "options.h"
@@ -250,7 +251,7 @@ static int serve_inetd(void)
 	/* --user once the key, certificate and secret are read (as the
 	 * listener does after binding); the mailbox is checked as the user
 	 * who will append to it */
-	if (cfg.run_user && listener_drop_privileges(cfg.run_user, err, sizeof(err)) < 0)
+	if (cfg.run_user && daemon_drop_privileges(cfg.run_user, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	int rc = check_files();
 	if (rc)
@@ -271,7 +272,7 @@ static int serve_inetd(void)
 static int queue_command(void)
 {
 	char err[512];
-	if (cfg.run_user && listener_drop_privileges(cfg.run_user, err, sizeof(err)) < 0)
+	if (cfg.run_user && daemon_drop_privileges(cfg.run_user, err, sizeof(err)) < 0)
 		return fail(EXIT_KIND_STARTUP, err);
 	if (!cfg.queue_run)
 		return config_exit_code(&cfg, (enum exit_kind)queue_admin(&srv));
@@ -306,8 +307,8 @@ int main(int argc, char **argv)
 {
 	char err[512];
 	if (stdio_safe() < 0)
-		return 3;  /* nowhere to say it */
-	listener_harden(); /* before the AUTH secret is read */
+		return 3; /* nowhere to say it */
+	daemon_harden();  /* before the AUTH secret is read */
 	/* A session's buffers (SMTP input, spool) come from the heap the
 	 * daemon leaves it: with room at its top, and never trimmed, no
 	 * forked session has to grow or shrink it with brk(). Untouched,

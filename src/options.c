@@ -455,6 +455,15 @@ static enum options_result combination(struct parse *p, char *err, size_t errlen
 	     given(p, "queue-lifetime") || given(p, "queue-workers")) &&
 	    !cfg->queue_dir)
 		return bad(cfg, err, errlen, "the --queue-* options need --queue=DIR");
+	if (cfg->session_reuse > 1 && given(p, "inetd"))
+		return bad(cfg, err, errlen,
+		           "--session-reuse is for a listening daemon's spares; --inetd serves one "
+		           "client");
+	if (cfg->session_reuse > 1 && cfg->spare_sessions == 0)
+		return bad(cfg, err, errlen,
+		           "--session-reuse=%u needs --spare-sessions=N: only a spare goes back "
+		           "to wait for another client",
+		           cfg->session_reuse);
 	if (cfg->queue_json && !cfg->queue_list)
 		return bad(cfg, err, errlen, "--json goes with --queue-list");
 	if (cfg->queue_retry_max < cfg->queue_retry)

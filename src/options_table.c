@@ -284,6 +284,17 @@ static const struct option_row rows[] = {
      .value_name = "N",
      .help = "session processes forked ahead of their clients, at most\n--max-sessions "
              "(default %D; 0: fork when a client comes)"},
+    {.name = "session-reuse",
+     .shorts = "",
+     .kind = OPTION_UNSIGNED,
+     FIELD(session_reuse),
+     .min = 1,
+     .max = 10000,
+     .def = BOUND_SESSION_REUSE,
+     .what = "a number (1-10000)",
+     .value_name = "N",
+     .help = "connections a spare session process serves one after another,\n"
+             "each after a clean end of the one before (default %D; needs\n--spare-sessions)"},
     {.name = "client-limit-loopback",
      .shorts = "",
      .kind = OPTION_FLAG,

@@ -118,6 +118,15 @@ int prefork_claim(unsigned i, const unsigned char key[16], unsigned limit, unsig
 	return ok ? 0 : -1;
 }
 
+/* prefork_return - see prefork.h */
+void prefork_return(unsigned i)
+{
+	lock();
+	memset(table->slot[i].key, 0, sizeof(table->slot[i].key));
+	atomic_store(&table->slot[i].state, PREFORK_SPARE);
+	pthread_mutex_unlock(&table->lock);
+}
+
 /* prefork_generation - see prefork.h */
 unsigned prefork_generation(void)
 {
@@ -191,7 +200,7 @@ void prefork_wait_done(void)
 }
 
 /* prefork_wait - see prefork.h */
-int prefork_wait(const struct listen_socket *socks, unsigned n, int retire_fd,
+int prefork_wait(const struct listen_socket *socks, unsigned n, int retire_fd, int idle_ms,
                  struct sockaddr_storage *ss, unsigned *which)
 {
 	static sigset_t waitmask;
@@ -218,8 +227,8 @@ int prefork_wait(const struct listen_socket *socks, unsigned n, int retire_fd,
 	}
 	for (;;) {
 		struct epoll_event evs[8];
-		int got = epoll_pwait(ep, evs, 8, -1, &waitmask);
-		if (spare_stop)
+		int got = epoll_pwait(ep, evs, 8, idle_ms, &waitmask);
+		if (spare_stop || got == 0) /* got 0: idle_ms passed without a client */
 			return -1;
 		if (got < 0 && errno != EINTR)
 			return -1;

@@ -45,6 +45,10 @@ void prefork_set(unsigned i, enum prefork_state state);
  * not 0 and limit sessions with that key run already: then it stays as
  * it was and -1 is returned; *count: the sessions of key before it */
 int prefork_claim(unsigned i, const unsigned char key[16], unsigned limit, unsigned *count);
+/* prefork_return - a process whose session ended cleanly, under
+ * --session-reuse: its slot i from SESSION back to SPARE, the client's
+ * key cleared, so that it waits for another client */
+void prefork_return(unsigned i);
 /* prefork_generation - the current generation of spares */
 unsigned prefork_generation(void);
 /* prefork_retire - a new generation: the spares of the old one are
@@ -61,11 +65,12 @@ void prefork_prefault(void);
 /* prefork_wait - a spare: wait until one of the n listening sockets
  * (made non-blocking by the daemon) gives it a client, or until
  * retire_fd reports the end of its generation (EOF) or SIGTERM/SIGINT
- * reach it (they are unblocked only while it waits). The connection,
- * its peer in *ss and the listener's index in *which; -1: exit. Out of
+ * reach it (they are unblocked only while it waits), or idle_ms pass
+ * without a client (-1: no bound). The connection, its peer in *ss and
+ * the listener's index in *which; -1: exit. Out of
  * descriptors, it logs one line and tries again every
  * BOUND_ACCEPT_RETRY_MS. */
-int prefork_wait(const struct listen_socket *socks, unsigned n, int retire_fd,
+int prefork_wait(const struct listen_socket *socks, unsigned n, int retire_fd, int idle_ms,
                  struct sockaddr_storage *ss, unsigned *which);
 /* prefork_wait_done - the spare has its client: its epoll instance closed */
 void prefork_wait_done(void);

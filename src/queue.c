@@ -220,16 +220,22 @@ static int copy_spool(struct spool *sp, int fd)
 {
 	static char buf[QUEUE_BLOCK];
 	size_t off = 0;
+	int rc = 0;
 	for (;;) {
 		ssize_t n = spool_read_at(sp, buf, sizeof(buf), off);
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			return 0;
-		if (fdio_write_all(fd, buf, (size_t)n, NULL) < 0)
-			return -1;
+		if (n <= 0) {
+			rc = (int)n;
+			break;
+		}
+		if (fdio_write_all(fd, buf, (size_t)n, NULL) < 0) {
+			rc = -1;
+			break;
+		}
 		off += (size_t)n;
 	}
+	/* the message's text, gone before the next client (--session-reuse) */
+	explicit_bzero(buf, sp->size < sizeof(buf) ? sp->size : sizeof(buf));
+	return rc;
 }
 
 /* build - a message directory of the spool's content and envelope d,
@@ -264,6 +270,8 @@ static int build(const struct queue *q, const struct delivery *d, struct spool *
 	rc = 0;
 out:;
 	int e = errno;
+	if (env) /* the envelope, gone before the next client (--session-reuse) */
+		explicit_bzero(env, elen);
 	free(env);
 	if (fd >= 0)
 		close(fd);

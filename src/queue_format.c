@@ -85,11 +85,14 @@ int queue_decode(char *s)
 static int put_field(char **buf, size_t *len, size_t *cap, const char *key, const char *val)
 {
 	size_t vl = strlen(val), need = *len + strlen(key) + 1 + vl * 3 + 2;
-	if (need > *cap) {
+	if (need > *cap) { /* not realloc: the old block, wiped, holds addresses */
 		size_t nc = *cap * 2 > need ? *cap * 2 : need;
-		char *nb = realloc(*buf, nc);
+		char *nb = malloc(nc);
 		if (!nb)
 			return -1;
+		memcpy(nb, *buf, *len + 1);
+		explicit_bzero(*buf, *cap);
+		free(*buf);
 		*buf = nb;
 		*cap = nc;
 	}
@@ -124,6 +127,7 @@ char *queue_env_format(const struct delivery *d, const char *id, long long arriv
 	for (size_t i = 0; i < d->nrcpt && rc == 0; i++)
 		rc |= put_field(&buf, &n, &cap, "rcpt", d->rcpts[i]);
 	if (rc) {
+		explicit_bzero(buf, cap);
 		free(buf);
 		return NULL;
 	}

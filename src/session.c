@@ -94,10 +94,17 @@ struct session {
 	bool drop;           /* end without writing the replies still queued */
 	bool authed;         /* auth_user holds who logged in */
 	char auth_user[256]; /* SMTPIPE_AUTH_USER for the delivery command */
+	size_t block_used;   /* the most of block (below) filled: wiped at the end */
+	bool clean;          /* session_reusable, once it ended */
 	/* last, and not cleared beyond its length: a session dirties only
 	 * the part of these two pages that its replies use */
 	struct reply_buf out; /* the engine's replies, written by smtp_io */
 };
+
+/* one per process; large buffers off the stack. Page-aligned: a
+ * session dirties its first page (the fields, and the start of out)
+ * and, with long replies, the next, never a page it shares */
+static struct session current __attribute__((aligned(4096)));
 
 /* Decoded DATA on its way to the spool. Outside struct session so that
  * a session that never sends DATA never touches (and never dirties
@@ -214,6 +221,8 @@ static enum exit_kind receive_message(struct session *s, const struct engine_tra
 			return EXIT_KIND_FAILURE;
 		}
 		size_t used = data_decode(d, in, n, block, &out);
+		if (out > s->block_used)
+			s->block_used = out;
 		if (!d->too_big && !err && spool_write(&s->sp, block, out) < 0)
 			err = errno;
 		smtp_io_consume(&s->io, used);
@@ -484,22 +493,34 @@ static int session_start(struct session *s, const struct server *srv, int fd_in,
 enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
                            const struct session_origin *from)
 {
-	static struct session s; /* one per process; large buffers off the stack */
 	install_signals();
-	memset(&s, 0, offsetof(struct session, out));
-	s.out.len = 0;
-	if (session_start(&s, srv, fd_in, fd_out, from) < 0)
+	memset(&current, 0, offsetof(struct session, out));
+	current.out.len = 0;
+	if (session_start(&current, srv, fd_in, fd_out, from) < 0)
 		return EXIT_KIND_FAILURE;
-	enum exit_kind result = serve(&s);
-	if (!s.drop) /* the last replies and the bye: one timeout */
-		smtp_io_close(&s.io, &s.out);
+	enum exit_kind result = serve(&current);
+	if (!current.drop) /* the last replies and the bye: one timeout */
+		smtp_io_close(&current.io, &current.out);
 	unsigned long long in, out;
-	smtp_io_bytes(&s.io, &in, &out);
-	log_msg(LOG_INFO, "event=close client=%s messages=%u in=%llu out=%llu", s.peer, s.messages,
-	        in, out);
-	smtp_io_close(&s.io, NULL);
-	engine_free(s.e);
-	spool_free(&s.sp);
-	smtp_io_free(&s.io);
+	smtp_io_bytes(&current.io, &in, &out);
+	log_msg(LOG_INFO, "event=close client=%s messages=%u in=%llu out=%llu", current.peer,
+	        current.messages, in, out);
+	smtp_io_close(&current.io, NULL);
+	engine_free(current.e);
+	spool_free(&current.sp);
+	smtp_io_free(&current.io);
+	/* what the client sent and who logged in: gone before another
+	 * client of this process (--session-reuse) */
+	bool clean = result == EXIT_KIND_OK && !stop_requested && !current.io.write_failed &&
+	             !current.tls; /* GnuTLS's freed memory is not ours to wipe */
+	explicit_bzero(block, current.block_used);
+	explicit_bzero(&current, offsetof(struct session, out));
+	current.clean = clean;
 	return result;
+}
+
+/* session_reusable - see session.h */
+bool session_reusable(void)
+{
+	return current.clean;
 }

@@ -44,5 +44,11 @@ struct session_origin {
  * before it forks any session, main.c before an --inetd session. */
 enum exit_kind session_run(const struct server *srv, int fd_in, int fd_out,
                            const struct session_origin *from);
+/* session_reusable - whether the last session_run ended so cleanly
+ * (QUIT, or EOF between transactions; no stop request, every reply
+ * written, and no TLS, whose library frees memory smtpipe cannot
+ * wipe) that its process may serve another client (--session-reuse);
+ * its buffers are wiped either way */
+bool session_reusable(void);
 
 #endif

@@ -36,9 +36,13 @@ int smtp_io_init(struct smtp_io *io, int fd_in, int fd_out, int timeout_ms)
 	return io->buf ? 0 : -1;
 }
 
-/* smtp_io_free - release the buffer (the descriptors are the caller's) */
+/* smtp_io_free - wipe the buffer as far as the client filled it (it
+ * held AUTH lines, and the message), then release it; the descriptors
+ * are the caller's */
 void smtp_io_free(struct smtp_io *io)
 {
+	if (io->buf)
+		explicit_bzero(io->buf, io->used);
 	free(io->buf);
 	io->buf = NULL;
 }
@@ -192,6 +196,8 @@ static enum smtp_io_status fill(struct smtp_io *io, bool line_clock)
 	if (n == 0)
 		return SMTP_IO_EOF;
 	io->end += (size_t)n;
+	if (io->end > io->used)
+		io->used = io->end;
 	io->bytes_in += (unsigned long long)n;
 	return SMTP_IO_OK;
 }

@@ -63,6 +63,7 @@ struct smtp_io {
 	char *buf;                     /* SMTP_IO_BUFFER bytes */
 	size_t start;                  /* first unread byte */
 	size_t end;                    /* one past the last buffered byte */
+	size_t used;                   /* the most of buf ever filled: wiped at free */
 	unsigned long long bytes_in;
 	unsigned long long bytes_out;
 };

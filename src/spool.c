@@ -109,6 +109,8 @@ int spool_write(struct spool *sp, const void *buf, size_t n)
 		size_t k = n < room ? n : room;
 		memcpy(sp->mem + sp->mem_len, p, k);
 		sp->mem_len += k;
+		if (sp->mem_len > sp->mem_used)
+			sp->mem_used = sp->mem_len;
 		sp->size += k;
 		p += k;
 		n -= k;
@@ -207,6 +209,8 @@ void spool_reset(struct spool *sp)
 void spool_free(struct spool *sp)
 {
 	spool_reset(sp);
+	if (sp->mem) /* the messages' text, gone before the next client */
+		explicit_bzero(sp->mem, sp->mem_used);
 	free(sp->mem);
 	sp->mem = NULL;
 	sp->mem_cap = 0;

@@ -17,6 +17,7 @@ struct spool {
 	char *mem; /* in-memory content while small */
 	size_t mem_len;
 	size_t mem_cap;
+	size_t mem_used; /* the most of mem ever filled: wiped by spool_free */
 	int fd;          /* spill file (unlinked), -1 while in memory */
 	size_t size;     /* bytes written so far */
 	int error;       /* first errno seen, 0 if none (sticky) */

@@ -230,6 +230,25 @@ def alive(pid):
     return st is not None and st[0] not in ("Z", "X")
 
 
+_SANITIZED = None
+
+
+def sanitized():
+    """True when the smtpipe under test is an AddressSanitizer build (CI's
+    second stage): its allocator keeps freed memory in quarantine, unwiped
+    and unreused, and it maps terabytes of shadow, so what a process's
+    memory or RSS shows is the sanitizer's, not the C library's"""
+    global _SANITIZED
+    if _SANITIZED is None:
+        with open(real_binary(), "rb") as f:
+            _SANITIZED = b"__asan_init" in f.read()
+    return _SANITIZED
+
+
+SANITIZED_MEMORY = ("an ASan build: its allocator quarantines freed memory and maps terabytes "
+                    "of shadow; the first stage's build runs this")
+
+
 def children(pid, zombies=False, descendants=False):
     """pids of pid's child processes (from /proc, so those of every
     thread), sorted; zombies among them only when asked; with

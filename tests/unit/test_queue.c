@@ -179,8 +179,9 @@ static void test_state_gave_up(void **state)
 	const char *bad[] = {
 	    "attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\ngave-up=maybe\nbounce=\n",
 	    "attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\ngave-up=failed\nbounce=../x\n",
-	    "attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\ngave-up=failed\n"
-	    "bounce=6B0F2E9736C01B0C20962D5150\n",
+	    /* a bounce ID one digit too long */
+	    ("attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\ngave-up=failed\n"
+	     "bounce=6B0F2E9736C01B0C20962D5150\n"),
 	    /* a bounce named while the message is live */
 	    "attempts=1\nnext=2\nlast-ms=3\nsince=4\nerror=\nbounce=6B0F2E9736C01B0C20962D515\n",
 	};
