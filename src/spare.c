@@ -74,8 +74,10 @@ static int take(const struct server *srv, const struct spare_env *env, unsigned 
 		unsigned char key[16];
 		bool local;
 		long long left = until < 0 ? -1 : until - clock_now_ms();
-		int fd = prefork_wait(env->socks, env->nsocks, env->retire_fd,
-		                      left < 0 && until >= 0 ? 0 : (int)left, &ss, &which);
+		if (until >= 0 && left < 0)
+			left = 0; /* past the bound: one look, no wait */
+		int fd =
+		    prefork_wait(env->socks, env->nsocks, env->retire_fd, (int)left, &ss, &which);
 		if (fd < 0)
 			_exit(0);
 		if (prefork_stopping()) { /* taken as the daemon stopped */

@@ -249,6 +249,48 @@ SANITIZED_MEMORY = ("an ASan build: its allocator quarantines freed memory and m
                     "of shadow; the first stage's build runs this")
 
 
+def writable_memory(pid):
+    """(mapping name, bytes) of each writable mapping of pid, read through
+    /proc/PID/mem (root: smtpipe's processes are not dumpable)"""
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb") as mem:
+        for line in maps:
+            f = line.split()
+            if "rw" not in f[1]:
+                continue
+            a, b = (int(x, 16) for x in f[0].split("-"))
+            try:
+                mem.seek(a)
+                data = mem.read(b - a)
+            except OSError:  # a guard page, a mapping gone meanwhile
+                continue
+            yield (f[5] if len(f) > 5 else "anon"), data
+
+
+def memory_hits(pid, needles):
+    """needles found in pid's writable memory: {needle: [mapping, ...]}"""
+    hits = {}
+    for name, data in writable_memory(pid):
+        for n in needles:
+            if n in data:
+                hits.setdefault(n, []).append(name)
+    return hits
+
+
+def connect_pids(log):
+    """the pid of the process that served each session, in order (from
+    each session's event=connect line)"""
+    return [int(p) for p in re.findall(r"\[(\d+)\]: session=\S+ event=connect ", log)]
+
+
+def sessions_closed(n):
+    """a Server.wait_log condition: n sessions logged their close"""
+    def over(log):
+        """%d sessions closed"""
+        return log.count("event=close ") >= n
+    over.__doc__ = over.__doc__ % n
+    return over
+
+
 def children(pid, zombies=False, descendants=False):
     """pids of pid's child processes (from /proc, so those of every
     thread), sorted; zombies among them only when asked; with

@@ -25,20 +25,7 @@ import test_reuse as tr  # noqa: E402
 HANG = 60  # seconds: only a guard against a hang
 
 
-def children(pid):
-    """the live direct children of pid (from /proc)"""
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(p))
-    return out
+children = harness.children
 
 
 def tcp_states():
@@ -127,19 +114,7 @@ PASS = "pw-for-usermark-31"
 
 def occurrences(pid, needle):
     """how often needle occurs in pid's writable memory"""
-    n = 0
-    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb") as mem:
-        for line in maps:
-            f = line.split()
-            if "rw" not in f[1]:
-                continue
-            a, b = (int(x, 16) for x in f[0].split("-"))
-            try:
-                mem.seek(a)
-                n += mem.read(b - a).count(needle)
-            except OSError:
-                continue
-    return n
+    return sum(data.count(needle) for _, data in harness.writable_memory(pid))
 
 
 @unittest.skipUnless(os.geteuid() == 0, "reads a non-dumpable process's memory: needs root")
@@ -216,12 +191,7 @@ class Lock(tq.Base):
         # its command waits on the FIFO)
         self.ctl.block()
         srv, pid = self.runner()
-        lock = os.path.join(self.queue, "lock")
-        fd = os.open(lock + ".new", os.O_RDWR | os.O_CREAT, 0o600)
-        self.addCleanup(os.close, fd)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, b"%d\n" % os.getpid())
-        os.rename(lock + ".new", lock)
+        fd = self.plant_held_lock()
         self.wait_log(srv, r"ours again: Resource temporarily unavailable\" waiting")
         qid = self.send(srv)
         for k in (1, 2):

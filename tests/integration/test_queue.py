@@ -9,6 +9,7 @@ generous bound that only guards against a hang.
 """
 import email
 import email.policy
+import fcntl
 import json
 import os
 import re
@@ -179,6 +180,18 @@ class Base(unittest.TestCase):
         """what the regular expression finds in the log, once it finds it count times"""
         log = srv.wait_log(harness.log_matches(pattern, count), timeout=HANG)
         return re.findall(pattern, log)
+
+    def plant_held_lock(self):
+        """a new DIR/lock put in place by rename, held (flock) by this test
+        as an older runner would hold it; the descriptor (closed at the
+        end of the test)"""
+        lock = os.path.join(self.queue, "lock")
+        fd = os.open(lock + ".new", os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, b"%d\n" % os.getpid())
+        os.rename(lock + ".new", lock)
+        return fd
 
     def kill_daemon_mid_delivery(self):
         """kill -9 of the daemon alone while its worker's command, blocked,

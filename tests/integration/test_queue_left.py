@@ -267,12 +267,7 @@ class Lock(Base):
         # holds the new DIR/lock, the daemon's runner starts nothing
         # until it can make the file its own
         srv, pid = self.started()
-        lock = os.path.join(self.queue, "lock")
-        fd = os.open(lock + ".new", os.O_RDWR | os.O_CREAT, 0o600)
-        self.addCleanup(os.close, fd)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, b"%d\n" % os.getpid())
-        os.rename(lock + ".new", lock)
+        fd = self.plant_held_lock()
         self.wait_log(srv, r"event=queue-error error=\"cannot make \S+/lock ours again: "
                            r"Resource temporarily unavailable\" waiting")
         fcntl.flock(fd, fcntl.LOCK_UN)

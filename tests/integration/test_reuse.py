@@ -13,7 +13,6 @@ bound that only guards against a hang.
 """
 import base64
 import os
-import re
 import shutil
 import signal
 import smtplib
@@ -31,16 +30,9 @@ ONE = ["--max-sessions=1", "--spare-sessions=1"]
 alive = harness.alive
 
 
-def connect_pids(log):
-    """the pid of the process that served each session, in order"""
-    return [int(p) for p in re.findall(r"\[(\d+)\]: session=\S+ event=connect ", log)]
-
-
-def closes(n):
-    def over(log):
-        """n sessions closed"""
-        return log.count("event=close ") >= n
-    return over
+connect_pids = harness.connect_pids
+closes = harness.sessions_closed
+memory_hits = harness.memory_hits
 
 
 def send(srv, n, body="hello"):
@@ -243,27 +235,6 @@ BODY = "BODYMARK-7f3a91-message-text"
 RCPT = "rcptmark-55ab@example.org"
 
 
-def memory_hits(pid, needles):
-    """needles found in pid's writable memory: {needle: [mapping, ...]}"""
-    hits = {}
-    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb") as mem:
-        for line in maps:
-            f = line.split()
-            a, b = (int(x, 16) for x in f[0].split("-"))
-            if "rw" not in f[1]:
-                continue
-            try:
-                mem.seek(a)
-                data = mem.read(b - a)
-            except OSError:
-                continue
-            for n in needles:
-                if n in data:
-                    hits.setdefault(n, []).append(f[5] if len(f) > 5 else "anon")
-    return hits
-
-
-@unittest.skipUnless(os.geteuid() == 0, "reads a non-dumpable process's memory: needs root")
 @unittest.skipIf(harness.sanitized(), harness.SANITIZED_MEMORY)
 class Wiped(unittest.TestCase):
     """what a client sent is gone from the process before it waits for the next"""

@@ -38,16 +38,9 @@ alive = harness.alive
 children = harness.children
 
 
-def connect_pids(log):
-    """the pid of the process that served each session, in order"""
-    return [int(p) for p in re.findall(r"\[(\d+)\]: session=\S+ event=connect ", log)]
-
-
-def closes(n):
-    def over(log):
-        """n sessions closed"""
-        return log.count("event=close ") >= n
-    return over
+connect_pids = harness.connect_pids
+closes = harness.sessions_closed
+memory_hits = harness.memory_hits
 
 
 def waiting_again(srv, pid, count=1):
@@ -67,6 +60,17 @@ def quit_session(srv):
 def served_by(srv, k):
     """the pid that served the k-th session (from 1), once it closed"""
     return connect_pids(srv.wait_log(closes(k), timeout=HANG))[k - 1]
+
+
+def served_each(srv, n):
+    """n clients at once, each greeted and QUIT: n processes that served
+    one client each wait for their next"""
+    first = [srv.raw(timeout=HANG) for _ in range(n)]
+    for c in first:
+        c.greet()
+    for c in first:
+        c.cmd("QUIT", 221)
+    srv.wait_log("event=reuse-wait ", count=n)
 
 
 def gone(pid, what):
@@ -496,12 +500,7 @@ class Limits(unittest.TestCase):
         # the backlog is served by a fresh spare once one of them ends
         with harness.Server("--max-sessions=2", "--spare-sessions=2", "--session-reuse=2",
                             mailbox="mbox") as srv:
-            first = [srv.raw(timeout=HANG) for _ in range(2)]
-            for c in first:
-                c.greet()
-            for c in first:
-                c.cmd("QUIT", 221)
-            srv.wait_log("event=reuse-wait ", count=2)
+            served_each(srv, 2)
             last = [srv.raw(timeout=HANG) for _ in range(2)]
             for c in last:
                 c.greet()
@@ -555,12 +554,7 @@ class Lifecycle(unittest.TestCase):
     def test_sigterm_to_the_daemon_finishes_a_reused_session_and_leaves_none(self):
         with harness.Server("--max-sessions=2", "--spare-sessions=2", "--session-reuse=100",
                             mailbox="mbox") as srv:
-            a = [srv.raw(timeout=HANG) for _ in range(2)]
-            for c in a:
-                c.greet()
-            for c in a:
-                c.cmd("QUIT", 221)
-            srv.wait_log("event=reuse-wait ", count=2)
+            served_each(srv, 2)
             pids = set(connect_pids(srv.log()))
             b = srv.raw(timeout=HANG)
             b.greet()
@@ -586,12 +580,7 @@ class Lifecycle(unittest.TestCase):
         with harness.Server("--max-sessions=3", "--spare-sessions=2", "--session-reuse=100",
                             "--tls-cert=" + cert, "--tls-key=" + key, mailbox="mbox") as srv:
             # three processes that served and wait for their next client
-            a = [srv.raw(timeout=HANG) for _ in range(3)]
-            for c in a:
-                c.greet()
-            for c in a:
-                c.cmd("QUIT", 221)
-            srv.wait_log("event=reuse-wait ", count=3)
+            served_each(srv, 3)
             shutil.copy(PKI2["SERVER"], cert + ".new")
             shutil.copy(PKI2["SERVER_KEY"], key + ".new")
             os.rename(cert + ".new", cert)
@@ -838,26 +827,6 @@ class Resources(unittest.TestCase):
             # 0-2, and ls's own directory (no socket: neither a listener nor a client)
             self.assertLessEqual(len(fds), 4, fds)
             self.assertEqual([fd for fd in fds if "socket:" in fd[1]], [], fds)
-
-
-def memory_hits(pid, needles):
-    """needles found in pid's writable memory: {needle: [mapping, ...]}"""
-    hits = {}
-    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb") as mem:
-        for line in maps:
-            f = line.split()
-            a, b = (int(x, 16) for x in f[0].split("-"))
-            if "rw" not in f[1]:
-                continue
-            try:
-                mem.seek(a)
-                data = mem.read(b - a)
-            except OSError:
-                continue
-            for n in needles:
-                if n in data:
-                    hits.setdefault(n, []).append(f[5] if len(f) > 5 else "anon")
-    return hits
 
 
 MARKS = ["ehlomark-Q1", "WRONGLOGIN-Q2", "sendermark-Q3", "rcptmark-Q4", "subjmark-Q5",

@@ -76,6 +76,20 @@ static void test_block_put(void **state)
 	}
 }
 
+/* read_all_and_exit - a reader child: everything on fd until EOF, then
+ * exit 0 when it was exactly want[0..n), else 1 */
+__attribute__((noreturn)) static void read_all_and_exit(int fd, const char *want, size_t n)
+{
+	static char in[256 * 1024 + 1];
+	size_t got = 0;
+	if (n >= sizeof(in))
+		_exit(1);
+	ssize_t r;
+	while (got < sizeof(in) && (r = read(fd, in + got, sizeof(in) - got)) > 0)
+		got += (size_t)r;
+	_exit(got == n && memcmp(in, want, n) == 0 ? 0 : 1);
+}
+
 /* More than a pipe holds in one write, read on the other side as it is
  * written; then a pipe with no reader: -1, EPIPE, nothing counted. */
 static void test_write_all(void **state)
@@ -90,12 +104,7 @@ static void test_write_all(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) { /* the reader: exits 0 when it read exactly big */
 		close(p[1]);
-		static char in[sizeof(big) + 1];
-		size_t n = 0;
-		ssize_t r;
-		while ((r = read(p[0], in + n, sizeof(in) - n)) > 0)
-			n += (size_t)r;
-		_exit(n == sizeof(big) && memcmp(in, big, n) == 0 ? 0 : 1);
+		read_all_and_exit(p[0], big, sizeof(big));
 	}
 	close(p[0]);
 	size_t done = 0;
@@ -153,12 +162,7 @@ static void test_write_all_after_a_short_write(void **state)
 		if (queued < cap)
 			_exit(2);
 		kill(getppid(), SIGUSR1);
-		static char in[sizeof(big) + 1];
-		size_t n = 0;
-		ssize_t r;
-		while ((r = read(p[0], in + n, sizeof(in) - n)) > 0)
-			n += (size_t)r;
-		_exit(n == sizeof(big) && memcmp(in, big, n) == 0 ? 0 : 1);
+		read_all_and_exit(p[0], big, sizeof(big));
 	}
 	close(p[0]);
 	size_t done = 0;
